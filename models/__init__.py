@@ -1,0 +1,40 @@
+"""The domain: SQLAlchemy models and the operations that change them.
+
+Plain Python: no Flask request, no Celery. The web and worker edges call in
+here; nothing in here calls them.
+"""
+
+from models.db import db, transaction
+from models.entities import (
+    Account,
+    ApiToken,
+    Delivery,
+    FlowSession,
+    Handoff,
+    Message,
+    MonthlyRollup,
+    OutboxEvent,
+    PsaWriteback,
+    User,
+)
+from models.errors import Conflict, DomainError, Forbidden, NotFound, ValidationFailed
+
+__all__ = [
+    "Account",
+    "ApiToken",
+    "Conflict",
+    "Delivery",
+    "DomainError",
+    "FlowSession",
+    "Forbidden",
+    "Handoff",
+    "Message",
+    "MonthlyRollup",
+    "NotFound",
+    "OutboxEvent",
+    "PsaWriteback",
+    "User",
+    "ValidationFailed",
+    "db",
+    "transaction",
+]

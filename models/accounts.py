@@ -1,0 +1,145 @@
+"""Accounts, users, credentials."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from models.db import db, transaction
+from models.entities import ROLES, Account, ApiToken, User
+from models.errors import Conflict, ValidationFailed
+
+
+def hash_token(token: str) -> str:
+    # Tokens are 256 random bits, so a fast hash is enough to make the stored value useless.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _issue_token(user: User) -> str:
+    token = secrets.token_urlsafe(32)
+    db.session.add(ApiToken(user=user, token_hash=hash_token(token)))
+    return token
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def validate_timezone(name: str) -> str:
+    if name not in available_timezones():
+        raise ValidationFailed(
+            "Unknown time zone.", {"timezone": [f"Not an IANA time zone: {name!r}."]}
+        )
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValidationFailed("Unknown time zone.", {"timezone": [str(exc)]}) from exc
+    return name
+
+
+def _email_taken() -> Conflict:
+    return Conflict(
+        "A user with this email already exists.", {"email": ["Already in use."]}, code="email_taken"
+    )
+
+
+def _new_user(account: Account, name: str, email: str, role: str, password: str | None) -> User:
+    if role not in ROLES:
+        raise ValidationFailed("Unknown role.", {"role": [f"Must be one of: {', '.join(ROLES)}."]})
+    email = normalize_email(email)
+    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise _email_taken()
+    user = User(
+        account=account,
+        name=name.strip(),
+        email=email,
+        role=role,
+        password_hash=generate_password_hash(password) if password else None,
+    )
+    db.session.add(user)
+    return user
+
+
+def create_account(
+    name: str,
+    owner_name: str,
+    owner_email: str,
+    owner_password: str | None = None,
+    timezone: str = "UTC",
+    manual_baseline_minutes: int = 45,
+) -> tuple[Account, User, str]:
+    """Bootstrap a tenant with its owner (an admin) and an API token for them."""
+    validate_timezone(timezone)
+    try:
+        with transaction():
+            account = Account(
+                name=name.strip(),
+                timezone=timezone,
+                manual_baseline_minutes=manual_baseline_minutes,
+            )
+            db.session.add(account)
+            owner = _new_user(account, owner_name, owner_email, "admin", owner_password)
+            token = _issue_token(owner)
+    except IntegrityError as exc:
+        raise _email_taken() from exc
+    return account, owner, token
+
+
+def create_user(
+    account: Account, name: str, email: str, role: str, password: str | None = None
+) -> tuple[User, str]:
+    try:
+        with transaction():
+            user = _new_user(account, name, email, role, password)
+            token = _issue_token(user)
+    except IntegrityError as exc:  # a concurrent insert of the same email
+        raise _email_taken() from exc
+    return user, token
+
+
+def issue_token(user: User) -> str:
+    with transaction():
+        token = _issue_token(user)
+    return token
+
+
+def user_for_token(token: str) -> User | None:
+    if not token:
+        return None
+    return db.session.scalar(
+        select(User)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == hash_token(token))
+    )
+
+
+def user_for_password(email: str, password: str) -> User | None:
+    user = db.session.scalar(select(User).where(User.email == normalize_email(email)))
+    if user is None or not user.password_hash:
+        # Spend the same time as a real check so a missing email is not observable.
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    return user if check_password_hash(user.password_hash, password) else None
+
+
+_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+def update_account(
+    account: Account, manual_baseline_minutes: int | None = None, timezone: str | None = None
+) -> Account:
+    with transaction():
+        if timezone is not None:
+            account.timezone = validate_timezone(timezone)
+        if manual_baseline_minutes is not None:
+            account.manual_baseline_minutes = manual_baseline_minutes
+    return account
+
+
+def get_user(account_id: int, user_id: int) -> User | None:
+    return db.session.scalar(select(User).where(User.id == user_id, User.account_id == account_id))

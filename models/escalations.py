@@ -1,0 +1,218 @@
+"""The handoff lifecycle: escalate, claim, resolve, and the seniors' queue."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from models import outbox
+from models.db import db, transaction, utcnow
+from models.entities import (
+    HANDOFF_STATUSES,
+    LIVE_HANDOFF_STATUSES,
+    Delivery,
+    FlowSession,
+    Handoff,
+    User,
+)
+from models.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from models.sessions import get_session, messages_of
+
+RECENT_MESSAGES_IN_PACKAGE = 20
+
+
+def get_handoff(user: User, handoff_id: int) -> Handoff:
+    handoff = db.session.scalar(
+        select(Handoff).where(Handoff.id == handoff_id, Handoff.account_id == user.account_id)
+    )
+    if handoff is None:
+        raise NotFound("No such escalation.")
+    if not user.is_senior and handoff.escalated_by_id != user.id:
+        session = db.session.get(FlowSession, handoff.session_id)
+        if session is None or session.technician_id != user.id:
+            raise Forbidden("Only the account's seniors and the escalating technician may see it.")
+    return handoff
+
+
+def _by_idempotency_key(user: User, key: str) -> Handoff | None:
+    return db.session.scalar(
+        select(Handoff).where(Handoff.account_id == user.account_id, Handoff.idempotency_key == key)
+    )
+
+
+def _live_handoff(session_id: int) -> Handoff | None:
+    return db.session.scalar(
+        select(Handoff).where(
+            Handoff.session_id == session_id, Handoff.status.in_(LIVE_HANDOFF_STATUSES)
+        )
+    )
+
+
+def _already_escalated(handoff: Handoff | None) -> Conflict:
+    details = {"handoff_id": handoff.id, "status": handoff.status} if handoff else {}
+    return Conflict("This session is already escalated.", details, code="already_escalated")
+
+
+def _replay(session_id: int, existing: Handoff) -> Handoff:
+    if existing.session_id != session_id:
+        raise Conflict(
+            "This Idempotency-Key was already used for another session.",
+            {"handoff_id": existing.id},
+            code="idempotency_key_reused",
+        )
+    return existing
+
+
+def _package(session: FlowSession, user: User, reason: str, notes: str | None) -> dict:
+    recent = messages_of(session)[-RECENT_MESSAGES_IN_PACKAGE:]
+    return {
+        "snapshot": session.snapshot,
+        "ai_assessment": session.ai_assessment,
+        "reason": reason,
+        "notes": notes,
+        "session_title": session.title,
+        "technician": {"id": session.technician.id, "name": session.technician.name},
+        "escalated_by": {"id": user.id, "name": user.name},
+        "recent_messages": [
+            {"author": m.author.name, "body": m.body, "created_at": m.created_at.isoformat() + "Z"}
+            for m in recent
+        ],
+    }
+
+
+def escalate(
+    user: User,
+    session_id: int,
+    reason: str,
+    notes: str | None = None,
+    idempotency_key: str | None = None,
+) -> tuple[Handoff, bool]:
+    """Write the handoff, move the session to `escalated`, announce `handoff.created`.
+
+    Returns (handoff, created). A replayed Idempotency-Key returns the original handoff.
+    """
+    session = get_session(user, session_id)
+    if session.technician_id != user.id and user.role != "admin":
+        raise Forbidden("Only the session's technician or an admin may escalate it.")
+    if idempotency_key and (existing := _by_idempotency_key(user, idempotency_key)):
+        return _replay(session.id, existing), False
+    if live := _live_handoff(session.id):
+        raise _already_escalated(live)
+    try:
+        with transaction():
+            handoff = Handoff(
+                account_id=session.account_id,
+                session_id=session.id,
+                escalated_by_id=user.id,
+                status="open",
+                title=session.title,
+                reason=reason,
+                escalation_package=_package(session, user, reason, notes),
+                idempotency_key=idempotency_key,
+                created_at=utcnow(),
+            )
+            db.session.add(handoff)
+            session.status = "escalated"
+            db.session.flush()
+            outbox.announce(handoff, outbox.HANDOFF_CREATED)
+    except IntegrityError:
+        # A concurrent request won: the same key replayed, or the same session escalated.
+        outbox.forget_announced()
+        if idempotency_key and (existing := _by_idempotency_key(user, idempotency_key)):
+            return _replay(session.id, existing), False
+        raise _already_escalated(_live_handoff(session.id)) from None
+    return handoff, True
+
+
+def already_claimed(handoff: Handoff) -> Conflict:
+    claimer = handoff.claimed_by
+    return Conflict(
+        f"Already claimed by {claimer.name}",
+        {"claimed_by": {"id": claimer.id, "name": claimer.name}},
+        code="already_claimed",
+    )
+
+
+def claim(user: User, handoff_id: int) -> Handoff:
+    """Exactly one of any number of racing seniors wins: one conditional UPDATE, checked by
+    its row count. The same senior claiming again gets the handoff back."""
+    handoff = get_handoff(user, handoff_id)
+    with transaction():
+        won = db.session.execute(
+            update(Handoff)
+            .where(
+                Handoff.id == handoff.id,
+                Handoff.account_id == user.account_id,
+                Handoff.status == "open",
+            )
+            .values(status="claimed", claimed_by_id=user.id, claimed_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if won:
+            db.session.execute(
+                update(FlowSession)
+                .where(FlowSession.id == handoff.session_id)
+                .values(status="active")
+                .execution_options(synchronize_session=False)
+            )
+            outbox.announce(handoff, outbox.HANDOFF_CLAIMED)
+    db.session.refresh(handoff)
+    if won or (handoff.status == "claimed" and handoff.claimed_by_id == user.id):
+        return handoff
+    if handoff.claimed_by_id is not None:
+        raise already_claimed(handoff)
+    raise Conflict("This escalation can no longer be claimed.", code="not_claimable")
+
+
+def resolve(user: User, handoff_id: int) -> Handoff:
+    handoff = get_handoff(user, handoff_id)
+    if handoff.status == "open":
+        raise Conflict("Claim this escalation before resolving it.", code="not_claimed")
+    if handoff.claimed_by_id != user.id and user.role != "admin":
+        raise Forbidden("Only the senior who claimed it or an admin may resolve it.")
+    if handoff.status == "resolved":
+        return handoff
+    with transaction():
+        done = db.session.execute(
+            update(Handoff)
+            .where(Handoff.id == handoff.id, Handoff.status == "claimed")
+            .values(status="resolved", resolved_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if done:
+            db.session.execute(
+                update(FlowSession)
+                .where(FlowSession.id == handoff.session_id)
+                .values(status="resolved")
+                .execution_options(synchronize_session=False)
+            )
+            outbox.announce(handoff, outbox.HANDOFF_RESOLVED)
+    db.session.refresh(handoff)
+    return handoff
+
+
+def list_handoffs(
+    user: User, status: str = "open", limit: int = 50, after_id: int | None = None
+) -> tuple[list[Handoff], int | None]:
+    """The account's handoffs oldest first (ids grow with creation), keyset-paginated."""
+    if status != "all" and status not in HANDOFF_STATUSES:
+        raise ValidationFailed(
+            "Unknown status.", {"status": ["Must be open, claimed, resolved or all."]}
+        )
+    query = select(Handoff).where(Handoff.account_id == user.account_id)
+    if status != "all":
+        query = query.where(Handoff.status == status)
+    if after_id is not None:
+        query = query.where(Handoff.id > after_id)
+    rows = list(db.session.scalars(query.order_by(Handoff.id).limit(limit + 1)))
+    next_after = rows[limit - 1].id if len(rows) > limit else None
+    return rows[:limit], next_after
+
+
+def deliveries_of(user: User, handoff_id: int) -> list[Delivery]:
+    handoff = get_handoff(user, handoff_id)
+    return list(
+        db.session.scalars(
+            select(Delivery).where(Delivery.handoff_id == handoff.id).order_by(Delivery.id)
+        )
+    )

@@ -1,0 +1,70 @@
+"""The transactional outbox: notification work committed with the change it announces."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from models.db import db, utcnow
+from models.entities import Handoff, OutboxEvent
+
+HANDOFF_CREATED = "handoff.created"
+HANDOFF_CLAIMED = "handoff.claimed"
+HANDOFF_RESOLVED = "handoff.resolved"
+HANDOFF_EVENTS = (HANDOFF_CREATED, HANDOFF_CLAIMED, HANDOFF_RESOLVED)
+
+_ANNOUNCED = "announced_outbox_events"
+
+
+def announce(handoff: Handoff, event: str) -> OutboxEvent:
+    """Add an outbox row in the caller's transaction and remember it for publishing after commit."""
+    outbox_event = OutboxEvent(account_id=handoff.account_id, handoff_id=handoff.id, event=event)
+    db.session.add(outbox_event)
+    db.session.flush()
+    db.session.info.setdefault(_ANNOUNCED, []).append(outbox_event.id)
+    return outbox_event
+
+
+def take_announced() -> list[int]:
+    """Ids of the outbox rows announced since the last call (committed by now)."""
+    return db.session.info.pop(_ANNOUNCED, [])
+
+
+def forget_announced() -> None:
+    db.session.info.pop(_ANNOUNCED, None)
+
+
+def mark_published(outbox_event_ids: list[int]) -> None:
+    if not outbox_event_ids:
+        return
+    db.session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.id.in_(outbox_event_ids), OutboxEvent.published_at.is_(None))
+        .values(published_at=utcnow())
+    )
+    db.session.commit()
+
+
+def note_publish_failure(outbox_event_ids: list[int]) -> None:
+    if not outbox_event_ids:
+        return
+    db.session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.id.in_(outbox_event_ids))
+        .values(publish_attempts=OutboxEvent.publish_attempts + 1)
+    )
+    db.session.commit()
+
+
+def unpublished(older_than: timedelta, limit: int = 500) -> list[int]:
+    """Outbox rows that nobody published: the broker was unreachable after their commit."""
+    cutoff = utcnow() - older_than
+    return list(
+        db.session.scalars(
+            select(OutboxEvent.id)
+            .where(OutboxEvent.published_at.is_(None), OutboxEvent.created_at <= cutoff)
+            .order_by(OutboxEvent.id)
+            .limit(limit)
+        )
+    )

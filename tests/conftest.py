@@ -1,0 +1,115 @@
+"""App fixtures and small factories shared by the unit and API tests."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import pytest
+
+from models import db
+from models.accounts import create_account, create_user
+from web import create_app
+
+# A port nothing listens on: code that reaches for Redis in unit tests fails fast.
+UNREACHABLE_REDIS = "redis://127.0.0.1:9/0"
+
+
+def test_config(database_url: str, **overrides) -> dict:
+    return {
+        "TESTING": True,
+        "SECRET_KEY": "test-secret",
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "REDIS_URL": UNREACHABLE_REDIS,
+        "CELERY_BROKER_URL": "memory://",
+        "SOCKETIO_MESSAGE_QUEUE": "",
+        "SOCKETIO_ASYNC_MODE": "threading",
+        "WTF_CSRF_ENABLED": False,
+        "RATELIMIT_ENABLED": False,
+        **overrides,
+    }
+
+
+@pytest.fixture
+def database_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture
+def app(database_url):
+    app = create_app(test_config(database_url))
+    with app.app_context():
+        db.create_all()
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@dataclass
+class Tenant:
+    """An account with one user of each role, and their API tokens."""
+
+    account_id: int
+    tokens: dict[str, str] = field(default_factory=dict)
+    users: dict[str, int] = field(default_factory=dict)
+
+    def auth(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+
+def make_tenant(name: str, timezone: str = "UTC") -> Tenant:
+    slug = name.lower().replace(" ", "-")
+    account, owner, token = create_account(
+        name, f"{name} Owner", f"owner@{slug}.example", "owner-password", timezone=timezone
+    )
+    tenant = Tenant(account.id, {"admin": token}, {"admin": owner.id})
+    for who, role in [("tech", "technician"), ("eng", "engineer"), ("eng2", "engineer")]:
+        user, user_token = create_user(
+            account, f"{name} {who.title()}", f"{who}@{slug}.example", role, "user-password"
+        )
+        tenant.tokens[who], tenant.users[who] = user_token, user.id
+    return tenant
+
+
+@pytest.fixture
+def tenant(app) -> Tenant:
+    return make_tenant("Alpha MSP")
+
+
+@pytest.fixture
+def other_tenant(app) -> Tenant:
+    return make_tenant("Beta MSP")
+
+
+SNAPSHOT = {"device": "LAPTOP-42", "steps": ["rebooted", "cleared DNS cache"], "os": "Windows 11"}
+ASSESSMENT = {"summary": "Likely a stale VPN profile", "confidence": 0.62}
+
+
+def new_session(client, tenant: Tenant, who: str = "tech", title: str = "VPN drops every hour"):
+    response = client.post(
+        "/api/v1/sessions",
+        json={"title": title, "snapshot": SNAPSHOT, "ai_assessment": ASSESSMENT},
+        headers=tenant.auth(who),
+    )
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def new_handoff(client, tenant: Tenant, reason: str = "Stuck after the VPN reset"):
+    session = new_session(client, tenant)
+    response = client.post(
+        f"/api/v1/sessions/{session['id']}/escalate",
+        json={"reason": reason},
+        headers=tenant.auth("tech"),
+    )
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def postgres_url() -> str | None:
+    return os.environ.get("TEST_POSTGRES_URL") or None

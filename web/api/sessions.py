@@ -1,0 +1,58 @@
+"""FlowPilot sessions, chat and PSA writebacks."""
+
+from __future__ import annotations
+
+from models import sessions
+from web.api import ApiBlueprint
+from web.auth import authenticated, current_user
+from web.schemas import (
+    MessageCreateSchema,
+    MessageSchema,
+    PsaWritebackCreateSchema,
+    PsaWritebackSchema,
+    SessionCreateSchema,
+    SessionDetailSchema,
+    SessionSchema,
+)
+
+blp = ApiBlueprint("sessions", __name__, description="FlowPilot sessions")
+
+
+@blp.post("/sessions")
+@authenticated
+@blp.arguments(SessionCreateSchema)
+@blp.response(201, SessionSchema)
+def create_session(body):
+    """Start a session; the caller is its technician."""
+    return sessions.create_session(current_user(), **body)
+
+
+@blp.get("/sessions/<id:session_id>")
+@authenticated
+@blp.response(200, SessionDetailSchema)
+def get_session(session_id: int):
+    """The session with its chat (oldest first) and its latest handoff."""
+    session = sessions.get_session(current_user(), session_id)
+    return {
+        **{name: getattr(session, name) for name in SessionSchema().fields},
+        "messages": sessions.messages_of(session),
+        "handoff": sessions.latest_handoff(session),
+    }
+
+
+@blp.post("/sessions/<id:session_id>/messages")
+@authenticated
+@blp.arguments(MessageCreateSchema)
+@blp.response(201, MessageSchema)
+def post_message(body, session_id: int):
+    """Add a chat message; the claiming senior's first one is the handoff's first action."""
+    return sessions.post_message(current_user(), session_id, body["body"])
+
+
+@blp.post("/sessions/<id:session_id>/psa-writeback")
+@authenticated
+@blp.arguments(PsaWritebackCreateSchema)
+@blp.response(201, PsaWritebackSchema)
+def psa_writeback(body, session_id: int):
+    """Write a note back to the PSA ticket (a non-chat action that can be the first action)."""
+    return sessions.write_back_to_psa(current_user(), session_id, body["note"])

@@ -1,0 +1,44 @@
+"""Users, the caller, and the account's settings."""
+
+from __future__ import annotations
+
+from models import accounts
+from web.api import ApiBlueprint
+from web.auth import admin_only, authenticated, current_user
+from web.schemas import (
+    AccountPatchSchema,
+    AccountSchema,
+    MeSchema,
+    UserCreatedSchema,
+    UserCreateSchema,
+)
+
+blp = ApiBlueprint("users", __name__, description="Users and the account")
+
+
+@blp.post("/users")
+@admin_only
+@blp.arguments(UserCreateSchema)
+@blp.response(201, UserCreatedSchema)
+def create_user(body):
+    """Add a user to the caller's account (admin). Returns the user and an API token."""
+    admin = current_user()
+    user, token = accounts.create_user(admin.account, **body)
+    return {"user": user, "token": token}
+
+
+@blp.get("/me")
+@authenticated
+@blp.response(200, MeSchema)
+def me():
+    """The caller and their account."""
+    return current_user()
+
+
+@blp.patch("/account")
+@admin_only
+@blp.arguments(AccountPatchSchema)
+@blp.response(200, AccountSchema)
+def update_account(body):
+    """Change the account's manual baseline or time zone (admin)."""
+    return accounts.update_account(current_user().account, **body)

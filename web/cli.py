@@ -1,0 +1,57 @@
+"""Operator commands: `flask --app wsgi create-account|seed-demo|...`."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from flask import Flask
+from sqlalchemy import select
+
+from models import User, db
+from models.accounts import create_account, create_user, issue_token
+from models.errors import DomainError
+
+DEMO_PASSWORD = "demo-password"
+DEMO_ACCOUNT = "Demo MSP"
+DEMO_USERS = [
+    ("Olivia Owner", "owner@demo.example", "admin"),
+    ("Terry Technician", "tech@demo.example", "technician"),
+    ("Erin Engineer", "erin@demo.example", "engineer"),
+    ("Sam Senior", "sam@demo.example", "engineer"),
+]
+
+
+def register_cli(app: Flask) -> None:
+    @app.cli.command("create-account")
+    @click.option("--name", required=True, help="The MSP's name.")
+    @click.option("--owner-name", required=True)
+    @click.option("--owner-email", required=True)
+    @click.option("--owner-password", default=None, help="Lets the owner log in to the pages.")
+    @click.option("--timezone", default="UTC", show_default=True, help="IANA time zone.")
+    def create_account_command(name, owner_name, owner_email, owner_password, timezone):
+        """Bootstrap a tenant and its owner (an admin); print ids and the owner's API token."""
+        try:
+            account, owner, token = create_account(
+                name, owner_name, owner_email, owner_password, timezone=timezone
+            )
+        except DomainError as error:
+            raise click.ClickException(f"{error.message} {error.details or ''}".strip()) from error
+        click.echo(json.dumps({"account_id": account.id, "user_id": owner.id, "token": token}))
+
+    @app.cli.command("seed-demo")
+    def seed_demo_command():
+        """Create the demo account once (idempotent) and print its logins and fresh API tokens."""
+        owner_name, owner_email, _ = DEMO_USERS[0]
+        owner = db.session.scalar(select(User).where(User.email == owner_email))
+        if owner is None:
+            _, owner, _ = create_account(DEMO_ACCOUNT, owner_name, owner_email, DEMO_PASSWORD)
+        for name, email, role in DEMO_USERS[1:]:
+            if db.session.scalar(select(User.id).where(User.email == email)) is None:
+                create_user(owner.account, name, email, role, DEMO_PASSWORD)
+        click.echo(
+            f"Demo account '{owner.account.name}' — password for every login: {DEMO_PASSWORD}"
+        )
+        for name, email, role in DEMO_USERS:
+            user = db.session.scalar(select(User).where(User.email == email))
+            click.echo(f"  {role:<10} {name:<18} {email:<22} token {issue_token(user)}")

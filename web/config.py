@@ -1,0 +1,61 @@
+"""Configuration from the environment, with defaults that run on a laptop."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def database_url(env: dict[str, str] | os._Environ = os.environ) -> str:
+    url = env.get("DATABASE_URL")
+    if not url:
+        (ROOT / "var").mkdir(exist_ok=True)
+        return f"sqlite:///{ROOT / 'var' / 'escalation.db'}"
+    # Hosted platforms hand out postgres:// URLs; SQLAlchemy wants the dialect name.
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    return url
+
+
+def from_env(env: dict[str, str] | os._Environ = os.environ) -> dict:
+    """Every setting the web and worker processes read, in one place."""
+    redis_url = env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    return {
+        "SECRET_KEY": env.get("SECRET_KEY") or "dev-only-insecure-secret-key",
+        "SQLALCHEMY_DATABASE_URI": database_url(env),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": redis_url,
+        # The Socket.IO message queue channel, set explicitly on every emitting side.
+        "SOCKETIO_CHANNEL": env.get("SOCKETIO_CHANNEL") or "escalation-mode-socketio",
+        # The async mode lives in this one setting so the server can move off eventlet.
+        "SOCKETIO_ASYNC_MODE": env.get("SOCKETIO_ASYNC_MODE") or "eventlet",
+        "SMTP_HOST": env.get("SMTP_HOST") or "",
+        "SMTP_PORT": int(env.get("SMTP_PORT") or 25),
+        "SMTP_USERNAME": env.get("SMTP_USERNAME") or "",
+        "SMTP_PASSWORD": env.get("SMTP_PASSWORD") or "",
+        "SMTP_STARTTLS": _bool(env.get("SMTP_STARTTLS")),
+        "SMTP_TIMEOUT": float(env.get("SMTP_TIMEOUT") or 10),
+        "MAIL_FROM": env.get("MAIL_FROM") or "Escalation Mode <escalations@localhost>",
+        "BASE_URL": (env.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
+        "PORT": int(env.get("PORT") or 5000),
+        # How long the web process may spend handing a notification to the broker.
+        "PUBLISH_TIMEOUT_SECONDS": float(env.get("PUBLISH_TIMEOUT_SECONDS") or 0.5),
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE")),
+        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or "memory://",
+        "API_TITLE": "Escalation Mode",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api/v1",
+        "OPENAPI_JSON_PATH": "openapi.json",
+    }

@@ -1,0 +1,80 @@
+"""One error shape for the whole API:
+{"error": {"code": ..., "message": ..., "details": {...}}}."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from models.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+class ApiError(DomainError):
+    """An error raised by the web edge itself (credentials, body shape)."""
+
+    def __init__(
+        self, status: int, message: str, details: dict | None = None, code: str | None = None
+    ):
+        super().__init__(message, details, code or HTTP_CODES.get(status, "error"))
+        self.status = status
+
+
+def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None):
+    response = jsonify({"error": {"code": code, "message": message, "details": details or {}}})
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
+    return response
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path == "/healthz"
+
+
+def _validation_details(messages: Any) -> dict[str, Any]:
+    """webargs nests messages under their location ("json", "query"); return field → messages."""
+    if isinstance(messages, dict) and len(messages) == 1:
+        ((location, inner),) = messages.items()
+        if location in {"json", "query", "form", "view_args"} and isinstance(inner, dict):
+            return inner
+    return messages if isinstance(messages, dict) else {"_schema": messages}
+
+
+def handle_domain_error(error: DomainError):
+    return error_response(error.status, error.code, error.message, error.details)
+
+
+def handle_http_exception(error: HTTPException):
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    if status == 422:
+        details = _validation_details(data.get("messages") or data.get("errors") or {})
+        return error_response(422, "validation_error", "Some fields are invalid.", details)
+    if status == 400 and data.get("messages"):
+        return error_response(400, "bad_request", "The request body is not valid JSON.")
+    return error_response(status, HTTP_CODES.get(status, "error"), error.description or error.name)
+
+
+def handle_unexpected(error: Exception):
+    log.exception("Unhandled error on %s %s", request.method, request.path)
+    return error_response(500, "internal_error", "Something went wrong on our side.")

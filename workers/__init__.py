@@ -1,0 +1,22 @@
+"""The Celery edge: tasks take ids, load, call the domain, and send or emit."""
+
+from __future__ import annotations
+
+from celery import Celery, Task
+from flask import Flask
+
+
+def celery_init_app(app: Flask) -> Celery:
+    """Bind a Celery app to the Flask app: every task runs inside the app context."""
+    import celery_config
+
+    class FlaskTask(Task):
+        def __call__(self, *args, **kwargs):
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery = Celery(app.name, task_cls=FlaskTask)
+    celery.conf.update(celery_config.settings(app.config))
+    celery.set_default()
+    app.extensions["celery"] = celery
+    return celery

@@ -1,0 +1,11 @@
+"""Task and queue names, defined once (celery_config routes by them)."""
+
+DISPATCH_OUTBOX_EVENT = "workers.fanout.dispatch_outbox_event"
+SEND_EMAIL = "workers.email.send_email"
+RELAY_OUTBOX = "workers.outbox_relay.relay_outbox"
+SWEEP_DELIVERIES = "workers.email.sweep_deliveries"
+ROLLUP_METRICS = "workers.rollup.rollup_metrics"
+
+QUEUE_REALTIME = "realtime"
+QUEUE_EMAIL = "email"
+QUEUE_MAINTENANCE = "maintenance"

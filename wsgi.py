@@ -1,0 +1,28 @@
+"""The web entry point: `python wsgi.py` serves HTTP and Socket.IO on $PORT.
+
+When served, eventlet's monkey patching comes first, before anything imports socket or
+threading. Operator commands (`flask --app wsgi ...`) import this module after Flask's
+CLI is loaded, too late to patch, so they run unpatched.
+"""
+
+import eventlet
+
+if __name__ == "__main__":
+    eventlet.monkey_patch()
+
+    # psycopg2 is a C driver: without this a PostgreSQL query blocks every connection.
+    from psycogreen.eventlet import patch_psycopg
+
+    patch_psycopg()
+
+import os  # noqa: E402
+
+from web import create_app  # noqa: E402
+from web.extensions import socketio  # noqa: E402
+
+app = create_app()
+
+if __name__ == "__main__":
+    socketio.run(
+        app, host=os.environ.get("HOST", "0.0.0.0"), port=app.config["PORT"], log_output=True
+    )
