@@ -1,0 +1,157 @@
+"""Notification deliveries: one row per (handoff event, channel, recipient), each sent at most once.
+
+A sender claims a row (a conditional UPDATE that sets a short lease) before sending, so two
+workers never send the same delivery; a row whose lease ran out (its worker died) becomes
+due again and the sweeper re-enqueues it.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from models.db import db, utcnow
+from models.entities import SENIOR_ROLES, Delivery, OutboxEvent, User
+
+SOCKET = "socket"
+EMAIL = "email"
+
+LEASE = timedelta(seconds=60)
+# Transient failures retry with exponential backoff and jitter for at least this long.
+RETRY_WINDOW = timedelta(hours=24)
+FIRST_RETRY_SECONDS = 15.0
+MAX_BACKOFF_SECONDS = 600.0
+
+
+def seniors(account_id: int) -> list[User]:
+    return list(
+        db.session.scalars(
+            select(User)
+            .where(User.account_id == account_id, User.role.in_(SENIOR_ROLES))
+            .order_by(User.id)
+        )
+    )
+
+
+def _get_or_create(dedupe_key: str, **values) -> Delivery:
+    existing = db.session.scalar(select(Delivery).where(Delivery.dedupe_key == dedupe_key))
+    if existing is not None:
+        return existing
+    delivery = Delivery(dedupe_key=dedupe_key, **values)
+    try:
+        with db.session.begin_nested():
+            db.session.add(delivery)
+    except IntegrityError:  # a concurrent dispatch created it first
+        return db.session.scalar(select(Delivery).where(Delivery.dedupe_key == dedupe_key))
+    return delivery
+
+
+def socket_delivery(event: OutboxEvent) -> Delivery:
+    """The room broadcast for one outbox event (recipient: the room, so none)."""
+    delivery = _get_or_create(
+        f"socket:{event.id}",
+        account_id=event.account_id,
+        handoff_id=event.handoff_id,
+        outbox_event_id=event.id,
+        channel=SOCKET,
+        event=event.event,
+        recipient_id=None,
+    )
+    db.session.commit()
+    return delivery
+
+
+def email_deliveries(event: OutboxEvent, recipient_ids: list[int]) -> list[Delivery]:
+    """One email per (handoff, recipient), however often the event is dispatched."""
+    deliveries = [
+        _get_or_create(
+            f"email:{event.handoff_id}:{recipient_id}",
+            account_id=event.account_id,
+            handoff_id=event.handoff_id,
+            outbox_event_id=event.id,
+            channel=EMAIL,
+            event=event.event,
+            recipient_id=recipient_id,
+        )
+        for recipient_id in recipient_ids
+    ]
+    db.session.commit()
+    return deliveries
+
+
+def _claimable(now: datetime):
+    return and_(
+        Delivery.status.in_(("pending", "retrying")),
+        or_(Delivery.locked_until.is_(None), Delivery.locked_until < now),
+    )
+
+
+def claim(delivery_id: int, lease: timedelta = LEASE) -> Delivery | None:
+    """Take the delivery for one send attempt, or None if it is done or someone else holds it."""
+    now = utcnow()
+    claimed = db.session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, _claimable(now))
+        .values(locked_until=now + lease, attempts=Delivery.attempts + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    return db.session.get(Delivery, delivery_id) if claimed else None
+
+
+def mark_sent(delivery: Delivery) -> None:
+    delivery.status, delivery.sent_at = "sent", utcnow()
+    delivery.locked_until, delivery.next_attempt_at, delivery.last_error = None, None, None
+    db.session.commit()
+
+
+def mark_failed(delivery: Delivery, error: str) -> None:
+    """A permanent failure, or the retry window ran out: visible, never silent."""
+    delivery.status, delivery.last_error = "failed", error[:2000]
+    delivery.locked_until, delivery.next_attempt_at = None, None
+    db.session.commit()
+
+
+def backoff_seconds(attempts: int, rng: random.Random | None = None) -> float:
+    """Exponential backoff with jitter: ~15 s after the first failure (always under 30 s),
+    doubling, capped at 10 minutes."""
+    ceiling = min(MAX_BACKOFF_SECONDS, FIRST_RETRY_SECONDS * 2 ** max(attempts - 1, 0))
+    return (rng or random).uniform(ceiling / 2, ceiling)
+
+
+def mark_retrying(delivery: Delivery, error: str) -> float | None:
+    """Schedule the next attempt and return its delay, or fail the delivery (returning None)
+    once the retry window has passed."""
+    if utcnow() - delivery.created_at >= RETRY_WINDOW:
+        mark_failed(delivery, f"Gave up after {delivery.attempts} attempts: {error}")
+        return None
+    delay = backoff_seconds(delivery.attempts)
+    delivery.status, delivery.last_error = "retrying", error[:2000]
+    delivery.next_attempt_at = utcnow() + timedelta(seconds=delay)
+    delivery.locked_until = delivery.next_attempt_at  # nobody may take it before it is due
+    db.session.commit()
+    return delay
+
+
+def due(grace: timedelta, limit: int = 500) -> list[Delivery]:
+    """Deliveries nobody is working on although they should be: their task was lost (a worker
+    killed mid-task, a broker restart). `grace` leaves queued tasks time to run first."""
+    now = utcnow()
+    cutoff = now - grace
+    return list(
+        db.session.scalars(
+            select(Delivery)
+            .where(
+                _claimable(now),
+                or_(
+                    and_(Delivery.next_attempt_at.is_(None), Delivery.created_at < cutoff),
+                    Delivery.next_attempt_at < cutoff,
+                ),
+            )
+            .order_by(Delivery.id)
+            .limit(limit)
+        )
+    )
