@@ -254,3 +254,33 @@ def test_postgres_database_is_fresh_and_dropped(postgres_url: str, postgres_data
         ).scalar()
         assert tables == 0
     engine.dispose()
+
+
+# --------------------------------------------------------------------------- Chromium
+
+
+@pytest.mark.e2e
+def test_system_chromium_renders_a_local_page(tmp_path) -> None:
+    from tests.integration.services import CHROMIUM_ARGS, chromium_executable
+
+    executable = chromium_executable()
+    if executable is None:
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    port = free_port()
+    env = {"PORT": str(port), "PATH": "/usr/bin:/bin"}
+    with ProcessGroup(tmp_path) as group, sync_api.sync_playwright() as pw:
+        group.start(
+            [sys.executable, "-c", SERVER],
+            env,
+            ready_check=http_ready(f"http://127.0.0.1:{port}/healthz"),
+            timeout=20,
+        )
+        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            response = page.goto(f"http://127.0.0.1:{port}/healthz", timeout=15_000)
+            assert response is not None and response.status == 200
+            assert page.inner_text("body") == "ok"
+        finally:
+            browser.close()
