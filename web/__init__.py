@@ -32,6 +32,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from web.api import init_api
 
     init_api(app)
+    if app.config.get("BENCH_ENDPOINTS"):
+        from web.api import bench  # benchmark-only routes; off unless BENCH_ENDPOINTS=1
+
+        bench.register(app)
     _register_error_handlers(app)
     _register_health(app)
 

@@ -1,0 +1,85 @@
+"""The benchmark-only routes: absent unless BENCH_ENDPOINTS is on, and doing what they claim."""
+
+from __future__ import annotations
+
+import pytest
+
+from models import db
+from models.entities import Handoff, Message
+from tests.conftest import make_tenant
+from tests.conftest import test_config as app_config
+from tests.integration.services import SmtpSink
+from web import create_app
+
+
+@pytest.fixture
+def bench_app(database_url, request):
+    overrides = getattr(request, "param", {})
+    app = create_app(app_config(database_url, BENCH_ENDPOINTS=True, **overrides))
+    with app.app_context():
+        db.create_all()
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _session(client, tenant) -> int:
+    response = client.post(
+        "/api/v1/sessions",
+        json={"title": "Printer on fire", "snapshot": {"step": 3}},
+        headers=tenant.auth("tech"),
+    )
+    assert response.status_code == 201
+    return response.get_json()["id"]
+
+
+def test_off_by_default_and_never_in_the_openapi_document(client, tenant):
+    session_id = _session(client, tenant)
+    response = client.post(f"/api/v1/_bench/bare/{session_id}", headers=tenant.auth("tech"))
+    assert response.status_code == 404
+    assert not any("_bench" in path for path in client.get("/api/v1/openapi.json").json["paths"])
+
+
+def test_bare_inserts_one_row_behind_authentication(bench_app):
+    client = bench_app.test_client()
+    tenant = make_tenant("Bench MSP")
+    session_id = _session(client, tenant)
+    assert client.post(f"/api/v1/_bench/bare/{session_id}").status_code == 401
+    response = client.post(f"/api/v1/_bench/bare/{session_id}", headers=tenant.auth("tech"))
+    assert response.status_code == 201
+    assert db.session.get(Message, response.get_json()["id"]).session_id == session_id
+    assert not any("_bench" in path for path in client.get("/api/v1/openapi.json").json["paths"])
+
+
+def test_naive_escalate_emails_every_senior_before_answering(database_url):
+    with SmtpSink() as sink:
+        config = app_config(
+            database_url,
+            BENCH_ENDPOINTS=True,
+            SMTP_HOST=sink.host,
+            SMTP_PORT=sink.port,
+            SMTP_TIMEOUT=5.0,
+        )
+        app = create_app(config)
+        with app.app_context():
+            db.create_all()
+            client = app.test_client()
+            tenant = make_tenant("Naive MSP")
+            session_id = _session(client, tenant)
+            response = client.post(
+                f"/api/v1/_bench/naive-escalate/{session_id}",
+                json={"reason": "Disk full"},
+                headers=tenant.auth("tech"),
+            )
+            assert response.status_code == 201
+            assert db.session.get(Handoff, response.get_json()["id"]).status == "open"
+            # Sent inside the request: already at the sink when the response arrived.
+            recipients = sorted(r for m in sink.messages for r in m.rcpt_tos)
+            assert recipients == [
+                "eng2@naive-msp.example",
+                "eng@naive-msp.example",
+                "owner@naive-msp.example",
+            ]
+            assert all("Printer on fire" in m.subject for m in sink.messages)
+            db.session.remove()
+            db.engine.dispose()

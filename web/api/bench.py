@@ -1,0 +1,91 @@
+"""Benchmark-only endpoints, registered only when BENCH_ENDPOINTS is on (never in production).
+
+They live in the same server as the real API so a benchmark can compare both sides in one run:
+
+- `POST /api/v1/_bench/bare/<session_id>`: authenticate, insert one row (a chat message,
+  written directly: no first-action rule), commit. The floor any write endpoint pays.
+- `POST /api/v1/_bench/naive-escalate/<session_id>`: the design this product replaces:
+  escalate, then send the email inside the request with smtplib (configured timeout), to
+  every senior of the account, before answering.
+
+A plain Flask blueprint, not a flask-smorest one, so they never appear in the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from email.message import EmailMessage
+
+from flask import Blueprint, Flask, current_app, jsonify, request
+from sqlalchemy import insert, select
+
+from models import escalations, outbox
+from models.db import db
+from models.entities import SENIOR_ROLES, Message, User
+from web.api import API_PREFIX, parse_json_object
+from web.auth import authenticated, current_user
+from web.schemas import HandoffSchema
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("bench", __name__, url_prefix=f"{API_PREFIX}/_bench")
+
+_handoff_schema = HandoffSchema()
+
+
+@bp.post("/bare/<id:session_id>")
+@authenticated
+def bare(session_id: int):
+    """One INSERT and one COMMIT behind the same authentication as the real endpoints."""
+    user = current_user()
+    message_id = db.session.execute(
+        insert(Message)
+        .values(account_id=user.account_id, session_id=session_id, author_id=user.id, body="bench")
+        .returning(Message.id)
+    ).scalar_one()
+    db.session.commit()
+    return jsonify({"id": message_id}), 201
+
+
+@bp.post("/naive-escalate/<id:session_id>")
+@authenticated
+def naive_escalate(session_id: int):
+    """Escalate, then email every senior synchronously: the response waits on SMTP."""
+    body = parse_json_object(request.get_data(cache=True))
+    reason = str(body.get("reason") or "Needs a senior")
+    handoff, created = escalations.escalate(current_user(), session_id, reason, body.get("notes"))
+    outbox.forget_announced()  # this design has no queue: the request itself notifies
+    if created:
+        _send_inline(handoff)
+    return jsonify(_handoff_schema.dump(handoff)), 201 if created else 200
+
+
+def _send_inline(handoff) -> None:
+    config = current_app.config
+    recipients = db.session.scalars(
+        select(User.email).where(User.account_id == handoff.account_id, User.role.in_(SENIOR_ROLES))
+    ).all()
+    link = f"{config['BASE_URL']}/pilot/{handoff.session_id}"
+    try:
+        with smtplib.SMTP(
+            config["SMTP_HOST"], config["SMTP_PORT"], timeout=config["SMTP_TIMEOUT"]
+        ) as smtp:
+            if config["SMTP_STARTTLS"]:
+                smtp.starttls()
+            if config["SMTP_USERNAME"]:
+                smtp.login(config["SMTP_USERNAME"], config["SMTP_PASSWORD"])
+            for address in recipients:
+                message = EmailMessage()
+                message["From"] = config["MAIL_FROM"]
+                message["To"] = address
+                message["Subject"] = f"Escalation: {handoff.title}"
+                message.set_content(f"{handoff.reason}\n\nOpen it: {link}\n")
+                smtp.send_message(message)
+    except (OSError, smtplib.SMTPException) as error:
+        # The naive design has nowhere to retry from: the email is simply lost.
+        log.warning("Inline email for handoff %s failed: %s", handoff.id, error)
+
+
+def register(app: Flask) -> None:
+    app.register_blueprint(bp)
