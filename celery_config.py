@@ -9,6 +9,8 @@ from typing import Any
 
 from kombu import Queue
 
+from web import create_app
+from web.config import ROOT
 from workers import names
 
 # Longest countdown a task may ask for (email backoff caps at 10 minutes); the Redis
@@ -65,16 +67,19 @@ def settings(config: Any) -> dict[str, Any]:
             Queue(names.QUEUE_MAINTENANCE),
         ],
         "task_default_queue": names.QUEUE_REALTIME,
-        "worker_hijack_root_logger": False,
         "beat_schedule": BEAT_SCHEDULE,
+        "beat_schedule_filename": _beat_schedule_file(),
         "timezone": "UTC",
     }
 
 
+def _beat_schedule_file() -> str:
+    (ROOT / "var").mkdir(exist_ok=True)
+    return str(ROOT / "var" / "celerybeat-schedule")
+
+
 @cache
 def _worker_app():
-    from web import create_app
-
     return create_app().extensions["celery"]
 
 

@@ -30,6 +30,11 @@ def test_config(database_url: str, **overrides) -> dict:
     }
 
 
+def pytest_runtest_setup(item) -> None:
+    if item.get_closest_marker("postgres") and not postgres_url():
+        pytest.skip("PostgreSQL not configured: set TEST_POSTGRES_URL (make test does)")
+
+
 @pytest.fixture
 def database_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'test.db'}"
