@@ -11,6 +11,7 @@ from sqlalchemy import select
 from models import User, db
 from models.accounts import create_account, create_user, issue_token
 from models.errors import DomainError
+from models.rollup import Month, roll_up
 
 DEMO_PASSWORD = "demo-password"
 DEMO_ACCOUNT = "Demo MSP"
@@ -55,3 +56,16 @@ def register_cli(app: Flask) -> None:
         for name, email, role in DEMO_USERS:
             user = db.session.scalar(select(User).where(User.email == email))
             click.echo(f"  {role:<10} {name:<18} {email:<22} token {issue_token(user)}")
+
+    @app.cli.command("rollup")
+    @click.option("--month", default=None, help="YYYY-MM; default: what the scheduled run does.")
+    @click.option("--account", "account_id", type=int, default=None, help="Only this account.")
+    def rollup_command(month, account_id):
+        """Recompute the monthly escalation metrics now and print what was written."""
+        try:
+            months = [Month.parse(month)] if month is not None else None
+            run = roll_up(months, account_id=account_id)
+        except DomainError as error:
+            raise click.ClickException(f"{error.message} {error.details or ''}".strip()) from error
+        summary = {"rows": run.rows, "accounts": run.accounts, "months": list(run.months)}
+        click.echo(json.dumps({**summary, "seconds": round(run.seconds, 3)}))

@@ -83,8 +83,8 @@ def init_api(app: Flask) -> Api:
             "security": [{"bearerAuth": []}],
         },
     )
-    from web.api import escalations, sessions, users
+    from web.api import analytics, escalations, sessions, users
 
-    for module in (users, sessions, escalations):
+    for module in (users, sessions, escalations, analytics):
         api.register_blueprint(module.blp, url_prefix=API_PREFIX)
     return api

@@ -1,0 +1,378 @@
+"""The owner's metric: escalation figures per account and calendar month.
+
+Per account and month (the account's time zone):
+
+- escalations: handoffs created in the month;
+- first_actions: handoffs whose first action falls in the month;
+- avg_time_to_first_action_minutes: the average TTFA of those, null when there are none;
+- minutes_recovered_per_escalation: the account's manual baseline minus that average.
+
+A handoff escalated on the 31st and first acted on the 1st counts as an escalation of the
+old month and is averaged in the new one: both sides of the metric are dated by what happened.
+
+The rollup is set-based: each month's [start, end) is turned into naive UTC in Python, a
+batch of accounts becomes one VALUES list joined to the handoffs in one GROUP BY query, and
+the results are upserted, so running it again only rewrites the same figures.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import DateTime, Integer, String, and_, column, func, select, values
+from sqlalchemy.dialects import postgresql, sqlite
+
+from models.db import db, transaction, utcnow
+from models.entities import Account, Handoff, MonthlyRollup
+from models.errors import NotFound, ValidationFailed
+
+log = logging.getLogger(__name__)
+
+#: In the first days of a month the previous month is recomputed too: it picks up the
+#: first actions of the month's last seconds (after the last run in it) and anything a
+#: worker or beat outage around the month's end left out.
+PREVIOUS_MONTH_GRACE_DAYS = 3
+#: Accounts per aggregate query; each brings one or two (account, month) windows, four
+#: bound parameters each, far below SQLite's and PostgreSQL's parameter limits.
+ACCOUNTS_PER_BATCH = 500
+#: Months the API and the CLI accept.
+FIRST_MONTH, LAST_MONTH = "1970-01", "2999-12"
+#: Figures are kept to the hundredth of a minute, so every database gives the same row.
+DECIMALS = 2
+
+_MONTH = re.compile(r"(\d{4})-(\d{2})")
+
+
+@dataclass(frozen=True, order=True)
+class Month:
+    """A calendar month, written `YYYY-MM`."""
+
+    year: int
+    month: int
+
+    @classmethod
+    def parse(cls, text: str, field: str = "month") -> Month:
+        """`YYYY-MM` between FIRST_MONTH and LAST_MONTH, else ValidationFailed."""
+        match = _MONTH.fullmatch(text.strip()) if isinstance(text, str) else None
+        if match is None:
+            raise ValidationFailed("Invalid month.", {field: ["Must be a month as YYYY-MM."]})
+        parsed = cls(int(match[1]), int(match[2]))
+        if not 1 <= parsed.month <= 12:
+            raise ValidationFailed("Invalid month.", {field: ["The month must be 01 to 12."]})
+        if not FIRST_MONTH <= str(parsed) <= LAST_MONTH:
+            raise ValidationFailed(
+                "Invalid month.", {field: [f"Must be between {FIRST_MONTH} and {LAST_MONTH}."]}
+            )
+        return parsed
+
+    @classmethod
+    def of(cls, day: date) -> Month:
+        return cls(day.year, day.month)
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+    def shifted(self, months: int) -> Month:
+        index = self.year * 12 + (self.month - 1) + months
+        return Month(index // 12, index % 12 + 1)
+
+    def first_day(self) -> date:
+        return date(self.year, self.month, 1)
+
+
+def zone_of(account_timezone: str | None) -> ZoneInfo:
+    """The account's zone; a name that is not a zone (never accepted by the API) counts as UTC
+    so one bad row cannot stop everyone's rollup."""
+    try:
+        return ZoneInfo(account_timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        log.warning("Unknown time zone %r: rolling up in UTC", account_timezone)
+        return ZoneInfo("UTC")
+
+
+def local_today(zone: ZoneInfo, now: datetime | None = None) -> date:
+    """Today's date in `zone`, for a naive-UTC `now` (default: the current time)."""
+    return (now or utcnow()).replace(tzinfo=UTC).astimezone(zone).date()
+
+
+def current_month(account: Account, now: datetime | None = None) -> Month:
+    return Month.of(local_today(zone_of(account.timezone), now))
+
+
+@lru_cache(maxsize=4096)
+def utc_bounds(month: Month, zone_name: str) -> tuple[datetime, datetime]:
+    """The month's [start, end) in naive UTC: local midnight on the 1st of it and of the next.
+
+    A midnight that does not exist locally (a DST jump) resolves to the jump's instant."""
+    zone = zone_of(zone_name)
+
+    def utc_midnight(day: date) -> datetime:
+        local = datetime(day.year, day.month, day.day, tzinfo=zone)
+        return local.astimezone(UTC).replace(tzinfo=None)
+
+    return utc_midnight(month.first_day()), utc_midnight(month.shifted(1).first_day())
+
+
+def months_due(today: date, grace_days: int = PREVIOUS_MONTH_GRACE_DAYS) -> list[Month]:
+    """What a scheduled run recomputes for an account whose local date is `today`."""
+    this_month = Month.of(today)
+    if today.day <= grace_days:
+        return [this_month.shifted(-1), this_month]
+    return [this_month]
+
+
+@dataclass(frozen=True)
+class MonthlyMetrics:
+    """The endpoint's object; `computed_at` is None for a month no rollup has written yet."""
+
+    month: str
+    escalations: int
+    first_actions: int
+    avg_time_to_first_action_minutes: float | None
+    manual_baseline_minutes: int
+    minutes_recovered_per_escalation: float | None
+    computed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class RollupRun:
+    """What one run did: rows upserted, accounts seen, batches (one query each), seconds."""
+
+    rows: int
+    accounts: int
+    batches: int
+    seconds: float
+    months: tuple[str, ...]
+
+
+def figures(
+    escalations: int, first_actions: int, avg_seconds: float | None, baseline: int
+) -> dict[str, Any]:
+    """The stored figures from the raw aggregates (the averages are null with nothing to
+    average; minutes recovered can be negative when first actions take longer than before)."""
+    if not first_actions or avg_seconds is None:
+        avg_minutes = recovered = None
+    else:
+        exact = float(avg_seconds) / 60.0
+        avg_minutes = round(exact, DECIMALS)
+        recovered = round(baseline - exact, DECIMALS)
+    return {
+        "escalations": int(escalations),
+        "first_actions": int(first_actions),
+        "avg_time_to_first_action_minutes": avg_minutes,
+        "manual_baseline_minutes": int(baseline),
+        "minutes_recovered_per_escalation": recovered,
+    }
+
+
+def _aggregate(windows: list[tuple[int, str, datetime, datetime]]) -> list[Any]:
+    """One query for a batch of (account_id, month, start, end) windows: per window, the
+    handoffs created in it and the first actions in it with their average TTFA in seconds.
+
+    Each side is a range scan of its own (account_id, timestamp) index."""
+    window = (
+        values(
+            column("account_id", Integer),
+            column("month", String(7)),
+            column("start_at", DateTime),
+            column("end_at", DateTime),
+            name="windows",
+        )
+        .data(windows)
+        .cte("windows")
+    )
+    keys = (window.c.account_id, window.c.month)
+    created = (
+        select(*keys, func.count().label("escalations"))
+        .join_from(
+            window,
+            Handoff,
+            and_(
+                Handoff.account_id == window.c.account_id,
+                Handoff.created_at >= window.c.start_at,
+                Handoff.created_at < window.c.end_at,
+            ),
+        )
+        .group_by(*keys)
+        .cte("created")
+    )
+    acted = (
+        select(
+            *keys,
+            func.count().label("first_actions"),
+            func.avg(Handoff.time_to_first_action_seconds).label("avg_seconds"),
+        )
+        .join_from(
+            window,
+            Handoff,
+            and_(
+                Handoff.account_id == window.c.account_id,
+                Handoff.first_action_at >= window.c.start_at,
+                Handoff.first_action_at < window.c.end_at,
+            ),
+        )
+        .group_by(*keys)
+        .cte("acted")
+    )
+
+    def same_window(other):
+        return and_(other.c.account_id == window.c.account_id, other.c.month == window.c.month)
+
+    query = (
+        select(
+            *keys,
+            func.coalesce(created.c.escalations, 0).label("escalations"),
+            func.coalesce(acted.c.first_actions, 0).label("first_actions"),
+            acted.c.avg_seconds,
+        )
+        .select_from(window)
+        .outerjoin(created, same_window(created))
+        .outerjoin(acted, same_window(acted))
+    )
+    return list(db.session.execute(query))
+
+
+def _upsert(rows: list[dict[str, Any]]) -> None:
+    """Insert or overwrite each (account_id, month) row: a rerun rewrites the same figures."""
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        statement = postgresql.insert(MonthlyRollup)
+    elif dialect == "sqlite":
+        statement = sqlite.insert(MonthlyRollup)
+    else:  # pragma: no cover - the service runs on SQLite or PostgreSQL only
+        raise RuntimeError(f"No upsert for the {dialect} dialect")
+    updated = {
+        name: statement.excluded[name] for name in rows[0] if name not in ("account_id", "month")
+    }
+    statement = statement.on_conflict_do_update(
+        index_elements=["account_id", "month"], set_=updated
+    )
+    db.session.execute(statement, rows)
+
+
+def _account_batches(account_id: int | None, batch_size: int) -> Iterable[list[Any]]:
+    """(id, timezone, manual_baseline_minutes) of every account, in id order, a batch at a time."""
+    query = select(Account.id, Account.timezone, Account.manual_baseline_minutes).order_by(
+        Account.id
+    )
+    if account_id is not None:
+        query = query.where(Account.id == account_id)
+    after = 0
+    while True:
+        batch = list(db.session.execute(query.where(Account.id > after).limit(batch_size)))
+        if not batch:
+            return
+        yield batch
+        after = batch[-1].id
+
+
+def roll_up(
+    months: Sequence[Month] | None = None,
+    account_id: int | None = None,
+    now: datetime | None = None,
+    grace_days: int = PREVIOUS_MONTH_GRACE_DAYS,
+    batch_size: int = ACCOUNTS_PER_BATCH,
+) -> RollupRun:
+    """Recompute and upsert the rollup rows; one transaction per batch of accounts.
+
+    `months` None means what a scheduled run does: each account's current month in its
+    time zone, plus the previous one in the month's first `grace_days` days. Otherwise the
+    given months, for every account or just `account_id`. `now` (naive UTC) fixes the clock
+    and is stored as computed_at.
+    """
+    started = time.perf_counter()
+    now = now or utcnow()
+    if account_id is not None and db.session.get(Account, account_id) is None:
+        raise NotFound(f"No account with id {account_id}.")
+    rows_written = accounts_seen = batches = 0
+    months_seen: set[str] = set()
+    for accounts in _account_batches(account_id, batch_size):
+        windows: list[tuple[int, str, datetime, datetime]] = []
+        baselines: dict[int, int] = {}
+        for account in accounts:
+            zone = zone_of(account.timezone)
+            due = months if months is not None else months_due(local_today(zone, now), grace_days)
+            baselines[account.id] = account.manual_baseline_minutes
+            for month in due:
+                windows.append((account.id, str(month), *utc_bounds(month, zone.key)))
+        rows = [
+            {
+                "account_id": result.account_id,
+                "month": result.month,
+                **figures(
+                    result.escalations,
+                    result.first_actions,
+                    result.avg_seconds,
+                    baselines[result.account_id],
+                ),
+                "computed_at": now,
+            }
+            for result in _aggregate(windows)
+        ]
+        # A fixed order: concurrent runs on PostgreSQL lock rows in the same order.
+        rows.sort(key=lambda row: (row["account_id"], row["month"]))
+        with transaction():
+            _upsert(rows)
+        rows_written += len(rows)
+        accounts_seen += len(accounts)
+        batches += 1
+        months_seen.update(row["month"] for row in rows)
+    seconds = time.perf_counter() - started
+    log.info(
+        "Rolled up %d account-months for %d accounts in %d batches (%.3f s)",
+        rows_written,
+        accounts_seen,
+        batches,
+        seconds,
+    )
+    return RollupRun(rows_written, accounts_seen, batches, seconds, tuple(sorted(months_seen)))
+
+
+def _not_rolled_up(account: Account, month: Month) -> MonthlyMetrics:
+    """A month without a row yet (before the first run, or never rolled up): zero counts,
+    null averages, the account's current baseline, computed_at null."""
+    return MonthlyMetrics(str(month), 0, 0, None, account.manual_baseline_minutes, None, None)
+
+
+def metrics_for(account: Account, months: Sequence[Month]) -> list[MonthlyMetrics]:
+    """The stored figures of `months` (in that order) for the account: primary-key reads."""
+    wanted = [str(month) for month in months]
+    stored = {
+        row.month: row
+        for row in db.session.scalars(
+            select(MonthlyRollup).where(
+                MonthlyRollup.account_id == account.id, MonthlyRollup.month.in_(wanted)
+            )
+        )
+    }
+    result = []
+    for month in months:
+        row = stored.get(str(month))
+        if row is None:
+            result.append(_not_rolled_up(account, month))
+            continue
+        result.append(
+            MonthlyMetrics(
+                row.month,
+                row.escalations,
+                row.first_actions,
+                row.avg_time_to_first_action_minutes,
+                row.manual_baseline_minutes,
+                row.minutes_recovered_per_escalation,
+                row.computed_at,
+            )
+        )
+    return result
+
+
+def recent_months(newest: Month, count: int) -> list[Month]:
+    """`count` months ending with `newest`, newest first."""
+    return [newest.shifted(-back) for back in range(count)]
