@@ -1,0 +1,434 @@
+"""Shared pieces of the benchmarks and drills: the stack on loopback, seeding, statistics.
+
+The processes are started with tests/integration/services.py (the same launchers the
+integration tests use): a throwaway redis-server, the aiosmtpd sink, `python wsgi.py`,
+a Celery worker and beat. Everything binds 127.0.0.1 on free ports and is stopped on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.integration.services import (  # noqa: E402
+    BEAT_READY,
+    ManagedProcess,
+    ProcessGroup,
+    RedisServer,
+    SmtpSink,
+    beat_command,
+    flask_cli,
+    free_port,
+    http_ready,
+    log_contains,
+    python_env,
+    sqlite_url,
+    temporary_postgres_database,
+    web_command,
+    worker_command,
+)
+
+__all__ = [
+    "ROOT",
+    "BenchStack",
+    "Seeded",
+    "ManagedProcess",
+    "RedisServer",
+    "SmtpSink",
+    "machine_info",
+    "percentile",
+    "summarize",
+    "temporary_postgres_database",
+    "postgres_base_url",
+]
+
+PASSWORDLESS = None
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile (0-100), nearest-rank on the sorted values; None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def summarize(latencies_ms: Sequence[float]) -> dict[str, Any]:
+    """count, p50, p90, p99, max and mean of a list of milliseconds (rounded to 0.01 ms)."""
+
+    def r(value: float | None) -> float | None:
+        return None if value is None else round(value, 2)
+
+    return {
+        "count": len(latencies_ms),
+        "p50_ms": r(percentile(latencies_ms, 50)),
+        "p90_ms": r(percentile(latencies_ms, 90)),
+        "p99_ms": r(percentile(latencies_ms, 99)),
+        "max_ms": r(max(latencies_ms) if latencies_ms else None),
+        "mean_ms": r(sum(latencies_ms) / len(latencies_ms) if latencies_ms else None),
+    }
+
+
+# --------------------------------------------------------------------------- the machine
+
+
+def _first_line(cmd: Sequence[str]) -> str | None:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    text = (out.stdout or out.stderr).strip()
+    return text.splitlines()[0] if text else None
+
+
+def _postgres_bin(name: str) -> str | None:
+    dirs = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: p.parent.name)
+    for directory in reversed(dirs):
+        if (directory / name).exists():
+            return str(directory / name)
+    return shutil.which(name)
+
+
+def machine_info() -> dict[str, Any]:
+    """What the figures were measured on."""
+    cpu_model = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import psutil
+
+        ram_gib = round(psutil.virtual_memory().total / 2**30, 1)
+    except ImportError:  # pragma: no cover - psutil is a dev dependency
+        ram_gib = None
+    postgres = _postgres_bin("postgres")
+    redis = shutil.which("redis-server")
+    wrk_version = _first_line(["wrk", "--version"]) if shutil.which("wrk") else None
+    return {
+        "cpu_model": cpu_model,
+        "cores": os.cpu_count(),
+        "ram_gib": ram_gib,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "postgresql": _first_line([postgres, "--version"]) if postgres else None,
+        "redis": _first_line([redis, "--version"]) if redis else None,
+        "wrk": wrk_version.split(" [")[0] if wrk_version else None,
+    }
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def postgres_base_url() -> str | None:
+    """TEST_POSTGRES_URL, else the throwaway server of scripts/test_postgres.sh (started if
+    needed); None when this machine has no PostgreSQL server binaries."""
+    url = os.environ.get("TEST_POSTGRES_URL")
+    if url:
+        return url
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "test_postgres.sh")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if result.returncode != 0:
+        sys.stderr.write(result.stderr)
+        return None
+    return result.stdout.strip() or None
+
+
+# --------------------------------------------------------------------------- seeding
+
+
+@dataclass
+class Seeded:
+    """One account's users and tokens, and the ids of sessions ready to be escalated."""
+
+    account_id: int
+    admin_token: str
+    technician_token: str
+    technician_id: int
+    seniors: list[dict[str, Any]] = field(default_factory=list)  # {id, email, token}
+    session_ids: list[int] = field(default_factory=list)
+
+
+def _seed_app(database_url: str):
+    """The Flask app, in this process, only to write seed rows with the domain code."""
+    from web import create_app
+
+    return create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "CELERY_BROKER_URL": "memory://",
+            "SOCKETIO_MESSAGE_QUEUE": "",
+            "SOCKETIO_ASYNC_MODE": "threading",
+        }
+    )
+
+
+def seed_account(
+    database_url: str,
+    name: str = "Bench MSP",
+    seniors: int = 2,
+    sessions: int = 0,
+    slug: str | None = None,
+    title_prefix: str = "Bench session",
+) -> Seeded:
+    """An account with its owner (admin), one technician, `seniors` engineers (all with API
+    tokens) and `sessions` active sessions of that technician, inserted in bulk."""
+    from models.accounts import create_account, create_user
+    from models.db import db
+
+    slug = slug or re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    app = _seed_app(database_url)
+    with app.app_context():
+        account, owner, admin_token = create_account(
+            name, f"{name} Owner", f"owner@{slug}.example", "bench-password"
+        )
+        technician, technician_token = create_user(
+            account, f"{name} Technician", f"tech@{slug}.example", "technician"
+        )
+        seeded = Seeded(account.id, admin_token, technician_token, technician.id)
+        for n in range(seniors):
+            user, token = create_user(
+                account, f"Senior {n + 1}", f"senior{n + 1}@{slug}.example", "engineer"
+            )
+            seeded.seniors.append({"id": user.id, "email": user.email, "token": token})
+        seeded.session_ids = add_sessions(
+            account.id, technician.id, sessions, title_prefix=title_prefix
+        )
+        db.session.remove()
+        db.engine.dispose()
+    return seeded
+
+
+def add_sessions(
+    account_id: int, technician_id: int, count: int, title_prefix: str = "Bench session"
+) -> list[int]:
+    """Insert `count` active sessions in bulk (inside an app context); return their ids."""
+    from sqlalchemy import insert
+
+    from models.db import db, utcnow
+    from models.entities import FlowSession
+
+    if count <= 0:
+        return []
+    now = utcnow()
+    rows = [
+        {
+            "account_id": account_id,
+            "technician_id": technician_id,
+            "title": f"{title_prefix} #{n + 1}",
+            "snapshot": {"step": n % 7, "device": "PRN-04", "console": "spooler restarted"},
+            "ai_assessment": {"gist": "Spooler crash loop after a driver update."},
+            "status": "active",
+            "created_at": now,
+        }
+        for n in range(count)
+    ]
+    ids: list[int] = []
+    for start in range(0, count, 5000):
+        batch = rows[start : start + 5000]
+        ids += db.session.scalars(insert(FlowSession).returning(FlowSession.id), batch).all()
+    db.session.commit()
+    return sorted(ids)
+
+
+# --------------------------------------------------------------------------- the stack
+
+
+class BenchStack:
+    """Redis, optionally the SMTP sink, a migrated database, and the app's processes.
+
+    >>> with BenchStack("escalate") as stack:
+    ...     seeded = stack.seed(sessions=100)
+    ...     web = stack.start_web()
+    """
+
+    def __init__(
+        self,
+        name: str,
+        database_url: str | None = None,
+        smtp: bool = True,
+        env: Mapping[str, str] | None = None,
+        keep_logs: bool = False,
+    ) -> None:
+        self.name = name
+        self._exit = ExitStack()
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+        self.keep_logs = keep_logs
+        self.redis = RedisServer(data_dir=self.tmp / "redis")
+        self.smtp: SmtpSink | None = SmtpSink() if smtp else None
+        self.database_url = database_url or sqlite_url(self.tmp / "escalation.db")
+        self.group = ProcessGroup(self.tmp / "logs")
+        self.extra_env = dict(env or {})
+        self.env: dict[str, str] = {}
+        self._workers = 0
+
+    def __enter__(self) -> BenchStack:
+        try:
+            self._exit.callback(self._cleanup_tmp)
+            self.redis.start()
+            self._exit.callback(self.redis.stop)
+            if self.smtp is not None:
+                self.smtp.start()
+                self._exit.callback(self.smtp.stop)
+            self._exit.callback(self.group.stop_all)
+            port = free_port()
+            env = python_env()
+            for key in ("SMTP_USERNAME", "SMTP_PASSWORD", "TEST_POSTGRES_URL"):
+                env.pop(key, None)
+            env.update(
+                {
+                    "PYTHONWARNINGS": "ignore",
+                    "DATABASE_URL": self.database_url,
+                    "REDIS_URL": self.redis.url,
+                    "MAIL_FROM": "Escalation Mode <escalations@bench.example>",
+                    "PORT": str(port),
+                    "HOST": "127.0.0.1",
+                    "BASE_URL": f"http://127.0.0.1:{port}",
+                    "SECRET_KEY": "bench-secret",
+                    "FLASK_DEBUG": "0",
+                    "BENCH_ENDPOINTS": "1",
+                }
+            )
+            if self.smtp is not None:
+                env.update(self.smtp.env())
+            else:
+                env.update({"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(free_port())})
+            env.update(self.extra_env)
+            self.env = env
+            flask_cli(env, "db", "upgrade")
+        except BaseException:
+            self._exit.close()
+            raise
+        return self
+
+    def __exit__(self, exc_type, *rest) -> None:
+        if exc_type is not None and self.group.processes:
+            sys.stderr.write(self.group.describe_logs(lines=40) + "\n")
+            self.keep_logs = True
+        self._exit.close()
+
+    def _cleanup_tmp(self) -> None:
+        if self.keep_logs:
+            sys.stderr.write(f"[{self.name}] logs kept in {self.tmp}\n")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- data ------------------------------------------------------------------
+
+    def seed(self, **kwargs: Any) -> Seeded:
+        return seed_account(self.database_url, **kwargs)
+
+    def add_sessions(self, seeded: Seeded, count: int, title_prefix: str = "Bench session"):
+        app = _seed_app(self.database_url)
+        with app.app_context():
+            from models.db import db
+
+            ids = add_sessions(seeded.account_id, seeded.technician_id, count, title_prefix)
+            db.session.remove()
+            db.engine.dispose()
+        return ids
+
+    # -- processes -------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['PORT']}"
+
+    def start_web(self, extra_env: Mapping[str, str] | None = None) -> ManagedProcess:
+        env = {**self.env, **(extra_env or {})}
+        url = f"http://127.0.0.1:{env['PORT']}"
+        proc = self.group.start(
+            web_command(), env, ready_check=http_ready(f"{url}/healthz"), name="web", timeout=60
+        )
+        proc.url = url
+        return proc
+
+    def start_worker(
+        self,
+        extra_env: Mapping[str, str] | None = None,
+        pool: str = "solo",
+        concurrency: int = 1,
+        queues: Iterable[str] | None = None,
+    ) -> ManagedProcess:
+        self._workers += 1
+        env = {**self.env, **(extra_env or {})}
+        name = f"{self.name}-w{self._workers}-{os.getpid()}"
+        cmd = worker_command(pool=pool, concurrency=concurrency, name=name, queues=queues)
+        # Celery logs "<hostname> ready." once it consumes; the hostname is ours.
+        ready = log_contains(rf"{re.escape(name)}@\S+ ready\.")
+        return self.group.start(cmd, env, ready_check=ready, name="worker", timeout=60)
+
+    def start_beat(self, extra_env: Mapping[str, str] | None = None) -> ManagedProcess:
+        env = {**self.env, **(extra_env or {})}
+        return self.group.start(
+            beat_command(self.tmp / "celerybeat-schedule"),
+            env,
+            ready_check=log_contains(BEAT_READY),
+            name="beat",
+            timeout=60,
+        )
+
+
+# --------------------------------------------------------------------------- scripts
+
+
+def arg_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    return parser
+
+
+def report(result: Mapping[str, Any], as_json: bool) -> None:
+    """The script's result: one JSON object (--json) or indented JSON for a human."""
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+    else:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def note(message: str, *args: Any) -> None:
+    """Progress for the person watching: stderr, so --json stdout stays one object."""
+    sys.stderr.write((message % args if args else message) + "\n")
+    sys.stderr.flush()
+
+
+def raise_open_files_limit(wanted: int = 8192) -> int:
+    """Raise RLIMIT_NOFILE's soft limit towards `wanted` (children inherit it)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(wanted, hard) if hard != resource.RLIM_INFINITY else wanted
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
