@@ -8,6 +8,7 @@ due again and the sweeper re-enqueues it.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
@@ -24,6 +25,19 @@ LEASE = timedelta(seconds=60)
 RETRY_WINDOW = timedelta(hours=24)
 FIRST_RETRY_SECONDS = 15.0
 MAX_BACKOFF_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How transient failures are retried; the defaults meet the contract (first retry
+    within 30 s, capped at 10 minutes, for at least 24 hours). Tests shorten them."""
+
+    first_retry_seconds: float = FIRST_RETRY_SECONDS
+    max_backoff_seconds: float = MAX_BACKOFF_SECONDS
+    window: timedelta = RETRY_WINDOW
+
+
+DEFAULT_RETRY = RetryPolicy()
 
 
 def seniors(account_id: int) -> list[User]:
@@ -115,20 +129,25 @@ def mark_failed(delivery: Delivery, error: str) -> None:
     db.session.commit()
 
 
-def backoff_seconds(attempts: int, rng: random.Random | None = None) -> float:
+def backoff_seconds(
+    attempts: int, rng: random.Random | None = None, policy: RetryPolicy = DEFAULT_RETRY
+) -> float:
     """Exponential backoff with jitter: ~15 s after the first failure (always under 30 s),
     doubling, capped at 10 minutes."""
-    ceiling = min(MAX_BACKOFF_SECONDS, FIRST_RETRY_SECONDS * 2 ** max(attempts - 1, 0))
+    exponent = min(max(attempts - 1, 0), 32)  # 2**32 * 15 s is far past any cap
+    ceiling = min(policy.max_backoff_seconds, policy.first_retry_seconds * 2**exponent)
     return (rng or random).uniform(ceiling / 2, ceiling)
 
 
-def mark_retrying(delivery: Delivery, error: str) -> float | None:
+def mark_retrying(
+    delivery: Delivery, error: str, policy: RetryPolicy = DEFAULT_RETRY
+) -> float | None:
     """Schedule the next attempt and return its delay, or fail the delivery (returning None)
     once the retry window has passed."""
-    if utcnow() - delivery.created_at >= RETRY_WINDOW:
+    if utcnow() - delivery.created_at >= policy.window:
         mark_failed(delivery, f"Gave up after {delivery.attempts} attempts: {error}")
         return None
-    delay = backoff_seconds(delivery.attempts)
+    delay = backoff_seconds(delivery.attempts, policy=policy)
     delivery.status, delivery.last_error = "retrying", error[:2000]
     delivery.next_attempt_at = utcnow() + timedelta(seconds=delay)
     delivery.locked_until = delivery.next_attempt_at  # nobody may take it before it is due
@@ -136,22 +155,32 @@ def mark_retrying(delivery: Delivery, error: str) -> float | None:
     return delay
 
 
-def due(grace: timedelta, limit: int = 500) -> list[Delivery]:
+def due(grace: timedelta, limit: int = 500, channel: str | None = None) -> list[Delivery]:
     """Deliveries nobody is working on although they should be: their task was lost (a worker
     killed mid-task, a broker restart). `grace` leaves queued tasks time to run first."""
     now = utcnow()
     cutoff = now - grace
-    return list(
-        db.session.scalars(
-            select(Delivery)
-            .where(
-                _claimable(now),
-                or_(
-                    and_(Delivery.next_attempt_at.is_(None), Delivery.created_at < cutoff),
-                    Delivery.next_attempt_at < cutoff,
-                ),
-            )
-            .order_by(Delivery.id)
-            .limit(limit)
-        )
+    query = select(Delivery).where(
+        _claimable(now),
+        or_(
+            and_(Delivery.next_attempt_at.is_(None), Delivery.created_at < cutoff),
+            Delivery.next_attempt_at < cutoff,
+        ),
     )
+    if channel is not None:
+        query = query.where(Delivery.channel == channel)
+    return list(db.session.scalars(query.order_by(Delivery.id).limit(limit)))
+
+
+def note_requeued(delivery_ids: list[int]) -> None:
+    """The sweeper sent these again: expect them from now on, so the next sweep leaves them
+    alone for another grace period instead of piling duplicates onto a busy queue."""
+    if not delivery_ids:
+        return
+    db.session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(delivery_ids), Delivery.status.in_(("pending", "retrying")))
+        .values(next_attempt_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()

@@ -54,6 +54,15 @@ def from_env(env: dict[str, str] | os._Environ = os.environ) -> dict:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE")),
+        # Email delivery (docs/email.md). The defaults meet the contract: first retry within
+        # 30 s, backoff capped at 10 minutes, retried for at least 24 hours.
+        "EMAIL_FIRST_RETRY_SECONDS": float(env.get("EMAIL_FIRST_RETRY_SECONDS") or 15),
+        "EMAIL_MAX_BACKOFF_SECONDS": float(env.get("EMAIL_MAX_BACKOFF_SECONDS") or 600),
+        "EMAIL_RETRY_WINDOW_SECONDS": float(env.get("EMAIL_RETRY_WINDOW_SECONDS") or 86400),
+        # A sender's hold on a delivery; must outlast one SMTP conversation (~8 x SMTP_TIMEOUT).
+        "DELIVERY_LEASE_SECONDS": float(env.get("DELIVERY_LEASE_SECONDS") or 120),
+        # The sweeper re-sends a delivery this long after it should have been attempted.
+        "DELIVERY_SWEEP_GRACE_SECONDS": float(env.get("DELIVERY_SWEEP_GRACE_SECONDS") or 60),
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or "memory://",
         "API_TITLE": "Escalation Mode",
         "API_VERSION": "v1",
