@@ -1,0 +1,399 @@
+"""Sending one email delivery against a real SMTP server (aiosmtpd in this process).
+
+The task runs in-process here; the Celery broker is in memory, so a scheduled retry or a
+sweep can be read back from the queue. tests/integration/test_email_*.py run the same code
+in a real worker against Redis.
+"""
+
+from __future__ import annotations
+
+import shutil
+import ssl
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from models import db, deliveries
+from models.db import utcnow
+from models.entities import Delivery, Handoff, OutboxEvent
+from tests.conftest import make_tenant, new_handoff, test_config
+from tests.integration.services import SmtpSink, free_port
+from web import create_app
+from workers import email as email_worker
+from workers.names import QUEUE_EMAIL, SEND_EMAIL
+
+
+@pytest.fixture(scope="module")
+def sink():
+    with SmtpSink() as server:
+        yield server
+
+
+@pytest.fixture
+def smtp(sink):
+    sink.ok()
+    sink.clear()
+    return sink
+
+
+def email_config(database_url: str, sink: SmtpSink, **overrides) -> dict:
+    return test_config(
+        database_url,
+        SMTP_HOST=sink.host,
+        SMTP_PORT=sink.port,
+        SMTP_STARTTLS=False,
+        SMTP_USERNAME="",
+        SMTP_PASSWORD="",
+        SMTP_TIMEOUT=0.5,
+        MAIL_FROM="Escalation Mode <escalations@desk.example.com>",
+        BASE_URL="https://desk.example.com",
+        **overrides,
+    )
+
+
+@pytest.fixture
+def app(database_url, sink):
+    app = create_app(email_config(database_url, sink))
+    with app.app_context():
+        db.create_all()
+        drain_queue(app)
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def tenant(app):
+    return make_tenant("Alpha MSP")
+
+
+def drain_queue(app) -> list[dict]:
+    """Take every task message waiting in the in-memory email queue."""
+    taken = []
+    with app.extensions["celery"].connection_for_read() as conn:
+        channel = conn.channel()
+        while (message := channel.basic_get(QUEUE_EMAIL, no_ack=True)) is not None:
+            taken.append({"task": message.headers["task"], "eta": message.headers.get("eta"),
+                          "args": message.headers.get("argsrepr")})  # fmt: skip
+    return taken
+
+
+def email_rows(client, tenant, who=("eng", "admin")) -> list[Delivery]:
+    handoff = new_handoff(client, tenant)
+    event = db.session.scalar(select(OutboxEvent).where(OutboxEvent.handoff_id == handoff["id"]))
+    return deliveries.email_deliveries(event, [tenant.users[w] for w in who])
+
+
+def run(delivery: Delivery) -> str:
+    """What the worker does with one SEND_EMAIL message."""
+    status = email_worker.send_email(delivery.id)
+    db.session.expire_all()
+    return status
+
+
+def test_sends_one_message_and_marks_it_sent(client, tenant, smtp):
+    [delivery] = email_rows(client, tenant, who=("eng",))
+    assert run(delivery) == "sent"
+    assert (delivery.status, delivery.attempts, delivery.last_error) == ("sent", 1, None)
+    assert delivery.sent_at is not None and delivery.locked_until is None
+    [mail] = smtp.messages
+    assert mail.rcpt_tos == ["eng@alpha-msp.example"]
+    assert mail.mail_from == "escalations@desk.example.com"
+    assert mail.subject == "Escalation: VPN drops every hour"
+    assert "Stuck after the VPN reset" in mail.text and "Likely a stale VPN profile" in mail.text
+    session_id = db.session.get(Handoff, delivery.handoff_id).session_id
+    assert f"https://desk.example.com/pilot/{session_id}" in mail.text
+    assert mail.html is not None and "Stuck after the VPN reset" in mail.html
+    expected_id = f"<escalation-{delivery.handoff_id}.delivery-{delivery.id}@desk.example.com>"
+    assert mail["Message-ID"] == expected_id
+
+
+def test_a_duplicate_task_sends_nothing_more(client, tenant, smtp):
+    [delivery] = email_rows(client, tenant, who=("eng",))
+    assert run(delivery) == "sent"
+    assert run(delivery) == "skipped"
+    assert len(smtp.messages) == 1 and delivery.attempts == 1
+
+
+def test_a_delivery_held_by_another_sender_is_left_alone(client, tenant, smtp):
+    [delivery] = email_rows(client, tenant, who=("eng",))
+    assert deliveries.claim(delivery.id, timedelta(minutes=5)) is not None  # another worker
+    assert run(delivery) == "skipped"
+    assert smtp.messages == [] and delivery.status == "pending"
+
+
+def test_smtp_down_schedules_a_retry_within_30_seconds(client, tenant, smtp, app):
+    app.config.update(EMAIL_FIRST_RETRY_SECONDS=15.0)  # the default
+    [delivery] = email_rows(client, tenant, who=("eng",))
+    smtp.down()
+    before = utcnow()
+    assert run(delivery) == "retrying"
+    assert (delivery.status, delivery.attempts) == ("retrying", 1)
+    assert "Connection" in delivery.last_error or "refused" in delivery.last_error
+    wait = (delivery.next_attempt_at - before).total_seconds()
+    assert 7 <= wait <= 30
+    [queued] = drain_queue(app)
+    assert queued["task"] == SEND_EMAIL and queued["args"] == f"[{delivery.id}]"
+    assert queued["eta"] is not None  # a countdown, not an immediate re-run
+
+    # The retried task, once the server is back, delivers it exactly once.
+    smtp.up()
+    delivery.next_attempt_at = delivery.locked_until = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    assert run(delivery) == "sent"
+    assert delivery.attempts == 2 and delivery.last_error is None
+    assert len(smtp.messages) == 1
+
+
+def test_451_is_transient(client, tenant, smtp, app):
+    [delivery] = email_rows(client, tenant, who=("eng",))
+    smtp.tempfail()
+    assert run(delivery) == "retrying"
+    assert delivery.status == "retrying" and "451" in delivery.last_error
+    assert len(drain_queue(app)) == 1
+
+
+def test_550_fails_at_once_and_is_not_retried(client, tenant, smtp, app):
+    [delivery] = email_rows(client, tenant, who=("eng",))
+    smtp.reject()
+    assert run(delivery) == "failed"
+    assert (delivery.status, delivery.attempts) == ("failed", 1)
+    assert "550" in delivery.last_error and "eng@alpha-msp.example" in delivery.last_error
+    assert drain_queue(app) == []
+    assert run(delivery) == "skipped" and delivery.attempts == 1
+
+
+def test_a_stalled_server_times_out_and_retries(client, tenant, smtp):
+    [delivery] = email_rows(client, tenant, who=("eng",))
+    smtp.stall()
+    assert run(delivery) == "retrying"
+    assert "timed out" in delivery.last_error
+
+
+def test_not_configured_smtp_is_visible(client, tenant, app):
+    app.config.update(SMTP_HOST="")
+    [delivery] = email_rows(client, tenant, who=("eng",))
+    assert run(delivery) == "retrying"
+    assert "SMTP_HOST" in delivery.last_error
+
+
+def test_after_the_retry_window_a_transient_failure_fails_the_delivery(client, tenant, smtp, app):
+    [delivery] = email_rows(client, tenant, who=("eng",))
+    delivery.created_at = utcnow() - timedelta(hours=24, seconds=1)
+    db.session.commit()
+    smtp.tempfail()
+    assert run(delivery) == "failed"
+    assert delivery.status == "failed"
+    assert (
+        delivery.last_error.startswith("Gave up after 1 attempts: ")
+        and "451" in delivery.last_error
+    )
+    assert drain_queue(app) == []
+
+
+def test_no_message_is_handed_over_when_the_lease_cannot_cover_the_send(client, tenant, smtp, app):
+    # 4 x SMTP_TIMEOUT (0.5 s) does not fit in a 1 s lease: a second sender could overlap.
+    app.config.update(DELIVERY_LEASE_SECONDS=1.0)
+    [delivery] = email_rows(client, tenant, who=("eng",))
+    assert run(delivery) == "retrying"
+    assert "lease" in delivery.last_error
+    assert smtp.messages == []
+
+
+def test_a_recipient_who_no_longer_exists_fails_visibly(client, tenant, smtp):
+    [delivery] = email_rows(client, tenant, who=("eng",))
+    delivery.recipient_id = None
+    db.session.commit()
+    assert run(delivery) == "failed"
+    assert delivery.last_error == "The recipient no longer exists."
+
+
+def test_a_socket_delivery_id_is_ignored(client, tenant, smtp):
+    handoff = new_handoff(client, tenant)
+    event = db.session.scalar(select(OutboxEvent).where(OutboxEvent.handoff_id == handoff["id"]))
+    socket_row = deliveries.socket_delivery(event)
+    assert email_worker.send_email(socket_row.id) == "skipped"
+    db.session.expire_all()
+    assert (socket_row.status, socket_row.attempts) == ("pending", 0)
+
+
+# --------------------------------------------------------------------------- sweeper
+
+
+def test_sweeper_requeues_only_what_is_due(client, tenant, smtp, app):
+    app.config.update(DELIVERY_SWEEP_GRACE_SECONDS=60)
+    lost, fresh, done, held = email_rows(client, tenant, who=("eng", "eng2", "admin", "tech"))
+    long_ago = utcnow() - timedelta(minutes=5)
+    lost.created_at = done.created_at = held.created_at = long_ago
+    done.status = "sent"
+    held.locked_until = utcnow() + timedelta(minutes=1)  # a live worker is sending it
+    db.session.commit()
+
+    assert email_worker.sweep_deliveries() == 1
+    assert [m["args"] for m in drain_queue(app)] == [f"[{lost.id}]"]
+    db.session.expire_all()
+    assert lost.next_attempt_at is not None and fresh.next_attempt_at is None
+    # Just re-enqueued: the next sweep leaves it alone for another grace period.
+    assert email_worker.sweep_deliveries() == 0
+
+
+def test_sweeper_requeues_a_retry_whose_task_was_lost(client, tenant, smtp, app):
+    app.config.update(DELIVERY_SWEEP_GRACE_SECONDS=60)
+    [delivery] = email_rows(client, tenant, who=("eng",))
+    smtp.down()
+    assert run(delivery) == "retrying"
+    drain_queue(app)  # the countdown task is lost
+    assert email_worker.sweep_deliveries() == 0  # not due yet
+    delivery.next_attempt_at = delivery.locked_until = utcnow() - timedelta(minutes=2)
+    db.session.commit()
+    assert email_worker.sweep_deliveries() == 1
+    smtp.up()
+    assert run(delivery) == "sent" and len(smtp.messages) == 1
+
+
+def test_sweeper_leaves_socket_rows_to_the_fanout(client, tenant, app):
+    app.config.update(DELIVERY_SWEEP_GRACE_SECONDS=0)
+    handoff = new_handoff(client, tenant)
+    event = db.session.scalar(select(OutboxEvent).where(OutboxEvent.handoff_id == handoff["id"]))
+    deliveries.socket_delivery(event)
+    assert email_worker.sweep_deliveries() == 0
+
+
+# --------------------------------------------------------------------------- STARTTLS + AUTH
+
+
+def _self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    result = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        pytest.skip(f"openssl could not make a test certificate: {result.stderr[-300:]!r}")
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory) -> tuple[Path, Path]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    return _self_signed_certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def tls_server(certificate, monkeypatch):
+    """An SMTP server that insists on STARTTLS, then AUTH, before it takes mail."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    # The client verifies the server against the system trust store; trust our test CA.
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    received, logins = [], []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802
+            received.append((session.authenticated, envelope.rcpt_tos))
+            return "250 OK"
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        ok = isinstance(auth_data, LoginPassword) and auth_data.password == b"s3cret"
+        logins.append((mechanism, auth_data.login, ok))
+        return AuthResult(success=ok, handled=False)  # handled=False: the server answers 535
+
+    port = free_port()
+    controller = Controller(
+        Handler(), hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True,
+        authenticator=authenticator, auth_require_tls=True, server_hostname="127.0.0.1",
+        auth_exclude_mechanism=["LOGIN"],  # one mechanism: a refused login ends at once
+    )  # fmt: skip
+    controller.start()
+    try:
+        yield port, received, logins
+    finally:
+        controller.stop()
+
+
+def test_starttls_and_login_when_configured(client, tenant, app, tls_server):
+    port, received, logins = tls_server
+    app.config.update(
+        SMTP_PORT=port, SMTP_STARTTLS=True, SMTP_USERNAME="mailer", SMTP_PASSWORD="s3cret",
+        SMTP_TIMEOUT=5.0,
+    )  # fmt: skip
+    [delivery] = email_rows(client, tenant, who=("eng",))
+    assert run(delivery) == "sent"
+    assert logins and all(login == b"mailer" and ok for _, login, ok in logins)
+    assert received == [(True, ["eng@alpha-msp.example"])]
+
+
+def test_a_wrong_password_is_a_permanent_failure(client, tenant, app, tls_server):
+    port, received, _ = tls_server
+    app.config.update(
+        SMTP_PORT=port, SMTP_STARTTLS=True, SMTP_USERNAME="mailer", SMTP_PASSWORD="wrong",
+        SMTP_TIMEOUT=5.0,
+    )  # fmt: skip
+    [delivery] = email_rows(client, tenant, who=("eng",))
+    assert run(delivery) == "failed", delivery.last_error
+    assert "535" in delivery.last_error and received == [], delivery.last_error
+
+
+def test_without_starttls_the_server_refuses_and_nothing_is_sent(client, tenant, app, tls_server):
+    port, received, _ = tls_server
+    app.config.update(SMTP_PORT=port, SMTP_STARTTLS=False, SMTP_TIMEOUT=5.0)
+    [delivery] = email_rows(client, tenant, who=("eng",))
+    assert run(delivery) == "failed"
+    assert "530" in delivery.last_error and received == []
+
+
+def test_starttls_against_a_server_without_it_fails_visibly(client, tenant, smtp, app):
+    app.config.update(SMTP_STARTTLS=True)
+    [delivery] = email_rows(client, tenant, who=("eng",))
+    assert run(delivery) == "failed"
+    assert "STARTTLS" in delivery.last_error and smtp.messages == []
+
+
+# --------------------------------------------------------------------------- backoff policy
+
+
+def test_backoff_first_retry_within_30_seconds_then_doubling_capped_at_10_minutes():
+    import random
+
+    rng = random.Random(7)
+    first = [deliveries.backoff_seconds(1, rng) for _ in range(500)]
+    assert all(0 < d <= 30 for d in first)
+    assert max(first) - min(first) > 3  # jittered, not a fixed delay
+    for attempts in range(1, 40):
+        ceiling = min(600, 15 * 2 ** (attempts - 1))  # doubling from 15 s, capped at 10 min
+        delays = [deliveries.backoff_seconds(attempts, rng) for _ in range(50)]
+        assert all(ceiling / 2 <= d <= ceiling for d in delays), attempts
+    assert 300 <= deliveries.backoff_seconds(10_000, rng) <= 600
+
+
+def test_default_policy_meets_the_contract():
+    policy = deliveries.DEFAULT_RETRY
+    assert policy.window >= timedelta(hours=24)
+    assert policy.first_retry_seconds <= 30 and policy.max_backoff_seconds == 600
+
+
+def test_the_countdown_stays_below_the_visibility_timeout():
+    import celery_config
+
+    assert celery_config.MAX_COUNTDOWN_SECONDS < celery_config.VISIBILITY_TIMEOUT_SECONDS
+    config = create_app(test_config("sqlite://", EMAIL_MAX_BACKOFF_SECONDS=7200)).config
+    settings = email_worker.EmailSettings.from_config(config)
+    assert settings.retry.max_backoff_seconds <= celery_config.MAX_COUNTDOWN_SECONDS
+
+
+def test_sweeper_runs_on_the_beat_schedule():
+    import celery_config
+    from workers.names import SWEEP_DELIVERIES
+
+    entries = [e for e in celery_config.BEAT_SCHEDULE.values() if e["task"] == SWEEP_DELIVERIES]
+    assert entries and entries[0]["schedule"] <= timedelta(seconds=30)

@@ -1,0 +1,285 @@
+"""Email delivery: one escalation email per delivery row, sent at most once, retried on
+transient SMTP failures, and swept up again when its task was lost.
+
+The fan-out task creates the rows (`models.deliveries.email_deliveries`) and enqueues
+`send_email` for each; beat runs `sweep_deliveries` every 30 seconds. See docs/email.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.errors import MessageError
+from email.message import EmailMessage
+from email.utils import parseaddr
+from typing import Any
+
+from celery import shared_task
+from flask import current_app
+
+import celery_config
+from models import deliveries
+from models.db import db
+from models.entities import Delivery, Handoff
+from workers import names
+from workers.email_message import compose, message_id, notice_for
+
+log = logging.getLogger(__name__)
+
+# The retried task arrives a little after the row's lease lifts, never before it.
+COUNTDOWN_MARGIN_SECONDS = 0.5
+# MAIL, RCPT, DATA, the message and its final reply: each may take up to SMTP_TIMEOUT.
+SEND_PHASE_TIMEOUTS = 4
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    host: str
+    port: int
+    username: str
+    password: str
+    starttls: bool
+    timeout: float
+    mail_from: str
+    base_url: str
+    lease: timedelta
+    retry: deliveries.RetryPolicy
+    sweep_grace: timedelta
+
+    @classmethod
+    def from_config(cls, config: Any) -> EmailSettings:
+        # A countdown longer than the broker's visibility timeout would be delivered twice.
+        max_backoff = min(config["EMAIL_MAX_BACKOFF_SECONDS"], celery_config.MAX_COUNTDOWN_SECONDS)
+        return cls(
+            host=config["SMTP_HOST"],
+            port=config["SMTP_PORT"],
+            username=config["SMTP_USERNAME"],
+            password=config["SMTP_PASSWORD"],
+            starttls=config["SMTP_STARTTLS"],
+            timeout=config["SMTP_TIMEOUT"],
+            mail_from=config["MAIL_FROM"],
+            base_url=config["BASE_URL"],
+            lease=timedelta(seconds=config["DELIVERY_LEASE_SECONDS"]),
+            retry=deliveries.RetryPolicy(
+                first_retry_seconds=config["EMAIL_FIRST_RETRY_SECONDS"],
+                max_backoff_seconds=max_backoff,
+                window=timedelta(seconds=config["EMAIL_RETRY_WINDOW_SECONDS"]),
+            ),
+            sweep_grace=timedelta(seconds=config["DELIVERY_SWEEP_GRACE_SECONDS"]),
+        )
+
+
+class TransientFailure(Exception):
+    """Worth another try later: the server was unreachable, slow, or answered 4xx."""
+
+
+class PermanentFailure(Exception):
+    """Another try would fail the same way: a 5xx answer, or nothing to send."""
+
+
+# --------------------------------------------------------------------------- SMTP
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return f"{code} {text}".strip()
+
+
+def _by_code(code: int, what: str) -> Exception:
+    failure = PermanentFailure if 500 <= code <= 599 else TransientFailure
+    return failure(what)
+
+
+def _refused(recipients: dict[str, tuple[int, bytes]]) -> Exception:
+    """A refused recipient is permanent only if the server said so (5xx)."""
+    details = "; ".join(
+        f"{rcpt}: {_reply(code, text)}" for rcpt, (code, text) in recipients.items()
+    )
+    what = f"Recipient refused: {details}"
+    if all(400 <= code <= 499 for code, _ in recipients.values()):
+        return TransientFailure(what)
+    return PermanentFailure(what)
+
+
+def classify(error: Exception) -> Exception:
+    """Map what smtplib raised to a TransientFailure or a PermanentFailure."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return _refused(error.recipients)
+    if isinstance(error, smtplib.SMTPResponseException):
+        return _by_code(error.smtp_code, f"SMTP {_reply(error.smtp_code, error.smtp_error)}")
+    if isinstance(error, smtplib.SMTPServerDisconnected):
+        return TransientFailure(f"SMTP server disconnected: {error}")
+    if isinstance(error, smtplib.SMTPException):
+        # STARTTLS or AUTH asked for but not offered: the configuration, not the moment.
+        return PermanentFailure(f"SMTP: {error}")
+    if isinstance(error, OSError):  # refused, unreachable, timed out, TLS handshake
+        return TransientFailure(f"SMTP connection to the server failed: {error!r}")
+    return error
+
+
+def _close(smtp: smtplib.SMTP) -> None:
+    """QUIT politely; once the message is accepted, a bad QUIT must not turn into a failure."""
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
+
+
+def send_message(
+    message: EmailMessage, recipient: str, settings: EmailSettings, deadline: float
+) -> None:
+    """Send over SMTP (timeout, STARTTLS and login when configured) or raise a
+    TransientFailure / PermanentFailure. `deadline` (time.monotonic()) is when this
+    sender's lease on the delivery runs out: the message is not handed over unless the
+    whole exchange fits before it, so a sweeper-started second sender cannot overlap."""
+    if not settings.host:
+        raise TransientFailure("SMTP is not configured (SMTP_HOST is empty).")
+    envelope_from = parseaddr(settings.mail_from)[1] or settings.mail_from
+    smtp: smtplib.SMTP | None = None
+    try:
+        # Connect in the constructor: STARTTLS checks the certificate against this host name.
+        smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
+        smtp.ehlo()
+        if settings.starttls:
+            smtp.starttls(context=ssl.create_default_context())
+            smtp.ehlo()
+        if settings.username:
+            smtp.login(settings.username, settings.password)
+        if deadline - time.monotonic() < SEND_PHASE_TIMEOUTS * settings.timeout:
+            raise TransientFailure("The SMTP server was too slow; not sending past the lease.")
+        refused = smtp.send_message(message, from_addr=envelope_from, to_addrs=[recipient])
+    except (smtplib.SMTPException, OSError) as error:
+        raise classify(error) from error
+    finally:
+        if smtp is not None:
+            _close(smtp)
+    if refused:  # only when several recipients were given and some were accepted
+        raise _refused(refused)
+
+
+# --------------------------------------------------------------------------- one attempt
+
+
+@dataclass(frozen=True)
+class Attempt:
+    status: str  # sent | retrying | failed | skipped
+    retry_in: float | None = None
+
+
+def build_message(delivery: Delivery, settings: EmailSettings) -> tuple[EmailMessage, str]:
+    recipient = delivery.recipient
+    if recipient is None or not recipient.email:
+        raise PermanentFailure("The recipient no longer exists.")
+    handoff = db.session.get(Handoff, delivery.handoff_id)
+    if handoff is None:
+        raise PermanentFailure("The escalation no longer exists.")
+    try:
+        message = compose(
+            notice_for(handoff),
+            recipient_name=recipient.name,
+            recipient_email=recipient.email,
+            mail_from=settings.mail_from,
+            base_url=settings.base_url,
+            message_id=message_id(delivery.id, handoff.id, settings.mail_from),
+            date=datetime.now(UTC),
+        )
+    except (MessageError, ValueError, TypeError) as error:
+        raise PermanentFailure(f"Cannot build the message: {error}") from error
+    return message, recipient.email
+
+
+def attempt_delivery(delivery_id: int, settings: EmailSettings) -> Attempt:
+    """Claim the delivery, send it, record the outcome. A delivery that is already sent,
+    failed or held by another sender is left alone, so a duplicate task is harmless."""
+    row = db.session.get(Delivery, delivery_id)
+    if row is None or row.channel != deliveries.EMAIL:
+        log.error("Delivery %s is not an email delivery; ignoring the task", delivery_id)
+        return Attempt("skipped")
+    deadline = time.monotonic() + settings.lease.total_seconds()
+    delivery = deliveries.claim(delivery_id, settings.lease)
+    if delivery is None:
+        log.info("Delivery %s is done or being sent by another worker; skipping", delivery_id)
+        return Attempt("skipped")
+    try:
+        message, address = build_message(delivery, settings)
+        send_message(message, address, settings, deadline)
+    except PermanentFailure as failure:
+        deliveries.mark_failed(delivery, str(failure))
+        log.warning("Email delivery %s failed for good: %s", delivery_id, failure)
+        return Attempt("failed")
+    except Exception as error:
+        if isinstance(error, TransientFailure):
+            reason = str(error)
+        else:
+            log.exception("Unexpected error sending email delivery %s", delivery_id)
+            reason = f"Unexpected error: {error!r}"
+        delay = deliveries.mark_retrying(delivery, reason, settings.retry)
+        if delay is None:
+            log.warning("Email delivery %s gave up: %s", delivery_id, reason)
+            return Attempt("failed")
+        log.info(
+            "Email delivery %s attempt %s failed (%s); next try in %.1f s",
+            delivery_id,
+            delivery.attempts,
+            reason,
+            delay,
+        )
+        return Attempt("retrying", delay)
+    deliveries.mark_sent(delivery)
+    log.info("Email delivery %s sent to %s (%s)", delivery_id, address, message["Message-ID"])
+    return Attempt("sent")
+
+
+def schedule_retry(delivery_id: int, delay: float) -> None:
+    """Re-run the task after `delay`; if the broker is unreachable the sweeper takes over."""
+    countdown = min(delay + COUNTDOWN_MARGIN_SECONDS, celery_config.MAX_COUNTDOWN_SECONDS)
+    try:
+        send_email.apply_async(args=[delivery_id], countdown=countdown)
+    except Exception:
+        log.warning(
+            "Could not schedule the retry of delivery %s; the sweeper will send it",
+            delivery_id,
+            exc_info=True,
+        )
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+@shared_task(name=names.SEND_EMAIL, ignore_result=True)
+def send_email(delivery_id: int) -> str:
+    """Send one escalation email (a delivery row id). Running it twice is harmless."""
+    outcome = attempt_delivery(int(delivery_id), EmailSettings.from_config(current_app.config))
+    if outcome.retry_in is not None:
+        schedule_retry(int(delivery_id), outcome.retry_in)
+    return outcome.status
+
+
+def sweep(grace: timedelta) -> list[int]:
+    """Enqueue again the email deliveries nobody is working on although they are due."""
+    requeued: list[int] = []
+    for delivery in deliveries.due(grace, channel=deliveries.EMAIL):
+        try:
+            send_email.apply_async(args=[delivery.id])
+        except Exception:
+            log.warning("Broker unreachable; the next sweep tries again", exc_info=True)
+            break
+        requeued.append(delivery.id)
+    deliveries.note_requeued(requeued)
+    if requeued:
+        log.warning(
+            "Re-enqueued %d email deliveries whose task was lost: %s", len(requeued), requeued
+        )
+    return requeued
+
+
+@shared_task(name=names.SWEEP_DELIVERIES, ignore_result=True)
+def sweep_deliveries() -> int:
+    """Beat, every 30 s: a worker killed mid-send or a lost task leaves a delivery due."""
+    settings = EmailSettings.from_config(current_app.config)
+    return len(sweep(settings.sweep_grace))

@@ -1,0 +1,176 @@
+"""The escalation email: what a senior who was offline reads. Pure functions, no I/O."""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+from typing import Any
+
+SUBJECT_PREFIX = "Escalation: "
+MAX_TITLE_IN_SUBJECT = 150
+MAX_GIST = 300
+# Keys an AI assessment is likely to keep its one-line verdict under, best first.
+GIST_KEYS = ("summary", "gist", "assessment", "diagnosis", "likely_cause", "conclusion")
+FALLBACK_DOMAIN = "escalation-mode.invalid"
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class EscalationNotice:
+    """What the email says about one handoff."""
+
+    handoff_id: int
+    session_id: int
+    title: str
+    reason: str
+    escalated_by: str
+    created_at: datetime
+    notes: str | None = None
+    ai_gist: str | None = None
+
+
+def one_line(text: str, limit: int) -> str:
+    """Collapse whitespace (no line breaks can reach a header) and cut to `limit` characters."""
+    flat = _WHITESPACE.sub(" ", text).strip()
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def ai_gist(assessment: Any, limit: int = MAX_GIST) -> str | None:
+    """The assessment's gist: its summary, else the first short text field, else None."""
+    if isinstance(assessment, str):
+        return one_line(assessment, limit) or None
+    if not isinstance(assessment, dict):
+        return None
+    for key in GIST_KEYS:
+        value = assessment.get(key)
+        if isinstance(value, str) and value.strip():
+            return one_line(value, limit)
+    texts = [v for v in assessment.values() if isinstance(v, str) and v.strip()]
+    candidates = [t for t in texts if len(t) <= limit] or texts
+    return one_line(candidates[0], limit) if candidates else None
+
+
+def notice_for(handoff: Any) -> EscalationNotice:
+    """Read a Handoff (duck-typed: anything with its attributes) into a notice."""
+    package = handoff.escalation_package or {}
+    notes = package.get("notes")
+    return EscalationNotice(
+        handoff_id=handoff.id,
+        session_id=handoff.session_id,
+        title=handoff.title,
+        reason=handoff.reason,
+        escalated_by=handoff.escalated_by.name,
+        created_at=handoff.created_at,
+        notes=notes if isinstance(notes, str) and notes.strip() else None,
+        ai_gist=ai_gist(package.get("ai_assessment")),
+    )
+
+
+def message_id(delivery_id: int, handoff_id: int, mail_from: str) -> str:
+    """The same for every attempt at one delivery, so a receiver can drop a resend (a worker
+    that died after the server accepted the message but before it was marked sent)."""
+    _, at, domain = parseaddr(mail_from)[1].rpartition("@")
+    domain = domain.strip().strip("[]") if at else ""
+    domain = domain or FALLBACK_DOMAIN
+    return f"<escalation-{handoff_id}.delivery-{delivery_id}@{domain}>"
+
+
+def subject(notice: EscalationNotice) -> str:
+    return SUBJECT_PREFIX + one_line(notice.title, MAX_TITLE_IN_SUBJECT)
+
+
+def links(notice: EscalationNotice, base_url: str) -> dict[str, str]:
+    base = base_url.rstrip("/")
+    return {"queue": f"{base}/escalations", "session": f"{base}/pilot/{notice.session_id}"}
+
+
+def _details(notice: EscalationNotice) -> list[tuple[str, str]]:
+    rows = [("Reason", notice.reason)]
+    if notice.notes:
+        rows.append(("Notes", notice.notes))
+    rows.append(("AI assessment", notice.ai_gist or "none attached"))
+    rows.append(("Escalated by", notice.escalated_by))
+    rows.append(("Escalated at", _when(notice.created_at)))
+    return rows
+
+
+def _when(moment: datetime) -> str:
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def text_body(notice: EscalationNotice, recipient_name: str, base_url: str) -> str:
+    urls = links(notice, base_url)
+    lines = [
+        f"Hi {recipient_name},",
+        "",
+        f'{notice.escalated_by} escalated "{one_line(notice.title, 500)}" and it is waiting '
+        "for a senior.",
+        "",
+    ]
+    for label, value in _details(notice):
+        lines.append(f"{label}: {value}")
+    lines += [
+        "",
+        f"Claim it from the queue: {urls['queue']}",
+        f"Open the session: {urls['session']}",
+        "",
+        "You get this email because you were not connected when the escalation was created.",
+        "The first senior to claim it takes it.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def html_body(notice: EscalationNotice, recipient_name: str, base_url: str) -> str:
+    esc = html.escape
+    urls = links(notice, base_url)
+    rows = "\n".join(
+        f'<tr><th align="left" valign="top" style="padding:2px 12px 2px 0">{esc(label)}</th>'
+        f'<td style="white-space:pre-wrap">{esc(value)}</td></tr>'
+        for label, value in _details(notice)
+    )
+    return f"""<!doctype html>
+<html><body style="font-family:sans-serif;line-height:1.4">
+<p>Hi {esc(recipient_name)},</p>
+<p>{esc(notice.escalated_by)} escalated <strong>{esc(one_line(notice.title, 500))}</strong>
+and it is waiting for a senior.</p>
+<table>
+{rows}
+</table>
+<p><a href="{esc(urls["queue"])}">Claim it from the queue</a>
+&middot; <a href="{esc(urls["session"])}">Open the session</a></p>
+<p style="color:#666;font-size:smaller">You get this email because you were not connected
+when the escalation was created. The first senior to claim it takes it.</p>
+</body></html>
+"""
+
+
+def compose(
+    notice: EscalationNotice,
+    *,
+    recipient_name: str,
+    recipient_email: str,
+    mail_from: str,
+    base_url: str,
+    message_id: str,
+    date: datetime,
+) -> EmailMessage:
+    """The multipart/alternative message (plain text first, then HTML)."""
+    message = EmailMessage()
+    message["Subject"] = subject(notice)
+    message["From"] = mail_from
+    message["To"] = Address(display_name=one_line(recipient_name, 200), addr_spec=recipient_email)
+    message["Date"] = format_datetime(date if date.tzinfo else date.replace(tzinfo=UTC))
+    message["Message-ID"] = message_id
+    # Tells vacation responders and the like not to answer.
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Escalation-Handoff-Id"] = str(notice.handoff_id)
+    message.set_content(text_body(notice, recipient_name, base_url))
+    message.add_alternative(html_body(notice, recipient_name, base_url), subtype="html")
+    return message
