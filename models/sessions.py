@@ -56,6 +56,32 @@ def latest_handoff(session: FlowSession) -> Handoff | None:
     )
 
 
+def sessions_of(technician: User, limit: int = 50) -> list[FlowSession]:
+    """The technician's own sessions, newest first."""
+    return list(
+        db.session.scalars(
+            select(FlowSession)
+            .where(
+                FlowSession.account_id == technician.account_id,
+                FlowSession.technician_id == technician.id,
+            )
+            .order_by(FlowSession.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def writebacks_of(session: FlowSession) -> list[PsaWriteback]:
+    """The notes written back to the session's PSA ticket, oldest first."""
+    return list(
+        db.session.scalars(
+            select(PsaWriteback)
+            .where(PsaWriteback.session_id == session.id)
+            .order_by(PsaWriteback.id)
+        )
+    )
+
+
 def post_message(author: User, session_id: int, body: str) -> Message:
     session = get_session(author, session_id)
     with transaction():
@@ -110,6 +136,8 @@ __all__ = [
     "latest_handoff",
     "messages_of",
     "post_message",
+    "sessions_of",
     "utcnow",
     "write_back_to_psa",
+    "writebacks_of",
 ]

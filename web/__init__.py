@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 from models.errors import DomainError
 from web import config as config_module
 from web import errors
-from web.extensions import db, migrate, socketio
+from web.extensions import csrf, db, limiter, migrate, socketio
 from workers import celery_init_app
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         bench.register(app)
     _register_error_handlers(app)
     _register_health(app)
+
+    from web.pages import init_pages
+
+    csrf.init_app(app)
+    limiter.init_app(app)
+    init_pages(app)
 
     from web.cli import register_cli
 

@@ -63,7 +63,14 @@ def from_env(env: dict[str, str] | os._Environ = os.environ) -> dict:
         "DELIVERY_LEASE_SECONDS": float(env.get("DELIVERY_LEASE_SECONDS") or 120),
         # The sweeper re-sends a delivery this long after it should have been attempted.
         "DELIVERY_SWEEP_GRACE_SECONDS": float(env.get("DELIVERY_SWEEP_GRACE_SECONDS") or 60),
-        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or "memory://",
+        # Login rate-limit counters (docs/pages.md): shared in Redis so every web process
+        # counts the same attempts; if Redis is unreachable, each process counts in memory.
+        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or redis_url,
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "LOGIN_RATE_LIMIT_PER_ADDRESS": env.get("LOGIN_RATE_LIMIT_PER_ADDRESS")
+        or "20 per minute;100 per hour",
+        "LOGIN_RATE_LIMIT_PER_EMAIL": env.get("LOGIN_RATE_LIMIT_PER_EMAIL")
+        or "5 per minute;20 per hour",
         "API_TITLE": "Escalation Mode",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from models import sessions
 from web.api import ApiBlueprint
 from web.auth import authenticated, current_user
+from web.pages import live
 from web.schemas import (
     MessageCreateSchema,
     MessageSchema,
@@ -46,7 +47,9 @@ def get_session(session_id: int):
 @blp.response(201, MessageSchema)
 def post_message(body, session_id: int):
     """Add a chat message; the claiming senior's first one is the handoff's first action."""
-    return sessions.post_message(current_user(), session_id, body["body"])
+    message = sessions.post_message(current_user(), session_id, body["body"])
+    live.announce_message(message)
+    return message
 
 
 @blp.post("/sessions/<id:session_id>/psa-writeback")

@@ -1,0 +1,182 @@
+/* Shared helpers for the pages: JSON API calls with the CSRF header, the live connection
+   with its status indicator, and text formatting. Everything user-supplied is written with
+   textContent, never as HTML. */
+"use strict";
+
+(function () {
+  const CSRF_HEADER = "X-CSRFToken";
+
+  function csrfToken() {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : "";
+  }
+
+  /* Call the JSON API with the login cookie. Resolves to {ok, status, data, message, code};
+     never rejects (a network failure is status 0). */
+  async function api(method, path, body, extraHeaders) {
+    const headers = Object.assign(
+      { Accept: "application/json", [CSRF_HEADER]: csrfToken() },
+      extraHeaders || {}
+    );
+    const options = { method: method, headers: headers, credentials: "same-origin" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(path, options);
+    } catch (error) {
+      return {
+        ok: false, status: 0, data: null, code: "network",
+        message: "Could not reach the server. Check your connection and try again.",
+      };
+    }
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (error) {
+      data = null;
+    }
+    const problem = data && data.error ? data.error : null;
+    let message = problem ? problem.message : "";
+    if (!response.ok && !message) message = "The server answered " + response.status + ".";
+    if (response.status === 401) message = "Your sign-in has ended. Reload the page to sign in again.";
+    return { ok: response.ok, status: response.status, data: data, code: problem ? problem.code : null, message: message };
+  }
+
+  /* Mirrors web/pages/present.py: keep the two in step. */
+  const GIST_KEYS = ["summary", "gist", "assessment", "diagnosis", "likely_cause", "conclusion"];
+  const GIST_MAX_CHARS = 240;
+
+  function clip(text) {
+    const flat = text.split(/\s+/).filter(Boolean).join(" ");
+    return flat.length <= GIST_MAX_CHARS ? flat : flat.slice(0, GIST_MAX_CHARS - 1).trimEnd() + "…";
+  }
+
+  function gist(assessment) {
+    if (!assessment || typeof assessment !== "object" || Array.isArray(assessment)) return "";
+    for (const key of GIST_KEYS) {
+      const value = assessment[key];
+      if (typeof value === "string" && value.trim()) return clip(value);
+    }
+    for (const value of Object.values(assessment)) {
+      if (typeof value === "string" && value.trim()) return clip(value);
+    }
+    return "";
+  }
+
+  function pad(number) {
+    return String(number).padStart(2, "0");
+  }
+
+  function waitingText(since, now) {
+    const start = Date.parse(since);
+    if (Number.isNaN(start)) return "";
+    let seconds = Math.max(Math.floor(((now || Date.now()) - start) / 1000), 0);
+    if (seconds < 60) return seconds + " s";
+    let minutes = Math.floor(seconds / 60);
+    seconds %= 60;
+    if (minutes < 60) return minutes + " min " + pad(seconds) + " s";
+    let hours = Math.floor(minutes / 60);
+    minutes %= 60;
+    if (hours < 24) return hours + " h " + pad(minutes) + " min";
+    const days = Math.floor(hours / 24);
+    hours %= 24;
+    return days + " d " + hours + " h";
+  }
+
+  function localTime(iso) {
+    const moment = new Date(iso);
+    if (Number.isNaN(moment.getTime())) return "";
+    const sameDay = moment.toDateString() === new Date().toDateString();
+    const time = moment.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    return sameDay ? time : moment.toLocaleDateString() + " " + time;
+  }
+
+  /* <time data-local-time datetime="...Z"> shows the viewer's local time. */
+  function localizeTimes(root) {
+    (root || document).querySelectorAll("time[data-local-time]").forEach(function (element) {
+      const text = localTime(element.getAttribute("datetime"));
+      if (text) {
+        element.textContent = text;
+        element.title = element.getAttribute("datetime");
+      }
+    });
+  }
+
+  /* Set the text of every [data-field=NAME] under root. */
+  function fill(root, fields) {
+    Object.keys(fields).forEach(function (name) {
+      root.querySelectorAll('[data-field="' + name + '"]').forEach(function (element) {
+        const value = fields[name];
+        element.textContent = value === null || value === undefined ? "" : String(value);
+      });
+    });
+  }
+
+  function cloneTemplate(id) {
+    return document.getElementById(id).content.firstElementChild.cloneNode(true);
+  }
+
+  /* Events carry the handoff object itself; accept {handoff: {...}} too. */
+  function handoffOf(payload) {
+    if (payload && typeof payload === "object" && payload.handoff && typeof payload.handoff === "object") {
+      return payload.handoff;
+    }
+    return payload;
+  }
+
+  /* Open the live connection (Socket.IO, login cookie) and keep #live-status honest:
+     "Live" while connected, "paused" while the client reconnects, "off" when it gave up.
+     onConnect runs after every (re)connect: that is where a page catches up. */
+  function connectLive(handlers, onConnect) {
+    const status = document.getElementById("live-status");
+    function show(state, text) {
+      if (!status) return;
+      status.dataset.state = state;
+      status.querySelector(".live-text").textContent = text;
+    }
+    if (typeof window.io !== "function") {
+      show("off", "Live updates unavailable: reload the page to try again.");
+      return null;
+    }
+    const socket = window.io({ withCredentials: true });
+    let connections = 0;
+    socket.on("connect", function () {
+      connections += 1;
+      show("live", "Live");
+      if (onConnect) onConnect(socket, connections);
+    });
+    socket.on("disconnect", function () {
+      show("paused", "Live updates paused: reconnecting…");
+    });
+    socket.on("connect_error", function () {
+      if (socket.active) {
+        show("paused", "Live updates paused: reconnecting…");
+      } else {
+        show("off", "Live updates stopped: reload the page (you may need to sign in again).");
+      }
+    });
+    Object.keys(handlers).forEach(function (event) {
+      socket.on(event, handlers[event]);
+    });
+    return socket;
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    localizeTimes(document);
+  });
+
+  window.EscalationMode = {
+    api: api,
+    cloneTemplate: cloneTemplate,
+    connectLive: connectLive,
+    fill: fill,
+    gist: gist,
+    handoffOf: handoffOf,
+    localTime: localTime,
+    localizeTimes: localizeTimes,
+    waitingText: waitingText,
+  };
+})();

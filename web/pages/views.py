@@ -1,0 +1,276 @@
+"""Page routes: sign-in, the seniors' queue, the session (pilot) view, analytics, and the
+technician's own sessions. Each route reads through the domain and renders a template;
+state changes from the page JavaScript go through the JSON API (cookie + CSRF header)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import (
+    abort,
+    g,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    session,
+    url_for,
+)
+from marshmallow import ValidationError
+
+from models import escalations, rollup, sessions
+from models.accounts import user_for_password
+from models.entities import LIVE_HANDOFF_STATUSES, SENIOR_ROLES, User
+from models.errors import Forbidden
+from web.auth import SESSION_USER_KEY, resolve_user
+from web.config import ROOT
+from web.extensions import limiter
+from web.pages import blp, present
+from web.pages.security import (
+    client_address_key,
+    login_email_key,
+    login_failed,
+    login_limit_per_address,
+    login_limit_per_email,
+    safe_next,
+)
+from web.schemas import HandoffSchema, MessageSchema, SessionCreateSchema
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable)
+
+SOCKET_IO_CLIENT_DIR = ROOT / "node_modules" / "socket.io-client" / "dist"
+SOCKET_IO_CLIENT_FILES = ("socket.io.min.js", "socket.io.min.js.map")
+QUEUE_PAGE_SIZE = 200
+ANALYTICS_MONTHS = 12
+
+_handoff_schema = HandoffSchema()
+_message_schema = MessageSchema()
+
+
+def page_login(*roles: str) -> Callable[[F], F]:
+    """Pages need a signed-in user (else a redirect to /login?next=...) with one of `roles`
+    (else the 403 page). The user is `g.user` in the view."""
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            user = resolve_user()
+            if user is None:
+                return redirect(url_for("pages.login", next=_this_path()))
+            if roles and user.role not in roles:
+                raise Forbidden("This page is for engineers and admins.")
+            g.user = user
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def _this_path() -> str:
+    query = request.query_string.decode("utf-8", "replace")
+    return f"{request.path}?{query}" if query else request.path
+
+
+def _home_for(user: User) -> str:
+    return url_for("pages.escalations_page" if user.is_senior else "pages.my_sessions")
+
+
+@blp.app_context_processor
+def _viewer() -> dict[str, Any]:
+    """The signed-in user for the page header (None on the sign-in page or when unknown)."""
+    try:
+        user = resolve_user()
+    except Exception:  # an error page must render even when the database does not answer
+        user = None
+    return {"viewer": user, "senior_roles": SENIOR_ROLES}
+
+
+# --- sign-in -------------------------------------------------------------------------------
+
+
+@blp.get("/")
+def home():
+    user = resolve_user()
+    if user is None:
+        return redirect(url_for("pages.login"))
+    return redirect(_home_for(user))
+
+
+@blp.route("/login", methods=["GET", "POST"])
+@limiter.limit(
+    login_limit_per_address,
+    key_func=client_address_key,
+    methods=["POST"],
+    deduct_when=login_failed,
+    error_message="Too many sign-in attempts from your network. Wait a minute and try again.",
+)
+@limiter.limit(
+    login_limit_per_email,
+    key_func=login_email_key,
+    methods=["POST"],
+    deduct_when=login_failed,
+    error_message="Too many sign-in attempts for this email. Wait a minute and try again.",
+)
+def login():
+    next_path = safe_next(request.values.get("next"))
+    if request.method == "GET":
+        user = resolve_user()
+        if user is not None:
+            return redirect(next_path or _home_for(user))
+        return render_template("pages/login.html", next_path=next_path, email="", error=None)
+    email = request.form.get("email", "").strip()
+    password = request.form.get("password", "")
+    user = user_for_password(email, password) if email and password else None
+    if user is None:
+        log.info("Failed sign-in for %r from %s", email[:254], request.remote_addr)
+        error = "That email and password do not match an account."
+        return render_template("pages/login.html", next_path=next_path, email=email, error=error)
+    # A fresh session: nothing from before the sign-in (including its CSRF token) carries over.
+    session.clear()
+    session[SESSION_USER_KEY] = user.id
+    log.info("User %s signed in", user.id)
+    return redirect(next_path or _home_for(user), code=303)
+
+
+@blp.post("/logout")
+def logout():
+    session.clear()
+    return redirect(url_for("pages.login", signed_out=1), code=303)
+
+
+# --- the seniors' queue -------------------------------------------------------------------
+
+
+@blp.get("/escalations")
+@page_login(*SENIOR_ROLES)
+def escalations_page():
+    items, _ = escalations.list_handoffs(g.user, "open", QUEUE_PAGE_SIZE)
+    cards = [present.handoff_card(_handoff_schema.dump(handoff)) for handoff in items]
+    return render_template("pages/escalations.html", cards=cards, blank=present.BLANK_CARD)
+
+
+# --- the session (pilot) view ---------------------------------------------------------------
+
+
+@blp.get("/pilot/<id:session_id>")
+@page_login()
+def pilot(session_id: int):
+    user = g.user
+    flow_session = sessions.get_session(user, session_id)
+    handoff = sessions.latest_handoff(flow_session)
+    handoff_data = _handoff_schema.dump(handoff) if handoff is not None else None
+    live = handoff is not None and handoff.status in LIVE_HANDOFF_STATUSES
+    may_escalate = flow_session.technician_id == user.id or user.role == "admin"
+    context = {
+        "flow_session": flow_session,
+        "handoff": handoff_data,
+        "package": _package_parts(handoff_data),
+        "messages": [_message_schema.dump(m) for m in sessions.messages_of(flow_session)],
+        "writebacks": sessions.writebacks_of(flow_session),
+        "can_escalate": may_escalate and not live,
+        "can_resolve": handoff is not None
+        and handoff.status == "claimed"
+        and (handoff.claimed_by_id == user.id or user.role == "admin"),
+        "idempotency_key": secrets.token_urlsafe(16),
+    }
+    return render_template("pages/pilot.html", **context)
+
+
+def _package_parts(handoff: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The escalation package split for reading: its own fields first, then what it carried."""
+    if handoff is None:
+        return None
+    package = dict(handoff.get("escalation_package") or {})
+    carried = {key: package.pop(key) for key in ("snapshot", "ai_assessment") if key in package}
+    recent = package.pop("recent_messages", None)
+    return {"fields": package, "carried": carried, "recent_messages": recent or []}
+
+
+# --- analytics ------------------------------------------------------------------------------
+
+
+@blp.get("/analytics")
+@page_login(*SENIOR_ROLES)
+def analytics():
+    account = g.user.account
+    months = rollup.recent_months(rollup.current_month(account), ANALYTICS_MONTHS)
+    history = rollup.metrics_for(account, months)  # newest first
+    this_month = history[0]
+    chart = present.bar_chart(
+        [(m.month, m.minutes_recovered_per_escalation) for m in reversed(history)]
+    )
+    return render_template(
+        "pages/analytics.html",
+        account=account,
+        this_month=this_month,
+        history=history,
+        chart=chart,
+        fmt=present.format_minutes,
+        month_label=present.month_label,
+    )
+
+
+# --- the technician's sessions ---------------------------------------------------------------
+
+
+@blp.get("/sessions")
+@page_login()
+def my_sessions():
+    return render_template(
+        "pages/sessions.html", own_sessions=sessions.sessions_of(g.user), form={}, errors={}
+    )
+
+
+@blp.post("/sessions")
+@page_login()
+def new_session():
+    """Start a session from the form: a title, what was tried, and the AI's summary."""
+    form = {
+        name: request.form.get(name, "")
+        for name in ("title", "device", "steps", "ai_summary", "ai_next_step")
+    }
+    snapshot: dict[str, Any] = {}
+    if form["device"].strip():
+        snapshot["device"] = form["device"].strip()
+    steps = [line.strip() for line in form["steps"].splitlines() if line.strip()]
+    if steps:
+        snapshot["steps_tried"] = steps
+    assessment = {
+        key: form[name].strip()
+        for key, name in (("summary", "ai_summary"), ("next_step", "ai_next_step"))
+        if form[name].strip()
+    }
+    try:
+        body = SessionCreateSchema().load(
+            {"title": form["title"], "snapshot": snapshot, "ai_assessment": assessment}
+        )
+    except ValidationError as error:
+        messages = error.normalized_messages()
+        return render_template(
+            "pages/sessions.html",
+            own_sessions=sessions.sessions_of(g.user),
+            form=form,
+            errors={key: " ".join(map(str, value)) for key, value in messages.items()},
+        ), 422
+    created = sessions.create_session(g.user, **body)
+    return redirect(url_for("pages.pilot", session_id=created.id), code=303)
+
+
+# --- the Socket.IO browser client (an npm dependency, never copied into the repository) ----
+
+
+@blp.get("/vendor/<name>")
+def vendor(name: str):
+    if name not in SOCKET_IO_CLIENT_FILES:
+        abort(404)
+    if not (SOCKET_IO_CLIENT_DIR / name).is_file():
+        log.error("No Socket.IO client in %s: run `make install`", SOCKET_IO_CLIENT_DIR)
+        abort(404, "The Socket.IO client is not installed (run `make install`).")
+    return send_from_directory(SOCKET_IO_CLIENT_DIR, name, max_age=3600)
