@@ -166,6 +166,9 @@ def claim(user: User, handoff_id: int) -> Handoff:
 
 def resolve(user: User, handoff_id: int) -> Handoff:
     handoff = get_handoff(user, handoff_id)
+    if not user.is_senior:
+        # A technician can never be the claimer, whatever the handoff's state.
+        raise Forbidden("Only the senior who claimed it or an admin may resolve it.")
     if handoff.status == "open":
         raise Conflict("Claim this escalation before resolving it.", code="not_claimed")
     if handoff.claimed_by_id != user.id and user.role != "admin":

@@ -72,7 +72,14 @@ def handle_http_exception(error: HTTPException):
         return error_response(422, "validation_error", "Some fields are invalid.", details)
     if status == 400 and data.get("messages"):
         return error_response(400, "bad_request", "The request body is not valid JSON.")
-    return error_response(status, HTTP_CODES.get(status, "error"), error.description or error.name)
+    response = error_response(
+        status, HTTP_CODES.get(status, "error"), error.description or error.name
+    )
+    # Keep the exception's own headers, e.g. `Allow` on a 405.
+    for name, value in error.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
 
 
 def handle_unexpected(error: Exception):

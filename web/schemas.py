@@ -27,7 +27,11 @@ class Text(fields.String):
     """A trimmed, non-blank string with a maximum length."""
 
     def __init__(self, max_length: int, **kwargs):
-        super().__init__(validate=validate.Length(min=1, max=max_length), **kwargs)
+        # The pattern documents "not blank" in the OpenAPI document; _deserialize enforces it.
+        metadata = {"pattern": r"\S", **kwargs.pop("metadata", {})}
+        super().__init__(
+            validate=validate.Length(min=1, max=max_length), metadata=metadata, **kwargs
+        )
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs).strip()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 from flask import Flask
@@ -35,6 +37,16 @@ class JsonBodyParser(FlaskParser):
 class ApiBlueprint(SmorestBlueprint):
     ARGUMENTS_PARSER = JsonBodyParser()
 
+    def errors(self, *statuses: int) -> Callable:
+        """Document the error responses (the contract's error shape) an endpoint can give."""
+
+        def decorator(func: Callable) -> Callable:
+            for status in statuses:
+                func = self.alt_response(status, response=HTTPStatus(status).name)(func)
+            return func
+
+        return decorator
+
 
 class EscalationApi(Api):
     ERROR_SCHEMA = ErrorSchema
@@ -47,14 +59,41 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+MAX_JSON_DEPTH = 32
+
+
+def _storable_text(text: str) -> bool:
+    """Databases store UTF-8 without NUL: a lone surrogate or a NUL cannot be saved."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _body_problems(body: dict[str, Any]) -> dict[str, list[str]]:
+    """Field → messages for text no database can store and for nesting deeper than
+    MAX_JSON_DEPTH. Walks with an explicit stack: a deep document must not exhaust
+    Python's recursion limit here or later when it is serialized."""
+    problems: dict[str, list[str]] = {}
+    for field, value in body.items():
+        name = field if _storable_text(field) else "_schema"
+        stack: list[tuple[Any, int]] = [(field, 0), (value, 1)]
+        while stack:
+            item, depth = stack.pop()
+            if isinstance(item, str) and not _storable_text(item):
+                problems[name] = ["Text must be valid Unicode without NUL characters."]
+                break
+            if isinstance(item, dict | list) and depth >= MAX_JSON_DEPTH:
+                problems[name] = [f"Nested deeper than {MAX_JSON_DEPTH} levels."]
+                break
+            if isinstance(item, dict):
+                stack.extend((part, depth + 1) for pair in item.items() for part in pair)
+            elif isinstance(item, list):
+                stack.extend((part, depth + 1) for part in item)
+    return problems
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
@@ -66,11 +105,9 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise ApiError(400, "The request body is not valid JSON.") from exc
     if not isinstance(body, dict):
         raise ApiError(400, "The request body must be a JSON object.")
-    if _has_nul(body):
-        # PostgreSQL text cannot hold NUL; refuse it the same way on every database.
-        raise ApiError(
-            422, "Text must not contain NUL characters.", {"_schema": ["NUL character."]}
-        )
+    if problems := _body_problems(body):
+        # Refused the same way on every database, before any field validation runs.
+        raise ApiError(422, "Some fields are invalid.", problems, code="validation_error")
     return body
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 
 from flask import request
 
@@ -24,6 +25,15 @@ from workers.publish import publish_announced
 blp = ApiBlueprint("escalations", __name__, description="Escalations (handoffs)")
 
 MAX_IDEMPOTENCY_KEY = 200
+# Printable ASCII: what clients send (UUIDs, order numbers) and what every database stores.
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"[\x20-\x7e]+")
+IDEMPOTENCY_KEY_PARAMETER = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
+    "description": "Replaying the same key returns the same handoff with 200.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
+}
 
 
 def _encode_cursor(after_id: int | None) -> str | None:
@@ -52,11 +62,15 @@ def _idempotency_key() -> str | None:
     if key is None:
         return None
     key = key.strip()
-    if not key or len(key) > MAX_IDEMPOTENCY_KEY:
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not IDEMPOTENCY_KEY_PATTERN.fullmatch(key):
         raise ApiError(
             422,
             "Some fields are invalid.",
-            {"Idempotency-Key": [f"Must be 1 to {MAX_IDEMPOTENCY_KEY} characters."]},
+            {
+                "Idempotency-Key": [
+                    f"Must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters."
+                ]
+            },
             code="validation_error",
         )
     return key
@@ -67,6 +81,8 @@ def _idempotency_key() -> str | None:
 @blp.arguments(EscalateSchema)
 @blp.response(201, HandoffSchema)
 @blp.alt_response(200, schema=HandoffSchema, description="A replayed Idempotency-Key")
+@blp.errors(400, 401, 403, 404, 409, 422)
+@blp.doc(parameters=[IDEMPOTENCY_KEY_PARAMETER])
 def escalate(body, session_id: int):
     """Escalate a session to the account's seniors. Answers at once; notifications follow."""
     handoff, created = escalations.escalate(
@@ -80,6 +96,7 @@ def escalate(body, session_id: int):
 @engineer_or_admin
 @blp.arguments(HandoffListQuerySchema, location="query")
 @blp.response(200, HandoffPageSchema)
+@blp.errors(401, 403, 422)
 def list_escalations(query):
     """The account's handoffs, oldest first."""
     items, after_id = escalations.list_handoffs(
@@ -91,6 +108,7 @@ def list_escalations(query):
 @blp.get("/escalations/<id:handoff_id>")
 @authenticated
 @blp.response(200, HandoffSchema)
+@blp.errors(401, 403, 404)
 def get_escalation(handoff_id: int):
     return escalations.get_handoff(current_user(), handoff_id)
 
@@ -98,6 +116,7 @@ def get_escalation(handoff_id: int):
 @blp.post("/escalations/<id:handoff_id>/claim")
 @engineer_or_admin
 @blp.response(200, ClaimResultSchema)
+@blp.errors(401, 403, 404, 409)
 def claim(handoff_id: int):
     """Claim an open handoff. Exactly one concurrent claimer wins; the rest get 409."""
     handoff = escalations.claim(current_user(), handoff_id)
@@ -108,6 +127,7 @@ def claim(handoff_id: int):
 @blp.post("/escalations/<id:handoff_id>/resolve")
 @authenticated
 @blp.response(200, HandoffSchema)
+@blp.errors(401, 403, 404, 409)
 def resolve(handoff_id: int):
     """Resolve a claimed handoff (its claimer or an admin)."""
     handoff = escalations.resolve(current_user(), handoff_id)
@@ -118,6 +138,7 @@ def resolve(handoff_id: int):
 @blp.get("/escalations/<id:handoff_id>/deliveries")
 @engineer_or_admin
 @blp.response(200, DeliveryListSchema)
+@blp.errors(401, 403, 404)
 def deliveries(handoff_id: int):
     """How the handoff's notifications went: one row per channel and recipient."""
     return {"items": escalations.deliveries_of(current_user(), handoff_id)}

@@ -23,6 +23,7 @@ blp = ApiBlueprint("sessions", __name__, description="FlowPilot sessions")
 @authenticated
 @blp.arguments(SessionCreateSchema)
 @blp.response(201, SessionSchema)
+@blp.errors(400, 401, 422)
 def create_session(body):
     """Start a session; the caller is its technician."""
     return sessions.create_session(current_user(), **body)
@@ -31,6 +32,7 @@ def create_session(body):
 @blp.get("/sessions/<id:session_id>")
 @authenticated
 @blp.response(200, SessionDetailSchema)
+@blp.errors(401, 403, 404)
 def get_session(session_id: int):
     """The session with its chat (oldest first) and its latest handoff."""
     session = sessions.get_session(current_user(), session_id)
@@ -45,6 +47,7 @@ def get_session(session_id: int):
 @authenticated
 @blp.arguments(MessageCreateSchema)
 @blp.response(201, MessageSchema)
+@blp.errors(400, 401, 403, 404, 422)
 def post_message(body, session_id: int):
     """Add a chat message; the claiming senior's first one is the handoff's first action."""
     message = sessions.post_message(current_user(), session_id, body["body"])
@@ -56,6 +59,7 @@ def post_message(body, session_id: int):
 @authenticated
 @blp.arguments(PsaWritebackCreateSchema)
 @blp.response(201, PsaWritebackSchema)
+@blp.errors(400, 401, 403, 404, 422)
 def psa_writeback(body, session_id: int):
     """Write a note back to the PSA ticket (a non-chat action that can be the first action)."""
     return sessions.write_back_to_psa(current_user(), session_id, body["note"])

@@ -20,6 +20,7 @@ blp = ApiBlueprint("users", __name__, description="Users and the account")
 @admin_only
 @blp.arguments(UserCreateSchema)
 @blp.response(201, UserCreatedSchema)
+@blp.errors(400, 401, 403, 409, 422)
 def create_user(body):
     """Add a user to the caller's account (admin). Returns the user and an API token."""
     admin = current_user()
@@ -30,6 +31,7 @@ def create_user(body):
 @blp.get("/me")
 @authenticated
 @blp.response(200, MeSchema)
+@blp.errors(401)
 def me():
     """The caller and their account."""
     return current_user()
@@ -39,6 +41,7 @@ def me():
 @admin_only
 @blp.arguments(AccountPatchSchema)
 @blp.response(200, AccountSchema)
+@blp.errors(400, 401, 403, 422)
 def update_account(body):
     """Change the account's manual baseline or time zone (admin)."""
     return accounts.update_account(current_user().account, **body)
