@@ -27,7 +27,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import DateTime, Integer, String, and_, column, func, select, values
+from sqlalchemy import DateTime, String, and_, column, func, select, values
 from sqlalchemy.dialects import postgresql, sqlite
 
 from models.db import db, transaction, utcnow
@@ -88,9 +88,11 @@ class Month:
         return date(self.year, self.month, 1)
 
 
+@lru_cache(maxsize=1024)
 def zone_of(account_timezone: str | None) -> ZoneInfo:
     """The account's zone; a name that is not a zone (never accepted by the API) counts as UTC
-    so one bad row cannot stop everyone's rollup."""
+    so one bad row cannot stop everyone's rollup. Cached: zoneinfo keeps only a few zones
+    loaded, and a run asks once per account."""
     try:
         return ZoneInfo(account_timezone or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
@@ -173,14 +175,21 @@ def figures(
     }
 
 
-def _aggregate(windows: list[tuple[int, str, datetime, datetime]]) -> list[Any]:
-    """One query for a batch of (account_id, month, start, end) windows: per window, the
-    handoffs created in it and the first actions in it with their average TTFA in seconds.
+def _aggregate(
+    first_id: int, last_id: int, windows: list[tuple[str, str, datetime, datetime]]
+) -> list[Any]:
+    """One query for the accounts with ids first_id..last_id and their (time zone, month,
+    start, end) windows: per account and window, the handoffs created in it, the first
+    actions in it and their average TTFA in seconds, with the account's baseline.
 
-    Each side is a range scan of its own (account_id, timestamp) index."""
+    Windows are per time zone, not per account, so the statement stays small; accounts join
+    them on their `timezone`. The figures are correlated subqueries rather than a join +
+    GROUP BY: each is a range scan of an (account_id, timestamp) index, so a run reads only
+    the months it recomputes. (With a join, PostgreSQL's planner cannot see the ranges'
+    selectivity and hashes the whole table; see docs/metrics.md.)"""
     window = (
         values(
-            column("account_id", Integer),
+            column("timezone", String(64)),
             column("month", String(7)),
             column("start_at", DateTime),
             column("end_at", DateTime),
@@ -189,53 +198,30 @@ def _aggregate(windows: list[tuple[int, str, datetime, datetime]]) -> list[Any]:
         .data(windows)
         .cte("windows")
     )
-    keys = (window.c.account_id, window.c.month)
-    created = (
-        select(*keys, func.count().label("escalations"))
-        .join_from(
-            window,
-            Handoff,
-            and_(
-                Handoff.account_id == window.c.account_id,
-                Handoff.created_at >= window.c.start_at,
-                Handoff.created_at < window.c.end_at,
-            ),
-        )
-        .group_by(*keys)
-        .cte("created")
+    created_in_window = and_(
+        Handoff.account_id == Account.id,
+        Handoff.created_at >= window.c.start_at,
+        Handoff.created_at < window.c.end_at,
     )
-    acted = (
-        select(
-            *keys,
-            func.count().label("first_actions"),
-            func.avg(Handoff.time_to_first_action_seconds).label("avg_seconds"),
-        )
-        .join_from(
-            window,
-            Handoff,
-            and_(
-                Handoff.account_id == window.c.account_id,
-                Handoff.first_action_at >= window.c.start_at,
-                Handoff.first_action_at < window.c.end_at,
-            ),
-        )
-        .group_by(*keys)
-        .cte("acted")
+    acted_in_window = and_(
+        Handoff.account_id == Account.id,
+        Handoff.first_action_at >= window.c.start_at,
+        Handoff.first_action_at < window.c.end_at,
     )
-
-    def same_window(other):
-        return and_(other.c.account_id == window.c.account_id, other.c.month == window.c.month)
-
     query = (
         select(
-            *keys,
-            func.coalesce(created.c.escalations, 0).label("escalations"),
-            func.coalesce(acted.c.first_actions, 0).label("first_actions"),
-            acted.c.avg_seconds,
+            Account.id.label("account_id"),
+            Account.manual_baseline_minutes.label("baseline"),
+            window.c.month,
+            select(func.count()).where(created_in_window).scalar_subquery().label("escalations"),
+            select(func.count()).where(acted_in_window).scalar_subquery().label("first_actions"),
+            select(func.avg(Handoff.time_to_first_action_seconds))
+            .where(acted_in_window)
+            .scalar_subquery()
+            .label("avg_seconds"),
         )
-        .select_from(window)
-        .outerjoin(created, same_window(created))
-        .outerjoin(acted, same_window(acted))
+        .join_from(Account, window, Account.timezone == window.c.timezone)
+        .where(Account.id.between(first_id, last_id))
     )
     return list(db.session.execute(query))
 
@@ -259,10 +245,8 @@ def _upsert(rows: list[dict[str, Any]]) -> None:
 
 
 def _account_batches(account_id: int | None, batch_size: int) -> Iterable[list[Any]]:
-    """(id, timezone, manual_baseline_minutes) of every account, in id order, a batch at a time."""
-    query = select(Account.id, Account.timezone, Account.manual_baseline_minutes).order_by(
-        Account.id
-    )
+    """(id, timezone) of every account, in id order, a batch at a time."""
+    query = select(Account.id, Account.timezone).order_by(Account.id)
     if account_id is not None:
         query = query.where(Account.id == account_id)
     after = 0
@@ -281,7 +265,8 @@ def roll_up(
     grace_days: int = PREVIOUS_MONTH_GRACE_DAYS,
     batch_size: int = ACCOUNTS_PER_BATCH,
 ) -> RollupRun:
-    """Recompute and upsert the rollup rows; one transaction per batch of accounts.
+    """Recompute and upsert the rollup rows; one query and one transaction per batch of
+    accounts.
 
     `months` None means what a scheduled run does: each account's current month in its
     time zone, plus the previous one in the month's first `grace_days` days. Otherwise the
@@ -292,35 +277,35 @@ def roll_up(
     now = now or utcnow()
     if account_id is not None and db.session.get(Account, account_id) is None:
         raise NotFound(f"No account with id {account_id}.")
+    windows_of: dict[str, list[tuple[str, str, datetime, datetime]]] = {}
+
+    def zone_windows(name: str) -> list[tuple[str, str, datetime, datetime]]:
+        if name not in windows_of:
+            zone = zone_of(name)
+            due = months if months is not None else months_due(local_today(zone, now), grace_days)
+            windows_of[name] = [(name, str(month), *utc_bounds(month, zone.key)) for month in due]
+        return windows_of[name]
+
     rows_written = accounts_seen = batches = 0
     months_seen: set[str] = set()
     for accounts in _account_batches(account_id, batch_size):
-        windows: list[tuple[int, str, datetime, datetime]] = []
-        baselines: dict[int, int] = {}
-        for account in accounts:
-            zone = zone_of(account.timezone)
-            due = months if months is not None else months_due(local_today(zone, now), grace_days)
-            baselines[account.id] = account.manual_baseline_minutes
-            for month in due:
-                windows.append((account.id, str(month), *utc_bounds(month, zone.key)))
+        windows = [w for name in {a.timezone for a in accounts} for w in zone_windows(name)]
         rows = [
             {
                 "account_id": result.account_id,
                 "month": result.month,
                 **figures(
-                    result.escalations,
-                    result.first_actions,
-                    result.avg_seconds,
-                    baselines[result.account_id],
+                    result.escalations, result.first_actions, result.avg_seconds, result.baseline
                 ),
                 "computed_at": now,
             }
-            for result in _aggregate(windows)
+            for result in _aggregate(accounts[0].id, accounts[-1].id, windows)
         ]
         # A fixed order: concurrent runs on PostgreSQL lock rows in the same order.
         rows.sort(key=lambda row: (row["account_id"], row["month"]))
-        with transaction():
-            _upsert(rows)
+        if rows:
+            with transaction():
+                _upsert(rows)
         rows_written += len(rows)
         accounts_seen += len(accounts)
         batches += 1

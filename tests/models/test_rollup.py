@@ -190,3 +190,17 @@ def test_metrics_for_reads_rows_and_fills_months_not_rolled_up(accounts):
     assert history[0].computed_at == APRIL_FIRST_NOON
     assert (history[2].escalations, history[2].avg_time_to_first_action_minutes) == (0, None)
     assert (history[2].manual_baseline_minutes, history[2].computed_at) == (30, None)
+
+
+def test_an_account_with_an_unknown_time_zone_is_rolled_up_in_utc(accounts):
+    # The API never stores one, but a bad row must not stop everyone else's rollup.
+    idle = db.session.get(Account, accounts["idle"].account_id)
+    idle.timezone = "Mars/Olympus_Mons"
+    db.session.commit()
+    add_handoff(
+        idle.id, accounts["idle"].users["eng"], "UTC", "2026-03-31 23:30", "2026-04-01 00:00"
+    )
+    roll_up(now=APRIL_FIRST_NOON)
+    assert stored(idle.id)["2026-03"]["escalations"] == 1
+    assert stored(idle.id)["2026-04"]["avg_time_to_first_action_minutes"] == 30.0
+    assert stored(accounts["tokyo"].account_id) == EXPECTED["tokyo"]
