@@ -19,7 +19,8 @@ from sqlalchemy import select
 from models import db, deliveries
 from models.db import utcnow
 from models.entities import Delivery, Handoff, OutboxEvent
-from tests.conftest import make_tenant, new_handoff, test_config
+from tests import conftest
+from tests.conftest import make_tenant, new_handoff
 from tests.integration.services import SmtpSink, free_port
 from web import create_app
 from workers import email as email_worker
@@ -40,7 +41,7 @@ def smtp(sink):
 
 
 def email_config(database_url: str, sink: SmtpSink, **overrides) -> dict:
-    return test_config(
+    return conftest.test_config(
         database_url,
         SMTP_HOST=sink.host,
         SMTP_PORT=sink.port,
@@ -386,7 +387,7 @@ def test_the_countdown_stays_below_the_visibility_timeout():
     import celery_config
 
     assert celery_config.MAX_COUNTDOWN_SECONDS < celery_config.VISIBILITY_TIMEOUT_SECONDS
-    config = create_app(test_config("sqlite://", EMAIL_MAX_BACKOFF_SECONDS=7200)).config
+    config = create_app(conftest.test_config("sqlite://", EMAIL_MAX_BACKOFF_SECONDS=7200)).config
     settings = email_worker.EmailSettings.from_config(config)
     assert settings.retry.max_backoff_seconds <= celery_config.MAX_COUNTDOWN_SECONDS
 
