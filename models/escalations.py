@@ -97,6 +97,9 @@ def escalate(
     if idempotency_key and (existing := _by_idempotency_key(user, idempotency_key)):
         return _replay(session.id, existing), False
     if live := _live_handoff(session.id):
+        if idempotency_key and live.idempotency_key == idempotency_key:
+            # A concurrent request with the same key committed after the lookup above.
+            return live, False
         raise _already_escalated(live)
     try:
         with transaction():

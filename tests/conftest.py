@@ -9,6 +9,7 @@ import pytest
 
 from models import db
 from models.accounts import create_account, create_user
+from tests.integration.services import POSTGRES_SKIP_REASON, temporary_postgres_database
 from web import create_app
 
 # A port nothing listens on: code that reaches for Redis in unit tests fails fast.
@@ -53,6 +54,22 @@ def app(database_url):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def postgres_app():
+    """Like `app`, on a PostgreSQL database of its own: created on the TEST_POSTGRES_URL
+    server, dropped afterwards. Skipped, with the reason, when TEST_POSTGRES_URL is unset."""
+    base = postgres_url()
+    if base is None:
+        pytest.skip(POSTGRES_SKIP_REASON)
+    with temporary_postgres_database(base, prefix="app") as url:
+        app = create_app(test_config(url))
+        with app.app_context():
+            db.create_all()
+            yield app
+            db.session.remove()
+            db.engine.dispose()
 
 
 @dataclass
