@@ -838,8 +838,9 @@ def start_process(
 
 # --------------------------------------------------------------------------- the app
 
-#: Celery logs "celery@<host> ready." once it consumes.
-WORKER_READY = r"celery@\S+ ready\."
+#: Celery logs "<name>@<host> ready." once it consumes (the name is --hostname's, e.g.
+#: "worker1-123@vm", or "celery" by default).
+WORKER_READY = r"\S+@\S+ ready\."
 BEAT_READY = r"beat: Starting\.\.\."
 
 
