@@ -21,7 +21,7 @@ from models.db import utcnow
 from models.entities import Delivery, Handoff, OutboxEvent
 from tests import conftest
 from tests.conftest import make_tenant, new_handoff
-from tests.integration.services import SmtpSink, free_port
+from tests.integration.services import SmtpSink, free_port, temporary_postgres_database
 from web import create_app
 from workers import email as email_worker
 from workers.names import QUEUE_EMAIL, SEND_EMAIL
@@ -53,6 +53,22 @@ def email_config(database_url: str, sink: SmtpSink, **overrides) -> dict:
         BASE_URL="https://desk.example.com",
         **overrides,
     )
+
+
+@pytest.fixture(params=["sqlite"])
+def database_url(request, tmp_path):
+    """SQLite by default; the tests that race on the claim also run on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    base = conftest.postgres_url()
+    if not base:
+        pytest.skip("TEST_POSTGRES_URL is not set (scripts/test_postgres.sh starts one)")
+    with temporary_postgres_database(base, prefix="email") as url:
+        yield url
+
+
+both_databases = pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
 
 
 @pytest.fixture
@@ -95,6 +111,7 @@ def run(delivery: Delivery) -> str:
     return status
 
 
+@both_databases
 def test_sends_one_message_and_marks_it_sent(client, tenant, smtp):
     [delivery] = email_rows(client, tenant, who=("eng",))
     assert run(delivery) == "sent"
@@ -112,6 +129,7 @@ def test_sends_one_message_and_marks_it_sent(client, tenant, smtp):
     assert mail["Message-ID"] == expected_id
 
 
+@both_databases
 def test_a_duplicate_task_sends_nothing_more(client, tenant, smtp):
     [delivery] = email_rows(client, tenant, who=("eng",))
     assert run(delivery) == "sent"
@@ -119,6 +137,7 @@ def test_a_duplicate_task_sends_nothing_more(client, tenant, smtp):
     assert len(smtp.messages) == 1 and delivery.attempts == 1
 
 
+@both_databases
 def test_a_delivery_held_by_another_sender_is_left_alone(client, tenant, smtp):
     [delivery] = email_rows(client, tenant, who=("eng",))
     assert deliveries.claim(delivery.id, timedelta(minutes=5)) is not None  # another worker
@@ -224,6 +243,7 @@ def test_a_socket_delivery_id_is_ignored(client, tenant, smtp):
 # --------------------------------------------------------------------------- sweeper
 
 
+@both_databases
 def test_sweeper_requeues_only_what_is_due(client, tenant, smtp, app):
     app.config.update(DELIVERY_SWEEP_GRACE_SECONDS=60)
     lost, fresh, done, held = email_rows(client, tenant, who=("eng", "eng2", "admin", "tech"))
@@ -241,6 +261,7 @@ def test_sweeper_requeues_only_what_is_due(client, tenant, smtp, app):
     assert email_worker.sweep_deliveries() == 0
 
 
+@both_databases
 def test_sweeper_requeues_a_retry_whose_task_was_lost(client, tenant, smtp, app):
     app.config.update(DELIVERY_SWEEP_GRACE_SECONDS=60)
     [delivery] = email_rows(client, tenant, who=("eng",))
