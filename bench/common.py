@@ -8,6 +8,7 @@ a Celery worker and beat. Everything binds 127.0.0.1 on free ports and is stoppe
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import os
@@ -18,6 +19,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -48,6 +50,7 @@ from tests.integration.services import (  # noqa: E402
 
 __all__ = [
     "ROOT",
+    "AsyncSeniors",
     "BenchStack",
     "Seeded",
     "ManagedProcess",
@@ -245,7 +248,7 @@ def add_sessions(
         {
             "account_id": account_id,
             "technician_id": technician_id,
-            "title": f"{title_prefix} #{n + 1}",
+            "title": f"{title_prefix} #{n + 1:05d}",
             "snapshot": {"step": n % 7, "device": "PRN-04", "console": "spooler restarted"},
             "ai_assessment": {"gist": "Spooler crash loop after a driver update."},
             "status": "active",
@@ -432,3 +435,67 @@ def raise_open_files_limit(wanted: int = 8192) -> int:
     if soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+# --------------------------------------------------------------------------- clients
+
+
+class AsyncSeniors:
+    """N Socket.IO clients in one event loop; records when each receives each handoff."""
+
+    def __init__(self, url: str, tokens: list[str]) -> None:
+        self.url = url
+        self.tokens = tokens
+        self.clients: list[Any] = []
+        # handoff id -> {client index: monotonic receive time}; duplicates counted apart.
+        self.received: dict[int, dict[int, float]] = {}
+        self.duplicates = 0
+        self.waiters: dict[int, asyncio.Event] = {}
+
+    def _handler(self, index: int):
+        async def on_created(data: dict[str, Any]) -> None:
+            now = time.monotonic()
+            handoff_id = int(data["id"])
+            seen = self.received.setdefault(handoff_id, {})
+            if index in seen:
+                self.duplicates += 1
+                return
+            seen[index] = now
+            if len(seen) == len(self.clients) and handoff_id in self.waiters:
+                self.waiters[handoff_id].set()
+
+        return on_created
+
+    async def connect(self, batch: int = 50) -> float:
+        import socketio
+
+        started = time.monotonic()
+        for start in range(0, len(self.tokens), batch):
+            group = []
+            for index in range(start, min(start + batch, len(self.tokens))):
+                client = socketio.AsyncClient(reconnection=False)
+                client.on("handoff.created", self._handler(index))
+                self.clients.append(client)
+                group.append(
+                    client.connect(
+                        self.url,
+                        auth={"token": self.tokens[index]},
+                        transports=["websocket"],
+                        wait_timeout=30,
+                    )
+                )
+            await asyncio.gather(*group)
+        return time.monotonic() - started
+
+    async def wait_all(self, handoff_id: int, timeout: float) -> bool:
+        event = self.waiters.setdefault(handoff_id, asyncio.Event())
+        if len(self.received.get(handoff_id, {})) == len(self.clients):
+            return True
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.disconnect() for c in self.clients), return_exceptions=True)

@@ -91,9 +91,10 @@ def measure(web_url: str, web_pid: int, kind: str, template: str, ids, token, c,
         "server_cpu_ms_per_request": round(1000 * cpu / max(requests, 1), 3),
     }
     note(
-        "  %-8s c=%-3d %7.1f req/s  p50 %6.1f ms  p99 %6.1f ms  (%d requests, %d not 201)",
-        kind, c, result["throughput_rps"], result["p50_ms"], result["p99_ms"], requests,
-        result["non_201"],
+        "  %-8s c=%-3d %7.1f req/s  p50 %6.1f ms  p99 %6.1f ms  server CPU %.2f ms/req"
+        "  (%d requests, %d not 201)",
+        kind, c, result["throughput_rps"], result["p50_ms"], result["p99_ms"],
+        result["server_cpu_ms_per_request"], requests, result["non_201"],
     )  # fmt: skip
     return result
 

@@ -26,6 +26,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (  # noqa: E402
+    AsyncSeniors,
     BenchStack,
     arg_parser,
     note,
@@ -36,74 +37,12 @@ from bench.common import (  # noqa: E402
 
 GOAL_LAST_MS = 1000.0
 GOAL_RSS_MB = 250.0
-EVENT = "handoff.created"
 
 
 def rss_mb(pid: int) -> float:
     import psutil
 
     return round(psutil.Process(pid).memory_info().rss / 2**20, 1)
-
-
-class Seniors:
-    """N Socket.IO clients in one event loop; records when each receives each handoff."""
-
-    def __init__(self, url: str, tokens: list[str]) -> None:
-        self.url = url
-        self.tokens = tokens
-        self.clients: list[Any] = []
-        # handoff id -> {client index: monotonic receive time}; duplicates counted apart.
-        self.received: dict[int, dict[int, float]] = {}
-        self.duplicates = 0
-        self.waiters: dict[int, asyncio.Event] = {}
-
-    def _handler(self, index: int):
-        async def on_created(data: dict[str, Any]) -> None:
-            now = time.monotonic()
-            handoff_id = int(data["id"])
-            seen = self.received.setdefault(handoff_id, {})
-            if index in seen:
-                self.duplicates += 1
-                return
-            seen[index] = now
-            if len(seen) == len(self.clients) and handoff_id in self.waiters:
-                self.waiters[handoff_id].set()
-
-        return on_created
-
-    async def connect(self, batch: int = 50) -> float:
-        import socketio
-
-        started = time.monotonic()
-        for start in range(0, len(self.tokens), batch):
-            group = []
-            for index in range(start, min(start + batch, len(self.tokens))):
-                client = socketio.AsyncClient(reconnection=False)
-                client.on(EVENT, self._handler(index))
-                self.clients.append(client)
-                group.append(
-                    client.connect(
-                        self.url,
-                        auth={"token": self.tokens[index]},
-                        transports=["websocket"],
-                        wait_timeout=30,
-                    )
-                )
-            await asyncio.gather(*group)
-        return time.monotonic() - started
-
-    async def wait_all(self, handoff_id: int, timeout: float) -> bool:
-        event = self.waiters.setdefault(handoff_id, asyncio.Event())
-        if len(self.received.get(handoff_id, {})) == len(self.clients):
-            return True
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-            return True
-        except TimeoutError:
-            return False
-
-    async def close(self) -> None:
-        await asyncio.gather(*(c.disconnect() for c in self.clients), return_exceptions=True)
 
 
 async def escalate(http, url: str, token: str, session_id: int) -> tuple[int, float]:
@@ -123,7 +62,7 @@ async def drive(web, seeded, trials: int, timeout: float) -> dict[str, Any]:
     import aiohttp
 
     tokens = [s["token"] for s in seeded.seniors]
-    seniors = Seniors(web.url, tokens)
+    seniors = AsyncSeniors(web.url, tokens)
     rss_idle = rss_mb(web.pid)
     note("  connecting %d clients ...", len(tokens))
     connect_seconds = await seniors.connect()

@@ -1,0 +1,450 @@
+"""Fault drills against the real stack: nothing lost, nothing duplicated.
+
+    .venv/bin/python bench/drills.py [--only redis,smtp,worker,web] [--json]
+
+Each drill starts its own stack on 127.0.0.1 (Redis, the SMTP sink, `python wsgi.py`, a
+Celery worker as the Procfile runs it, beat; SQLite), with short retry settings, and one
+account: the owner (admin) and a third engineer stay offline, so each handoff owes them an
+email; two engineers are online, each with one Socket.IO client that must receive
+`handoff.created` for every handoff. A technician escalates a stream of fresh sessions
+while the fault happens:
+
+- redis:  Redis is killed (SIGKILL) mid-stream and restarted empty a few seconds later;
+- smtp:   the SMTP server is down (connections refused) for a while, then back;
+- worker: the Celery worker is killed with SIGKILL mid-stream and restarted;
+- web:    the web process is restarted while the clients are connected; they reconnect and
+          re-fetch `GET /api/v1/escalations` as the browser page does.
+
+The escalating client retries a request that got no answer with the same Idempotency-Key,
+as a well-behaved API client does, so a request cut off by the fault cannot create two
+handoffs.
+
+Counted per drill:
+- created: distinct handoffs the API answered 201 for (or 200 for a replayed key);
+- lost: a created handoff that never reached a connected senior (by event, or for the web
+  drill by event or re-fetch after reconnecting), or an offline recipient's email that never
+  arrived, after waiting for the stack to settle;
+- duplicated: more than one email per (handoff, recipient), or more than one
+  `handoff.created` per handoff per client connection.
+Exit status 1 when anything was lost or duplicated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import BenchStack, arg_parser, note, report  # noqa: E402
+
+DRILLS = ("redis", "smtp", "worker", "web")
+
+# Short timings so a drill settles in about a minute (defaults are production values).
+FAST_SETTINGS = {
+    "OUTBOX_RELAY_AFTER_SECONDS": "2",
+    "PRESENCE_TTL_SECONDS": "6",
+    "PRESENCE_HEARTBEAT_SECONDS": "2",
+    "SMTP_TIMEOUT": "2",
+    "EMAIL_FIRST_RETRY_SECONDS": "1",
+    "EMAIL_MAX_BACKOFF_SECONDS": "4",
+    "DELIVERY_LEASE_SECONDS": "20",
+    "DELIVERY_SWEEP_GRACE_SECONDS": "3",
+    "PUBLISH_TIMEOUT_SECONDS": "0.5",
+}
+RATE_PER_SECOND = 5.0
+STREAM_SECONDS = 20.0
+SETTLE_TIMEOUT = 150.0
+QUIET_AFTER_SETTLED = 10.0
+REQUEST_TIMEOUT = 5.0
+RETRY_FOR_SECONDS = 60.0
+
+
+# --------------------------------------------------------------------------- clients
+
+
+class SeniorClient:
+    """One connected senior: a Socket.IO client that counts `handoff.created` per handoff
+    and, after every reconnect, re-fetches the open handoffs like the queue page does."""
+
+    def __init__(self, name: str, url: str, token: str, refetch: bool) -> None:
+        import socketio
+
+        self.name = name
+        self.url = url
+        self.token = token
+        self.refetch_on_reconnect = refetch
+        self.events: Counter[int] = Counter()
+        self.fetched: set[int] = set()
+        self.connects = 0
+        self.lock = threading.Lock()
+        self.sio = socketio.Client(
+            reconnection=True,
+            reconnection_attempts=0,
+            reconnection_delay=0.5,
+            reconnection_delay_max=2,
+        )
+        self.sio.on("connect", self._on_connect)
+        self.sio.on("handoff.created", self._on_created)
+
+    def _on_connect(self) -> None:
+        with self.lock:
+            self.connects += 1
+            reconnect = self.connects > 1
+        if reconnect and self.refetch_on_reconnect:
+            threading.Thread(target=self.refetch, daemon=True).start()
+
+    def _on_created(self, data: dict[str, Any]) -> None:
+        with self.lock:
+            self.events[int(data["id"])] += 1
+
+    def refetch(self) -> None:
+        """GET /api/v1/escalations?status=open, every page (what the queue page shows)."""
+        import requests
+
+        cursor = None
+        for _ in range(100):
+            params = {"status": "open", "limit": 200}
+            if cursor:
+                params["cursor"] = cursor
+            try:
+                response = requests.get(
+                    f"{self.url}/api/v1/escalations",
+                    params=params,
+                    headers={"Authorization": f"Bearer {self.token}"},
+                    timeout=REQUEST_TIMEOUT,
+                )
+                response.raise_for_status()
+            except Exception as error:  # noqa: BLE001 - the next reconnect fetches again
+                note("    [%s] re-fetch failed: %s", self.name, error)
+                return
+            page = response.json()
+            with self.lock:
+                self.fetched.update(int(item["id"]) for item in page["items"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    def connect(self) -> None:
+        self.sio.connect(
+            self.url, auth={"token": self.token}, transports=["websocket"], wait_timeout=10
+        )
+
+    def close(self) -> None:
+        try:
+            self.sio.disconnect()
+        except Exception:  # noqa: BLE001
+            pass
+
+    def seen(self) -> set[int]:
+        with self.lock:
+            return set(self.events) | self.fetched
+
+
+@dataclass
+class Stream:
+    """The technician escalating fresh sessions at a steady rate; each request retried with
+    its Idempotency-Key until it gets an answer (bounded)."""
+
+    url: str
+    token: str
+    sessions: list[int]
+    rate: float
+    created: dict[int, str] = field(default_factory=dict)  # handoff id -> title
+    replays: int = 0
+    retried_requests: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    started: float = 0.0
+
+    def run(self, stop_at: float) -> None:
+        import requests
+
+        http = requests.Session()
+        headers = {"Authorization": f"Bearer {self.token}"}
+        for index, session_id in enumerate(self.sessions):
+            due = self.started + index / self.rate
+            if due >= stop_at:
+                break
+            time.sleep(max(0.0, due - time.monotonic()))
+            key = f"drill-{session_id}"
+            give_up = time.monotonic() + RETRY_FOR_SECONDS
+            attempts = 0
+            while True:
+                attempts += 1
+                sent = time.monotonic()
+                try:
+                    response = http.post(
+                        f"{self.url}/api/v1/sessions/{session_id}/escalate",
+                        json={"reason": "Drill: the line of business app is down"},
+                        headers={**headers, "Idempotency-Key": key},
+                        timeout=REQUEST_TIMEOUT,
+                    )
+                except requests.RequestException as error:
+                    response, reason = None, repr(error)
+                else:
+                    reason = f"HTTP {response.status_code}"
+                if response is not None and response.status_code in (200, 201):
+                    body = response.json()
+                    self.created[int(body["id"])] = body["title"]
+                    self.replays += response.status_code == 200
+                    if attempts == 1:
+                        self.latencies_ms.append((time.monotonic() - sent) * 1000)
+                    break
+                if response is not None and response.status_code < 500:
+                    self.failures.append(f"session {session_id}: {reason} {response.text[:200]}")
+                    break
+                if time.monotonic() > give_up:
+                    self.failures.append(f"session {session_id}: gave up after {reason}")
+                    break
+                if attempts == 1:
+                    self.retried_requests += 1
+                time.sleep(0.5)
+                http = requests.Session()
+
+    def start(self) -> tuple[threading.Thread, float]:
+        self.started = time.monotonic()
+        stop_at = self.started + STREAM_SECONDS
+        thread = threading.Thread(target=self.run, args=(stop_at,), daemon=True)
+        thread.start()
+        return thread, stop_at
+
+
+# --------------------------------------------------------------------------- accounting
+
+
+def _emails_by_pair(sink, titles: dict[str, int]) -> Counter[tuple[int, str]]:
+    """(handoff id, recipient) -> emails received, matched by the title in the subject."""
+    pairs: Counter[tuple[int, str]] = Counter()
+    for mail in sink.messages:
+        match = re.search(r"(Drill \w+ #\d{5})", mail.subject)
+        handoff_id = titles.get(match.group(1)) if match else None
+        for recipient in mail.rcpt_tos:
+            pairs[(handoff_id if handoff_id is not None else -1, recipient.lower())] += 1
+    return pairs
+
+
+def account_for(stream: Stream, clients: list[SeniorClient], sink, offline: list[str]):
+    created = set(stream.created)
+    titles = {title: handoff_id for handoff_id, title in stream.created.items()}
+    pairs = _emails_by_pair(sink, titles)
+    missing_events = {c.name: sorted(created - c.seen()) for c in clients}
+    missing_emails = sorted(
+        (h, r) for h in created for r in offline if pairs.get((h, r.lower()), 0) == 0
+    )
+    return created, pairs, missing_events, missing_emails
+
+
+def settle(stream, clients, sink, offline, timeout: float) -> float:
+    """Wait until nothing is missing (bounded); return how long it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        _, _, missing_events, missing_emails = account_for(stream, clients, sink, offline)
+        if not missing_emails and not any(missing_events.values()):
+            return time.monotonic() - started
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
+def summary(name: str, stream: Stream, clients, sink, offline, settle_seconds) -> dict:
+    created, pairs, missing_events, missing_emails = account_for(stream, clients, sink, offline)
+    offline_set = {r.lower() for r in offline}
+    duplicate_emails = {f"{h}:{r}": n for (h, r), n in pairs.items() if n > 1}
+    duplicate_events = {
+        c.name: {h: n for h, n in c.events.items() if n > 1}
+        for c in clients
+        if any(n > 1 for n in c.events.values())
+    }
+    unknown_emails = sum(n for (h, _), n in pairs.items() if h == -1 or h not in created)
+    lost_events = sum(len(v) for v in missing_events.values())
+    lost = lost_events + len(missing_emails)
+    duplicated = sum(n - 1 for n in duplicate_emails.values()) + sum(
+        n - 1 for per in duplicate_events.values() for n in per.values()
+    )
+    return {
+        "drill": name,
+        "handoffs_created": len(created),
+        "replayed_201_as_200": stream.replays,
+        "requests_retried": stream.retried_requests,
+        "request_failures": stream.failures,
+        "escalate_p99_ms_first_try": _p99(stream.latencies_ms),
+        "events_received": {c.name: sum(c.events.values()) for c in clients},
+        "events_distinct": {c.name: len(c.events) for c in clients},
+        "refetched_only": {
+            c.name: len(c.fetched - set(c.events)) for c in clients if c.refetch_on_reconnect
+        },
+        "client_connects": {c.name: c.connects for c in clients},
+        "emails_received": sum(pairs.values()),
+        "emails_to_offline_recipients": sum(n for (_, r), n in pairs.items() if r in offline_set),
+        "emails_to_online_seniors": sum(
+            n for (_, r), n in pairs.items() if r not in offline_set and n
+        ),
+        "emails_unmatched": unknown_emails,
+        "lost": lost,
+        "lost_events": {k: v[:20] for k, v in missing_events.items() if v},
+        "lost_emails": [f"{h}:{r}" for h, r in missing_emails[:20]],
+        "duplicated": duplicated,
+        "duplicate_emails": duplicate_emails,
+        "duplicate_events": duplicate_events,
+        "settled_after_s": round(settle_seconds, 1),
+        "ok": lost == 0 and duplicated == 0 and not stream.failures,
+    }
+
+
+def _p99(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1)
+
+
+# --------------------------------------------------------------------------- the faults
+
+
+def fault_redis(stack: BenchStack, procs: dict, at: float) -> list[str]:
+    time.sleep(max(0.0, at + 5 - time.monotonic()))
+    process = stack.redis.process
+    assert process is not None
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+    stack.redis.stop()
+    killed = time.monotonic() - at
+    time.sleep(7)
+    stack.redis.start()  # empty: no persistence, as after a crash of a cache-only Redis
+    return [f"Redis killed (SIGKILL) at t={killed:.1f}s, restarted empty 7 s later"]
+
+
+def fault_smtp(stack: BenchStack, procs: dict, at: float) -> list[str]:
+    assert stack.smtp is not None
+    time.sleep(max(0.0, at + 3 - time.monotonic()))
+    stack.smtp.down()
+    down_at = time.monotonic() - at
+    time.sleep(12)
+    stack.smtp.up()
+    return [f"SMTP down (connections refused) at t={down_at:.1f}s, back 12 s later"]
+
+
+def fault_worker(stack: BenchStack, procs: dict, at: float) -> list[str]:
+    worker = procs["worker"]
+    time.sleep(max(0.0, at + 6 - time.monotonic()))
+    worker.kill(signal.SIGKILL)
+    killed = time.monotonic() - at
+    time.sleep(3)
+    worker.start()
+    return [f"worker killed (SIGKILL) at t={killed:.1f}s, restarted 3 s later"]
+
+
+def fault_web(stack: BenchStack, procs: dict, at: float) -> list[str]:
+    web = procs["web"]
+    time.sleep(max(0.0, at + 6 - time.monotonic()))
+    web.kill(signal.SIGTERM)
+    stopped = time.monotonic() - at
+    web.start()
+    return [f"web stopped (SIGTERM) at t={stopped:.1f}s and started again"]
+
+
+FAULTS = {"redis": fault_redis, "smtp": fault_smtp, "worker": fault_worker, "web": fault_web}
+
+
+def run_drill(name: str) -> dict[str, Any]:
+    note("[drill %s] starting the stack", name)
+    with BenchStack(f"drill-{name}", env=FAST_SETTINGS) as stack:
+        sessions = int(RATE_PER_SECOND * STREAM_SECONDS) + 20
+        seeded = stack.seed(
+            name=f"Drill {name}", seniors=3, sessions=sessions, title_prefix=f"Drill {name}"
+        )
+        web = stack.start_web()
+        worker = stack.start_worker(pool="prefork", concurrency=2)
+        stack.start_beat()
+        procs = {"web": web, "worker": worker}
+        online = seeded.seniors[:2]
+        offline_emails = [f"owner@drill-{name}.example", seeded.seniors[2]["email"]]
+        clients = [
+            SeniorClient(f"senior{n + 1}", web.url, s["token"], refetch=True)
+            for n, s in enumerate(online)
+        ]
+        for client in clients:
+            client.connect()
+        time.sleep(1.0)  # presence recorded before the first escalation
+        stream = Stream(web.url, seeded.technician_token, seeded.session_ids, RATE_PER_SECOND)
+        thread, _ = stream.start()
+        what = FAULTS[name](stack, procs, stream.started)
+        thread.join(timeout=STREAM_SECONDS + RETRY_FOR_SECONDS + 30)
+        note("[drill %s] %s; %d handoffs created; settling", name, "; ".join(what),
+             len(stream.created))  # fmt: skip
+        settled = settle(stream, clients, stack.smtp, offline_emails, SETTLE_TIMEOUT)
+        time.sleep(QUIET_AFTER_SETTLED)  # late duplicates would show up here
+        result = summary(name, stream, clients, stack.smtp, offline_emails, settled)
+        result["fault"] = what
+        for client in clients:
+            client.close()
+        if not result["ok"]:
+            stack.keep_logs = True
+            result["logs"] = str(stack.tmp / "logs")
+    _print_line(result)
+    return result
+
+
+def _print_line(r: dict[str, Any]) -> None:
+    events = ", ".join(f"{k} {v}" for k, v in r["events_received"].items())
+    note(
+        "[drill %s] created %d | events received: %s | emails received %d | lost %d | "
+        "duplicated %d | %s",
+        r["drill"], r["handoffs_created"], events, r["emails_received"], r["lost"],
+        r["duplicated"], "OK" if r["ok"] else "FAILED",
+    )  # fmt: skip
+    if not r["ok"]:
+        for key in ("lost_events", "lost_emails", "duplicate_emails", "duplicate_events",
+                    "request_failures"):  # fmt: skip
+            if r.get(key):
+                note("    %s: %s", key, json.dumps(r[key])[:600])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = arg_parser(__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(DRILLS), help="comma-separated drill names")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = set(names) - set(DRILLS)
+    if unknown:
+        parser.error(f"unknown drills: {', '.join(sorted(unknown))}")
+    started = time.monotonic()
+    results = []
+    for name in names:
+        try:
+            results.append(run_drill(name))
+        except Exception as error:  # noqa: BLE001 - one broken drill must not hide the others
+            note("[drill %s] could not run: %r", name, error)
+            results.append({"drill": name, "ok": False, "error": repr(error)})
+    outcome = {
+        "drills": results,
+        "all_ok": all(r.get("ok") for r in results),
+        "wall_seconds": round(time.monotonic() - started, 1),
+    }
+    note("")
+    note("%-8s %8s %16s %8s %6s %11s", "drill", "created", "events (per client)", "emails",
+         "lost", "duplicated")  # fmt: skip
+    for r in results:
+        if "error" in r:
+            note("%-8s could not run: %s", r["drill"], r["error"][:100])
+            continue
+        events = "/".join(str(v) for v in r["events_received"].values())
+        note("%-8s %8d %16s %8d %6d %11d", r["drill"], r["handoffs_created"], events,
+             r["emails_received"], r["lost"], r["duplicated"])  # fmt: skip
+    if args.json:
+        report(outcome, True)
+    return 0 if outcome["all_ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
