@@ -1,0 +1,541 @@
+"""Run every benchmark (and the fault drills) and write BENCHMARKS.md.
+
+    .venv/bin/python bench/run_all.py                 # everything: about 20 minutes
+    .venv/bin/python bench/run_all.py --only 1,3      # some measures; the others keep
+                                                      # their last figures (bench/results.json)
+    .venv/bin/python bench/run_all.py --render-only   # rewrite BENCHMARKS.md from results.json
+
+Each measure is its own script, run here as a child process with `--json`; each starts what
+it needs on 127.0.0.1 and stops it. A measure that fails or is missing is reported as not
+measured, with why, and the others still run. Exit status 1 when a measure could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import ROOT, machine_info, note  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results.json"
+OUTPUT = ROOT / "BENCHMARKS.md"
+
+Row = tuple[str, str, str, bool | None]  # figure, measured, goal, met (None: no goal)
+
+
+@dataclass(frozen=True)
+class Measure:
+    key: str
+    title: str
+    script: str
+    args: tuple[str, ...]
+    timeout: float
+    render: Callable[[dict[str, Any]], tuple[list[Row], str]]
+
+    @property
+    def command(self) -> str:
+        return " ".join([".venv/bin/python", self.script, *self.args])
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _ms(value: Any) -> str:
+    return "n/a" if value is None else f"{value:g} ms"
+
+
+def _yes(met: bool | None) -> str:
+    return {True: "**met**", False: "**not met**", None: "(no goal)"}[met]
+
+
+def render_throughput(r: dict[str, Any]) -> tuple[list[Row], str]:
+    rows: list[Row] = []
+    lines = [
+        f"Database: {r['database']}. wrk, one thread, {r['duration_s']:g} s per run, closed "
+        "loop; bare and escalate alternate at each concurrency. No Celery worker runs (the "
+        "dispatch tasks wait in Redis), so this is the request path alone.",
+        "",
+        "| connections | endpoint | requests/s | p50 | p90 | p99 | non-201 | server CPU per "
+        "request |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for pair in r["results"]:
+        for side in ("bare", "escalate"):
+            s = pair[side]
+            lines.append(
+                f"| {pair['connections']} | {side} | {s['throughput_rps']:g} | {_ms(s['p50_ms'])} "
+                f"| {_ms(s['p90_ms'])} | {_ms(s['p99_ms'])} | {s['non_201']} "
+                f"| {s['server_cpu_ms_per_request']:g} ms |"
+            )
+        rows.append(
+            (
+                f"escalate / bare throughput, {pair['connections']} connections ({r['database']})",
+                f"{pair['ratio']:g} ({pair['escalate']['throughput_rps']:g} / "
+                f"{pair['bare']['throughput_rps']:g} req/s; escalate p50 "
+                f"{_ms(pair['escalate']['p50_ms'])}, p99 {_ms(pair['escalate']['p99_ms'])})",
+                ">= 0.5",
+                pair["met"],
+            )
+        )
+    lines.append("")
+    lines += [
+        f"Ratio at {p['connections']} connections: **{p['ratio']:g}** (goal >= 0.5)"
+        for p in r["results"]
+    ]
+    return rows, "\n".join(lines)
+
+
+def render_notify(r: dict[str, Any]) -> tuple[list[Row], str]:
+    every, one, resp = r["notify_every_client"], r["notify_one_client"], r["escalate_response"]
+    rows: list[Row] = [
+        (
+            f"escalate → handoff.created p99, {r['rate_per_second']:g}/s, "
+            f"{r['seniors_connected']} seniors",
+            f"p50 {_ms(every['p50_ms'])}, p99 {_ms(every['p99_ms'])} (every client; "
+            f"{r['missing_deliveries']} missing)",
+            "p99 <= 50 ms",
+            r["met"],
+        )
+    ]
+    lines = [
+        f"{r['escalations']} escalations fired open-loop at {r['rate_per_second']:g}/s "
+        f"(achieved {r['achieved_rate_per_second']:g}/s) with {r['seniors_connected']} "
+        f"seniors connected; missing deliveries {r['missing_deliveries']}, duplicates "
+        f"{r['duplicates']}, request errors {len(r['errors'])}.",
+        "",
+        "| latency | count | p50 | p90 | p99 | max |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, s in (
+        ("escalate → `handoff.created`, every client", every),
+        ("escalate → `handoff.created`, one client", one),
+        ("escalate response (201)", resp),
+    ):
+        lines.append(
+            f"| {name} | {s['count']} | {_ms(s['p50_ms'])} | {_ms(s['p90_ms'])} "
+            f"| {_ms(s['p99_ms'])} | {_ms(s['max_ms'])} |"
+        )
+    return rows, "\n".join(lines)
+
+
+def render_stall(r: dict[str, Any]) -> tuple[list[Row], str]:
+    rows: list[Row] = [
+        (
+            "escalate p50, SMTP stalled / healthy",
+            f"{r['ratio_stalled_to_healthy_p50']:g} ({_ms(r['outbox_stalled']['p50_ms'])} / "
+            f"{_ms(r['outbox_healthy']['p50_ms'])})",
+            "<= 1.2",
+            r["met"],
+        ),
+        (
+            "inline-email escalate p50 / outbox escalate p50, SMTP stalled",
+            f"{r['ratio_naive_to_outbox_stalled_p50']:g}x ({_ms(r['naive_stalled']['p50_ms'])} "
+            f"vs {_ms(r['outbox_stalled']['p50_ms'])})",
+            "(comparison)",
+            None,
+        ),
+    ]
+    lines = [
+        f"SMTP_TIMEOUT {r['smtp_timeout_s']:g} s; outbox requests one at a time at "
+        f"{r['rate_per_second']:g}/s in alternating healthy/stalled blocks; the worker opened "
+        f"{r['worker_connections_to_stalled_smtp']} SMTP connections to the stalled server "
+        "during the stalled blocks.",
+        "",
+        "| variant | SMTP | count | p50 | p90 | p99 | max |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for variant, smtp, key in (
+        ("outbox (this design)", "healthy", "outbox_healthy"),
+        ("outbox (this design)", "stalled", "outbox_stalled"),
+        ("email inside the request", "healthy", "naive_healthy"),
+        ("email inside the request", "stalled", "naive_stalled"),
+    ):
+        s = r[key]
+        lines.append(
+            f"| {variant} | {smtp} | {s['count']} | {_ms(s['p50_ms'])} | {_ms(s['p90_ms'])} "
+            f"| {_ms(s['p99_ms'])} | {_ms(s['max_ms'])} |"
+        )
+    lines += [
+        "",
+        f"Ratios: outbox stalled/healthy **{r['ratio_stalled_to_healthy_p50']:g}** (goal <= "
+        f"1.2); inline/outbox healthy {r['ratio_naive_to_outbox_healthy_p50']:g}x; "
+        f"inline/outbox stalled {r['ratio_naive_to_outbox_stalled_p50']:g}x.",
+    ]
+    return rows, "\n".join(lines)
+
+
+def render_lifecycle(r: dict[str, Any]) -> tuple[list[Row], str]:
+    rows: list[Row] = []
+    lines = [
+        "| database | rounds x claimers | winners per round | claim under race p50 / p99 "
+        "| uncontended claim p50 / p99 | escalate p50 / p99 | stored claimer wrong |",
+        "| --- | --- | --- | --- | --- | --- | ---: |",
+    ]
+    for d in r.get("results", []):
+        race = d["race"]
+        winners = ", ".join(f"{k} winner: {v} rounds" for k, v in race["winners_per_round"].items())
+        exactly_one = (
+            race["winners_per_round"] == {"1": race["rounds"]}
+            and race["stored_claimer_mismatches"] == 0
+        )
+        lines.append(
+            f"| {d['database']} | {race['rounds']} x {race['claimers']} | {winners} "
+            f"| {_ms(race['claim_under_race']['p50_ms'])} / "
+            f"{_ms(race['claim_under_race']['p99_ms'])} "
+            f"| {_ms(d['claim']['p50_ms'])} / {_ms(d['claim']['p99_ms'])} "
+            f"| {_ms(d['escalate']['p50_ms'])} / {_ms(d['escalate']['p99_ms'])} "
+            f"| {race['stored_claimer_mismatches']} |"
+        )
+        rows.append(
+            (
+                f"claim race, {race['rounds']} trials x {race['claimers']} ({d['database']})",
+                f"{winners}; claim p99 under race {_ms(race['claim_under_race']['p99_ms'])}",
+                "exactly one winner per trial",
+                exactly_one,
+            )
+        )
+    for label, why in (r.get("skipped") or {}).items():
+        lines.append(f"\n{label}: not measured ({why}).")
+    return rows, "\n".join(lines)
+
+
+def render_fanout(r: dict[str, Any]) -> tuple[list[Row], str]:
+    rss = r["rss_mb"]
+    rows: list[Row] = [
+        (
+            f"one escalation → last of {r['seniors_connected']} seniors",
+            f"worst {_ms(r['worst_last_ms'])} over {len(r['trials'])} trials "
+            f"(median {_ms(r['last_receive']['p50_ms'])})",
+            "<= 1000 ms",
+            r["met_last"],
+        ),
+        (
+            f"web RSS at {r['seniors_connected']} connections",
+            f"{max(rss['connected'], rss['after_trials']):g} MB (idle {rss['idle']:g} MB)",
+            "<= 250 MB",
+            r["met_rss"],
+        ),
+    ]
+    lines = [
+        f"{r['seniors_connected']} clients connected in {r['connect_seconds']:g} s; "
+        f"{r['connected_at_end']} still connected at the end; duplicates {r['duplicates']}; "
+        f"about {r['rss_per_connection_kb']:g} KB of RSS per connection.",
+        "",
+        "| trial | received by | first | median | last |",
+        "| ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for t in r["trials"]:
+        lines.append(
+            f"| {t['trial']} | {t['received_by']} | {_ms(t['first_ms'])} | {_ms(t['median_ms'])} "
+            f"| {_ms(t['last_ms'])} |"
+        )
+    lines.append("")
+    lines.append(
+        f"Web RSS: idle {rss['idle']:g} MB, {r['seniors_connected']} connected "
+        f"{rss['connected']:g} MB, after the trials {rss['after_trials']:g} MB."
+    )
+    return rows, "\n".join(lines)
+
+
+def render_rollup(r: dict[str, Any]) -> tuple[list[Row], str]:
+    rows: list[Row] = []
+    results = r.get("results", [])
+    lines = ["| | " + " | ".join(x["backend"] for x in results) + " |"]
+    lines.append("| --- |" + " ---: |" * len(results))
+    table = [
+        ("handoffs / accounts", lambda x: f"{x['handoffs']:,} / {x['accounts']:,}"),
+        ("generate the data (s)", lambda x: x["generate_s"]),
+        (
+            "scheduled rollup, current + previous month (s)",
+            lambda x: f"{x['scheduled_first_s']} ({x['scheduled_rows']:,} rows)",
+        ),
+        ("scheduled rerun (s)", lambda x: x["scheduled_rerun_s"]),
+        ("backfill, every month (s)", lambda x: x["backfill_s"]),
+        ("endpoint p50 / p99 (ms)", lambda x: f"{x.get('p50_ms', 'n/a')} / {x['p99_ms']}"),
+        ("load average at start", lambda x: x["load_1m_at_start"]),
+    ]
+    for label, cell in table:
+        try:
+            lines.append(f"| {label} | " + " | ".join(str(cell(x)) for x in results) + " |")
+        except KeyError:
+            continue
+    for x in results:
+        rows.append(
+            (
+                f"rollup of {x['handoffs']:,} handoffs ({x['backend']})",
+                f"{x['scheduled_first_s']} s",
+                "<= 10 s" if x["backend"] == "sqlite" else "(figure)",
+                x["rollup_goal_met"] if x["backend"] == "sqlite" else None,
+            )
+        )
+        rows.append(
+            (
+                f"metrics endpoint p99 at {x['handoffs']:,} handoffs ({x['backend']})",
+                f"{x['p99_ms']} ms",
+                "<= 20 ms",
+                x["p99_goal_met"],
+            )
+        )
+    for label, why in (r.get("skipped") or {}).items():
+        lines.append(f"\n{label}: not measured ({why}).")
+    return rows, "\n".join(lines)
+
+
+def render_drills(r: dict[str, Any]) -> tuple[list[Row], str]:
+    rows: list[Row] = []
+    lines = [
+        "| drill | fault | handoffs created | events received (per client) | emails received "
+        "| lost | duplicated |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: |",
+    ]
+    for d in r["drills"]:
+        if "error" in d:
+            lines.append(f"| {d['drill']} | could not run: {d['error'][:120]} | | | | | |")
+            rows.append((f"drill: {d['drill']}", "could not run", "0 lost, 0 duplicated", False))
+            continue
+        events = ", ".join(f"{k} {v}" for k, v in d["events_received"].items())
+        lines.append(
+            f"| {d['drill']} | {'; '.join(d['fault'])} | {d['handoffs_created']} | {events} "
+            f"| {d['emails_received']} | {d['lost']} | {d['duplicated']} |"
+        )
+        rows.append(
+            (
+                f"drill: {d['drill']}",
+                f"{d['lost']} lost, {d['duplicated']} duplicated of {d['handoffs_created']} "
+                "handoffs",
+                "0 lost, 0 duplicated",
+                d["ok"],
+            )
+        )
+    return rows, "\n".join(lines)
+
+
+MEASURES = [
+    Measure(
+        "1",
+        "1. Escalate throughput beside a one-row floor (SQLite)",
+        "bench/escalate_throughput.py",
+        ("--json",),
+        900,
+        render_throughput,
+    ),
+    Measure(
+        "1pg",
+        "1b. Escalate throughput beside a one-row floor (PostgreSQL)",
+        "bench/escalate_throughput.py",
+        ("--database", "postgres", "--json"),
+        900,
+        render_throughput,
+    ),
+    Measure(
+        "2",
+        "2. Escalate → handoff.created at 50 escalations/s with 100 seniors connected",
+        "bench/notify_100.py",
+        ("--json",),
+        600,
+        render_notify,
+    ),
+    Measure(
+        "3",
+        "3. Escalate with the SMTP server stalled vs healthy, and vs email inside the request",
+        "bench/smtp_stall.py",
+        ("--json",),
+        900,
+        render_stall,
+    ),
+    Measure(
+        "4",
+        "4. Claim race: 1,000 trials x 8 claimers on SQLite and PostgreSQL",
+        "bench/lifecycle_bench.py",
+        ("--json",),
+        1800,
+        render_lifecycle,
+    ),
+    Measure(
+        "5",
+        "5. One escalation to 500 connected seniors; web RSS",
+        "bench/fanout_500.py",
+        ("--json",),
+        600,
+        render_fanout,
+    ),
+    Measure(
+        "6",
+        "6. Monthly rollup at 1,000,000 handoffs",
+        "bench/rollup_bench.py",
+        ("--json",),
+        2400,
+        render_rollup,
+    ),
+    Measure(
+        "drills",
+        "Fault drills (`make drills`)",
+        "bench/drills.py",
+        ("--json",),
+        1800,
+        render_drills,
+    ),
+]
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _parse_json(stdout: str) -> dict[str, Any] | None:
+    text = stdout.strip()
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+        return value if isinstance(value, dict) else None
+    except json.JSONDecodeError:
+        pass
+    for line in reversed(text.splitlines()):
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except json.JSONDecodeError:
+                continue
+    return None
+
+
+def run_measure(measure: Measure) -> dict[str, Any]:
+    started = datetime.now(UTC)
+    base = {"command": measure.command, "started": started.isoformat(timespec="seconds")}
+    base["load_1m_at_start"] = round(os.getloadavg()[0], 2)
+    if not (ROOT / measure.script).exists():
+        return {**base, "error": f"{measure.script} does not exist yet"}
+    note("\n=== %s\n    %s", measure.title, measure.command)
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    try:
+        done = subprocess.run(
+            [sys.executable, measure.script, *measure.args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=None,  # progress goes straight to our stderr
+            text=True,
+            timeout=measure.timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return {**base, "error": f"did not finish within {measure.timeout:.0f} s"}
+    result = _parse_json(done.stdout)
+    if result is None:
+        tail = done.stdout.strip().splitlines()[-5:]
+        return {**base, "error": f"exit {done.returncode}, no JSON result; {' / '.join(tail)}"}
+    return {**base, "exit_code": done.returncode, "result": result}
+
+
+# --------------------------------------------------------------------------- BENCHMARKS.md
+
+HEADER = """# Benchmarks
+
+Produced by `make bench` (`.venv/bin/python bench/run_all.py`) on the machine below; every
+figure comes from a committed script under `bench/`, each of which starts what it needs on
+127.0.0.1 and stops it. Comparisons run both sides in the same run and report the ratio,
+because absolute times drift between runs. Raw results: `bench/results.json`.
+"""
+
+
+def render(results: dict[str, Any], machine: dict[str, Any], notes: str) -> str:
+    summary: list[tuple[str, Row]] = []
+    sections: list[str] = []
+    for measure in MEASURES:
+        entry = results.get(measure.key)
+        section = [f"## {measure.title}", "", f"Command: `{measure.command}`", ""]
+        if entry is None:
+            section.append("Not run yet.")
+        elif "error" in entry:
+            section.append(f"**Not measured**: {entry['error']}.")
+            summary.append((measure.key, (measure.title, "not measured", "", False)))
+        else:
+            try:
+                rows, body = measure.render(entry["result"])
+            except (KeyError, TypeError, ValueError) as error:
+                rows, body = [], f"Could not read the result ({error!r})."
+            section.append(
+                f"Run {entry['started']} (load average {entry['load_1m_at_start']} at start)."
+            )
+            section += ["", body]
+            summary += [(measure.key, row) for row in rows]
+        sections.append("\n".join(section))
+    lines = [HEADER, "## Machine", ""]
+    lines += [
+        "| | |",
+        "| --- | --- |",
+        f"| CPU | {machine.get('cpu_model')} |",
+        f"| cores | {machine.get('cores')} |",
+        f"| RAM | {machine.get('ram_gib')} GiB |",
+        f"| OS | {machine.get('os')} |",
+        f"| Python | {machine.get('python')} |",
+        f"| SQLite | {machine.get('sqlite')} |",
+        f"| PostgreSQL | {machine.get('postgresql')} |",
+        f"| Redis | {machine.get('redis')} |",
+        f"| wrk | {machine.get('wrk')} |",
+        f"| written | {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} |",
+        "",
+        "## Goals",
+        "",
+        "| measure | figure | measured | goal | met |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for key, (figure, measured, goal, met) in summary:
+        lines.append(f"| {key} | {figure} | {measured} | {goal} | {_yes(met)} |")
+    parts = ["\n".join(lines), *sections]
+    if notes.strip():
+        parts.append(notes.strip())
+    return "\n\n".join(parts) + "\n"
+
+
+NOTES_FILE = ROOT / "bench" / "NOTES.md"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="", help="comma-separated keys: 1,1pg,2,3,4,5,6,drills")
+    parser.add_argument("--skip", default="", help="comma-separated keys to leave out")
+    parser.add_argument("--render-only", action="store_true")
+    parser.add_argument("--output", default=str(OUTPUT))
+    args = parser.parse_args(argv)
+    keys = [m.key for m in MEASURES]
+    only = [k for k in args.only.split(",") if k] or keys
+    skip = {k for k in args.skip.split(",") if k}
+    unknown = (set(only) | skip) - set(keys)
+    if unknown:
+        parser.error(f"unknown measures: {', '.join(sorted(unknown))}; known: {', '.join(keys)}")
+    stored: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results: dict[str, Any] = stored.get("measures", {})
+    failed = []
+    if not args.render_only:
+        started = time.monotonic()
+        for measure in MEASURES:
+            if measure.key not in only or measure.key in skip:
+                continue
+            entry = run_measure(measure)
+            results[measure.key] = entry
+            if "error" in entry:
+                failed.append(measure.key)
+                note("    not measured: %s", entry["error"])
+            RESULTS.write_text(json.dumps({"measures": results}, indent=1) + "\n")
+        note("\nall measures done in %.0f s", time.monotonic() - started)
+    machine = machine_info()
+    notes = NOTES_FILE.read_text() if NOTES_FILE.exists() else ""
+    Path(args.output).write_text(render(results, machine, notes))
+    note("wrote %s", args.output)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
