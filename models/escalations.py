@@ -127,11 +127,15 @@ def escalate(
     return handoff, True
 
 
+def _ref(user: User | None) -> dict | None:
+    return {"id": user.id, "name": user.name} if user else None
+
+
 def already_claimed(handoff: Handoff) -> Conflict:
     claimer = handoff.claimed_by
     return Conflict(
         f"Already claimed by {claimer.name}",
-        {"claimed_by": {"id": claimer.id, "name": claimer.name}},
+        {"claimed_by": _ref(claimer)},
         code="already_claimed",
     )
 
@@ -162,6 +166,13 @@ def claim(user: User, handoff_id: int) -> Handoff:
     db.session.refresh(handoff)
     if won or (handoff.status == "claimed" and handoff.claimed_by_id == user.id):
         return handoff
+    if handoff.status == "resolved":
+        # Nobody holds it any more: "Already claimed by <yourself>" would mislead its claimer.
+        raise Conflict(
+            "This escalation is already resolved.",
+            {"status": handoff.status, "claimed_by": _ref(handoff.claimed_by)},
+            code="already_resolved",
+        )
     if handoff.claimed_by_id is not None:
         raise already_claimed(handoff)
     raise Conflict("This escalation can no longer be claimed.", code="not_claimable")
