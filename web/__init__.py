@@ -29,6 +29,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     celery_init_app(app)
     _init_socketio(app)
 
+    from web.realtime import register_realtime
+
+    register_realtime(app)
+
     from web.api import init_api
 
     init_api(app)
@@ -58,7 +62,9 @@ def _init_socketio(app: Flask) -> None:
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
         message_queue=message_queue or None,
         channel=app.config["SOCKETIO_CHANNEL"],
-        cors_allowed_origins=[],
+        # None: a browser may connect from this site's own origin only (a page elsewhere
+        # must not open a socket riding on the login cookie).
+        cors_allowed_origins=None,
     )
 
 

@@ -37,6 +37,16 @@ def from_env(env: dict[str, str] | os._Environ = os.environ) -> dict:
         "SOCKETIO_CHANNEL": env.get("SOCKETIO_CHANNEL") or "escalation-mode-socketio",
         # The async mode lives in this one setting so the server can move off eventlet.
         "SOCKETIO_ASYNC_MODE": env.get("SOCKETIO_ASYNC_MODE") or "eventlet",
+        # The Socket.IO message queue (web nodes subscribe, workers publish); REDIS_URL unless
+        # pub/sub should live on its own Redis.
+        "SOCKETIO_MESSAGE_QUEUE": env.get("SOCKETIO_MESSAGE_QUEUE") or redis_url,
+        # Presence (docs/realtime.md): a connection counts as open this long after the last
+        # heartbeat of the web node that holds it; heartbeats come well inside the TTL.
+        "PRESENCE_TTL_SECONDS": float(env.get("PRESENCE_TTL_SECONDS") or 30),
+        "PRESENCE_HEARTBEAT_SECONDS": float(env.get("PRESENCE_HEARTBEAT_SECONDS") or 10),
+        # The outbox relay re-publishes events the web process could not hand to the broker
+        # (Redis down) once they are this old.
+        "OUTBOX_RELAY_AFTER_SECONDS": float(env.get("OUTBOX_RELAY_AFTER_SECONDS") or 5),
         "SMTP_HOST": env.get("SMTP_HOST") or "",
         "SMTP_PORT": int(env.get("SMTP_PORT") or 25),
         "SMTP_USERNAME": env.get("SMTP_USERNAME") or "",

@@ -1,0 +1,48 @@
+"""Socket.IO room names and who receives which handoff event, defined once.
+
+The web process joins connections to these rooms; the worker emits to them through the
+message queue. Rooms are joined server-side only, from the authenticated user.
+"""
+
+from __future__ import annotations
+
+from models.entities import Handoff, User
+from models.outbox import HANDOFF_CLAIMED, HANDOFF_CREATED, HANDOFF_RESOLVED
+
+
+def seniors_room(account_id: int) -> str:
+    """The account's engineers and admins."""
+    return f"account:{account_id}:seniors"
+
+
+def technicians_room(account_id: int) -> str:
+    return f"account:{account_id}:technicians"
+
+
+def user_room(user_id: int) -> str:
+    """Every connection of one user (several tabs, several web nodes)."""
+    return f"user:{user_id}"
+
+
+def rooms_of(user: User) -> list[str]:
+    """The rooms a connection of `user` joins: its role's room in its own account, and its own."""
+    role_room = (
+        seniors_room(user.account_id) if user.is_senior else technicians_room(user.account_id)
+    )
+    return [role_room, user_room(user.id)]
+
+
+def escalating_technician_id(handoff: Handoff) -> int:
+    """The session's technician (an admin may escalate on their behalf)."""
+    return handoff.session.technician_id
+
+
+def recipient_rooms(event: str, handoff: Handoff) -> list[str]:
+    """Where a handoff event goes: `handoff.created` to the account's seniors; `claimed` and
+    `resolved` to the seniors and the escalating technician."""
+    rooms = [seniors_room(handoff.account_id)]
+    if event in (HANDOFF_CLAIMED, HANDOFF_RESOLVED):
+        rooms.append(user_room(escalating_technician_id(handoff)))
+    elif event != HANDOFF_CREATED:
+        raise ValueError(f"Not a handoff event: {event!r}")
+    return rooms
