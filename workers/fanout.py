@@ -1,0 +1,217 @@
+"""Fan-out of one outbox event: the Socket.IO emit to the recipients' rooms and, for a new
+handoff, the emails to the account's seniors who are offline.
+
+The socket Delivery row makes a dispatch happen once: the task claims it before emitting
+and marks it sent when the whole dispatch is done, so a relayed or duplicate task finds it
+sent (or held) and does nothing. A message-queue emit that cannot reach Redis only logs in
+python-socketio, so the emitter here raises instead, and the task retries with a short
+backoff until the delivery's retry window closes; then the row says `failed`, with why.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from functools import cache
+from typing import Any
+
+import socketio
+from celery import shared_task
+from flask import current_app
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from models import deliveries
+from models.db import db
+from models.entities import Handoff, OutboxEvent
+from models.outbox import HANDOFF_CREATED
+from models.presence import current_presence
+from models.rooms import escalating_technician_id, recipient_rooms
+from web.schemas import HandoffSchema
+from workers import names
+
+log = logging.getLogger(__name__)
+
+# Held while one worker dispatches; a dispatch that dies keeps the row until then, after
+# which the outbox relay sends it again.
+SOCKET_LEASE = timedelta(seconds=30)
+# Real-time news is worth little late: retry fast (0.5-1 s, doubling, at most 20 s apart)
+# for five minutes, then give up visibly.
+SOCKET_RETRY = deliveries.RetryPolicy(
+    first_retry_seconds=1.0, max_backoff_seconds=20.0, window=timedelta(minutes=5)
+)
+# The retried task arrives a little after the row's lease lifts, never before it.
+COUNTDOWN_MARGIN_SECONDS = 0.2
+MAX_RETRIES = 100  # a safety net: the retry window above ends the retries first
+
+
+class EmitFailed(Exception):
+    """The event did not reach the web nodes; worth another try."""
+
+
+class NoWebNodeListening(EmitFailed):
+    """Redis took the message but no web node was subscribed to the channel."""
+
+
+class CheckedRedisManager(socketio.RedisManager):
+    """A write-only Socket.IO message-queue manager whose publish raises on failure.
+
+    python-socketio's RedisManager logs a failed publish and returns; a fan-out that must
+    retry needs to know. PUBLISH answers how many subscribers got the message, which tells
+    "nobody listening" apart from "delivered to the web nodes".
+    """
+
+    def __init__(self, url: str, channel: str, timeout: float = 2.0) -> None:
+        super().__init__(
+            url,
+            channel=channel,
+            write_only=True,
+            logger=log,
+            redis_options={
+                "socket_connect_timeout": timeout,
+                "socket_timeout": timeout,
+                "retry": Retry(NoBackoff(), 1),
+            },
+        )
+
+    def _publish(self, data: Any) -> int:
+        try:
+            if not self.connected:
+                self._redis_connect()
+            receivers = self.redis.publish(self.channel, self.json.dumps(data))
+        except Exception as exc:
+            self.connected = False
+            raise EmitFailed(f"Socket.IO message queue unreachable: {exc!r}") from exc
+        if not receivers:
+            raise NoWebNodeListening("No web node is subscribed to the Socket.IO channel.")
+        return receivers
+
+
+@cache
+def _emitter(url: str, channel: str) -> CheckedRedisManager:
+    return CheckedRedisManager(url, channel)
+
+
+def emitter() -> CheckedRedisManager:
+    """This process's emitter, on the same message queue and channel as the web nodes."""
+    config = current_app.config
+    url = config.get("SOCKETIO_MESSAGE_QUEUE") or config["REDIS_URL"]
+    return _emitter(url, config["SOCKETIO_CHANNEL"])
+
+
+def expected_listeners(event: OutboxEvent, handoff: Handoff) -> list[int]:
+    """The users who would receive this event if they were connected."""
+    user_ids = [user.id for user in deliveries.seniors(event.account_id)]
+    if event.event != HANDOFF_CREATED:
+        user_ids.append(escalating_technician_id(handoff))
+    return user_ids
+
+
+def emit_handoff_event(event: OutboxEvent, handoff: Handoff) -> None:
+    """Emit the event with the handoff serialized as the API shows it. No web node listening
+    is fine while none of the recipients is online (nobody to tell); otherwise it is a
+    failure to retry (a web node is reconnecting to Redis)."""
+    payload = HandoffSchema().dump(handoff)
+    try:
+        emitter().emit(event.event, payload, to=recipient_rooms(event.event, handoff))
+    except NoWebNodeListening:
+        if current_presence().online(expected_listeners(event, handoff)):
+            raise
+        log.info("Event %s (%s): nobody online to receive it", event.id, event.event)
+
+
+def email_seniors(event: OutboxEvent, offline_only: bool = True) -> list[int]:
+    """One email delivery per engineer or admin of the account who is offline now (or every
+    one of them), whatever how often this runs, and a send task for each not yet attempted."""
+    senior_ids = [user.id for user in deliveries.seniors(event.account_id)]
+    recipients = current_presence().offline(senior_ids) if offline_only else senior_ids
+    rows = deliveries.email_deliveries(event, recipients)
+    celery = current_app.extensions["celery"]
+    enqueued = []
+    for row in rows:
+        if row.status == "pending" and row.attempts == 0:
+            celery.send_task(names.SEND_EMAIL, args=[row.id])
+            enqueued.append(row.id)
+    return enqueued
+
+
+def _describe(error: Exception) -> str:
+    return str(error) if isinstance(error, EmitFailed) else f"{type(error).__name__}: {error}"
+
+
+class DispatchIncomplete(Exception):
+    def __init__(self, reason: str, retry_in: float, emitted: bool) -> None:
+        super().__init__(reason)
+        self.retry_in = retry_in
+        self.emitted = emitted
+
+
+def dispatch(outbox_event_id: int, emitted: bool = False) -> str:
+    """Run one outbox event's fan-out; returns sent | skipped | failed | missing, or raises
+    DispatchIncomplete with when to try again. `emitted`: a previous attempt already
+    emitted the event, only the emails were left.
+
+    The emails of a new handoff do not wait for the socket: an emit that keeps failing
+    still lets the offline seniors' emails go, and when the dispatch finally gives up
+    without having emitted (or without having learnt who was offline), every senior of
+    the account is emailed."""
+    event = db.session.get(OutboxEvent, outbox_event_id)
+    if event is None:
+        log.error("Outbox event %s does not exist; nothing to dispatch", outbox_event_id)
+        return "missing"
+    delivery = deliveries.claim(deliveries.socket_delivery(event).id, SOCKET_LEASE)
+    if delivery is None:
+        log.info("Outbox event %s is dispatched or being dispatched; skipping", event.id)
+        return "skipped"
+    handoff = db.session.get(Handoff, event.handoff_id)
+    errors: list[str] = []
+    if not emitted:
+        try:
+            emit_handoff_event(event, handoff)
+            emitted = True
+        except Exception as exc:  # the message queue or presence (Redis)
+            errors.append(_describe(exc))
+    emailed = event.event != HANDOFF_CREATED
+    if not emailed:
+        try:
+            email_seniors(event)
+            emailed = True
+        except Exception as exc:  # presence (Redis) or the broker
+            errors.append(f"Emails: {_describe(exc)}")
+    if not errors:
+        deliveries.mark_sent(delivery)
+        return "sent"
+    reason = "; ".join(errors)
+    delay = deliveries.mark_retrying(delivery, reason, SOCKET_RETRY)
+    if delay is not None:
+        log.warning(
+            "Outbox event %s attempt %s failed (%s); retrying in %.1f s",
+            event.id,
+            delivery.attempts,
+            reason,
+            delay,
+        )
+        raise DispatchIncomplete(reason, delay + COUNTDOWN_MARGIN_SECONDS, emitted)
+    log.error("Outbox event %s: gave up dispatching: %s", event.id, reason)
+    if event.event == HANDOFF_CREATED and not (emitted and emailed):
+        # Nobody may go untold: without the socket event, or without knowing who was
+        # offline, every senior gets the email.
+        try:
+            email_seniors(event, offline_only=False)
+        except Exception:
+            log.exception("Outbox event %s: could not email the seniors either", event.id)
+    return "failed"
+
+
+@shared_task(name=names.DISPATCH_OUTBOX_EVENT, bind=True, max_retries=MAX_RETRIES)
+def dispatch_outbox_event(self, outbox_event_id: int, emitted: bool = False) -> str:
+    """Emit one outbox event to its rooms (and email offline seniors for a new handoff)."""
+    try:
+        return dispatch(int(outbox_event_id), emitted)
+    except DispatchIncomplete as incomplete:
+        raise self.retry(
+            args=[outbox_event_id],
+            kwargs={"emitted": incomplete.emitted},
+            countdown=incomplete.retry_in,
+            exc=incomplete,
+        ) from incomplete
