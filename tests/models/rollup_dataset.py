@@ -14,7 +14,9 @@ import pytest
 from sqlalchemy import insert
 
 from models import db
+from models.accounts import create_account, create_user
 from models.entities import FlowSession, Handoff
+from tests.conftest import Tenant
 from tests.integration.services import (
     POSTGRES_SKIP_REASON,
     postgres_url_from_env,
@@ -33,6 +35,22 @@ def database_url(request, tmp_path) -> Iterator[str]:
         pytest.skip(POSTGRES_SKIP_REASON)
     with temporary_postgres_database(base, prefix="rollup") as url:
         yield url
+
+
+def tenant_without_passwords(name: str, timezone: str = "UTC", baseline: int = 45) -> Tenant:
+    """Like conftest.make_tenant (an admin, "tech", "eng", "eng2", API tokens), minus the
+    password hashing that makes it slow; these tests never log in with a password."""
+    slug = name.lower().replace(" ", "-")
+    account, owner, token = create_account(
+        name, f"{name} Owner", f"owner@{slug}.example", None, timezone, baseline
+    )
+    tenant = Tenant(account.id, {"admin": token}, {"admin": owner.id})
+    for who, role in [("tech", "technician"), ("eng", "engineer"), ("eng2", "engineer")]:
+        user, user_token = create_user(
+            account, f"{name} {who.title()}", f"{who}@{slug}.example", role
+        )
+        tenant.tokens[who], tenant.users[who] = user_token, user.id
+    return tenant
 
 
 def utc(local: str, zone: str) -> datetime:

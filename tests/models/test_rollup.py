@@ -12,7 +12,6 @@ from models.accounts import update_account
 from models.entities import Account
 from models.errors import NotFound, ValidationFailed
 from models.rollup import Month, metrics_for, months_due, recent_months, roll_up, utc_bounds
-from tests.conftest import make_tenant
 from tests.models.rollup_dataset import (  # noqa: F401 - database_url is a fixture
     CHICAGO,
     EXPECTED,
@@ -20,6 +19,7 @@ from tests.models.rollup_dataset import (  # noqa: F401 - database_url is a fixt
     add_handoff,
     chicago_handoffs,
     database_url,
+    tenant_without_passwords,
     tokyo_handoffs,
 )
 
@@ -30,10 +30,9 @@ FIGURES = list(EXPECTED["chicago"]["2026-03"])
 
 @pytest.fixture
 def accounts(app):
-    chicago = make_tenant("Chicago MSP", CHICAGO)
-    tokyo = make_tenant("Tokyo MSP", TOKYO)
-    idle = make_tenant("Idle MSP", "UTC")
-    update_account(db.session.get(Account, tokyo.account_id), manual_baseline_minutes=30)
+    chicago = tenant_without_passwords("Chicago MSP", CHICAGO)
+    tokyo = tenant_without_passwords("Tokyo MSP", TOKYO, baseline=30)
+    idle = tenant_without_passwords("Idle MSP", "UTC")
     chicago_handoffs(chicago.account_id, chicago.users["eng"])
     tokyo_handoffs(tokyo.account_id, tokyo.users["eng"])
     return {"chicago": chicago, "tokyo": tokyo, "idle": idle}

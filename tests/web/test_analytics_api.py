@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from models import db
-from models.accounts import update_account
-from models.entities import Account
 from models.rollup import Month, roll_up
-from tests.conftest import make_tenant, new_handoff
+from tests.conftest import new_handoff
 from tests.models.rollup_dataset import (  # noqa: F401 - database_url is a fixture
     CHICAGO,
     EXPECTED,
     TOKYO,
     chicago_handoffs,
     database_url,
+    tenant_without_passwords,
     tokyo_handoffs,
 )
 
@@ -29,15 +28,14 @@ APRIL_FIRST_NOON = datetime(2026, 4, 1, 12, 0)
 
 @pytest.fixture
 def chicago(app):
-    tenant = make_tenant("Chicago MSP", CHICAGO)
+    tenant = tenant_without_passwords("Chicago MSP", CHICAGO)
     chicago_handoffs(tenant.account_id, tenant.users["eng"])
     return tenant
 
 
 @pytest.fixture
 def tokyo(app):
-    tenant = make_tenant("Tokyo MSP", TOKYO)
-    update_account(db.session.get(Account, tenant.account_id), manual_baseline_minutes=30)
+    tenant = tenant_without_passwords("Tokyo MSP", TOKYO, baseline=30)
     tokyo_handoffs(tenant.account_id, tenant.users["eng"])
     return tenant
 
@@ -100,7 +98,7 @@ def test_default_is_the_current_month_in_the_accounts_time_zone(client, tokyo):
 
 
 def test_a_chat_first_and_a_psa_first_handoff_reach_the_endpoint_after_a_run(client, app):
-    tenant = make_tenant("Live MSP", "UTC")
+    tenant = tenant_without_passwords("Live MSP", "UTC")
     chat_first = new_handoff(client, tenant)
     psa_first = new_handoff(client, tenant)
     unanswered = new_handoff(client, tenant)
@@ -186,3 +184,30 @@ def test_months_36_is_the_most_and_is_newest_first(client, chicago):
     items = get(client, chicago, months=36, month="2026-04").get_json()["items"]
     assert len(items) == 36
     assert (items[0]["month"], items[-1]["month"]) == ("2026-04", "2023-05")
+
+
+@sqlite_only
+def test_the_rollup_command_recomputes_a_month_on_demand(app, client, chicago, tokyo):
+    runner = app.test_cli_runner()
+    result = runner.invoke(
+        args=["rollup", "--month", "2026-03", "--account", str(tokyo.account_id)]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) | {"seconds": 0} == {
+        "rows": 1,
+        "accounts": 1,
+        "months": ["2026-03"],
+        "seconds": 0,
+    }
+    body = get(client, tokyo, month="2026-03").get_json()
+    assert without_computed_at(body) == {"month": "2026-03", **EXPECTED["tokyo"]["2026-03"]}
+    # Only Tokyo was asked for: Chicago's March is still not rolled up.
+    assert get(client, chicago, month="2026-03").get_json()["computed_at"] is None
+
+    everyone = runner.invoke(args=["rollup", "--month", "2026-04"])
+    assert json.loads(everyone.output)["rows"] == 2
+    assert get(client, chicago, month="2026-04").get_json()["escalations"] == 2
+
+    for bad in (["--month", "2026-13"], ["--month", "abc"], ["--account", "999999"]):
+        failed = runner.invoke(args=["rollup", *bad])
+        assert failed.exit_code == 1, failed.output
