@@ -172,6 +172,35 @@ def due(grace: timedelta, limit: int = 500, channel: str | None = None) -> list[
     return list(db.session.scalars(query.order_by(Delivery.id).limit(limit)))
 
 
+def undispatched_events(grace: timedelta, window: timedelta, limit: int = 500) -> list[int]:
+    """Outbox events handed to the broker between `window` and `grace` ago whose dispatch
+    never started (no socket delivery row: a dispatch creates it first). Their task was lost:
+    taken by a worker killed before it began (with late acks Redis gives it back only after
+    the visibility timeout) or dropped by a Redis that restarted empty."""
+    now = utcnow()
+    started = (
+        select(Delivery.id)
+        .where(
+            Delivery.handoff_id == OutboxEvent.handoff_id,
+            Delivery.outbox_event_id == OutboxEvent.id,
+            Delivery.channel == SOCKET,
+        )
+        .exists()
+    )
+    return list(
+        db.session.scalars(
+            select(OutboxEvent.id)
+            .where(
+                OutboxEvent.published_at > now - window,
+                OutboxEvent.published_at <= now - grace,
+                ~started,
+            )
+            .order_by(OutboxEvent.id)
+            .limit(limit)
+        )
+    )
+
+
 def note_requeued(delivery_ids: list[int]) -> None:
     """The sweeper sent these again: expect them from now on, so the next sweep leaves them
     alone for another grace period instead of piling duplicates onto a busy queue."""

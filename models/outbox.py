@@ -46,6 +46,20 @@ def mark_published(outbox_event_ids: list[int]) -> None:
     db.session.commit()
 
 
+def note_republished(outbox_event_ids: list[int]) -> None:
+    """The relay sent these again: count from now, so the next tick gives the new task its
+    grace period instead of piling duplicates onto a busy queue."""
+    if not outbox_event_ids:
+        return
+    db.session.execute(
+        update(OutboxEvent)
+        .where(OutboxEvent.id.in_(outbox_event_ids))
+        .values(published_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
 def note_publish_failure(outbox_event_ids: list[int]) -> None:
     if not outbox_event_ids:
         return

@@ -4,8 +4,10 @@ An escalation commits its outbox row and the web process publishes the dispatch 
 after; when Redis is down that publish fails fast and the row stays unpublished. The relay
 publishes such rows once they are a few seconds old. It also re-sends dispatches that
 started but never finished (a worker killed mid-task leaves the socket delivery unsent
-after its lease). Relaying twice is harmless: the dispatch claims the socket delivery row
-first, so a second task for the same event does nothing.
+after its lease), and dispatch tasks that never started at all (taken by a worker killed
+before it began, or dropped by a Redis that restarted empty). Relaying twice is harmless:
+the dispatch claims the socket delivery row first, so a second task for the same event
+does nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import timedelta
 from celery import shared_task
 from flask import current_app
 
+import celery_config
 from models import deliveries, outbox
 from workers import names
 from workers.publish import publish_outbox_events
@@ -25,8 +28,11 @@ log = logging.getLogger(__name__)
 # A tick the worker could not start within one schedule interval is dropped: the next tick
 # does the same work, so a backlog of ticks (worker down for an hour) would only be noise.
 EXPIRES_SECONDS = 5
-# A dispatch whose lease ran out this long ago was lost (the worker died mid-task).
+# A dispatch whose lease ran out this long ago was lost (the worker died mid-task); a
+# dispatch task published this long ago that never started was lost before it began.
 STUCK_DISPATCH_GRACE = timedelta(seconds=30)
+# Past this, Redis hands an unacknowledged task back by itself (the visibility timeout).
+LOST_TASK_WINDOW = timedelta(seconds=celery_config.VISIBILITY_TIMEOUT_SECONDS)
 
 
 def relay(older_than: timedelta) -> dict[str, list[int]]:
@@ -45,7 +51,16 @@ def relay(older_than: timedelta) -> dict[str, list[int]]:
     if resent:
         deliveries.note_requeued([row.id for row in stuck if row.outbox_event_id in resent])
         log.warning("Re-sent %d dispatches that never finished: %s", len(resent), resent)
-    return {"published": published, "resent": resent}
+    lost = deliveries.undispatched_events(STUCK_DISPATCH_GRACE, LOST_TASK_WINDOW)
+    redispatched = publish_outbox_events(lost) if lost else []
+    if redispatched:
+        outbox.note_republished(redispatched)
+        log.warning(
+            "Re-sent %d dispatch tasks that never started (lost with a worker or Redis): %s",
+            len(redispatched),
+            redispatched,
+        )
+    return {"published": published, "resent": resent, "redispatched": redispatched}
 
 
 @shared_task(name=names.RELAY_OUTBOX, ignore_result=True, expires=EXPIRES_SECONDS)
