@@ -7,6 +7,15 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+import schemathesis
+from hypothesis import given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from models.rollup import Month, roll_up
 from tests.conftest import new_handoff
@@ -211,3 +220,30 @@ def test_the_rollup_command_recomputes_a_month_on_demand(app, client, chicago, t
     for bad in (["--month", "2026-13"], ["--month", "abc"], ["--account", "999999"]):
         failed = runner.invoke(args=["rollup", *bad])
         assert failed.exit_code == 1, failed.output
+
+
+@sqlite_only
+@pytest.mark.timeout(120)
+def test_generated_requests_get_what_the_openapi_document_promises(app, chicago):
+    """Valid and invalid queries generated from /api/v1/openapi.json: never a 500, and every
+    answer matches the documented status codes, content type and body schema."""
+    roll_up(now=APRIL_FIRST_NOON)
+    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
+    operation = schema["/api/v1/analytics/escalation-metrics"]["GET"]
+    checks = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_schema_conformance,
+    ]
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @settings(max_examples=40, deadline=None, database=None, derandomize=True)
+        def run(case):
+            response = case.call(headers=chicago.auth("eng"))
+            case.validate_response(response, checks=checks)
+            if response.status_code >= 400:
+                assert set(response.json()["error"]) == {"code", "message", "details"}
+
+        run()

@@ -63,7 +63,19 @@ class EscalationMetricsHistorySchema(Schema):
 @engineer_or_admin
 @blp.arguments(MetricsQuerySchema, location="query")
 @blp.response(200, EscalationMetricsSchema)
-@blp.alt_response(200, schema=EscalationMetricsHistorySchema, description="With `months`")
+@blp.errors(401, 403, 422)
+@blp.doc(
+    responses={
+        "200": {
+            "description": "One month; with `months`, `{items: [...]}` newest first",
+            "content": {
+                "application/json": {
+                    "schema": {"oneOf": [EscalationMetricsSchema, EscalationMetricsHistorySchema]}
+                }
+            },
+        }
+    }
+)
 def escalation_metrics(query):
     """Minutes recovered per escalation for a month (default: the current one), or with
     `months=N` the last N months newest first. Figures come from the scheduled rollup."""
