@@ -48,7 +48,7 @@ FIRST_MONTH, LAST_MONTH = "1970-01", "2999-12"
 #: Figures are kept to the hundredth of a minute, so every database gives the same row.
 DECIMALS = 2
 
-_MONTH = re.compile(r"(\d{4})-(\d{2})")
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
 
 
 @dataclass(frozen=True, order=True)

@@ -58,7 +58,10 @@ def all_rows() -> list[tuple]:
 # --- months and their bounds (no database) ---
 
 
-@pytest.mark.parametrize("text", ["2026-13", "2026-00", "abc", "2026-1", "26-01", "2026/01", ""])
+@pytest.mark.parametrize(
+    "text",
+    ["2026-13", "2026-00", "abc", "2026-1", "26-01", "2026/01", "", "２０２６-０３", "1969-12"],
+)
 def test_a_malformed_month_is_a_validation_error(text):
     with pytest.raises(ValidationFailed) as raised:
         Month.parse(text)
