@@ -10,9 +10,10 @@ Per account and month (the account's time zone):
 A handoff escalated on the 31st and first acted on the 1st counts as an escalation of the
 old month and is averaged in the new one: both sides of the metric are dated by what happened.
 
-The rollup is set-based: each month's [start, end) is turned into naive UTC in Python, a
-batch of accounts becomes one VALUES list joined to the handoffs in one GROUP BY query, and
-the results are upserted, so running it again only rewrites the same figures.
+The rollup is set-based: each time zone's months become [start, end) windows in naive UTC
+(computed in Python), a batch of accounts joins those windows in one query whose figures are
+index range scans over the handoffs, and the results are upserted, so running it again only
+rewrites the same figures.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ log = logging.getLogger(__name__)
 #: first actions of the month's last seconds (after the last run in it) and anything a
 #: worker or beat outage around the month's end left out.
 PREVIOUS_MONTH_GRACE_DAYS = 3
-#: Accounts per aggregate query; each brings one or two (account, month) windows, four
-#: bound parameters each, far below SQLite's and PostgreSQL's parameter limits.
+#: Accounts per aggregate query (and per upsert transaction, kept short for SQLite's
+#: single writer). The query's parameters are per time zone, not per account.
 ACCOUNTS_PER_BATCH = 500
 #: Months the API and the CLI accept.
 FIRST_MONTH, LAST_MONTH = "1970-01", "2999-12"
