@@ -92,8 +92,8 @@ class Month:
 @lru_cache(maxsize=1024)
 def zone_of(account_timezone: str | None) -> ZoneInfo:
     """The account's zone; a name that is not a zone (never accepted by the API) counts as UTC
-    so one bad row cannot stop everyone's rollup. Cached: zoneinfo keeps only a few zones
-    loaded, and a run asks once per account."""
+    so one bad row cannot stop everyone's rollup. Cached: zoneinfo itself keeps only a few
+    zones loaded, and every metrics request asks for one."""
     try:
         return ZoneInfo(account_timezone or "UTC")
     except (ZoneInfoNotFoundError, ValueError):
