@@ -7,7 +7,7 @@ from datetime import timedelta
 from functools import cache
 from typing import Any
 
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from web import create_app
 from web.config import ROOT
@@ -17,6 +17,12 @@ from workers import names
 # visibility timeout must stay above it or a waiting task is delivered twice.
 MAX_COUNTDOWN_SECONDS = 600
 VISIBILITY_TIMEOUT_SECONDS = 3600
+# How long the web process may spend handing one task to the broker, all tries included.
+DEFAULT_PUBLISH_TIMEOUT_SECONDS = 0.5
+PUBLISH_ATTEMPTS = 2
+# A Redis that stopped answering (frozen, cut off) costs up to this many socket timeouts per
+# publish: the command, then redis-py's own reconnect and health-check retries.
+TIMEOUTS_PER_STALLED_PUBLISH = 3
 
 BEAT_SCHEDULE = {
     "relay-outbox": {"task": names.RELAY_OUTBOX, "schedule": timedelta(seconds=5)},
@@ -26,6 +32,13 @@ BEAT_SCHEDULE = {
 
 
 def settings(config: Any) -> dict[str, Any]:
+    # A Redis command answers in well under a millisecond on a LAN; one that has not
+    # answered in this time is talking to a Redis that is frozen or cut off (a stopped one
+    # refuses at once). The worker's blocking fetch (BRPOP) is event-driven, not bound by it.
+    publish_timeout = float(
+        config.get("PUBLISH_TIMEOUT_SECONDS") or DEFAULT_PUBLISH_TIMEOUT_SECONDS
+    )
+    socket_timeout = publish_timeout / TIMEOUTS_PER_STALLED_PUBLISH
     return {
         "broker_url": config.get("CELERY_BROKER_URL") or config["REDIS_URL"],
         "result_backend": None,
@@ -38,21 +51,25 @@ def settings(config: Any) -> dict[str, Any]:
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],
-        # Publishing must fail fast when Redis is down; the outbox relay sends it later.
+        # Publishing must fail fast when Redis is down (PUBLISH_TIMEOUT_SECONDS in all): a
+        # second try at once for a dropped pooled connection, then kombu's OperationalError,
+        # which workers.publish catches; the outbox relay sends it later.
         "task_publish_retry": True,
         "task_publish_retry_policy": {
-            "max_retries": 1,
+            "max_retries": PUBLISH_ATTEMPTS - 1,
             "interval_start": 0,
-            "interval_step": 0.1,
-            "interval_max": 0.1,
+            "interval_step": 0,
+            "interval_max": 0,
         },
-        "broker_connection_timeout": 1.0,
+        "broker_connection_timeout": socket_timeout,
         "broker_connection_retry_on_startup": True,
+        # A worker that lost Redis keeps trying to reconnect (None: forever), not exit.
+        "broker_connection_max_retries": None,
         "broker_transport_options": {
             "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
-            "socket_timeout": 1.0,
-            "socket_connect_timeout": 1.0,
-            "max_retries": 1,
+            "socket_timeout": socket_timeout,
+            "socket_connect_timeout": socket_timeout,
+            "max_retries": PUBLISH_ATTEMPTS - 1,
         },
         "task_routes": {
             names.DISPATCH_OUTBOX_EVENT: {"queue": names.QUEUE_REALTIME},
@@ -61,10 +78,11 @@ def settings(config: Any) -> dict[str, Any]:
             names.SWEEP_DELIVERIES: {"queue": names.QUEUE_MAINTENANCE},
             names.ROLLUP_METRICS: {"queue": names.QUEUE_MAINTENANCE},
         },
+        # One direct exchange and routing key per queue, so a worker can be given any of them
+        # (`-Q realtime` for a fan-out-only worker) and nothing lands in a queue by accident.
         "task_queues": [
-            Queue(names.QUEUE_REALTIME),
-            Queue(names.QUEUE_EMAIL),
-            Queue(names.QUEUE_MAINTENANCE),
+            Queue(name, Exchange(name, type="direct"), routing_key=name)
+            for name in (names.QUEUE_REALTIME, names.QUEUE_EMAIL, names.QUEUE_MAINTENANCE)
         ],
         "task_default_queue": names.QUEUE_REALTIME,
         "beat_schedule": BEAT_SCHEDULE,
