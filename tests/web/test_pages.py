@@ -508,3 +508,26 @@ def test_watching_needs_a_session_id(app, client, tenant, payload):
     socket = socketio.test_client(app, flask_test_client=browser)
     ack = socket.emit(WATCH_SESSION, payload, callback=True)
     assert ack["ok"] is False
+
+
+def test_with_the_counter_store_unreachable_sign_in_works_and_stays_limited(database_url):
+    app = create_app(
+        test_config(
+            database_url,
+            RATELIMIT_ENABLED=True,
+            RATELIMIT_STORAGE_URI="redis://127.0.0.1:9/0",  # nothing listens there
+            LOGIN_RATE_LIMIT_PER_EMAIL=f"{LIMIT_PER_EMAIL} per minute",
+        )
+    )
+    with app.app_context():
+        db.create_all()
+        make_tenant("Alpha MSP")
+        client = app.test_client()
+        form = {"email": email_of("Alpha MSP", "eng"), "password": PASSWORD}
+        assert client.post("/login", data=form).status_code == 303
+        wrong = {**form, "password": "wrong-password"}
+        statuses = [client.post("/login", data=wrong).status_code for _ in range(LIMIT_PER_EMAIL)]
+        assert statuses == [200] * LIMIT_PER_EMAIL
+        assert client.post("/login", data=form).status_code == 429
+        db.session.remove()
+        db.engine.dispose()

@@ -113,9 +113,12 @@ def month_label(month: str) -> str:
 
 
 def format_minutes(value: float | None) -> str:
+    """Minutes to one decimal (two under a minute, so seconds do not read as '0'); '—' for
+    no figure."""
     if value is None:
         return "—"
-    return f"{value:.1f}".rstrip("0").rstrip(".") if value % 1 else f"{value:.0f}"
+    text = f"{value:.2f}" if 0 < abs(value) < 1 else f"{value:.1f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def bar_chart(
