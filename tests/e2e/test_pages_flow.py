@@ -111,6 +111,12 @@ def test_magic_moment_escalate_live_claim_first_message_and_analytics(
     expect(pilot_senior.locator("#messages")).to_contain_text("can you read me the IKE lifetime")
     # ... and it appears on the technician's open page without a reload (message.created).
     expect(pilot_tech.locator("#messages")).to_contain_text("can you read me the IKE lifetime")
+    pilot_senior.get_by_label("Note to write back to the PSA ticket").fill(
+        "Escalated: IKE lifetime mismatch suspected"
+    )
+    pilot_senior.get_by_role("button", name="Write back to PSA").click()
+    expect(pilot_senior.locator("#psa-status")).to_have_text("Written back to the PSA ticket.")
+    expect(pilot_senior.locator("#writebacks")).to_contain_text("IKE lifetime mismatch suspected")
     pilot_senior.screenshot(path=str(artifacts / "pilot.png"), full_page=True)
 
     stack.rollup()
