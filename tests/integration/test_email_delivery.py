@@ -1,0 +1,381 @@
+"""Escalation emails through the real stack: web (`python wsgi.py`), a Celery worker
+(`celery -A celery_config worker`), Redis and an SMTP server (aiosmtpd).
+
+One stack per module: the SMTP sink changes mode between tests, each test escalates its own
+session and counts only the mail about its own handoff (the X-Escalation-Handoff-Id header).
+Retry backoff, lease and sweep grace are shortened through the environment so faults heal
+in seconds; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from tests import conftest
+from tests.integration.services import (
+    WORKER_READY,
+    ManagedProcess,
+    ProcessGroup,
+    RedisServer,
+    SmtpSink,
+    flask_cli,
+    free_port,
+    http_ready,
+    log_contains,
+    python_env,
+    sqlite_url,
+    wait_for,
+    web_command,
+    worker_command,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+FAST_EMAIL_SETTINGS = {
+    "SMTP_TIMEOUT": "1",
+    "EMAIL_FIRST_RETRY_SECONDS": "1",
+    "EMAIL_MAX_BACKOFF_SECONDS": "2",
+    "DELIVERY_LEASE_SECONDS": "6",  # > 4 x SMTP_TIMEOUT plus the connection set-up
+    "DELIVERY_SWEEP_GRACE_SECONDS": "1",
+}
+WAIT = 30.0  # the longest any condition below may take before the test fails
+
+
+@dataclass
+class Person:
+    id: int
+    email: str
+    token: str
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    url: str
+    sink: SmtpSink
+    group: ProcessGroup
+    worker: ManagedProcess
+    people: dict[str, Person] = field(default_factory=dict)
+    app: object = None  # a Flask app on the same database and broker, for the test's own use
+
+    def api(self, method: str, path: str, who: str, **kwargs) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.people[who].token}"}
+        return requests.request(
+            method, f"{self.url}/api/v1{path}", headers=headers, timeout=10, **kwargs
+        )
+
+    def escalate(self, title: str, reason: str = "Out of ideas") -> tuple[dict, float]:
+        """A technician's session, escalated; returns the handoff and the escalate latency."""
+        session = self.api(
+            "POST", "/sessions", "tech",
+            json={"title": title, "snapshot": {"device": "PC-7"},
+                  "ai_assessment": {"summary": "Probably the NIC driver", "confidence": 0.7}},
+        )  # fmt: skip
+        assert session.status_code == 201, session.text
+        started = time.perf_counter()
+        response = self.api(
+            "POST", f"/sessions/{session.json()['id']}/escalate", "tech", json={"reason": reason}
+        )
+        elapsed = time.perf_counter() - started
+        assert response.status_code == 201, response.text
+        return response.json(), elapsed
+
+    def email_rows(self, handoff_id: int) -> dict[str, dict]:
+        """The handoff's email deliveries from the API, keyed by recipient email."""
+        response = self.api("GET", f"/escalations/{handoff_id}/deliveries", "admin")
+        assert response.status_code == 200, response.text
+        return {
+            row["recipient"]["email"]: row
+            for row in response.json()["items"]
+            if row["channel"] == "email"
+        }
+
+    def wait_rows(self, handoff_id: int, predicate, what: str, timeout: float = WAIT) -> dict:
+        def check():
+            rows = self.email_rows(handoff_id)
+            return rows if rows and predicate(rows) else None
+
+        return wait_for(check, timeout=timeout, interval=0.2, message=what)
+
+    def mail_about(self, handoff_id: int) -> list:
+        return [m for m in self.sink.messages if m["X-Escalation-Handoff-Id"] == str(handoff_id)]
+
+    def sweep(self) -> None:
+        """What beat does every 30 s, on demand."""
+        from workers.names import SWEEP_DELIVERIES
+
+        self.app.extensions["celery"].send_task(SWEEP_DELIVERIES)
+
+
+def _offline_seniors(stack: Stack) -> set[str]:
+    return {stack.people["admin"].email, stack.people["eng"].email}
+
+
+def _all(status: str, count: int = 2):
+    return lambda rows: len(rows) == count and all(r["status"] == status for r in rows.values())
+
+
+@pytest.fixture(scope="module")
+def stack(redis_server: RedisServer, tmp_path_factory) -> Iterator[Stack]:
+    if not redis_server.running:
+        redis_server.start()
+    redis_server.flushall()
+    tmp = tmp_path_factory.mktemp("email-stack")
+    sink = SmtpSink().start()
+    port = free_port()
+    env = python_env()
+    for key in ("SMTP_USERNAME", "SMTP_PASSWORD", "TEST_POSTGRES_URL"):
+        env.pop(key, None)
+    database_url = sqlite_url(tmp / "escalation.db")
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_server.url,
+            "MAIL_FROM": "Escalation Mode <escalations@example.test>",
+            "PORT": str(port),
+            "BASE_URL": f"http://127.0.0.1:{port}",
+            "SECRET_KEY": "integration-test-secret",
+            "FLASK_DEBUG": "0",
+            **FAST_EMAIL_SETTINGS,
+            **sink.env(),
+        }
+    )
+    flask_cli(env, "db", "upgrade")
+    group = ProcessGroup(tmp / "logs")
+    stack = None
+    try:
+        url = f"http://127.0.0.1:{port}"
+        group.start(web_command(), env, ready_check=http_ready(f"{url}/healthz"), name="web")
+        worker = group.start(
+            worker_command(pool="prefork", concurrency=2, name=f"email-{port}"),
+            env,
+            ready_check=log_contains(WORKER_READY),
+            name="worker",
+        )
+        stack = Stack(env=env, url=url, sink=sink, group=group, worker=worker)
+        from web import create_app
+
+        stack.app = create_app(
+            conftest.test_config(
+                database_url, REDIS_URL=redis_server.url, CELERY_BROKER_URL=redis_server.url
+            )
+        )
+        _people(stack)
+        yield stack
+    finally:
+        group.stop_all()
+        sink.stop()
+        if stack is not None and stack.app is not None:
+            with stack.app.app_context():
+                from models import db
+
+                db.engine.dispose()
+
+
+def _people(stack: Stack) -> None:
+    """Acme: an admin (owner), an engineer and a technician; Other: an admin and an engineer."""
+    from models.accounts import create_account, create_user
+
+    with stack.app.app_context():
+        for name, slug, users in (
+            ("Acme MSP", "acme", [("eng", "engineer"), ("tech", "technician")]),
+            ("Other MSP", "other", [("other_eng", "engineer")]),
+        ):
+            owner_key = "admin" if slug == "acme" else "other_admin"
+            email = f"{owner_key}@{slug}.test"
+            account, owner, token = create_account(name, owner_key.title(), email)
+            stack.people[owner_key] = Person(owner.id, email, token)
+            for who, role in users:
+                email = f"{who}@{slug}.test"
+                user, token = create_user(account, who.title(), email, role, None)
+                stack.people[who] = Person(user.id, email, token)
+
+
+@pytest.fixture(autouse=True)
+def healthy_smtp(request, stack: Stack):
+    """Each test starts with a working SMTP server; the stack's logs are shown if it failed."""
+    stack.sink.ok()
+    yield
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        print("\n" + stack.group.describe_logs(lines=60))
+
+
+def test_each_offline_senior_gets_exactly_one_email(stack: Stack):
+    handoff, _ = stack.escalate("Outlook keeps asking for a password")
+    rows = stack.wait_rows(handoff["id"], _all("sent"), "both emails sent")
+    assert set(rows) == _offline_seniors(stack)  # not the technician, not the other account
+    assert all(
+        r["attempts"] == 1 and r["last_error"] is None and r["sent_at"] for r in rows.values()
+    )
+
+    mail = stack.mail_about(handoff["id"])
+    assert Counter(r for m in mail for r in m.rcpt_tos) == Counter(_offline_seniors(stack))
+    everyone_else = {p.email for w, p in stack.people.items() if w not in ("admin", "eng")}
+    assert not [m for m in stack.sink.messages if set(m.rcpt_tos) & everyone_else]
+    message = mail[0]
+    assert message.subject == "Escalation: Outlook keeps asking for a password"
+    for body in (message.text, message.html):
+        assert "Out of ideas" in body and "Probably the NIC driver" in body
+        assert f"{stack.url}/pilot/{handoff['session_id']}" in body
+    assert len({m["Message-ID"] for m in mail}) == 2
+
+
+def test_smtp_down_escalation_still_answers_then_retries_and_delivers_once(stack: Stack):
+    stack.sink.down()
+    handoff, elapsed = stack.escalate("VPN drops every hour")
+    print(f"\nescalate with SMTP down: {elapsed * 1000:.0f} ms")
+    assert elapsed < 1.0
+    rows = stack.wait_rows(
+        handoff["id"],
+        lambda rows: _all("retrying")(rows) and all(r["attempts"] >= 1 for r in rows.values()),
+        "deliveries retrying",
+    )
+    for row in rows.values():
+        assert "refused" in row["last_error"].lower(), row["last_error"]
+        assert row["sent_at"] is None and row["next_attempt_at"] is not None
+
+    stack.sink.up()
+    rows = stack.wait_rows(handoff["id"], _all("sent"), "deliveries sent after SMTP is back")
+    assert all(r["attempts"] >= 2 and r["last_error"] is None for r in rows.values())
+    time.sleep(2.5)  # longer than the backoff cap: a stray retry would have sent again by now
+    mail = stack.mail_about(handoff["id"])
+    assert Counter(r for m in mail for r in m.rcpt_tos) == Counter(_offline_seniors(stack))
+
+
+def test_smtp_stalled_escalation_still_answers(stack: Stack):
+    stack.sink.stall()
+    handoff, elapsed = stack.escalate("Printer offline on floor 3")
+    print(f"\nescalate with SMTP stalled: {elapsed * 1000:.0f} ms")
+    assert elapsed < 1.0
+    rows = stack.wait_rows(handoff["id"], _all("retrying"), "deliveries retrying")
+    assert all("timed out" in r["last_error"] for r in rows.values()), rows
+    stack.sink.up()
+    stack.wait_rows(handoff["id"], _all("sent"), "deliveries sent after the server answers")
+    assert len(stack.mail_about(handoff["id"])) == 2
+
+
+def test_smtp_550_fails_at_once_and_is_not_retried(stack: Stack):
+    stack.sink.reject()
+    refused_before = len(stack.sink.refusals)
+    handoff, _ = stack.escalate("Server room is too warm")
+    rows = stack.wait_rows(handoff["id"], _all("failed"), "deliveries failed")
+    time.sleep(3)  # past the 2 s backoff cap: a retry would have happened by now
+    rows = stack.email_rows(handoff["id"])
+    for email, row in rows.items():
+        assert (row["status"], row["attempts"], row["sent_at"]) == ("failed", 1, None)
+        assert "550" in row["last_error"] and email in row["last_error"]
+    assert len(stack.sink.refusals) - refused_before == 2  # one RCPT per recipient, ever
+    assert stack.mail_about(handoff["id"]) == []
+
+
+def test_smtp_451_retries_until_the_server_accepts(stack: Stack):
+    stack.sink.tempfail()
+    handoff, _ = stack.escalate("Shared drive is read-only")
+    stack.wait_rows(
+        handoff["id"],
+        lambda rows: _all("retrying")(rows) and all(r["attempts"] >= 2 for r in rows.values()),
+        "at least two attempts each",
+    )
+    rows = stack.email_rows(handoff["id"])
+    assert all("451" in r["last_error"] for r in rows.values()), rows
+    stack.sink.ok()
+    stack.wait_rows(handoff["id"], _all("sent"), "sent once the server accepts")
+    assert len(stack.mail_about(handoff["id"])) == 2
+
+
+def test_sweeper_sends_a_delivery_whose_task_never_reached_the_broker(stack: Stack):
+    """The dispatch wrote the rows but its SEND_EMAIL tasks were lost (here: never sent)."""
+    from models import db, deliveries, escalations
+    from models.entities import OutboxEvent, User
+    from models.sessions import create_session
+
+    with stack.app.app_context():
+        tech = db.session.get(User, stack.people["tech"].id)
+        session = create_session(tech, "Lost task", {"device": "PC-9"}, {"summary": "Gist"})
+        handoff, _ = escalations.escalate(tech, session.id, "Nobody told the broker")
+        event = db.session.scalar(select(OutboxEvent).where(OutboxEvent.handoff_id == handoff.id))
+        rows = deliveries.email_deliveries(
+            event, [stack.people["admin"].id, stack.people["eng"].id]
+        )
+        handoff_id = handoff.id
+        assert [r.status for r in rows] == ["pending", "pending"]
+        db.session.remove()
+
+    time.sleep(1.2)  # older than the sweep grace
+    assert stack.mail_about(handoff_id) == []
+    for row in stack.email_rows(handoff_id).values():
+        assert (row["status"], row["attempts"], row["last_error"], row["sent_at"]) == (
+            "pending", 0, None, None
+        )  # fmt: skip
+
+    def swept_and_sent():
+        stack.sweep()
+        return _all("sent")(stack.email_rows(handoff_id))
+
+    wait_for(swept_and_sent, timeout=WAIT, interval=1.0, message="the sweeper's resend")
+    assert len(stack.mail_about(handoff_id)) == 2
+
+
+def test_worker_killed_mid_send_every_email_goes_out_exactly_once(stack: Stack):
+    """SIGKILL while one delivery is mid-send (SMTP stalled) and others wait their turn."""
+    from models import db
+    from models.db import utcnow
+    from models.entities import Delivery
+
+    stack.sink.stall()
+    stalled_before = stack.sink.stalled_connections
+    handoffs = [stack.escalate(f"Kill drill {n}")[0] for n in range(3)]
+    ids = [h["id"] for h in handoffs]
+    wait_for(
+        lambda: all(len(stack.email_rows(i)) == 2 for i in ids), timeout=WAIT, message="6 rows"
+    )
+    wait_for(
+        lambda: stack.sink.stalled_connections > stalled_before,
+        timeout=WAIT,
+        message="a worker waiting on the stalled SMTP server",
+    )
+    stack.worker.kill(signal.SIGKILL)
+    with stack.app.app_context():
+        rows = list(db.session.scalars(select(Delivery).where(Delivery.handoff_id.in_(ids))))
+        held = [
+            r.id
+            for r in rows
+            if r.channel == "email" and r.locked_until and r.locked_until > utcnow()
+        ]
+        assert all(r.status != "sent" for r in rows if r.channel == "email")
+        db.session.remove()
+    assert held, "no delivery was being worked on when the worker died"
+
+    stack.sink.ok()
+    stack.worker.start()
+
+    def all_sent():
+        stack.sweep()
+        return all(_all("sent")(stack.email_rows(i)) for i in ids)
+
+    wait_for(all_sent, timeout=60, interval=1.0, message="every delivery sent after the restart")
+    with stack.app.app_context():
+        # Their task died with the worker (unacked until the broker's visibility timeout):
+        # the sweeper re-sent them once the lease ran out, and they were claimed once more.
+        for delivery_id in held:
+            assert db.session.get(Delivery, delivery_id).attempts == 2
+        db.session.remove()
+    time.sleep(2.5)  # let any stray duplicate arrive before counting
+    for handoff_id in ids:
+        mail = stack.mail_about(handoff_id)
+        per_recipient = Counter(r for m in mail for r in m.rcpt_tos)
+        assert per_recipient == Counter(_offline_seniors(stack)), (handoff_id, per_recipient)
+        # One Message-ID per delivery: a receiver could drop a resend even if one happened.
+        ids_per_recipient = {
+            r: {m["Message-ID"] for m in mail if r in m.rcpt_tos} for r in per_recipient
+        }
+        assert all(len(v) == 1 for v in ids_per_recipient.values())
