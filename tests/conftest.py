@@ -31,6 +31,21 @@ def test_config(database_url: str, **overrides) -> dict:
     }
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashing():
+    """Real hashes at a test-sized cost: production's work factor only slows the suite."""
+    import models.accounts
+
+    original = models.accounts.generate_password_hash
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            models.accounts,
+            "generate_password_hash",
+            lambda password: original(password, method="pbkdf2:sha256:1000"),
+        )
+        yield
+
+
 def pytest_runtest_setup(item) -> None:
     if item.get_closest_marker("postgres") and not postgres_url():
         pytest.skip("PostgreSQL not configured: set TEST_POSTGRES_URL (make test does)")
