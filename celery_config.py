@@ -23,6 +23,12 @@ PUBLISH_ATTEMPTS = 2
 # A Redis that stopped answering (frozen, cut off) costs up to this many socket timeouts per
 # publish: the command, then redis-py's own reconnect and health-check retries.
 TIMEOUTS_PER_STALLED_PUBLISH = 3
+# The worker and beat (`celery -A celery_config ...`) wait longer on Redis than the web
+# process. A command that times out inside the worker's consume loop can leave kombu's
+# poller waiting for a BRPOP reply that never comes: measured, the worker stopped consuming
+# for good after Redis was frozen (SIGSTOP) for ~1-2 s with 0.17 s and with 1 s timeouts,
+# and never with 20 s. A Redis that is stopped or restarted refuses at once either way.
+WORKER_SOCKET_TIMEOUT_SECONDS = 30.0
 
 BEAT_SCHEDULE = {
     "relay-outbox": {"task": names.RELAY_OUTBOX, "schedule": timedelta(seconds=5)},
@@ -96,9 +102,26 @@ def _beat_schedule_file() -> str:
     return str(ROOT / "var" / "celerybeat-schedule")
 
 
+def worker_settings(config: Any) -> dict[str, Any]:
+    """What the worker and beat change in `settings`: patient Redis sockets (see above)."""
+    transport = dict(settings(config)["broker_transport_options"])
+    transport.update(
+        socket_timeout=WORKER_SOCKET_TIMEOUT_SECONDS,
+        socket_connect_timeout=WORKER_SOCKET_TIMEOUT_SECONDS,
+        socket_keepalive=True,
+    )
+    return {
+        "broker_transport_options": transport,
+        "broker_connection_timeout": WORKER_SOCKET_TIMEOUT_SECONDS,
+    }
+
+
 @cache
 def _worker_app():
-    return create_app().extensions["celery"]
+    flask_app = create_app()
+    celery = flask_app.extensions["celery"]
+    celery.conf.update(worker_settings(flask_app.config))
+    return celery
 
 
 def __getattr__(name: str):

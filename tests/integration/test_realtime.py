@@ -429,7 +429,7 @@ def test_a_killed_web_node_leaves_no_ghost_after_the_ttl(stack):
 def test_escalation_with_redis_stopped_answers_at_once_and_notifies_when_redis_is_back(
     stack, listeners
 ):
-    """Runs last in the module: it stops the module's Redis."""
+    """Runs near the end of the module: it stops the module's Redis."""
     alpha, url = stack.alpha, stack.web_a.url
     title = "Escalated while Redis was down"
     senior = Listener(url, alpha.tokens["eng"])
@@ -455,6 +455,44 @@ def test_escalation_with_redis_stopped_answers_at_once_and_notifies_when_redis_i
     time.sleep(QUIET_SECONDS)
     assert recipients(mail_about(stack.smtp, title)) == offline
     assert senior.handoff_events(handoff["id"]) == ["handoff.created"]
+
+
+@pytest.mark.timeout(240)
+def test_escalation_with_redis_frozen_answers_at_once_and_the_worker_keeps_consuming(
+    stack, listeners
+):
+    """Redis paused (SIGSTOP: it accepts connections but answers nothing) while the worker
+    is busy with a burst of escalations, then resumed: nothing is lost, and the worker
+    goes on consuming (a command timing out mid-consume can wedge it; see celery_config)."""
+    alpha, url = stack.alpha, stack.web_a.url
+    senior = Listener(url, alpha.tokens["eng2"])
+    listeners.append(senior)
+    burst = [new_session(url, alpha, f"Burst before the freeze #{n}") for n in range(8)]
+    session_id = new_session(url, alpha, "Escalated while Redis was frozen")
+    wait_for(stack.redis.ping, timeout=10)
+
+    handoff_ids = []
+    for burst_session in burst:  # the worker is dispatching and acknowledging these ...
+        response = escalate(url, alpha, burst_session)
+        assert response.status_code == 201, response.text
+        handoff_ids.append(response.json()["id"])
+    stack.redis.process.send_signal(signal.SIGSTOP)  # ... when Redis stops answering
+    try:
+        started = time.monotonic()
+        response = escalate(url, alpha, session_id)
+        elapsed = time.monotonic() - started
+        time.sleep(1.5)
+    finally:
+        stack.redis.process.send_signal(signal.SIGCONT)
+    assert response.status_code == 201, response.text
+    assert elapsed < 1.0, f"escalate took {elapsed:.3f} s with Redis frozen"
+    handoff_ids.append(response.json()["id"])
+
+    for handoff_id in handoff_ids:
+        senior.wait("handoff.created", handoff_id, timeout=60)
+    # The worker still consumes: a new escalation goes straight through.
+    after = new_handoff(url, alpha, "Escalated after Redis thawed")
+    senior.wait("handoff.created", after["id"], timeout=15)
 
 
 # --------------------------------------------------------------------------- message queue down

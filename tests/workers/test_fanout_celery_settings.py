@@ -92,3 +92,18 @@ def test_with_the_broker_refusing_escalate_still_answers_201_and_leaves_it_to_th
         assert (event.event, event.published_at) == ("handoff.created", None)
         db.session.remove()
         db.engine.dispose()
+
+
+def test_the_worker_and_beat_wait_longer_on_redis_than_the_web_process(app, conf):
+    """Short timeouts bound the web's publish; inside the worker's consume loop a timed-out
+    command can wedge it (the frozen-Redis integration test shows what this prevents)."""
+    worker = celery_config.worker_settings(app.config)
+    web_timeout = conf.broker_transport_options["socket_timeout"]
+    worker_transport = worker["broker_transport_options"]
+    assert worker_transport["socket_timeout"] == celery_config.WORKER_SOCKET_TIMEOUT_SECONDS
+    assert worker_transport["socket_timeout"] >= 10 * web_timeout
+    # Everything else about the broker is the same on both sides.
+    same = {k: v for k, v in worker_transport.items() if not k.startswith("socket_")}
+    assert same == {
+        k: v for k, v in conf.broker_transport_options.items() if not k.startswith("socket_")
+    }
