@@ -16,7 +16,7 @@ from web import create_app
 UNREACHABLE_REDIS = "redis://127.0.0.1:9/0"
 
 
-def test_config(database_url: str, **overrides) -> dict:
+def app_config(database_url: str, **overrides) -> dict:
     return {
         "TESTING": True,
         "SECRET_KEY": "test-secret",
@@ -58,7 +58,7 @@ def database_url(tmp_path) -> str:
 
 @pytest.fixture
 def app(database_url):
-    app = create_app(test_config(database_url))
+    app = create_app(app_config(database_url))
     with app.app_context():
         db.create_all()
         yield app
@@ -79,7 +79,7 @@ def postgres_app():
     if base is None:
         pytest.skip(POSTGRES_SKIP_REASON)
     with temporary_postgres_database(base, prefix="app") as url:
-        app = create_app(test_config(url))
+        app = create_app(app_config(url))
         with app.app_context():
             db.create_all()
             yield app

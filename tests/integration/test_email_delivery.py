@@ -164,7 +164,7 @@ def stack(redis_server: RedisServer, tmp_path_factory) -> Iterator[Stack]:
         from web import create_app
 
         stack.app = create_app(
-            conftest.test_config(
+            conftest.app_config(
                 database_url, REDIS_URL=redis_server.url, CELERY_BROKER_URL=redis_server.url
             )
         )

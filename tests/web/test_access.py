@@ -16,7 +16,7 @@ from models import db
 from models.accounts import create_user
 from models.entities import Account, Handoff, User
 from tests.conftest import Tenant, make_tenant, new_handoff, new_session
-from tests.conftest import test_config as make_config
+from tests.conftest import app_config as make_config
 from tests.web.contract import assert_error, database_snapshot
 from web import create_app
 

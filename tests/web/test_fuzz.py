@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
 
 from models import db
 from tests.conftest import Tenant, make_tenant, new_handoff, new_session
-from tests.conftest import test_config as make_config
+from tests.conftest import app_config as make_config
 from web import create_app
 
 API = "/api/v1"

@@ -15,7 +15,7 @@ from models import db
 from models.accounts import create_user
 from models.entities import Account
 from models.rollup import roll_up
-from tests.conftest import Tenant, make_tenant, new_handoff, new_session, test_config
+from tests.conftest import Tenant, make_tenant, new_handoff, new_session, app_config
 from web import create_app
 from web.extensions import socketio
 from web.pages.live import MESSAGE_CREATED, WATCH_SESSION
@@ -29,7 +29,7 @@ LIMIT_PER_ADDRESS = 6
 def app(database_url):
     """The conftest app, but with CSRF and the login rate limit on (in-memory counters)."""
     app = create_app(
-        test_config(
+        app_config(
             database_url,
             WTF_CSRF_ENABLED=True,
             RATELIMIT_ENABLED=True,
@@ -512,7 +512,7 @@ def test_watching_needs_a_session_id(app, client, tenant, payload):
 
 def test_with_the_counter_store_unreachable_sign_in_works_and_stays_limited(database_url):
     app = create_app(
-        test_config(
+        app_config(
             database_url,
             RATELIMIT_ENABLED=True,
             RATELIMIT_STORAGE_URI="redis://127.0.0.1:9/0",  # nothing listens there

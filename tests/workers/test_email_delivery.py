@@ -41,7 +41,7 @@ def smtp(sink):
 
 
 def email_config(database_url: str, sink: SmtpSink, **overrides) -> dict:
-    return conftest.test_config(
+    return conftest.app_config(
         database_url,
         SMTP_HOST=sink.host,
         SMTP_PORT=sink.port,
@@ -408,7 +408,7 @@ def test_the_countdown_stays_below_the_visibility_timeout():
     import celery_config
 
     assert celery_config.MAX_COUNTDOWN_SECONDS < celery_config.VISIBILITY_TIMEOUT_SECONDS
-    config = create_app(conftest.test_config("sqlite://", EMAIL_MAX_BACKOFF_SECONDS=7200)).config
+    config = create_app(conftest.app_config("sqlite://", EMAIL_MAX_BACKOFF_SECONDS=7200)).config
     settings = email_worker.EmailSettings.from_config(config)
     assert settings.retry.max_backoff_seconds <= celery_config.MAX_COUNTDOWN_SECONDS
 
