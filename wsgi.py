@@ -23,6 +23,9 @@ from web.extensions import socketio  # noqa: E402
 app = create_app()
 
 if __name__ == "__main__":
+    from workers.publish import publish_in_background
+
+    publish_in_background(app)
     socketio.run(
         app, host=os.environ.get("HOST", "0.0.0.0"), port=app.config["PORT"], log_output=True
     )

@@ -33,16 +33,27 @@ def utcnow() -> datetime:
 
 
 @contextmanager
-def transaction() -> Iterator[None]:
+def transaction(expire_on_commit: bool = True) -> Iterator[None]:
     """Run a domain command as one unit: commit on success, roll back on any error.
 
     Commands own their transaction; queries and helpers inside never commit.
+    `expire_on_commit=False` keeps what the command wrote loaded after the commit, for a
+    command that returns rows it just created (nobody else has seen them yet): the response
+    is serialized without reading them back.
     """
+    session = db.session()
     try:
         yield
-        db.session.commit()
+        if expire_on_commit:
+            session.commit()
+        else:
+            session.expire_on_commit = False
+            try:
+                session.commit()
+            finally:
+                session.expire_on_commit = True
     except BaseException:
-        db.session.rollback()
+        session.rollback()
         raise
 
 

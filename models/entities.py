@@ -175,6 +175,8 @@ class OutboxEvent(db.Model):
     published_at: Mapped[datetime | None]
     publish_attempts: Mapped[int] = mapped_column(Integer, default=0)
 
+    handoff: Mapped[Handoff] = relationship(lazy="select")
+
 
 class Delivery(db.Model):
     """One notification to one recipient over one channel; `dedupe_key` makes it unique.

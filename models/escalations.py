@@ -13,10 +13,11 @@ from models.entities import (
     Delivery,
     FlowSession,
     Handoff,
+    Message,
     User,
 )
 from models.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from models.sessions import get_session, messages_of
+from models.sessions import get_session
 
 RECENT_MESSAGES_IN_PACKAGE = 20
 
@@ -63,8 +64,22 @@ def _replay(session_id: int, existing: Handoff) -> Handoff:
     return existing
 
 
+def _recent_messages(session: FlowSession) -> list[dict]:
+    """The chat's last messages, oldest first, as the package shows them (one narrow query)."""
+    rows = db.session.execute(
+        select(User.name, Message.body, Message.created_at)
+        .join(User, User.id == Message.author_id)
+        .where(Message.session_id == session.id)
+        .order_by(Message.id.desc())
+        .limit(RECENT_MESSAGES_IN_PACKAGE)
+    ).all()
+    return [
+        {"author": name, "body": body, "created_at": created_at.isoformat() + "Z"}
+        for name, body, created_at in reversed(rows)
+    ]
+
+
 def _package(session: FlowSession, user: User, reason: str, notes: str | None) -> dict:
-    recent = messages_of(session)[-RECENT_MESSAGES_IN_PACKAGE:]
     return {
         "snapshot": session.snapshot,
         "ai_assessment": session.ai_assessment,
@@ -73,10 +88,7 @@ def _package(session: FlowSession, user: User, reason: str, notes: str | None) -
         "session_title": session.title,
         "technician": {"id": session.technician.id, "name": session.technician.name},
         "escalated_by": {"id": user.id, "name": user.name},
-        "recent_messages": [
-            {"author": m.author.name, "body": m.body, "created_at": m.created_at.isoformat() + "Z"}
-            for m in recent
-        ],
+        "recent_messages": _recent_messages(session),
     }
 
 
@@ -96,13 +108,10 @@ def escalate(
         raise Forbidden("Only the session's technician or an admin may escalate it.")
     if idempotency_key and (existing := _by_idempotency_key(user, idempotency_key)):
         return _replay(session.id, existing), False
-    if live := _live_handoff(session.id):
-        if idempotency_key and live.idempotency_key == idempotency_key:
-            # A concurrent request with the same key committed after the lookup above.
-            return live, False
-        raise _already_escalated(live)
+    # No look for a live handoff first: the partial unique index refuses a second one, and
+    # the IntegrityError below answers it; escalate's hot path saves a query.
     try:
-        with transaction():
+        with transaction(expire_on_commit=False):
             handoff = Handoff(
                 account_id=session.account_id,
                 session_id=session.id,
@@ -116,7 +125,6 @@ def escalate(
             )
             db.session.add(handoff)
             session.status = "escalated"
-            db.session.flush()
             outbox.announce(handoff, outbox.HANDOFF_CREATED)
     except IntegrityError:
         # A concurrent request won: the same key replayed, or the same session escalated.

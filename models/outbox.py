@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import inspect, select, update
 
 from models.db import db, utcnow
 from models.entities import Handoff, OutboxEvent
@@ -18,17 +18,20 @@ _ANNOUNCED = "announced_outbox_events"
 
 
 def announce(handoff: Handoff, event: str) -> OutboxEvent:
-    """Add an outbox row in the caller's transaction and remember it for publishing after commit."""
-    outbox_event = OutboxEvent(account_id=handoff.account_id, handoff_id=handoff.id, event=event)
+    """Add an outbox row in the caller's transaction and remember it for publishing after commit.
+
+    Written with the commit's flush, together with the handoff (which may be new too)."""
+    outbox_event = OutboxEvent(account_id=handoff.account_id, handoff=handoff, event=event)
     db.session.add(outbox_event)
-    db.session.flush()
-    db.session.info.setdefault(_ANNOUNCED, []).append(outbox_event.id)
+    db.session.info.setdefault(_ANNOUNCED, []).append(outbox_event)
     return outbox_event
 
 
 def take_announced() -> list[int]:
     """Ids of the outbox rows announced since the last call (committed by now)."""
-    return db.session.info.pop(_ANNOUNCED, [])
+    announced = db.session.info.pop(_ANNOUNCED, [])
+    # The identity holds the id even once the commit expired the object: no reload.
+    return [inspect(outbox_event).identity[0] for outbox_event in announced]
 
 
 def forget_announced() -> None:

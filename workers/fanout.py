@@ -215,3 +215,28 @@ def dispatch_outbox_event(self, outbox_event_id: int, emitted: bool = False) -> 
             countdown=incomplete.retry_in,
             exc=incomplete,
         ) from incomplete
+
+
+@shared_task(name=names.DISPATCH_OUTBOX_EVENTS)
+def dispatch_outbox_events(outbox_event_ids: list[int]) -> dict[str, int]:
+    """Several outbox events a busy web process published as one message (workers.publish):
+    dispatch each in turn. One that needs another try goes on as its own
+    dispatch_outbox_event task; one that broke is left to the outbox relay."""
+    outcomes: dict[str, int] = {}
+    for outbox_event_id in outbox_event_ids:
+        try:
+            outcome = dispatch(int(outbox_event_id))
+        except DispatchIncomplete as incomplete:
+            dispatch_outbox_event.apply_async(
+                args=[outbox_event_id],
+                kwargs={"emitted": incomplete.emitted},
+                countdown=incomplete.retry_in,
+            )
+            outcome = "retrying"
+        except Exception:
+            # Its socket delivery (or its absence) tells the relay to send it again.
+            log.exception("Outbox event %s: dispatch failed; the relay will retry", outbox_event_id)
+            db.session.rollback()
+            outcome = "error"
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes

@@ -1,0 +1,93 @@
+"""Publishing outbox events: inline after the commit, or from the served web process's
+background publisher, which sends what has gathered as one message."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+
+from models import db
+from models.entities import OutboxEvent
+from tests.conftest import new_handoff, new_session
+from workers import fanout, names
+from workers.publish import BackgroundPublisher, publish_outbox_events
+
+
+def _record_sent(app, monkeypatch) -> list[tuple[str, list]]:
+    celery = app.extensions["celery"]
+    sent: list[tuple[str, list]] = []
+    monkeypatch.setattr(
+        celery, "send_task", lambda name, args=None, **kw: sent.append((name, list(args or [])))
+    )
+    return sent
+
+
+def _unpublished_events(client, tenant, count: int) -> list[int]:
+    for _ in range(count):
+        new_handoff(client, tenant)
+    ids = list(db.session.scalars(select(OutboxEvent.id).order_by(OutboxEvent.id)))
+    db.session.execute(OutboxEvent.__table__.update().values(published_at=None))
+    db.session.commit()
+    return ids
+
+
+def test_one_event_is_one_task_and_several_are_one_batch(app, client, tenant, monkeypatch):
+    ids = _unpublished_events(client, tenant, 3)
+    sent = _record_sent(app, monkeypatch)
+
+    assert publish_outbox_events(ids[:1]) == ids[:1]
+    assert publish_outbox_events(ids[1:]) == ids[1:]
+
+    assert sent == [
+        (names.DISPATCH_OUTBOX_EVENT, ids[:1]),
+        (names.DISPATCH_OUTBOX_EVENTS, [ids[1:]]),
+    ]
+    db.session.expire_all()
+    assert all(e.published_at for e in db.session.scalars(select(OutboxEvent)))
+
+
+def test_the_background_publisher_sends_what_requests_handed_it(app, client, tenant, monkeypatch):
+    sent = _record_sent(app, monkeypatch)
+    app.extensions["outbox_publisher"] = BackgroundPublisher(app)
+    session = new_session(client, tenant)
+    response = client.post(
+        f"/api/v1/sessions/{session['id']}/escalate",
+        json={"reason": "Disk full"},
+        headers=tenant.auth("tech"),
+    )
+    assert response.status_code == 201
+    deadline = time.monotonic() + 5
+    while not sent and time.monotonic() < deadline:
+        time.sleep(0.01)
+    [event_id] = db.session.scalars(select(OutboxEvent.id)).all()
+    assert sent == [(names.DISPATCH_OUTBOX_EVENT, [event_id])]
+
+
+def test_a_batch_dispatches_each_event_and_a_failed_one_goes_on_alone(
+    app, client, tenant, monkeypatch
+):
+    ids = _unpublished_events(client, tenant, 3)
+    sent = _record_sent(app, monkeypatch)
+    dispatched = []
+
+    def dispatch(outbox_event_id, emitted=False):
+        dispatched.append(outbox_event_id)
+        if outbox_event_id == ids[1]:
+            raise fanout.DispatchIncomplete("Redis unreachable", 1.5, emitted=True)
+        if outbox_event_id == ids[2]:
+            raise RuntimeError("database went away")  # left to the outbox relay
+        return "sent"
+
+    monkeypatch.setattr(fanout, "dispatch", dispatch)
+    retried = []
+    monkeypatch.setattr(
+        fanout.dispatch_outbox_event, "apply_async", lambda **kw: retried.append(kw)
+    )
+
+    outcome = fanout.dispatch_outbox_events.apply(args=[ids]).get()
+
+    assert dispatched == ids
+    assert outcome == {"sent": 1, "retrying": 1, "error": 1}
+    assert retried == [{"args": [ids[1]], "kwargs": {"emitted": True}, "countdown": 1.5}]
+    assert sent == []
