@@ -41,6 +41,7 @@ from tests.integration.services import (  # noqa: E402
     free_port,
     http_ready,
     log_contains,
+    port_open,
     python_env,
     sqlite_url,
     temporary_postgres_database,
@@ -279,16 +280,21 @@ class BenchStack:
         self,
         name: str,
         database_url: str | None = None,
-        smtp: bool = True,
+        smtp: bool | str = True,
         env: Mapping[str, str] | None = None,
         keep_logs: bool = False,
     ) -> None:
+        """`smtp`: True for the in-process sink (`self.smtp`, which counts what arrives and
+        switches modes), "process" for scripts/mail_sink.py in a process of its own (a
+        measuring client should not share its interpreter with a mail server), False for
+        none (SMTP_PORT then points at a closed port)."""
         self.name = name
         self._exit = ExitStack()
         self.tmp = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
         self.keep_logs = keep_logs
         self.redis = RedisServer(data_dir=self.tmp / "redis")
-        self.smtp: SmtpSink | None = SmtpSink() if smtp else None
+        self.smtp: SmtpSink | None = SmtpSink() if smtp is True else None
+        self.smtp_process = smtp == "process"
         self.database_url = database_url or sqlite_url(self.tmp / "escalation.db")
         self.group = ProcessGroup(self.tmp / "logs")
         self.extra_env = dict(env or {})
@@ -328,6 +334,11 @@ class BenchStack:
                 env.update({"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(free_port())})
             env.update(self.extra_env)
             self.env = env
+            if self.smtp_process:
+                sink = [sys.executable, "scripts/mail_sink.py", "--port", env["SMTP_PORT"]]
+                sink += ["--dir", str(self.tmp / "mail")]
+                ready = port_open(int(env["SMTP_PORT"]))
+                self.group.start(sink, env, ready_check=ready, name="mail-sink", timeout=30)
             flask_cli(env, "db", "upgrade")
         except BaseException:
             self._exit.close()

@@ -29,9 +29,11 @@ from bench.common import (  # noqa: E402
     BenchStack,
     arg_parser,
     note,
+    postgres_base_url,
     raise_open_files_limit,
     report,
     summarize,
+    temporary_postgres_database,
 )
 
 GOAL_P99_MS = 50.0
@@ -121,11 +123,18 @@ async def drive(web, seeded, rate: float, seconds: float, warmup: int, timeout: 
     }
 
 
-def run(seniors: int, rate: float, seconds: float, warmup: int, timeout: float) -> dict:
+def run(
+    seniors: int,
+    rate: float,
+    seconds: float,
+    warmup: int,
+    timeout: float,
+    database_url: str | None = None,
+) -> dict:
     raise_open_files_limit(max(4096, seniors * 4 + 256))
     note("[notify under load] %d seniors connected, %.0f escalations/s for %.0f s",
          seniors, rate, seconds)  # fmt: skip
-    with BenchStack("notify-100") as stack:
+    with BenchStack("notify-100", database_url=database_url, smtp="process") as stack:
         seeded = stack.seed(seniors=seniors, sessions=int(rate * seconds) + warmup + 10)
         web = stack.start_web()
         stack.start_worker(pool="prefork", concurrency=2)
@@ -143,11 +152,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds to wait per event")
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     args = parser.parse_args(argv)
     if not 1 <= args.rate * args.seconds <= 5000:
         parser.error("rate x seconds must be 1..5000 escalations")
     started = time.monotonic()
-    result = run(args.seniors, args.rate, args.seconds, args.warmup, args.timeout)
+    settings = (args.seniors, args.rate, args.seconds, args.warmup, args.timeout)
+    if args.database == "postgres":
+        base = postgres_base_url()
+        if base is None:
+            raise SystemExit("PostgreSQL is not available (scripts/test_postgres.sh failed)")
+        with temporary_postgres_database(base, prefix="bench_notify") as url:
+            result = run(*settings, database_url=url)
+    else:
+        result = run(*settings)
+    result["database"] = args.database
     result["wall_seconds"] = round(time.monotonic() - started, 1)
     report(result, args.json)
     return 0
