@@ -50,6 +50,17 @@ def seniors(account_id: int) -> list[User]:
     )
 
 
+def senior_ids(account_id: int) -> list[int]:
+    """The ids of the account's engineers and admins (ids only: no user objects to build)."""
+    return list(
+        db.session.scalars(
+            select(User.id)
+            .where(User.account_id == account_id, User.role.in_(SENIOR_ROLES))
+            .order_by(User.id)
+        )
+    )
+
+
 def _get_or_create(dedupe_key: str, **values) -> Delivery:
     existing = db.session.scalar(select(Delivery).where(Delivery.dedupe_key == dedupe_key))
     if existing is not None:

@@ -101,7 +101,7 @@ def emitter() -> CheckedRedisManager:
 
 def expected_listeners(event: OutboxEvent, handoff: Handoff) -> list[int]:
     """The users who would receive this event if they were connected."""
-    user_ids = [user.id for user in deliveries.seniors(event.account_id)]
+    user_ids = deliveries.senior_ids(event.account_id)
     if event.event != HANDOFF_CREATED:
         user_ids.append(escalating_technician_id(handoff))
     return user_ids
@@ -123,7 +123,7 @@ def emit_handoff_event(event: OutboxEvent, handoff: Handoff) -> None:
 def email_seniors(event: OutboxEvent, offline_only: bool = True) -> list[int]:
     """One email delivery per engineer or admin of the account who is offline now (or every
     one of them), whatever how often this runs, and a send task for each not yet attempted."""
-    senior_ids = [user.id for user in deliveries.seniors(event.account_id)]
+    senior_ids = deliveries.senior_ids(event.account_id)
     recipients = current_presence().offline(senior_ids) if offline_only else senior_ids
     rows = deliveries.email_deliveries(event, recipients)
     celery = current_app.extensions["celery"]
