@@ -21,8 +21,11 @@ from workers.names import DISPATCH_OUTBOX_EVENT, DISPATCH_OUTBOX_EVENTS, QUEUE_R
 
 log = logging.getLogger(__name__)
 
-# Events per message: a batch is dispatched in turn by one worker process.
+# Events per message: a batch is dispatched in turn by one worker process, so batching
+# trades latency for broker round trips. A few events (a moderate rate) go one per message,
+# spread over the worker's processes; only a busy server's backlog goes in batches.
 MAX_BATCH = 20
+BATCH_FROM = 10
 
 
 def publish_outbox_events(outbox_event_ids: list[int]) -> list[int]:
@@ -34,8 +37,9 @@ def publish_outbox_events(outbox_event_ids: list[int]) -> list[int]:
     """
     celery = current_app.extensions["celery"]
     published: list[int] = []
-    for start in range(0, len(outbox_event_ids), MAX_BATCH):
-        batch = outbox_event_ids[start : start + MAX_BATCH]
+    size = MAX_BATCH if len(outbox_event_ids) >= BATCH_FROM else 1
+    for start in range(0, len(outbox_event_ids), size):
+        batch = outbox_event_ids[start : start + size]
         try:
             if len(batch) == 1:
                 celery.send_task(DISPATCH_OUTBOX_EVENT, args=batch)

@@ -11,7 +11,7 @@ from models import db
 from models.entities import OutboxEvent
 from tests.conftest import new_handoff, new_session
 from workers import fanout, names
-from workers.publish import BackgroundPublisher, publish_outbox_events
+from workers.publish import MAX_BATCH, BackgroundPublisher, publish_outbox_events
 
 
 def _record_sent(app, monkeypatch) -> list[tuple[str, list]]:
@@ -32,16 +32,18 @@ def _unpublished_events(client, tenant, count: int) -> list[int]:
     return ids
 
 
-def test_one_event_is_one_task_and_several_are_one_batch(app, client, tenant, monkeypatch):
-    ids = _unpublished_events(client, tenant, 3)
+def test_a_few_events_go_one_per_task_and_a_backlog_in_batches(app, client, tenant, monkeypatch):
+    ids = _unpublished_events(client, tenant, 3 + MAX_BATCH)
     sent = _record_sent(app, monkeypatch)
 
-    assert publish_outbox_events(ids[:1]) == ids[:1]
-    assert publish_outbox_events(ids[1:]) == ids[1:]
+    assert publish_outbox_events(ids[:3]) == ids[:3]
+    assert publish_outbox_events(ids[3:]) == ids[3:]
 
     assert sent == [
         (names.DISPATCH_OUTBOX_EVENT, ids[:1]),
-        (names.DISPATCH_OUTBOX_EVENTS, [ids[1:]]),
+        (names.DISPATCH_OUTBOX_EVENT, ids[1:2]),
+        (names.DISPATCH_OUTBOX_EVENT, ids[2:3]),
+        (names.DISPATCH_OUTBOX_EVENTS, [ids[3 : 3 + MAX_BATCH]]),
     ]
     db.session.expire_all()
     assert all(e.published_at for e in db.session.scalars(select(OutboxEvent)))
