@@ -397,11 +397,14 @@ def run_drill(name: str) -> dict[str, Any]:
 
 def _print_line(r: dict[str, Any]) -> None:
     events = ", ".join(f"{k} {v}" for k, v in r["events_received"].items())
+    refetched = sum(r["refetched_only"].values())
     note(
-        "[drill %s] created %d | events received: %s | emails received %d | lost %d | "
+        "[drill %s] created %d | events received: %s | re-fetched after reconnect %d | "
+        "emails received %d | requests retried %d (replayed 200: %d) | lost %d | "
         "duplicated %d | %s",
-        r["drill"], r["handoffs_created"], events, r["emails_received"], r["lost"],
-        r["duplicated"], "OK" if r["ok"] else "FAILED",
+        r["drill"], r["handoffs_created"], events, refetched, r["emails_received"],
+        r["requests_retried"], r["replayed_201_as_200"], r["lost"], r["duplicated"],
+        "OK" if r["ok"] else "FAILED",
     )  # fmt: skip
     if not r["ok"]:
         for key in ("lost_events", "lost_emails", "duplicate_emails", "duplicate_events",
@@ -432,15 +435,16 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds": round(time.monotonic() - started, 1),
     }
     note("")
-    note("%-8s %8s %16s %8s %6s %11s", "drill", "created", "events (per client)", "emails",
-         "lost", "duplicated")  # fmt: skip
+    note("%-8s %8s %20s %10s %8s %6s %11s", "drill", "created", "events (per client)",
+         "re-fetched", "emails", "lost", "duplicated")  # fmt: skip
     for r in results:
         if "error" in r:
             note("%-8s could not run: %s", r["drill"], r["error"][:100])
             continue
         events = "/".join(str(v) for v in r["events_received"].values())
-        note("%-8s %8d %16s %8d %6d %11d", r["drill"], r["handoffs_created"], events,
-             r["emails_received"], r["lost"], r["duplicated"])  # fmt: skip
+        refetched = sum(r["refetched_only"].values())
+        note("%-8s %8d %20s %10d %8d %6d %11d", r["drill"], r["handoffs_created"], events,
+             refetched, r["emails_received"], r["lost"], r["duplicated"])  # fmt: skip
     if args.json:
         report(outcome, True)
     return 0 if outcome["all_ok"] else 1

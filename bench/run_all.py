@@ -296,19 +296,20 @@ def render_rollup(r: dict[str, Any]) -> tuple[list[Row], str]:
 def render_drills(r: dict[str, Any]) -> tuple[list[Row], str]:
     rows: list[Row] = []
     lines = [
-        "| drill | fault | handoffs created | events received (per client) | emails received "
-        "| lost | duplicated |",
-        "| --- | --- | ---: | --- | ---: | ---: | ---: |",
+        "| drill | fault | handoffs created | events received (per client) | re-fetched after "
+        "reconnect | emails received | requests retried | lost | duplicated |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for d in r["drills"]:
         if "error" in d:
-            lines.append(f"| {d['drill']} | could not run: {d['error'][:120]} | | | | | |")
+            lines.append(f"| {d['drill']} | could not run: {d['error'][:120]} | | | | | | | |")
             rows.append((f"drill: {d['drill']}", "could not run", "0 lost, 0 duplicated", False))
             continue
         events = ", ".join(f"{k} {v}" for k, v in d["events_received"].items())
         lines.append(
             f"| {d['drill']} | {'; '.join(d['fault'])} | {d['handoffs_created']} | {events} "
-            f"| {d['emails_received']} | {d['lost']} | {d['duplicated']} |"
+            f"| {sum(d['refetched_only'].values())} | {d['emails_received']} "
+            f"| {d['requests_retried']} | {d['lost']} | {d['duplicated']} |"
         )
         rows.append(
             (
@@ -319,6 +320,13 @@ def render_drills(r: dict[str, Any]) -> tuple[list[Row], str]:
                 d["ok"],
             )
         )
+    lines += [
+        "",
+        "Lost: a handoff answered 201 that never reached a connected senior (by event, or by "
+        "the re-fetch after reconnecting), or an offline recipient's email that never arrived. "
+        "Duplicated: more than one email per (handoff, recipient), or more than one "
+        "`handoff.created` per handoff per client connection. See `bench/drills.py`.",
+    ]
     return rows, "\n".join(lines)
 
 
