@@ -263,7 +263,12 @@ def render_rollup(r: dict[str, Any]) -> tuple[list[Row], str]:
         ),
         ("scheduled rerun (s)", lambda x: x["scheduled_rerun_s"]),
         ("backfill, every month (s)", lambda x: x["backfill_s"]),
-        ("endpoint p50 / p99 (ms)", lambda x: f"{x.get('p50_ms', 'n/a')} / {x['p99_ms']}"),
+        ("endpoint ?month= p50 / p99 (ms)", lambda x: f"{x['month_p50_ms']} / {x['month_p99_ms']}"),
+        (
+            "endpoint ?months=12 p50 / p99 (ms)",
+            lambda x: f"{x['history_p50_ms']} / {x['history_p99_ms']}",
+        ),
+        ("endpoint p99, all requests (ms)", lambda x: x["p99_ms"]),
         ("load average at start", lambda x: x["load_1m_at_start"]),
     ]
     for label, cell in table:
@@ -272,12 +277,16 @@ def render_rollup(r: dict[str, Any]) -> tuple[list[Row], str]:
         except KeyError:
             continue
     for x in results:
+        # The scheduled run recomputes two months; the backfill recomputes every month of
+        # every account (all the handoffs): the goal is judged on the slower of the two.
+        slowest = max(x["scheduled_first_s"], x["backfill_s"])
         rows.append(
             (
                 f"rollup of {x['handoffs']:,} handoffs ({x['backend']})",
-                f"{x['scheduled_first_s']} s",
+                f"scheduled run {x['scheduled_first_s']} s; every month of every account "
+                f"{x['backfill_s']} s",
                 "<= 10 s" if x["backend"] == "sqlite" else "(figure)",
-                x["rollup_goal_met"] if x["backend"] == "sqlite" else None,
+                slowest <= 10 if x["backend"] == "sqlite" else None,
             )
         )
         rows.append(
