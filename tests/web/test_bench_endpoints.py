@@ -6,8 +6,7 @@ import pytest
 
 from models import db
 from models.entities import Handoff, Message
-from tests.conftest import make_tenant
-from tests.conftest import app_config as app_config
+from tests.conftest import app_config, make_tenant
 from tests.integration.services import SmtpSink
 from web import create_app
 
