@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
-from email.message import EmailMessage
+from datetime import UTC, datetime
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 from sqlalchemy import insert, select
@@ -26,6 +26,7 @@ from models.entities import SENIOR_ROLES, Message, User
 from web.api import API_PREFIX, parse_json_object
 from web.auth import authenticated, current_user
 from web.schemas import HandoffSchema
+from workers.email_message import compose, message_id, notice_for
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +63,14 @@ def naive_escalate(session_id: int):
 
 
 def _send_inline(handoff) -> None:
+    """The same message the worker sends (workers/email_message.py), one per senior."""
     config = current_app.config
-    recipients = db.session.scalars(
-        select(User.email).where(User.account_id == handoff.account_id, User.role.in_(SENIOR_ROLES))
+    recipients = db.session.execute(
+        select(User.id, User.name, User.email).where(
+            User.account_id == handoff.account_id, User.role.in_(SENIOR_ROLES)
+        )
     ).all()
-    link = f"{config['BASE_URL']}/pilot/{handoff.session_id}"
+    notice = notice_for(handoff)
     try:
         with smtplib.SMTP(
             config["SMTP_HOST"], config["SMTP_PORT"], timeout=config["SMTP_TIMEOUT"]
@@ -75,12 +79,16 @@ def _send_inline(handoff) -> None:
                 smtp.starttls()
             if config["SMTP_USERNAME"]:
                 smtp.login(config["SMTP_USERNAME"], config["SMTP_PASSWORD"])
-            for address in recipients:
-                message = EmailMessage()
-                message["From"] = config["MAIL_FROM"]
-                message["To"] = address
-                message["Subject"] = f"Escalation: {handoff.title}"
-                message.set_content(f"{handoff.reason}\n\nOpen it: {link}\n")
+            for user_id, name, address in recipients:
+                message = compose(
+                    notice,
+                    recipient_name=name,
+                    recipient_email=address,
+                    mail_from=config["MAIL_FROM"],
+                    base_url=config["BASE_URL"],
+                    message_id=message_id(user_id, handoff.id, config["MAIL_FROM"]),
+                    date=datetime.now(UTC),
+                )
                 smtp.send_message(message)
     except (OSError, smtplib.SMTPException) as error:
         # The naive design has nowhere to retry from: the email is simply lost.
