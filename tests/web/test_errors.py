@@ -12,8 +12,8 @@ import json
 import pytest
 
 from models import db
-from tests.conftest import make_tenant, new_session
 from tests.conftest import app_config as make_config
+from tests.conftest import make_tenant, new_session
 from tests.web.contract import assert_error, assert_field_errors, database_snapshot
 from web import create_app
 

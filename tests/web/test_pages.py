@@ -15,7 +15,7 @@ from models import db
 from models.accounts import create_user
 from models.entities import Account
 from models.rollup import roll_up
-from tests.conftest import Tenant, make_tenant, new_handoff, new_session, app_config
+from tests.conftest import Tenant, app_config, make_tenant, new_handoff, new_session
 from web import create_app
 from web.extensions import socketio
 from web.pages.live import MESSAGE_CREATED, WATCH_SESSION

@@ -10,7 +10,7 @@ from sqlalchemy import select
 import celery_config
 from models import db
 from models.entities import OutboxEvent
-from tests.conftest import UNREACHABLE_REDIS, make_tenant, new_session, app_config
+from tests.conftest import UNREACHABLE_REDIS, app_config, make_tenant, new_session
 from web import create_app
 from workers import fanout, names
 
