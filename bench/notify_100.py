@@ -130,6 +130,7 @@ def run(
     warmup: int,
     timeout: float,
     database_url: str | None = None,
+    worker_concurrency: int = 2,
 ) -> dict:
     raise_open_files_limit(max(4096, seniors * 4 + 256))
     note("[notify under load] %d seniors connected, %.0f escalations/s for %.0f s",
@@ -137,7 +138,7 @@ def run(
     with BenchStack("notify-100", database_url=database_url, smtp="process") as stack:
         seeded = stack.seed(seniors=seniors, sessions=int(rate * seconds) + warmup + 10)
         web = stack.start_web()
-        stack.start_worker(pool="prefork", concurrency=2)
+        stack.start_worker(pool="prefork", concurrency=worker_concurrency)
         result = asyncio.run(drive(web, seeded, rate, seconds, warmup, timeout))
     every, one = result["notify_every_client"], result["notify_one_client"]
     note("  every client: p50 %s ms, p99 %s ms; one client: p50 %s ms, p99 %s ms",
@@ -153,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=15.0, help="seconds to wait per event")
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--worker-concurrency", type=int, default=2, help="worker processes (Procfile: 2)"
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.rate * args.seconds <= 5000:
         parser.error("rate x seconds must be 1..5000 escalations")
@@ -163,9 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         if base is None:
             raise SystemExit("PostgreSQL is not available (scripts/test_postgres.sh failed)")
         with temporary_postgres_database(base, prefix="bench_notify") as url:
-            result = run(*settings, database_url=url)
+            result = run(*settings, database_url=url, worker_concurrency=args.worker_concurrency)
     else:
-        result = run(*settings)
+        result = run(*settings, worker_concurrency=args.worker_concurrency)
     result["database"] = args.database
     result["wall_seconds"] = round(time.monotonic() - started, 1)
     report(result, args.json)
