@@ -139,7 +139,3 @@ def update_account(
         if manual_baseline_minutes is not None:
             account.manual_baseline_minutes = manual_baseline_minutes
     return account
-
-
-def get_user(account_id: int, user_id: int) -> User | None:
-    return db.session.scalar(select(User).where(User.id == user_id, User.account_id == account_id))

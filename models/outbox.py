@@ -63,17 +63,6 @@ def note_republished(outbox_event_ids: list[int]) -> None:
     db.session.commit()
 
 
-def note_publish_failure(outbox_event_ids: list[int]) -> None:
-    if not outbox_event_ids:
-        return
-    db.session.execute(
-        update(OutboxEvent)
-        .where(OutboxEvent.id.in_(outbox_event_ids))
-        .values(publish_attempts=OutboxEvent.publish_attempts + 1)
-    )
-    db.session.commit()
-
-
 def unpublished(older_than: timedelta, limit: int = 500) -> list[int]:
     """Outbox rows that nobody published: the broker was unreachable after their commit."""
     cutoff = utcnow() - older_than

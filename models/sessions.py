@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from models.db import db, transaction, utcnow
+from models.db import db, transaction
 from models.entities import FlowSession, Handoff, Message, PsaWriteback, User
 from models.errors import Forbidden, NotFound
 
@@ -137,7 +137,6 @@ __all__ = [
     "messages_of",
     "post_message",
     "sessions_of",
-    "utcnow",
     "write_back_to_psa",
     "writebacks_of",
 ]
