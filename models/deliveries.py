@@ -74,17 +74,23 @@ def _get_or_create(dedupe_key: str, **values) -> Delivery:
     return delivery
 
 
-def socket_delivery(event: OutboxEvent) -> Delivery:
-    """The room broadcast for one outbox event (recipient: the room, so none)."""
-    delivery = _get_or_create(
-        f"socket:{event.id}",
+def _for_event(
+    event: OutboxEvent, channel: str, dedupe_key: str, recipient_id: int | None
+) -> Delivery:
+    return _get_or_create(
+        dedupe_key,
         account_id=event.account_id,
         handoff_id=event.handoff_id,
         outbox_event_id=event.id,
-        channel=SOCKET,
+        channel=channel,
         event=event.event,
-        recipient_id=None,
+        recipient_id=recipient_id,
     )
+
+
+def socket_delivery(event: OutboxEvent) -> Delivery:
+    """The room broadcast for one outbox event (recipient: the room, so none)."""
+    delivery = _for_event(event, SOCKET, f"socket:{event.id}", None)
     db.session.commit()
     return delivery
 
@@ -92,15 +98,7 @@ def socket_delivery(event: OutboxEvent) -> Delivery:
 def email_deliveries(event: OutboxEvent, recipient_ids: list[int]) -> list[Delivery]:
     """One email per (handoff, recipient), however often the event is dispatched."""
     deliveries = [
-        _get_or_create(
-            f"email:{event.handoff_id}:{recipient_id}",
-            account_id=event.account_id,
-            handoff_id=event.handoff_id,
-            outbox_event_id=event.id,
-            channel=EMAIL,
-            event=event.event,
-            recipient_id=recipient_id,
-        )
+        _for_event(event, EMAIL, f"email:{event.handoff_id}:{recipient_id}", recipient_id)
         for recipient_id in recipient_ids
     ]
     db.session.commit()
