@@ -19,8 +19,10 @@ import os  # noqa: E402
 
 from web import create_app  # noqa: E402
 from web.extensions import socketio  # noqa: E402
+from workers import celery_init_app  # noqa: E402
 
 app = create_app()
+celery_init_app(app)
 
 if __name__ == "__main__":
     from workers.publish import publish_in_background

@@ -185,9 +185,9 @@ class Seeded:
 
 def _seed_app(database_url: str):
     """The Flask app, in this process, only to write seed rows with the domain code."""
-    from web import create_app
+    from tests.factories import wired_app
 
-    return create_app(
+    return wired_app(
         {
             "SQLALCHEMY_DATABASE_URI": database_url,
             "CELERY_BROKER_URL": "memory://",

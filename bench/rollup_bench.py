@@ -276,9 +276,9 @@ def time_endpoint(app, accounts: int, requests: int, now: datetime) -> dict[str,
 
 def run_backend(backend: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
     from models.db import db
-    from web import create_app
+    from tests.factories import wired_app
 
-    app = create_app(
+    app = wired_app(
         {
             "SQLALCHEMY_DATABASE_URI": url,
             "CELERY_BROKER_URL": "memory://",

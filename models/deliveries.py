@@ -15,7 +15,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from models.db import db, utcnow
-from models.entities import SENIOR_ROLES, Delivery, OutboxEvent, User
+from models.entities import Delivery, OutboxEvent
 
 SOCKET = "socket"
 EMAIL = "email"
@@ -38,27 +38,6 @@ class RetryPolicy:
 
 
 DEFAULT_RETRY = RetryPolicy()
-
-
-def seniors(account_id: int) -> list[User]:
-    return list(
-        db.session.scalars(
-            select(User)
-            .where(User.account_id == account_id, User.role.in_(SENIOR_ROLES))
-            .order_by(User.id)
-        )
-    )
-
-
-def senior_ids(account_id: int) -> list[int]:
-    """The ids of the account's engineers and admins (ids only: no user objects to build)."""
-    return list(
-        db.session.scalars(
-            select(User.id)
-            .where(User.account_id == account_id, User.role.in_(SENIOR_ROLES))
-            .order_by(User.id)
-        )
-    )
 
 
 def _get_or_create(dedupe_key: str, **values) -> Delivery:

@@ -173,6 +173,9 @@ class OutboxEvent(db.Model):
     event: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_at: Mapped[datetime | None]
+    # Set once the event went live (the web process emitted it right after the commit); a
+    # dispatch that finds it set only plans the emails.
+    emitted_at: Mapped[datetime | None]
     publish_attempts: Mapped[int] = mapped_column(Integer, default=0)
 
     handoff: Mapped[Handoff] = relationship(lazy="select")

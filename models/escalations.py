@@ -128,7 +128,6 @@ def escalate(
             outbox.announce(handoff, outbox.HANDOFF_CREATED)
     except IntegrityError:
         # A concurrent request won: the same key replayed, or the same session escalated.
-        outbox.forget_announced()
         if idempotency_key and (existing := _by_idempotency_key(user, idempotency_key)):
             return _replay(session.id, existing), False
         raise _already_escalated(_live_handoff(session.id)) from None

@@ -1,52 +1,130 @@
-"""The transactional outbox: notification work committed with the change it announces."""
+"""The transactional outbox: notification work committed with the change it announces.
+
+A command calls `announce()` inside its transaction. When that transaction commits, the
+listeners registered with `on_commit()` hear about each announced event (its id, name,
+rooms and payload, serialized before the commit so no listener reads the database); a
+rollback forgets them. The edges register the listeners (the web process emits live and
+hands the rest to the broker); nobody has to remember to publish after a commit.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import inspect, select, update
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session
 
 from models.db import db, utcnow
 from models.entities import Handoff, OutboxEvent
+from models.events import HANDOFF_CLAIMED, HANDOFF_CREATED, HANDOFF_RESOLVED
+from models.representations import event_payload
+from models.rooms import recipient_rooms
 
-HANDOFF_CREATED = "handoff.created"
-HANDOFF_CLAIMED = "handoff.claimed"
-HANDOFF_RESOLVED = "handoff.resolved"
-HANDOFF_EVENTS = (HANDOFF_CREATED, HANDOFF_CLAIMED, HANDOFF_RESOLVED)
+__all__ = ["HANDOFF_CLAIMED", "HANDOFF_CREATED", "HANDOFF_RESOLVED"]
+
+log = logging.getLogger(__name__)
 
 _ANNOUNCED = "announced_outbox_events"
+_READY = "committed_outbox_events"
 
 
-def announce(handoff: Handoff, event: str) -> OutboxEvent:
-    """Add an outbox row in the caller's transaction and remember it for publishing after commit.
+@dataclass(frozen=True)
+class Announced:
+    """A committed outbox event, ready to go live without another query."""
 
-    Written with the commit's flush, together with the handoff (which may be new too)."""
-    outbox_event = OutboxEvent(account_id=handoff.account_id, handoff=handoff, event=event)
+    id: int
+    event: str
+    account_id: int
+    rooms: list[str]
+    payload: dict[str, Any] = field(repr=False)
+
+
+_listeners: list[Callable[[list[Announced]], None]] = []
+
+
+def on_commit(listener: Callable[[list[Announced]], None]) -> None:
+    """Call `listener` with the outbox events of every transaction that commits (once per
+    listener, however often it is registered)."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def announce(handoff: Handoff, event_name: str) -> OutboxEvent:
+    """Add an outbox row in the caller's transaction; it is written with the commit's flush,
+    together with the handoff (which may be new too)."""
+    outbox_event = OutboxEvent(account_id=handoff.account_id, handoff=handoff, event=event_name)
     db.session.add(outbox_event)
     db.session.info.setdefault(_ANNOUNCED, []).append(outbox_event)
     return outbox_event
 
 
-def take_announced() -> list[int]:
-    """Ids of the outbox rows announced since the last call (committed by now)."""
-    announced = db.session.info.pop(_ANNOUNCED, [])
-    # The identity holds the id even once the commit expired the object: no reload.
-    return [inspect(outbox_event).identity[0] for outbox_event in announced]
+@event.listens_for(Session, "before_commit")
+def _serialize_announced(session: Session) -> None:
+    announced = session.info.pop(_ANNOUNCED, None)
+    if not announced:
+        return
+    # A handoff this transaction changed with a bulk UPDATE (claim, resolve) is read back,
+    # so the event carries the state being committed; a new one is already complete.
+    stale = {row.handoff for row in announced if row.handoff not in session.new}
+    session.flush()
+    for handoff in stale:
+        session.refresh(handoff)
+    session.info[_READY] = [
+        Announced(
+            id=row.id,
+            event=row.event,
+            account_id=row.account_id,
+            rooms=recipient_rooms(row.event, row.handoff),
+            payload=event_payload(row.handoff),
+        )
+        for row in announced
+    ]
 
 
-def forget_announced() -> None:
-    db.session.info.pop(_ANNOUNCED, None)
+@event.listens_for(Session, "after_commit")
+def _hand_over_committed(session: Session) -> None:
+    ready = session.info.pop(_READY, None)
+    if not ready:
+        return
+    for listener in _listeners:
+        try:
+            listener(ready)
+        except Exception:  # the relay sends whatever a listener could not
+            log.exception(
+                "Outbox listener %r failed for events %s", listener, [a.id for a in ready]
+            )
 
 
-def mark_published(outbox_event_ids: list[int]) -> None:
+@event.listens_for(Session, "after_rollback")
+def _forget_announced(session: Session) -> None:
+    session.info.pop(_ANNOUNCED, None)
+    session.info.pop(_READY, None)
+
+
+def mark_published(outbox_event_ids: list[int], emitted_ids: list[int] = ()) -> None:
+    """Record that the dispatch tasks went to the broker (and which events already went live).
+
+    Runs on a connection of its own: it may be called from a commit listener, where the
+    session that committed cannot be used."""
     if not outbox_event_ids:
         return
-    db.session.execute(
-        update(OutboxEvent)
-        .where(OutboxEvent.id.in_(outbox_event_ids), OutboxEvent.published_at.is_(None))
-        .values(published_at=utcnow())
-    )
-    db.session.commit()
+    now = utcnow()
+    with db.engine.begin() as connection:
+        connection.execute(
+            update(OutboxEvent)
+            .where(OutboxEvent.id.in_(outbox_event_ids), OutboxEvent.published_at.is_(None))
+            .values(published_at=now)
+        )
+        if emitted_ids:
+            connection.execute(
+                update(OutboxEvent)
+                .where(OutboxEvent.id.in_(list(emitted_ids)), OutboxEvent.emitted_at.is_(None))
+                .values(emitted_at=now)
+            )
 
 
 def note_republished(outbox_event_ids: list[int]) -> None:

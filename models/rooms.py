@@ -6,8 +6,11 @@ message queue. Rooms are joined server-side only, from the authenticated user.
 
 from __future__ import annotations
 
-from models.entities import Handoff, User
-from models.outbox import HANDOFF_CLAIMED, HANDOFF_CREATED, HANDOFF_RESOLVED
+from sqlalchemy import select
+
+from models.db import db
+from models.entities import SENIOR_ROLES, Handoff, User
+from models.events import HANDOFF_CLAIMED, HANDOFF_CREATED, HANDOFF_RESOLVED
 
 
 def seniors_room(account_id: int) -> str:
@@ -46,3 +49,22 @@ def recipient_rooms(event: str, handoff: Handoff) -> list[str]:
     elif event != HANDOFF_CREATED:
         raise ValueError(f"Not a handoff event: {event!r}")
     return rooms
+
+
+def senior_ids(account_id: int) -> list[int]:
+    """The ids of the account's engineers and admins: who hears of every handoff."""
+    return list(
+        db.session.scalars(
+            select(User.id)
+            .where(User.account_id == account_id, User.role.in_(SENIOR_ROLES))
+            .order_by(User.id)
+        )
+    )
+
+
+def listeners(event: str, handoff: Handoff) -> list[int]:
+    """The users who receive `event` when they are connected (recipient_rooms' members)."""
+    user_ids = senior_ids(handoff.account_id)
+    if event != HANDOFF_CREATED:
+        user_ids.append(escalating_technician_id(handoff))
+    return user_ids

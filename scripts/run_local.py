@@ -38,7 +38,7 @@ from honcho.printer import Printer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VAR = REPO_ROOT / "var"
-RUN_PROCESSES = ("web", "worker", "beat")
+RUN_PROCESSES = ("web", "worker", "mailer", "beat")
 
 
 def say(message: str = "") -> None:

@@ -9,8 +9,8 @@ import pytest
 
 from models import db
 from models.accounts import create_account, create_user
+from tests.factories import wired_app
 from tests.integration.services import POSTGRES_SKIP_REASON, temporary_postgres_database
-from web import create_app
 
 # A port nothing listens on: code that reaches for Redis in unit tests fails fast.
 UNREACHABLE_REDIS = "redis://127.0.0.1:9/0"
@@ -58,7 +58,7 @@ def database_url(tmp_path) -> str:
 
 @pytest.fixture
 def app(database_url):
-    app = create_app(app_config(database_url))
+    app = wired_app(app_config(database_url))
     with app.app_context():
         db.create_all()
         yield app
@@ -79,7 +79,7 @@ def postgres_app():
     if base is None:
         pytest.skip(POSTGRES_SKIP_REASON)
     with temporary_postgres_database(base, prefix="app") as url:
-        app = create_app(app_config(url))
+        app = wired_app(app_config(url))
         with app.app_context():
             db.create_all()
             yield app

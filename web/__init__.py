@@ -13,7 +13,6 @@ from models.errors import DomainError
 from web import config as config_module
 from web import errors
 from web.extensions import csrf, db, limiter, migrate, socketio
-from workers import celery_init_app
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +25,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(config_module.ROOT / "migrations"))
-    celery_init_app(app)
     _init_socketio(app)
 
     from web.realtime import register_realtime

@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from models.entities import HANDOFF_STATUSES, ROLES
+from models.representations import HandoffSchema, Ref, UtcDateTime
 
 MAX_JSON_DOCUMENT_BYTES = 256 * 1024
-
-
-class UtcDateTime(fields.DateTime):
-    """Timestamps are stored as naive UTC; the API shows them as ISO 8601 with a Z."""
-
-    def _serialize(self, value, attr, obj, **kwargs):
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class Text(fields.String):
@@ -54,11 +43,6 @@ class Input(Schema):
 
 
 # --- users and accounts ---
-
-
-class Ref(Schema):
-    id = fields.Integer()
-    name = fields.String()
 
 
 class UserSchema(Schema):
@@ -147,23 +131,6 @@ class PsaWritebackSchema(Schema):
 class EscalateSchema(Input):
     reason = Text(2_000, required=True)
     notes = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=10_000))
-
-
-class HandoffSchema(Schema):
-    id = fields.Integer()
-    session_id = fields.Integer()
-    status = fields.String()
-    title = fields.String()
-    reason = fields.String()
-    escalated_by = fields.Nested(Ref)
-    escalation_package = fields.Dict()
-    created_at = UtcDateTime()
-    claimed_by = fields.Nested(Ref, allow_none=True)
-    claimed_at = UtcDateTime(allow_none=True)
-    resolved_at = UtcDateTime(allow_none=True)
-    first_action_at = UtcDateTime(allow_none=True)
-    first_action_kind = fields.String(allow_none=True)
-    time_to_first_action_seconds = fields.Float(allow_none=True)
 
 
 class SessionDetailSchema(SessionSchema):

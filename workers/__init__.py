@@ -7,8 +7,9 @@ from flask import Flask
 
 
 def celery_init_app(app: Flask) -> Celery:
-    """Bind a Celery app to the Flask app: every task runs inside the app context."""
-    import celery_config
+    """Bind a Celery app to the Flask app (every task runs inside the app context) and
+    publish the app's committed outbox events (workers.publish)."""
+    from workers import publish, settings
 
     class FlaskTask(Task):
         def __call__(self, *args, **kwargs):
@@ -16,7 +17,8 @@ def celery_init_app(app: Flask) -> Celery:
                 return self.run(*args, **kwargs)
 
     celery = Celery(app.name, task_cls=FlaskTask)
-    celery.conf.update(celery_config.settings(app.config))
+    celery.conf.update(settings.settings(app.config))
     celery.set_default()
     app.extensions["celery"] = celery
+    publish.install(app)
     return celery

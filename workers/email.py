@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,12 +22,12 @@ from typing import Any
 from celery import shared_task
 from flask import current_app
 
-import celery_config
 from models import deliveries
 from models.db import db
 from models.entities import Delivery, Handoff
 from workers import names
 from workers.email_message import compose, message_id, notice_for
+from workers.settings import MAX_COUNTDOWN_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class EmailSettings:
     @classmethod
     def from_config(cls, config: Any) -> EmailSettings:
         # A countdown longer than the broker's visibility timeout would be delivered twice.
-        max_backoff = min(config["EMAIL_MAX_BACKOFF_SECONDS"], celery_config.MAX_COUNTDOWN_SECONDS)
+        max_backoff = min(config["EMAIL_MAX_BACKOFF_SECONDS"], MAX_COUNTDOWN_SECONDS)
         return cls(
             host=config["SMTP_HOST"],
             port=config["SMTP_PORT"],
@@ -130,34 +131,116 @@ def _close(smtp: smtplib.SMTP) -> None:
         smtp.close()
 
 
-def send_message(
-    message: EmailMessage, recipient: str, settings: EmailSettings, deadline: float
-) -> None:
-    """Send over SMTP (timeout, STARTTLS and login when configured) or raise a
-    TransientFailure / PermanentFailure. `deadline` (time.monotonic()) is when this
-    sender's lease on the delivery runs out: the message is not handed over unless the
-    whole exchange fits before it, so a sweeper-started second sender cannot overlap."""
-    if not settings.host:
-        raise TransientFailure("SMTP is not configured (SMTP_HOST is empty).")
-    envelope_from = parseaddr(settings.mail_from)[1] or settings.mail_from
-    smtp: smtplib.SMTP | None = None
+def _open(settings: EmailSettings) -> smtplib.SMTP:
+    # Connect in the constructor: STARTTLS checks the certificate against this host name.
+    smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
     try:
-        # Connect in the constructor: STARTTLS checks the certificate against this host name.
-        smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
         smtp.ehlo()
         if settings.starttls:
             smtp.starttls(context=ssl.create_default_context())
             smtp.ehlo()
         if settings.username:
             smtp.login(settings.username, settings.password)
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp
+
+
+@dataclass
+class _Held:
+    smtp: smtplib.SMTP
+    server: tuple[str, int, str]
+    sent: int = 0
+    last_used: float = 0.0
+
+
+class SmtpConnections:
+    """One open SMTP connection per sending thread, reused for many messages.
+
+    The mailer pool's threads each keep theirs, so the number of connections (and how many
+    a hung server can tie up) is the pool's concurrency. A connection idle too long, or
+    used for MAX_MESSAGES, is closed; one idle for a moment is checked with NOOP first."""
+
+    MAX_MESSAGES = 100
+    MAX_IDLE_SECONDS = 30.0
+    CHECK_AFTER_IDLE_SECONDS = 2.0
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def send(
+        self,
+        message: EmailMessage,
+        envelope_from: str,
+        recipient: str,
+        settings: EmailSettings,
+        deadline: float,
+    ) -> dict:
+        """Send on this thread's connection (opening one if needed); raises what smtplib
+        raised, having dropped the connection."""
+        server = (settings.host, settings.port, settings.username)
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is not None and not self._still_good(held, server):
+            self.discard()
+            held = None
+        if held is None:
+            held = self._local.held = _Held(_open(settings), server)
+        return self._send_on(held, message, envelope_from, recipient, settings, deadline)
+
+    def _still_good(self, held: _Held, server: tuple[str, int, str]) -> bool:
+        """Same server, not idle too long, and (after a pause) still answering: checked
+        before sending, so a message is never sent twice over a dying connection."""
+        idle = time.monotonic() - held.last_used
+        if held.server != server or idle > self.MAX_IDLE_SECONDS:
+            return False
+        if idle < self.CHECK_AFTER_IDLE_SECONDS:
+            return True
+        try:
+            return held.smtp.noop()[0] == 250
+        except (smtplib.SMTPException, OSError):
+            return False
+
+    def _send_on(self, held, message, envelope_from, recipient, settings, deadline) -> dict:
         if deadline - time.monotonic() < SEND_PHASE_TIMEOUTS * settings.timeout:
             raise TransientFailure("The SMTP server was too slow; not sending past the lease.")
-        refused = smtp.send_message(message, from_addr=envelope_from, to_addrs=[recipient])
+        try:
+            refused = held.smtp.send_message(message, from_addr=envelope_from, to_addrs=[recipient])
+        except BaseException:
+            self.discard()
+            raise
+        held.sent += 1
+        held.last_used = time.monotonic()
+        if held.sent >= self.MAX_MESSAGES:
+            self.discard()
+        return refused
+
+    def discard(self) -> None:
+        held: _Held | None = getattr(self._local, "held", None)
+        self._local.held = None
+        if held is not None:
+            _close(held.smtp)
+
+
+connections = SmtpConnections()
+
+
+def send_message(
+    message: EmailMessage, recipient: str, settings: EmailSettings, deadline: float
+) -> None:
+    """Send over SMTP (timeout, STARTTLS and login when configured) on this thread's
+    connection, or raise a TransientFailure / PermanentFailure. `deadline`
+    (time.monotonic()) is when this sender's lease on the delivery runs out: the message is
+    not handed over unless the whole exchange fits before it, so a sweeper-started second
+    sender cannot overlap."""
+    if not settings.host:
+        raise TransientFailure("SMTP is not configured (SMTP_HOST is empty).")
+    envelope_from = parseaddr(settings.mail_from)[1] or settings.mail_from
+    try:
+        refused = connections.send(message, envelope_from, recipient, settings, deadline)
     except (smtplib.SMTPException, OSError) as error:
+        connections.discard()
         raise classify(error) from error
-    finally:
-        if smtp is not None:
-            _close(smtp)
     if refused:  # only when several recipients were given and some were accepted
         raise _refused(refused)
 
@@ -237,7 +320,7 @@ def attempt_delivery(delivery_id: int, settings: EmailSettings) -> Attempt:
 
 def schedule_retry(delivery_id: int, delay: float) -> None:
     """Re-run the task after `delay`; if the broker is unreachable the sweeper takes over."""
-    countdown = min(delay + COUNTDOWN_MARGIN_SECONDS, celery_config.MAX_COUNTDOWN_SECONDS)
+    countdown = min(delay + COUNTDOWN_MARGIN_SECONDS, MAX_COUNTDOWN_SECONDS)
     try:
         send_email.apply_async(args=[delivery_id], countdown=countdown)
     except Exception:

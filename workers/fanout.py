@@ -12,22 +12,18 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from functools import cache
-from typing import Any
 
-import socketio
 from celery import shared_task
 from flask import current_app
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from models import deliveries
+from models.broadcast import CheckedRedisManager, EmitFailed, NoWebNodeListening, broadcaster
 from models.db import db
 from models.entities import Handoff, OutboxEvent
-from models.outbox import HANDOFF_CREATED
+from models.events import HANDOFF_CREATED
 from models.presence import current_presence
-from models.rooms import escalating_technician_id, recipient_rooms
-from web.schemas import HandoffSchema
+from models.representations import event_payload
+from models.rooms import listeners, recipient_rooms, senior_ids
 from workers import names
 
 log = logging.getLogger(__name__)
@@ -45,77 +41,22 @@ COUNTDOWN_MARGIN_SECONDS = 0.2
 MAX_RETRIES = 100  # a safety net: the retry window above ends the retries first
 
 
-class EmitFailed(Exception):
-    """The event did not reach the web nodes; worth another try."""
-
-
-class NoWebNodeListening(EmitFailed):
-    """Redis took the message but no web node was subscribed to the channel."""
-
-
-class CheckedRedisManager(socketio.RedisManager):
-    """A write-only Socket.IO message-queue manager whose publish raises on failure.
-
-    python-socketio's RedisManager logs a failed publish and returns; a fan-out that must
-    retry needs to know. PUBLISH answers how many subscribers got the message, which tells
-    "nobody listening" apart from "delivered to the web nodes".
-    """
-
-    def __init__(self, url: str, channel: str, timeout: float = 2.0) -> None:
-        super().__init__(
-            url,
-            channel=channel,
-            write_only=True,
-            logger=log,
-            redis_options={
-                "socket_connect_timeout": timeout,
-                "socket_timeout": timeout,
-                "retry": Retry(NoBackoff(), 1),
-            },
-        )
-
-    def _publish(self, data: Any) -> int:
-        try:
-            if not self.connected:
-                self._redis_connect()
-            receivers = self.redis.publish(self.channel, self.json.dumps(data))
-        except Exception as exc:
-            self.connected = False
-            raise EmitFailed(f"Socket.IO message queue unreachable: {exc!r}") from exc
-        if not receivers:
-            raise NoWebNodeListening("No web node is subscribed to the Socket.IO channel.")
-        return receivers
-
-
-@cache
-def _emitter(url: str, channel: str) -> CheckedRedisManager:
-    return CheckedRedisManager(url, channel)
-
-
 def emitter() -> CheckedRedisManager:
     """This process's emitter, on the same message queue and channel as the web nodes."""
     config = current_app.config
-    url = config.get("SOCKETIO_MESSAGE_QUEUE") or config["REDIS_URL"]
-    return _emitter(url, config["SOCKETIO_CHANNEL"])
-
-
-def expected_listeners(event: OutboxEvent, handoff: Handoff) -> list[int]:
-    """The users who would receive this event if they were connected."""
-    user_ids = deliveries.senior_ids(event.account_id)
-    if event.event != HANDOFF_CREATED:
-        user_ids.append(escalating_technician_id(handoff))
-    return user_ids
+    return broadcaster(config["SOCKETIO_MESSAGE_QUEUE"], config["SOCKETIO_CHANNEL"])
 
 
 def emit_handoff_event(event: OutboxEvent, handoff: Handoff) -> None:
     """Emit the event with the handoff serialized as the API shows it. No web node listening
     is fine while none of the recipients is online (nobody to tell); otherwise it is a
     failure to retry (a web node is reconnecting to Redis)."""
-    payload = HandoffSchema().dump(handoff)
     try:
-        emitter().emit(event.event, payload, to=recipient_rooms(event.event, handoff))
+        emitter().emit(
+            event.event, event_payload(handoff), to=recipient_rooms(event.event, handoff)
+        )
     except NoWebNodeListening:
-        if current_presence().online(expected_listeners(event, handoff)):
+        if current_presence().online(listeners(event.event, handoff)):
             raise
         log.info("Event %s (%s): nobody online to receive it", event.id, event.event)
 
@@ -123,8 +64,8 @@ def emit_handoff_event(event: OutboxEvent, handoff: Handoff) -> None:
 def email_seniors(event: OutboxEvent, offline_only: bool = True) -> list[int]:
     """One email delivery per engineer or admin of the account who is offline now (or every
     one of them), whatever how often this runs, and a send task for each not yet attempted."""
-    senior_ids = deliveries.senior_ids(event.account_id)
-    recipients = current_presence().offline(senior_ids) if offline_only else senior_ids
+    seniors = senior_ids(event.account_id)
+    recipients = current_presence().offline(seniors) if offline_only else seniors
     rows = deliveries.email_deliveries(event, recipients)
     celery = current_app.extensions["celery"]
     enqueued = []
@@ -164,6 +105,7 @@ def dispatch(outbox_event_id: int, emitted: bool = False) -> str:
         log.info("Outbox event %s is dispatched or being dispatched; skipping", event.id)
         return "skipped"
     handoff = db.session.get(Handoff, event.handoff_id)
+    emitted = emitted or event.emitted_at is not None
     errors: list[str] = []
     if not emitted:
         try:
@@ -218,14 +160,18 @@ def dispatch_outbox_event(self, outbox_event_id: int, emitted: bool = False) -> 
 
 
 @shared_task(name=names.DISPATCH_OUTBOX_EVENTS)
-def dispatch_outbox_events(outbox_event_ids: list[int]) -> dict[str, int]:
+def dispatch_outbox_events(
+    outbox_event_ids: list[int], emitted_ids: list[int] | None = None
+) -> dict[str, int]:
     """Several outbox events a busy web process published as one message (workers.publish):
-    dispatch each in turn. One that needs another try goes on as its own
-    dispatch_outbox_event task; one that broke is left to the outbox relay."""
+    dispatch each in turn (`emitted_ids`: those the web process already emitted). One that
+    needs another try goes on as its own dispatch_outbox_event task; one that broke is left
+    to the outbox relay."""
+    emitted = set(emitted_ids or ())
     outcomes: dict[str, int] = {}
     for outbox_event_id in outbox_event_ids:
         try:
-            outcome = dispatch(int(outbox_event_id))
+            outcome = dispatch(int(outbox_event_id), outbox_event_id in emitted)
         except DispatchIncomplete as incomplete:
             dispatch_outbox_event.apply_async(
                 args=[outbox_event_id],

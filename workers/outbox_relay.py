@@ -18,10 +18,10 @@ from datetime import timedelta
 from celery import shared_task
 from flask import current_app
 
-import celery_config
 from models import deliveries, outbox
 from workers import names
 from workers.publish import publish_outbox_events
+from workers.settings import VISIBILITY_TIMEOUT_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ EXPIRES_SECONDS = 5
 # dispatch task published this long ago that never started was lost before it began.
 STUCK_DISPATCH_GRACE = timedelta(seconds=30)
 # Past this, Redis hands an unacknowledged task back by itself (the visibility timeout).
-LOST_TASK_WINDOW = timedelta(seconds=celery_config.VISIBILITY_TIMEOUT_SECONDS)
+LOST_TASK_WINDOW = timedelta(seconds=VISIBILITY_TIMEOUT_SECONDS)
 
 
 def relay(older_than: timedelta) -> dict[str, list[int]]:

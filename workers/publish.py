@@ -1,11 +1,17 @@
-"""Handing committed outbox events to the broker, from the web process or the relay.
+"""After a commit: the live emit, then the dispatch tasks, from the process that committed.
 
-The served web process (wsgi.py) publishes after the response, from one background
-publisher: a request only queues its outbox ids in memory, and the publisher sends whatever
-has gathered as one message (a busy server's requests share the broker round trip and the
-`published_at` update). Anything still in memory when the process dies is committed in the
-outbox, and the relay sends it a few seconds later. Elsewhere (CLI, tests) publishing is
-inline, right after the commit.
+`install(app)` registers the outbox's commit listener. For each committed event it
+1. emits the event on the Socket.IO message queue at once (every web node delivers it to
+   its own connections), so the live path never waits on a worker, let alone on email;
+2. sends the dispatch task, which plans the emails and, if the emit failed, emits again;
+3. records both on the outbox row (`published_at`, `emitted_at`).
+
+The served web process (wsgi.py) does this from one background publisher, after the
+response: a request only queues its events in memory, and the publisher takes whatever has
+gathered (a busy server's requests share the broker round trips and the outbox update).
+Elsewhere (CLI, tests, tasks) it runs inline, right after the commit. Anything still in
+memory when the process dies is committed in the outbox, and the relay sends it a few
+seconds later.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from collections import deque
 from flask import Flask, current_app
 
 from models import outbox
+from models.broadcast import EmitFailed, broadcaster
+from models.outbox import Announced
 from workers.names import DISPATCH_OUTBOX_EVENT, DISPATCH_OUTBOX_EVENTS, QUEUE_REALTIME
 
 log = logging.getLogger(__name__)
@@ -28,23 +36,47 @@ MAX_BATCH = 20
 BATCH_FROM = 10
 
 
-def publish_outbox_events(outbox_event_ids: list[int]) -> list[int]:
+def emit_live(announced: list[Announced]) -> list[int]:
+    """Put each event on the Socket.IO message queue; return the ids that reached a web node.
+
+    Bounded like a broker publish (PUBLISH_TIMEOUT_SECONDS): after the first failure the
+    rest of the batch is left to the workers, so a frozen Redis costs one timeout."""
+    config = current_app.config
+    url = config.get("SOCKETIO_MESSAGE_QUEUE")
+    if not url or not config.get("EMIT_FROM_WEB", True):
+        return []
+    queue = broadcaster(url, config["SOCKETIO_CHANNEL"], config["PUBLISH_TIMEOUT_SECONDS"] / 3)
+    emitted: list[int] = []
+    for event in announced:
+        try:
+            queue.emit(event.event, event.payload, to=event.rooms)
+        except EmitFailed as failure:
+            log.warning("Live emit of outbox events from %s failed (%s)", event.id, failure)
+            break
+        emitted.append(event.id)
+    return emitted
+
+
+def publish_outbox_events(outbox_event_ids: list[int], emitted_ids: list[int] = ()) -> list[int]:
     """Send the dispatch tasks (one message per event, or per batch of events); return the
     ids the broker accepted.
 
-    Bounded in time by the publish retry policy and socket timeouts in celery_config;
-    any broker error is logged, never raised: the outbox relay sends those later.
-    """
+    Bounded in time by the publish retry policy and socket timeouts in workers.settings;
+    any broker error is logged, never raised: the outbox relay sends those later."""
     celery = current_app.extensions["celery"]
+    emitted = set(emitted_ids)
     published: list[int] = []
     size = MAX_BATCH if len(outbox_event_ids) >= BATCH_FROM else 1
     for start in range(0, len(outbox_event_ids), size):
         batch = outbox_event_ids[start : start + size]
         try:
             if len(batch) == 1:
-                celery.send_task(DISPATCH_OUTBOX_EVENT, args=batch)
+                celery.send_task(
+                    DISPATCH_OUTBOX_EVENT, args=batch, kwargs={"emitted": batch[0] in emitted}
+                )
             else:
-                celery.send_task(DISPATCH_OUTBOX_EVENTS, args=[batch], queue=QUEUE_REALTIME)
+                live = [event_id for event_id in batch if event_id in emitted]
+                celery.send_task(DISPATCH_OUTBOX_EVENTS, args=[batch, live], queue=QUEUE_REALTIME)
         except Exception:  # kombu OperationalError, socket errors, timeouts
             log.warning(
                 "Broker unreachable; outbox events %s wait for the relay", batch, exc_info=True
@@ -52,25 +84,32 @@ def publish_outbox_events(outbox_event_ids: list[int]) -> list[int]:
             break
         published += batch
     try:
-        outbox.mark_published(published)
+        outbox.mark_published(
+            published, [event_id for event_id in published if event_id in emitted]
+        )
     except Exception:
         # The tasks went out; at worst the relay sends them again, which is harmless.
         log.warning("Could not mark outbox events %s published", published, exc_info=True)
     return published
 
 
+def go_live_and_publish(announced: list[Announced]) -> None:
+    emitted = emit_live(announced)
+    publish_outbox_events([event.id for event in announced], emitted)
+
+
 class BackgroundPublisher:
-    """One per web process: requests hand it outbox ids; it publishes what has gathered."""
+    """One per web process: commits hand it their events; it publishes what has gathered."""
 
     def __init__(self, app: Flask) -> None:
         self.app = app
-        self._pending: deque[int] = deque()
+        self._pending: deque[Announced] = deque()
         self._wake = threading.Event()
         self._started = False
         self._lock = threading.Lock()
 
-    def submit(self, outbox_event_ids: list[int]) -> None:
-        self._pending.extend(outbox_event_ids)
+    def submit(self, announced: list[Announced]) -> None:
+        self._pending.extend(announced)
         self._wake.set()
         if not self._started:
             with self._lock:
@@ -82,28 +121,34 @@ class BackgroundPublisher:
         while True:
             self._wake.wait()
             self._wake.clear()
-            batch: list[int] = []
+            batch: list[Announced] = []
             while self._pending:
                 batch.append(self._pending.popleft())
             if not batch:
                 continue
             try:
                 with self.app.app_context():
-                    publish_outbox_events(batch)
+                    go_live_and_publish(batch)
             except Exception:  # never let the publisher die; the relay covers the batch
-                log.exception("Publishing outbox events %s failed", batch)
+                log.exception("Publishing outbox events %s failed", [e.id for e in batch])
+
+
+def _on_commit(announced: list[Announced]) -> None:
+    if "celery" not in current_app.extensions:
+        return  # an app this process did not wire to Celery (one-off scripts)
+    publisher = current_app.extensions.get("outbox_publisher")
+    if publisher is not None:
+        publisher.submit(announced)
+    else:
+        go_live_and_publish(announced)
+
+
+def install(app: Flask) -> None:
+    """Publish every committed outbox event of this process (inline until
+    `publish_in_background` is called)."""
+    outbox.on_commit(_on_commit)
 
 
 def publish_in_background(app: Flask) -> None:
     """From now on this process publishes after the response (wsgi.py, when served)."""
     app.extensions["outbox_publisher"] = BackgroundPublisher(app)
-
-
-def publish_announced() -> None:
-    """After a command committed: publish the outbox events it announced."""
-    if ids := outbox.take_announced():
-        publisher = current_app.extensions.get("outbox_publisher")
-        if publisher is not None:
-            publisher.submit(ids)
-        else:
-            publish_outbox_events(ids)

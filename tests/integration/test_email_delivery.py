@@ -161,9 +161,9 @@ def stack(redis_server: RedisServer, tmp_path_factory) -> Iterator[Stack]:
             name="worker",
         )
         stack = Stack(env=env, url=url, sink=sink, group=group, worker=worker)
-        from web import create_app
+        from tests.factories import wired_app
 
-        stack.app = create_app(
+        stack.app = wired_app(
             conftest.app_config(
                 database_url, REDIS_URL=redis_server.url, CELERY_BROKER_URL=redis_server.url
             )

@@ -17,8 +17,8 @@ from models.accounts import create_user
 from models.entities import Account, Handoff, User
 from tests.conftest import Tenant, make_tenant, new_handoff, new_session
 from tests.conftest import app_config as make_config
+from tests.factories import wired_app
 from tests.web.contract import assert_error, database_snapshot
-from web import create_app
 
 API = "/api/v1"
 ROLES = ("admin", "tech", "tech2", "eng", "eng2")
@@ -69,7 +69,7 @@ class World:
 def world(tmp_path_factory):
     """Two accounts with sessions and handoffs in every state; shared by the read-only tests."""
     path = tmp_path_factory.mktemp("access") / "test.db"
-    app = create_app(make_config(f"sqlite:///{path}"))
+    app = wired_app(make_config(f"sqlite:///{path}"))
     with app.app_context():
         db.create_all()
         client = app.test_client()

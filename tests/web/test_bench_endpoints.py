@@ -7,14 +7,14 @@ import pytest
 from models import db
 from models.entities import Handoff, Message
 from tests.conftest import app_config, make_tenant
+from tests.factories import wired_app
 from tests.integration.services import SmtpSink
-from web import create_app
 
 
 @pytest.fixture
 def bench_app(database_url, request):
     overrides = getattr(request, "param", {})
-    app = create_app(app_config(database_url, BENCH_ENDPOINTS=True, **overrides))
+    app = wired_app(app_config(database_url, BENCH_ENDPOINTS=True, **overrides))
     with app.app_context():
         db.create_all()
         yield app
@@ -59,7 +59,7 @@ def test_naive_escalate_emails_every_senior_before_answering(database_url):
             SMTP_PORT=sink.port,
             SMTP_TIMEOUT=5.0,
         )
-        app = create_app(config)
+        app = wired_app(config)
         with app.app_context():
             db.create_all()
             client = app.test_client()

@@ -14,8 +14,8 @@ import pytest
 from models import db
 from tests.conftest import app_config as make_config
 from tests.conftest import make_tenant, new_session
+from tests.factories import wired_app
 from tests.web.contract import assert_error, assert_field_errors, database_snapshot
-from web import create_app
 
 API = "/api/v1"
 
@@ -24,7 +24,7 @@ API = "/api/v1"
 def world(tmp_path_factory):
     """One account and one active session; every request in these tests is refused."""
     path = tmp_path_factory.mktemp("errors") / "test.db"
-    app = create_app(make_config(f"sqlite:///{path}"))
+    app = wired_app(make_config(f"sqlite:///{path}"))
     with app.app_context():
         db.create_all()
         client = app.test_client()

@@ -32,7 +32,7 @@ from schemathesis.specs.openapi.checks import (
 from models import db
 from tests.conftest import Tenant, make_tenant, new_handoff, new_session
 from tests.conftest import app_config as make_config
-from web import create_app
+from tests.factories import wired_app
 
 API = "/api/v1"
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))
@@ -78,7 +78,7 @@ def populate(client, tenant: Tenant) -> Ids:
 @pytest.fixture(scope="module")
 def fuzz_world(tmp_path_factory):
     path = tmp_path_factory.mktemp("fuzz") / "test.db"
-    app = create_app(make_config(f"sqlite:///{path}"))
+    app = wired_app(make_config(f"sqlite:///{path}"))
     with app.app_context():
         db.create_all()
         client = app.test_client()

@@ -16,7 +16,7 @@ from models.accounts import create_user
 from models.entities import Account
 from models.rollup import roll_up
 from tests.conftest import Tenant, app_config, make_tenant, new_handoff, new_session
-from web import create_app
+from tests.factories import wired_app
 from web.extensions import socketio
 from web.pages.live import MESSAGE_CREATED, WATCH_SESSION
 
@@ -28,7 +28,7 @@ LIMIT_PER_ADDRESS = 6
 @pytest.fixture
 def app(database_url):
     """The conftest app, but with CSRF and the login rate limit on (in-memory counters)."""
-    app = create_app(
+    app = wired_app(
         app_config(
             database_url,
             WTF_CSRF_ENABLED=True,
@@ -511,7 +511,7 @@ def test_watching_needs_a_session_id(app, client, tenant, payload):
 
 
 def test_with_the_counter_store_unreachable_sign_in_works_and_stays_limited(database_url):
-    app = create_app(
+    app = wired_app(
         app_config(
             database_url,
             RATELIMIT_ENABLED=True,

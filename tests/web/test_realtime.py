@@ -85,9 +85,9 @@ def test_the_login_cookie_authenticates_a_browser_connection(app, client, tenant
 
 def test_a_cookie_signed_with_another_key_is_refused(app, tenant, presence):
     from tests.conftest import app_config
-    from web import create_app
+    from tests.factories import wired_app
 
-    forger = create_app(app_config(app.config["SQLALCHEMY_DATABASE_URI"], SECRET_KEY="other"))
+    forger = wired_app(app_config(app.config["SQLALCHEMY_DATABASE_URI"], SECRET_KEY="other"))
     forged = forger.test_client()
     with forged.session_transaction() as session:
         session[SESSION_USER_KEY] = tenant.users["admin"]

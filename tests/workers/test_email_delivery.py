@@ -21,8 +21,8 @@ from models.db import utcnow
 from models.entities import Delivery, Handoff, OutboxEvent
 from tests import conftest
 from tests.conftest import make_tenant, new_handoff
+from tests.factories import wired_app
 from tests.integration.services import SmtpSink, free_port, temporary_postgres_database
-from web import create_app
 from workers import email as email_worker
 from workers.names import QUEUE_EMAIL, SEND_EMAIL
 
@@ -73,7 +73,7 @@ both_databases = pytest.mark.parametrize("database_url", ["sqlite", "postgres"],
 
 @pytest.fixture
 def app(database_url, sink):
-    app = create_app(email_config(database_url, sink))
+    app = wired_app(email_config(database_url, sink))
     with app.app_context():
         db.create_all()
         drain_queue(app)
@@ -405,16 +405,16 @@ def test_default_policy_meets_the_contract():
 
 
 def test_the_countdown_stays_below_the_visibility_timeout():
-    import celery_config
+    from workers import settings as celery_config
 
     assert celery_config.MAX_COUNTDOWN_SECONDS < celery_config.VISIBILITY_TIMEOUT_SECONDS
-    config = create_app(conftest.app_config("sqlite://", EMAIL_MAX_BACKOFF_SECONDS=7200)).config
+    config = wired_app(conftest.app_config("sqlite://", EMAIL_MAX_BACKOFF_SECONDS=7200)).config
     settings = email_worker.EmailSettings.from_config(config)
     assert settings.retry.max_backoff_seconds <= celery_config.MAX_COUNTDOWN_SECONDS
 
 
 def test_sweeper_runs_on_the_beat_schedule():
-    import celery_config
+    from workers import settings as celery_config
     from workers.names import SWEEP_DELIVERIES
 
     entries = [e for e in celery_config.BEAT_SCHEDULE.values() if e["task"] == SWEEP_DELIVERIES]

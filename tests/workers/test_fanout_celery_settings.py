@@ -7,12 +7,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-import celery_config
 from models import db
 from models.entities import OutboxEvent
 from tests.conftest import UNREACHABLE_REDIS, app_config, make_tenant, new_session
-from web import create_app
+from tests.factories import wired_app
 from workers import fanout, names
+from workers import settings as celery_config
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_the_relay_runs_every_five_seconds_and_drops_stale_ticks(conf):
 def test_with_the_broker_refusing_escalate_still_answers_201_and_leaves_it_to_the_relay(
     database_url,
 ):
-    app = create_app(app_config(database_url, CELERY_BROKER_URL=UNREACHABLE_REDIS))
+    app = wired_app(app_config(database_url, CELERY_BROKER_URL=UNREACHABLE_REDIS))
     with app.app_context():
         db.create_all()
         tenant = make_tenant("Alpha MSP")

@@ -43,7 +43,7 @@ def test_a_few_events_go_one_per_task_and_a_backlog_in_batches(app, client, tena
         (names.DISPATCH_OUTBOX_EVENT, ids[:1]),
         (names.DISPATCH_OUTBOX_EVENT, ids[1:2]),
         (names.DISPATCH_OUTBOX_EVENT, ids[2:3]),
-        (names.DISPATCH_OUTBOX_EVENTS, [ids[3 : 3 + MAX_BATCH]]),
+        (names.DISPATCH_OUTBOX_EVENTS, [ids[3 : 3 + MAX_BATCH], []]),
     ]
     db.session.expire_all()
     assert all(e.published_at for e in db.session.scalars(select(OutboxEvent)))

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, Flask, current_app, jsonify, request
 from sqlalchemy import insert, select
 
-from models import escalations, outbox
+from models import escalations
 from models.db import db
 from models.entities import SENIOR_ROLES, Message, User
 from web.api import API_PREFIX, parse_json_object
@@ -56,7 +56,6 @@ def naive_escalate(session_id: int):
     body = parse_json_object(request.get_data(cache=True))
     reason = str(body.get("reason") or "Needs a senior")
     handoff, created = escalations.escalate(current_user(), session_id, reason, body.get("notes"))
-    outbox.forget_announced()  # this design has no queue: the request itself notifies
     if created:
         _send_inline(handoff)
     return jsonify(_handoff_schema.dump(handoff)), 201 if created else 200

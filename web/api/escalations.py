@@ -20,7 +20,6 @@ from web.schemas import (
     HandoffPageSchema,
     HandoffSchema,
 )
-from workers.publish import publish_announced
 
 blp = ApiBlueprint("escalations", __name__, description="Escalations (handoffs)")
 
@@ -88,7 +87,6 @@ def escalate(body, session_id: int):
     handoff, created = escalations.escalate(
         current_user(), session_id, body["reason"], body["notes"], _idempotency_key()
     )
-    publish_announced()
     return handoff, 201 if created else 200
 
 
@@ -120,7 +118,6 @@ def get_escalation(handoff_id: int):
 def claim(handoff_id: int):
     """Claim an open handoff. Exactly one concurrent claimer wins; the rest get 409."""
     handoff = escalations.claim(current_user(), handoff_id)
-    publish_announced()
     return {"handoff": handoff, "redirect_url": f"/pilot/{handoff.session_id}"}
 
 
@@ -131,7 +128,6 @@ def claim(handoff_id: int):
 def resolve(handoff_id: int):
     """Resolve a claimed handoff (its claimer or an admin)."""
     handoff = escalations.resolve(current_user(), handoff_id)
-    publish_announced()
     return handoff
 
 

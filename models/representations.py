@@ -1,0 +1,49 @@
+"""How a handoff looks from outside (API responses and Socket.IO events), defined once.
+
+The web edge answers with these schemas and the live events carry the same shape, whether
+the web process or a worker emits them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from marshmallow import Schema, fields
+
+
+class UtcDateTime(fields.DateTime):
+    """Timestamps are stored as naive UTC; the API shows them as ISO 8601 with a Z."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class Ref(Schema):
+    id = fields.Integer()
+    name = fields.String()
+
+
+class HandoffSchema(Schema):
+    id = fields.Integer()
+    session_id = fields.Integer()
+    status = fields.String()
+    title = fields.String()
+    reason = fields.String()
+    escalated_by = fields.Nested(Ref)
+    escalation_package = fields.Dict()
+    created_at = UtcDateTime()
+    claimed_by = fields.Nested(Ref, allow_none=True)
+    claimed_at = UtcDateTime(allow_none=True)
+    resolved_at = UtcDateTime(allow_none=True)
+    first_action_at = UtcDateTime(allow_none=True)
+    first_action_kind = fields.String(allow_none=True)
+    time_to_first_action_seconds = fields.Float(allow_none=True)
+
+
+def event_payload(handoff) -> dict:
+    """What a handoff event carries to its listeners."""
+    return HandoffSchema().dump(handoff)
