@@ -8,6 +8,7 @@ stopped by ``stop()`` / ``kill()`` / the context managers.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email
 import email.policy
@@ -316,10 +317,17 @@ class _SinkHandler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
+        self.sink._record_greeting()
+        session.host_name = hostname
+        return responses
+
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
         refusal = self._refusal("DATA", ",".join(envelope.rcpt_tos))
         if refusal:
             return refusal
+        if self.sink.delay_seconds:
+            await asyncio.sleep(self.sink.delay_seconds)  # a slow server, per message
         raw = envelope.original_content or envelope.content
         if isinstance(raw, str):
             raw = raw.encode("utf-8")
@@ -412,6 +420,10 @@ class SmtpSink:
         self._mode = "down"
         self._controller = None
         self._stall: _StallServer | None = None
+        # Seconds the server takes to accept each message (a slow but healthy server).
+        self.delay_seconds = 0.0
+        # EHLO greetings seen: one per SMTP connection (sessions reuse their connection).
+        self.greetings = 0
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -498,6 +510,10 @@ class SmtpSink:
         self.set_mode("stall")
 
     # -- what arrived ----------------------------------------------------------
+
+    def _record_greeting(self) -> None:
+        with self._lock:
+            self.greetings += 1
 
     def _record_message(self, mail: ReceivedMail) -> None:
         with self._lock:
