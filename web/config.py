@@ -56,6 +56,9 @@ def from_env(env: dict[str, str] | os._Environ = os.environ) -> dict:
         "MAIL_FROM": env.get("MAIL_FROM") or "Escalation Mode <escalations@localhost>",
         "BASE_URL": (env.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
         "PORT": int(env.get("PORT") or 5000),
+        # The web process emits live events itself right after the commit (docs/realtime.md);
+        # 0 leaves every emit to the worker, the earlier design (the benchmarks compare).
+        "EMIT_FROM_WEB": _bool(env.get("EMIT_FROM_WEB"), default=True),
         # How long the web process may spend handing a notification to the broker.
         "PUBLISH_TIMEOUT_SECONDS": float(env.get("PUBLISH_TIMEOUT_SECONDS") or 0.5),
         # Registers the benchmark-only routes of web/api/bench.py; never on in production.
