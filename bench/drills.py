@@ -48,7 +48,7 @@ if __package__ in (None, ""):
 
 from bench.common import BenchStack, arg_parser, note, report  # noqa: E402
 
-DRILLS = ("redis", "smtp", "worker", "web")
+DRILLS = ("redis", "smtp", "smtp-hung", "worker", "web")
 
 # Short timings so a drill settles in about a minute (defaults are production values).
 FAST_SETTINGS = {
@@ -85,6 +85,7 @@ class SeniorClient:
         self.token = token
         self.refetch_on_reconnect = refetch
         self.events: Counter[int] = Counter()
+        self.first_seen: dict[int, float] = {}  # handoff id -> when it arrived
         self.fetched: set[int] = set()
         self.connects = 0
         self.lock = threading.Lock()
@@ -107,6 +108,7 @@ class SeniorClient:
     def _on_created(self, data: dict[str, Any]) -> None:
         with self.lock:
             self.events[int(data["id"])] += 1
+            self.first_seen.setdefault(int(data["id"]), time.monotonic())
 
     def refetch(self) -> None:
         """GET /api/v1/escalations?status=open, every page (what the queue page shows)."""
@@ -161,6 +163,7 @@ class Stream:
     sessions: list[int]
     rate: float
     created: dict[int, str] = field(default_factory=dict)  # handoff id -> title
+    sent_at: dict[int, float] = field(default_factory=dict)  # handoff id -> first request
     replays: int = 0
     retried_requests: int = 0
     latencies_ms: list[float] = field(default_factory=list)
@@ -177,6 +180,7 @@ class Stream:
             if due >= stop_at:
                 break
             time.sleep(max(0.0, due - time.monotonic()))
+            first_sent = time.monotonic()
             key = f"drill-{session_id}"
             give_up = time.monotonic() + RETRY_FOR_SECONDS
             attempts = 0
@@ -197,6 +201,7 @@ class Stream:
                 if response is not None and response.status_code in (200, 201):
                     body = response.json()
                     self.created[int(body["id"])] = body["title"]
+                    self.sent_at.setdefault(int(body["id"]), first_sent)
                     self.replays += response.status_code == 200
                     if attempts == 1:
                         self.latencies_ms.append((time.monotonic() - sent) * 1000)
@@ -227,7 +232,7 @@ def _emails_by_pair(sink, titles: dict[str, int]) -> Counter[tuple[int, str]]:
     """(handoff id, recipient) -> emails received, matched by the title in the subject."""
     pairs: Counter[tuple[int, str]] = Counter()
     for mail in sink.messages:
-        match = re.search(r"(Drill \w+ #\d{5})", mail.subject)
+        match = re.search(r"(Drill [\w-]+ #\d{5})", mail.subject)
         handoff_id = titles.get(match.group(1)) if match else None
         for recipient in mail.rcpt_tos:
             pairs[(handoff_id if handoff_id is not None else -1, recipient.lower())] += 1
@@ -279,6 +284,7 @@ def summary(name: str, stream: Stream, clients, sink, offline, settle_seconds) -
         "request_failures": stream.failures,
         "escalate_p99_ms_first_try": _p99(stream.latencies_ms),
         "events_received": {c.name: sum(c.events.values()) for c in clients},
+        "live_p50_p99_ms": _live_latency(stream, clients),
         "events_distinct": {c.name: len(c.events) for c in clients},
         "refetched_only": {
             c.name: len(c.fetched - set(c.events)) for c in clients if c.refetch_on_reconnect
@@ -299,6 +305,19 @@ def summary(name: str, stream: Stream, clients, sink, offline, settle_seconds) -
         "settled_after_s": round(settle_seconds, 1),
         "ok": lost == 0 and duplicated == 0 and not stream.failures,
     }
+
+
+def _live_latency(stream: Stream, clients) -> tuple[float | None, float | None]:
+    """Escalate request sent → `handoff.created` at each client (first arrival)."""
+    latencies = sorted(
+        (c.first_seen[h] - sent) * 1000
+        for c in clients
+        for h, sent in stream.sent_at.items()
+        if h in c.first_seen
+    )
+    if not latencies:
+        return (None, None)
+    return (round(latencies[len(latencies) // 2], 1), _p99(latencies))
 
 
 def _p99(values: list[float]) -> float | None:
@@ -353,7 +372,23 @@ def fault_web(stack: BenchStack, procs: dict, at: float) -> list[str]:
     return [f"web stopped (SIGTERM) at t={stopped:.1f}s and started again"]
 
 
-FAULTS = {"redis": fault_redis, "smtp": fault_smtp, "worker": fault_worker, "web": fault_web}
+def fault_smtp_hung(stack: BenchStack, procs: dict, at: float) -> list[str]:
+    assert stack.smtp is not None
+    time.sleep(max(0.0, at + 3 - time.monotonic()))
+    stack.smtp.stall()
+    hung_at = time.monotonic() - at
+    time.sleep(12)
+    stack.smtp.ok()
+    return [f"SMTP hung (accepts, never answers) at t={hung_at:.1f}s, healthy 12 s later"]
+
+
+FAULTS = {
+    "redis": fault_redis,
+    "smtp": fault_smtp,
+    "smtp-hung": fault_smtp_hung,
+    "worker": fault_worker,
+    "web": fault_web,
+}
 
 
 def run_drill(name: str) -> dict[str, Any]:
@@ -364,7 +399,11 @@ def run_drill(name: str) -> dict[str, Any]:
             name=f"Drill {name}", seniors=3, sessions=sessions, title_prefix=f"Drill {name}"
         )
         web = stack.start_web()
-        worker = stack.start_worker(pool="prefork", concurrency=2)
+        # The Procfile's shape: the worker on the realtime and maintenance queues, the mailer.
+        worker = stack.start_worker(
+            pool="prefork", concurrency=2, queues=["realtime", "maintenance"]
+        )
+        stack.start_worker(pool="threads", concurrency=8, queues=["email"])
         stack.start_beat()
         procs = {"web": web, "worker": worker}
         online = seeded.seniors[:2]
@@ -435,16 +474,17 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds": round(time.monotonic() - started, 1),
     }
     note("")
-    note("%-8s %8s %20s %10s %8s %6s %11s", "drill", "created", "events (per client)",
-         "re-fetched", "emails", "lost", "duplicated")  # fmt: skip
+    note("%-9s %8s %20s %10s %8s %6s %11s %16s", "drill", "created", "events (per client)",
+         "re-fetched", "emails", "lost", "duplicated", "live p50/p99 ms")  # fmt: skip
     for r in results:
         if "error" in r:
-            note("%-8s could not run: %s", r["drill"], r["error"][:100])
+            note("%-9s could not run: %s", r["drill"], r["error"][:100])
             continue
         events = "/".join(str(v) for v in r["events_received"].values())
         refetched = sum(r["refetched_only"].values())
-        note("%-8s %8d %20s %10d %8d %6d %11d", r["drill"], r["handoffs_created"], events,
-             refetched, r["emails_received"], r["lost"], r["duplicated"])  # fmt: skip
+        live = "/".join(str(v) for v in r["live_p50_p99_ms"])
+        note("%-9s %8d %20s %10d %8d %6d %11d %16s", r["drill"], r["handoffs_created"], events,
+             refetched, r["emails_received"], r["lost"], r["duplicated"], live)  # fmt: skip
     if args.json:
         report(outcome, True)
     return 0 if outcome["all_ok"] else 1

@@ -40,7 +40,10 @@ class CheckedRedisManager(socketio.RedisManager):
             redis_options={
                 "socket_connect_timeout": timeout,
                 "socket_timeout": timeout,
-                "retry": Retry(NoBackoff(), 1),
+                # No retry inside redis-py: a PUBLISH whose reply timed out may have been
+                # delivered, and sending it again would show the event twice. The caller
+                # decides (the worker retries an emit the web process could not confirm).
+                "retry": Retry(NoBackoff(), 0),
             },
         )
 

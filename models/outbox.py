@@ -110,15 +110,16 @@ def mark_published(outbox_event_ids: list[int], emitted_ids: list[int] = ()) -> 
 
     Runs on a connection of its own: it may be called from a commit listener, where the
     session that committed cannot be used."""
-    if not outbox_event_ids:
+    if not outbox_event_ids and not emitted_ids:
         return
     now = utcnow()
     with db.engine.begin() as connection:
-        connection.execute(
-            update(OutboxEvent)
-            .where(OutboxEvent.id.in_(outbox_event_ids), OutboxEvent.published_at.is_(None))
-            .values(published_at=now)
-        )
+        if outbox_event_ids:
+            connection.execute(
+                update(OutboxEvent)
+                .where(OutboxEvent.id.in_(outbox_event_ids), OutboxEvent.published_at.is_(None))
+                .values(published_at=now)
+            )
         if emitted_ids:
             connection.execute(
                 update(OutboxEvent)
