@@ -64,6 +64,18 @@ def _init_socketio(app: Flask) -> None:
         # must not open a socket riding on the login cookie).
         cors_allowed_origins=None,
     )
+    if app.config["SOCKETIO_ASYNC_MODE"] == "eventlet":
+        app.before_request(_take_turns)
+
+
+def _take_turns() -> None:
+    """Yield to the other requests before serving this one.
+
+    Under eventlet one hub runs every connection, and a keep-alive connection whose next
+    request is already waiting is served again without ever yielding: under load a few
+    connections were served over and over while the rest waited (at 16 connections, p50
+    1 ms and p99 over 270 ms for a one-row insert). Taking turns evens that out."""
+    socketio.sleep(0)
 
 
 def _register_error_handlers(app: Flask) -> None:
