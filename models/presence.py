@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
+from typing import Any
 
 import redis
-from flask import current_app
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -96,14 +96,14 @@ class Presence:
         return user_id in self.online([user_id])
 
 
-def current_presence() -> Presence:
-    """The app's presence store (REDIS_URL, PRESENCE_TTL_SECONDS), made on first use."""
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    presence = app.extensions.get("presence")
+def presence_of(extensions: MutableMapping[str, Any], config: Mapping[str, Any]) -> Presence:
+    """An app's presence store (REDIS_URL, PRESENCE_TTL_SECONDS), made on first use and kept
+    in its `extensions` (a test may put its own there first)."""
+    presence = extensions.get("presence")
     if presence is None:
         presence = Presence(
-            redis_client(app.config["REDIS_URL"]),
-            float(app.config.get("PRESENCE_TTL_SECONDS", DEFAULT_TTL_SECONDS)),
+            redis_client(config["REDIS_URL"]),
+            float(config.get("PRESENCE_TTL_SECONDS", DEFAULT_TTL_SECONDS)),
         )
-        app.extensions["presence"] = presence
+        extensions["presence"] = presence
     return presence

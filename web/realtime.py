@@ -17,12 +17,17 @@ from flask_socketio import ConnectionRefusedError, join_room
 
 from models import User
 from models.accounts import user_for_token
-from models.presence import current_presence
+from models.presence import Presence, presence_of
 from models.rooms import rooms_of
 from web.auth import resolve_user
 from web.extensions import socketio
 
 log = logging.getLogger(__name__)
+
+
+def _presence() -> Presence:
+    return presence_of(current_app.extensions, current_app.config)
+
 
 DEFAULT_HEARTBEAT_SECONDS = 10.0
 
@@ -76,7 +81,7 @@ def on_connect(auth: Any = None) -> None:
     local = _local()
     local.users_by_sid[request.sid] = user.id
     try:
-        current_presence().connected(user.id, request.sid)
+        _presence().connected(user.id, request.sid)
     except Exception:
         # The heartbeat adds it once Redis answers again; events need Redis anyway.
         log.warning("Presence: could not record connection of user %s", user.id, exc_info=True)
@@ -89,7 +94,7 @@ def on_disconnect(reason: Any = None) -> None:
     if user_id is None:
         return
     try:
-        current_presence().disconnected(user_id, request.sid)
+        _presence().disconnected(user_id, request.sid)
     except Exception:
         # Its entry expires after the TTL instead.
         log.warning("Presence: could not remove connection of user %s", user_id, exc_info=True)
@@ -105,6 +110,6 @@ def _heartbeat(app: Flask, local: LocalConnections) -> None:
             continue
         try:
             with app.app_context():
-                current_presence().refresh(connections)
+                _presence().refresh(connections)
         except Exception:
             log.warning("Presence heartbeat failed; retrying in %.0f s", interval, exc_info=True)

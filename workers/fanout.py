@@ -21,12 +21,17 @@ from models.broadcast import CheckedRedisManager, EmitFailed, NoWebNodeListening
 from models.db import db
 from models.entities import Handoff, OutboxEvent
 from models.events import HANDOFF_CREATED
-from models.presence import current_presence
+from models.presence import Presence, presence_of
 from models.representations import event_payload
 from models.rooms import listeners, recipient_rooms, senior_ids
 from workers import names
 
 log = logging.getLogger(__name__)
+
+
+def _presence() -> Presence:
+    return presence_of(current_app.extensions, current_app.config)
+
 
 # Held while one worker dispatches; a dispatch that dies keeps the row until then, after
 # which the outbox relay sends it again.
@@ -56,7 +61,7 @@ def emit_handoff_event(event: OutboxEvent, handoff: Handoff) -> None:
             event.event, event_payload(handoff), to=recipient_rooms(event.event, handoff)
         )
     except NoWebNodeListening:
-        if current_presence().online(listeners(event.event, handoff)):
+        if _presence().online(listeners(event.event, handoff)):
             raise
         log.info("Event %s (%s): nobody online to receive it", event.id, event.event)
 
@@ -65,7 +70,7 @@ def email_seniors(event: OutboxEvent, offline_only: bool = True) -> list[int]:
     """One email delivery per engineer or admin of the account who is offline now (or every
     one of them), whatever how often this runs, and a send task for each not yet attempted."""
     seniors = senior_ids(event.account_id)
-    recipients = current_presence().offline(seniors) if offline_only else seniors
+    recipients = _presence().offline(seniors) if offline_only else seniors
     rows = deliveries.email_deliveries(event, recipients)
     celery = current_app.extensions["celery"]
     enqueued = []
