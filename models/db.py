@@ -36,7 +36,9 @@ def utcnow() -> datetime:
 def transaction(expire_on_commit: bool = True) -> Iterator[None]:
     """Run a domain command as one unit: commit on success, roll back on any error.
 
-    Commands own their transaction; queries and helpers inside never commit.
+    Commands own their transaction; the queries they call never commit. (The workers'
+    bookkeeping in `deliveries` and `outbox` commits each small step itself: a claimed
+    delivery must be visible to other workers before the slow send that follows.)
     `expire_on_commit=False` keeps what the command wrote loaded after the commit, for a
     command that returns rows it just created (nobody else has seen them yet): the response
     is serialized without reading them back.

@@ -20,7 +20,6 @@ from models.entities import Delivery, OutboxEvent
 SOCKET = "socket"
 EMAIL = "email"
 
-LEASE = timedelta(seconds=60)
 # Transient failures retry with exponential backoff and jitter for at least this long.
 RETRY_WINDOW = timedelta(hours=24)
 FIRST_RETRY_SECONDS = 15.0
@@ -91,7 +90,7 @@ def _claimable(now: datetime):
     )
 
 
-def claim(delivery_id: int, lease: timedelta = LEASE) -> Delivery | None:
+def claim(delivery_id: int, lease: timedelta) -> Delivery | None:
     """Take the delivery for one send attempt, or None if it is done or someone else holds it."""
     now = utcnow()
     claimed = db.session.execute(
