@@ -44,6 +44,10 @@ class HandoffSchema(Schema):
     time_to_first_action_seconds = fields.Float(allow_none=True)
 
 
+# One instance, reused: building a schema (and its nested ones) costs more than a dump.
+_EVENT_SCHEMA = HandoffSchema()
+
+
 def event_payload(handoff) -> dict:
     """What a handoff event carries to its listeners."""
-    return HandoffSchema().dump(handoff)
+    return _EVENT_SCHEMA.dump(handoff)
