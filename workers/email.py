@@ -160,11 +160,10 @@ class SmtpConnections:
 
     The mailer pool's threads each keep theirs, so the number of connections (and how many
     a hung server can tie up) is the pool's concurrency. A connection idle too long, or
-    used for MAX_MESSAGES, is closed; one idle for a moment is checked with NOOP first."""
+    used for MAX_MESSAGES, is closed; each is checked with NOOP before it is reused."""
 
     MAX_MESSAGES = 100
     MAX_IDLE_SECONDS = 30.0
-    CHECK_AFTER_IDLE_SECONDS = 2.0
 
     def __init__(self) -> None:
         self._local = threading.local()
@@ -189,13 +188,12 @@ class SmtpConnections:
         return self._send_on(held, message, envelope_from, recipient, settings, deadline)
 
     def _still_good(self, held: _Held, server: tuple[str, int, str]) -> bool:
-        """Same server, not idle too long, and (after a pause) still answering: checked
-        before sending, so a message is never sent twice over a dying connection."""
+        """Same server, not idle too long, and still answering (NOOP, one round trip):
+        checked before sending, so a message never goes out over a dead connection and
+        never has to be sent again on a fresh one."""
         idle = time.monotonic() - held.last_used
         if held.server != server or idle > self.MAX_IDLE_SECONDS:
             return False
-        if idle < self.CHECK_AFTER_IDLE_SECONDS:
-            return True
         try:
             return held.smtp.noop()[0] == 250
         except (smtplib.SMTPException, OSError):

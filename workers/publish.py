@@ -23,7 +23,7 @@ from collections import deque
 from flask import Flask, current_app
 
 from models import outbox
-from models.broadcast import EmitFailed, broadcaster
+from models.broadcast import EmitFailed, NoWebNodeListening, broadcaster
 from models.outbox import Announced
 from workers.names import DISPATCH_OUTBOX_EVENT, DISPATCH_OUTBOX_EVENTS, QUEUE_REALTIME
 
@@ -51,6 +51,10 @@ def emit_live(announced: list[Announced]) -> list[int]:
     for event in announced:
         try:
             queue.emit(event.event, event.payload, to=event.rooms)
+        except NoWebNodeListening:
+            # No web node has a connection yet (each subscribes on its first): nobody to
+            # tell now; the dispatch checks presence and says so.
+            continue
         except EmitFailed as failure:
             log.warning("Live emit of outbox events from %s failed (%s)", event.id, failure)
             break

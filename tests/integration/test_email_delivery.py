@@ -297,8 +297,11 @@ def test_sweeper_sends_a_delivery_whose_task_never_reached_the_broker(stack: Sta
     from models import db, deliveries, escalations
     from models.entities import OutboxEvent, User
     from models.sessions import create_session
+    from web import create_app
 
-    with stack.app.app_context():
+    # A web app with no Celery binding: its commits publish nothing, like a lost task.
+    unwired = create_app(dict(stack.app.config))
+    with unwired.app_context():
         tech = db.session.get(User, stack.people["tech"].id)
         session = create_session(tech, "Lost task", {"device": "PC-9"}, {"summary": "Gist"})
         handoff, _ = escalations.escalate(tech, session.id, "Nobody told the broker")
