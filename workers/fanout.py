@@ -11,7 +11,7 @@ backoff until the delivery's retry window closes; then the row says `failed`, wi
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -23,11 +23,13 @@ from redis.retry import Retry
 
 from models import deliveries
 from models.db import db
+from models.email_rules import plan_emails
 from models.entities import Handoff, OutboxEvent
 from models.outbox import HANDOFF_CREATED
+from models.preferences import email_preferences
 from models.presence import current_presence
 from models.rooms import escalating_technician_id, recipient_rooms
-from web.schemas import HandoffSchema
+from web.schemas import HandoffSummarySchema
 from workers import names
 
 log = logging.getLogger(__name__)
@@ -111,7 +113,7 @@ def emit_handoff_event(event: OutboxEvent, handoff: Handoff) -> None:
     """Emit the event with the handoff serialized as the API shows it. No web node listening
     is fine while none of the recipients is online (nobody to tell); otherwise it is a
     failure to retry (a web node is reconnecting to Redis)."""
-    payload = HandoffSchema().dump(handoff)
+    payload = HandoffSummarySchema().dump(handoff)
     try:
         emitter().emit(event.event, payload, to=recipient_rooms(event.event, handoff))
     except NoWebNodeListening:
@@ -120,11 +122,19 @@ def emit_handoff_event(event: OutboxEvent, handoff: Handoff) -> None:
         log.info("Event %s (%s): nobody online to receive it", event.id, event.event)
 
 
+def email_recipients_now(senior_ids: list[int], offline_only: bool = True) -> list[int]:
+    """The seniors to email now under their own preferences (models.email_rules); when
+    presence is not to be trusted (`offline_only` False) everyone counts as offline."""
+    online = current_presence().online(senior_ids) if offline_only else set()
+    plan = plan_emails(email_preferences(senior_ids), online, datetime.now(UTC))
+    return plan.now
+
+
 def email_seniors(event: OutboxEvent, offline_only: bool = True) -> list[int]:
     """One email delivery per engineer or admin of the account who is offline now (or every
     one of them), whatever how often this runs, and a send task for each not yet attempted."""
     senior_ids = deliveries.senior_ids(event.account_id)
-    recipients = current_presence().offline(senior_ids) if offline_only else senior_ids
+    recipients = email_recipients_now(senior_ids, offline_only)
     rows = deliveries.email_deliveries(event, recipients)
     celery = current_app.extensions["celery"]
     enqueued = []
