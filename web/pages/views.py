@@ -264,7 +264,15 @@ def new_session():
     """Start a session from the form: a title, what was tried, and the AI's summary."""
     form = {
         name: request.form.get(name, "")
-        for name in ("title", "device", "steps", "ai_summary", "ai_next_step")
+        for name in (
+            "title",
+            "customer",
+            "priority",
+            "device",
+            "steps",
+            "ai_summary",
+            "ai_next_step",
+        )
     }
     snapshot: dict[str, Any] = {}
     if form["device"].strip():
@@ -279,7 +287,13 @@ def new_session():
     }
     try:
         body = SessionCreateSchema().load(
-            {"title": form["title"], "snapshot": snapshot, "ai_assessment": assessment}
+            {
+                "title": form["title"],
+                "snapshot": snapshot,
+                "ai_assessment": assessment,
+                "customer": form["customer"].strip() or None,
+                "priority": form["priority"] or "p3",
+            }
         )
     except ValidationError as error:
         messages = error.normalized_messages()
