@@ -8,7 +8,7 @@ ends on the id, so a position is exact and a page never repeats or skips an item
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import contains_eager
@@ -119,7 +119,7 @@ def find_handoffs(
     wanted.check()
     if sort not in SORTS:
         raise ValidationFailed(
-            "Some fields are invalid.", {"sort": ["Must be oldest or priority."]}
+            "Some fields are invalid.", {"sort": ["Must be oldest, priority or newest."]}
         )
     query = _filtered(user, wanted, Handoff).options(contains_eager(Handoff.session))
     if wanted.status != "all":
@@ -134,8 +134,8 @@ def tab_counts(user: User, wanted: QueueFilter) -> dict[str, int]:
     """How many handoffs each queue tab holds under the same filters (one query):
     unclaimed (open), mine (claimed by the user), claimed (by anyone), resolved."""
     mine = case((and_(Handoff.status == "claimed", Handoff.claimed_by_id == user.id), 1), else_=0)
-    query = _filtered(user, QueueFilter(**{**wanted.__dict__, "claimed_by": None}),
-                      Handoff.status, func.count(), func.sum(mine))  # fmt: skip
+    everyone = replace(wanted, claimed_by=None)
+    query = _filtered(user, everyone, Handoff.status, func.count(), func.sum(mine))
     counts = {"unclaimed": 0, "mine": 0, "claimed": 0, "resolved": 0}
     for status, count, mine_count in db.session.execute(query.group_by(Handoff.status)):
         if status == "open":

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import ASSESSMENT, SNAPSHOT
+from tests.conftest import ASSESSMENT, SNAPSHOT, make_tenant
 from tests.web.contract import assert_field_errors
 
 
@@ -39,6 +39,10 @@ def titles(page):
 
 @pytest.fixture
 def board(client, tenant):
+    return make_board(client, tenant)
+
+
+def make_board(client, tenant):
     """Five handoffs: two claimed by eng (one then resolved), one by eng2, two open."""
     made = {
         "printer": escalated(client, tenant, "Printer offline", "p4", "Globex"),
@@ -263,3 +267,13 @@ def test_bad_preferences_are_422_and_change_nothing(client, tenant, body, field)
     assert_field_errors(response, field)
     me = client.get("/api/v1/me", headers=tenant.auth("eng")).get_json()
     assert (me["notify_email"], me["quiet_hours"], me["timezone"]) == ("when_offline", None, None)
+
+
+@pytest.mark.postgres
+def test_filters_sort_paging_and_counts_on_postgresql(postgres_app):
+    client = postgres_app.test_client()
+    tenant = make_tenant("Alpha MSP")
+    make_board(client, tenant)
+    test_filters_by_priority_customer_title_and_people(client, tenant, None)
+    test_sort_by_priority_then_oldest_and_every_sort_pages_exactly(client, tenant, None)
+    test_tab_counts_follow_the_filters(client, tenant, None)

@@ -271,7 +271,16 @@
         if (liveUnclaimed && matchesFilters(handoff)) addOpen(handoff);
       },
       "handoff.claimed": settled,
-      "handoff.released": function () { countsSoon(); },
+      "handoff.released": function (payload) {
+        // Open again: back on Unclaimed, as if it had just arrived.
+        const handoff = EM.handoffOf(payload);
+        countsSoon();
+        if (!handoff || !liveUnclaimed || !matchesFilters(handoff)) return;
+        const stale = cardFor(handoff.id);
+        if (stale) stale.remove();
+        addOpen(handoff);
+      },
+      "handoff.reassigned": function () { countsSoon(); },
       "handoff.resolved": settled,
     },
     function () {
