@@ -131,8 +131,9 @@ def email_recipients_now(senior_ids: list[int], offline_only: bool = True) -> li
 
 
 def email_seniors(event: OutboxEvent, offline_only: bool = True) -> list[int]:
-    """One email delivery per engineer or admin of the account who is offline now (or every
-    one of them), whatever how often this runs, and a send task for each not yet attempted."""
+    """One email delivery per engineer or admin of the account to be emailed now (offline,
+    or `always`; never `never` nor inside quiet hours), whatever how often this runs, and a
+    send task for each not yet attempted."""
     senior_ids = deliveries.senior_ids(event.account_id)
     recipients = email_recipients_now(senior_ids, offline_only)
     rows = deliveries.email_deliveries(event, recipients)

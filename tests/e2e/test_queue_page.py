@@ -279,6 +279,7 @@ def test_keyboard_moves_between_cards_and_claims(stack: Stack, acme: Tenant, ope
 
     page.keyboard.press("?")
     expect(page.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
+    page.screenshot(path=str(SCREENS / "queue-shortcuts.png"))
     page.keyboard.press("Escape")
     expect(page.get_by_role("dialog")).to_be_hidden()
 
@@ -313,6 +314,31 @@ def test_phone_sticky_header_keeps_the_live_indicator_in_sight(stack: Stack, acm
     box = status.bounding_box()
     assert box is not None and box["y"] < 120, box
     page.screenshot(path=str(SCREENS / "queue-phone-scrolled.png"))
+
+
+def test_email_preferences_are_saved_from_the_queue_page(stack: Stack, acme: Tenant, open_as):
+    admin = acme["admin"]
+    page = open_as(admin, "/escalations")
+    page.get_by_text("Email and quiet hours").click()
+    page.get_by_label("Email me about new escalations").select_option("always")
+    page.get_by_label(re.compile("^Quiet hours")).check()
+    page.get_by_label("From").fill("21:30")
+    page.get_by_label("To").fill("06:45")
+    page.get_by_label("My time zone").fill("Mars/Olympus")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#preferences-status")).to_contain_text("timezone")
+    page.get_by_label("My time zone").fill("Europe/Berlin")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#preferences-status")).to_have_text("Saved.")
+    page.locator("#preferences").screenshot(path=str(SCREENS / "queue-preferences.png"))
+    me = stack.api(admin.token, "GET", "/me").json()
+    assert (me["notify_email"], me["quiet_hours"], me["timezone"]) == (
+        "always",
+        {"start": "21:30", "end": "06:45"},
+        "Europe/Berlin",
+    )
+    page.reload()
+    expect(page.get_by_label("Email me about new escalations")).to_have_value("always")
 
 
 def axe_violations(page: Page) -> list[dict]:
