@@ -141,6 +141,15 @@ def test_tabs_filters_sort_search_and_rich_cards(stack: Stack, acme: Tenant, ope
     page.get_by_label("Sort").select_option("priority")
     page.get_by_role("button", name="Apply").click()
     expect(titles).to_have_text([server["title"], low["title"]])
+    # The wait turns amber after 5 minutes and red after 15 (the default thresholds):
+    # the cards are moved back in time rather than the test waiting that long.
+    for title, minutes, colour in [(server["title"], 16, "red"), (low["title"], 6, "amber")]:
+        waiting = card(page, title).locator('[data-field="waiting"]')
+        waiting.evaluate(
+            f"e => e.dataset.since = new Date(Date.now() - {minutes} * 60000).toISOString()"
+        )
+        expect(card(page, title).locator(".card-wait")).to_have_attribute("data-wait", colour)
+        expect(waiting).to_have_text(re.compile(rf"^{minutes} min \d\d s$"))
     shot(page, "queue-desktop.png")
 
     # Filter by priority, then search by title (the / key focuses the search box).
@@ -321,9 +330,9 @@ def test_email_preferences_are_saved_from_the_queue_page(stack: Stack, acme: Ten
     page = open_as(admin, "/escalations")
     page.get_by_text("Email and quiet hours").click()
     page.get_by_label("Email me about new escalations").select_option("always")
-    page.get_by_label(re.compile("^Quiet hours")).check()
-    page.get_by_label("From").fill("21:30")
-    page.get_by_label("To").fill("06:45")
+    page.get_by_label(re.compile("Quiet hours")).check()
+    page.get_by_label("From", exact=True).fill("21:30")
+    page.get_by_label("To", exact=True).fill("06:45")
     page.get_by_label("My time zone").fill("Mars/Olympus")
     page.get_by_role("button", name="Save").click()
     expect(page.locator("#preferences-status")).to_contain_text("timezone")

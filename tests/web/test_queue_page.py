@@ -103,3 +103,16 @@ def test_the_session_form_takes_customer_and_priority(app, tenant):  # noqa: F81
     assert (shown["customer"], shown["priority"]) == ("Initech", "p2")
     bad = browser.post("/sessions", data={"csrf_token": token, "title": "Router", "priority": "p0"})
     assert bad.status_code == 422
+
+
+def test_wait_thresholds_follow_the_accounts_reminder_settings_else_defaults():
+    from types import SimpleNamespace
+
+    from web.pages.present import wait_thresholds
+
+    assert wait_thresholds(SimpleNamespace()) == (300, 900)
+    account = SimpleNamespace(renotify_after_minutes=2, escalate_to_admins_after_minutes=10)
+    assert wait_thresholds(account) == (120, 600)
+    # Reminders off (null): the default amber; red never before amber.
+    off = SimpleNamespace(renotify_after_minutes=None, escalate_to_admins_after_minutes=1)
+    assert wait_thresholds(off) == (300, 300)
