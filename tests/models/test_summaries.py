@@ -69,3 +69,15 @@ def test_a_summary_of_the_largest_inputs_fits_4_kb_as_escaped_json():
     assert len(encoded) <= MAX_SUMMARY_BYTES
     assert summary["priority"] == "p1" and summary["ai_confidence"] == 0.5
     assert summary["title"] and summary["ai_summary"] and summary["customer"]
+    assert len(summary["psa_ticket_id"]) == 64
+
+
+def test_the_psa_ticket_shows_only_when_the_session_has_one():
+    handoff = SimpleNamespace(
+        id=1, session_id=1, status="open", title="T", reason="R", escalated_by=_person("A"),
+        claimed_by=None, created_at=datetime(2026, 12, 1), claimed_at=None, resolved_at=None,
+        escalation_package={}, session=SimpleNamespace(customer=None, priority="p3"),
+    )  # fmt: skip
+    assert handoff_summary(handoff)["psa_ticket_id"] is None
+    handoff.session.psa_ticket_id = 48213
+    assert handoff_summary(handoff)["psa_ticket_id"] == "48213"
