@@ -26,6 +26,10 @@ HANDOFF_STATUSES = ("open", "claimed", "resolved")
 LIVE_HANDOFF_STATUSES = ("open", "claimed")
 FIRST_ACTION_KINDS = ("chat", "psa_writeback")
 DELIVERY_STATUSES = ("pending", "sent", "retrying", "failed")
+PRIORITIES = ("p1", "p2", "p3", "p4")  # p1 is the most urgent
+DEFAULT_PRIORITY = "p3"
+NOTIFY_EMAIL_CHOICES = ("always", "when_offline", "never")
+DEFAULT_NOTIFY_EMAIL = "when_offline"
 
 
 class Account(db.Model):
@@ -48,12 +52,26 @@ class User(db.Model):
     role: Mapped[str] = mapped_column(String(20))
     password_hash: Mapped[str | None] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Notification preferences (PATCH /me): when to email, quiet hours ("HH:MM", both or
+    # neither) in `timezone` (null: the account's).
+    notify_email: Mapped[str] = mapped_column(
+        String(16), default=DEFAULT_NOTIFY_EMAIL, server_default=DEFAULT_NOTIFY_EMAIL
+    )
+    quiet_hours_start: Mapped[str | None] = mapped_column(String(5))
+    quiet_hours_end: Mapped[str | None] = mapped_column(String(5))
+    timezone: Mapped[str | None] = mapped_column(String(64))
 
     account: Mapped[Account] = relationship(lazy="joined")
 
     @property
     def is_senior(self) -> bool:
         return self.role in SENIOR_ROLES
+
+    @property
+    def quiet_hours(self) -> dict[str, str] | None:
+        if self.quiet_hours_start and self.quiet_hours_end:
+            return {"start": self.quiet_hours_start, "end": self.quiet_hours_end}
+        return None
 
 
 class ApiToken(db.Model):
@@ -82,6 +100,10 @@ class FlowSession(db.Model):
     ai_assessment: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(20), default="active")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    customer: Mapped[str | None] = mapped_column(String(200))
+    priority: Mapped[str] = mapped_column(
+        String(2), default=DEFAULT_PRIORITY, server_default=DEFAULT_PRIORITY
+    )
 
     technician: Mapped[User] = relationship(lazy="joined")
 
@@ -132,6 +154,7 @@ class Handoff(db.Model):
         Index("ix_handoffs_account_status_created", "account_id", "status", "created_at", "id"),
         Index("ix_handoffs_account_created", "account_id", "created_at"),
         Index("ix_handoffs_account_first_action", "account_id", "first_action_at"),
+        Index("ix_handoffs_account_claimed_by", "account_id", "claimed_by_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

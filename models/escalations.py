@@ -5,10 +5,9 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from models import outbox
+from models import outbox, queue
 from models.db import db, transaction, utcnow
 from models.entities import (
-    HANDOFF_STATUSES,
     LIVE_HANDOFF_STATUSES,
     Delivery,
     FlowSession,
@@ -16,7 +15,7 @@ from models.entities import (
     Message,
     User,
 )
-from models.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from models.errors import Conflict, Forbidden, NotFound
 from models.sessions import get_session
 
 RECENT_MESSAGES_IN_PACKAGE = 20
@@ -218,19 +217,13 @@ def resolve(user: User, handoff_id: int) -> Handoff:
 def list_handoffs(
     user: User, status: str = "open", limit: int = 50, after_id: int | None = None
 ) -> tuple[list[Handoff], int | None]:
-    """The account's handoffs oldest first (ids grow with creation), keyset-paginated."""
-    if status != "all" and status not in HANDOFF_STATUSES:
-        raise ValidationFailed(
-            "Unknown status.", {"status": ["Must be open, claimed, resolved or all."]}
-        )
-    query = select(Handoff).where(Handoff.account_id == user.account_id)
-    if status != "all":
-        query = query.where(Handoff.status == status)
-    if after_id is not None:
-        query = query.where(Handoff.id > after_id)
-    rows = list(db.session.scalars(query.order_by(Handoff.id).limit(limit + 1)))
-    next_after = rows[limit - 1].id if len(rows) > limit else None
-    return rows[:limit], next_after
+    """The account's handoffs oldest first (ids grow with creation), keyset-paginated.
+    models.queue.find_handoffs filters and sorts further."""
+    position = str(after_id) if after_id is not None else None
+    items, next_position = queue.find_handoffs(
+        user, queue.QueueFilter(status), "oldest", limit, position
+    )
+    return items, int(next_position) if next_position else None
 
 
 def deliveries_of(user: User, handoff_id: int) -> list[Delivery]:

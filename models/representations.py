@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from datetime import UTC
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, pre_dump
+
+from models.summaries import handoff_summary
 
 
 class UtcDateTime(fields.DateTime):
@@ -44,10 +46,36 @@ class HandoffSchema(Schema):
     time_to_first_action_seconds = fields.Float(allow_none=True)
 
 
+class HandoffSummarySchema(Schema):
+    """A handoff without its escalation package, at most 4 KB: list items and events."""
+
+    id = fields.Integer()
+    session_id = fields.Integer()
+    status = fields.String()
+    title = fields.String()
+    reason = fields.String()
+    escalated_by = fields.Nested(Ref)
+    created_at = UtcDateTime()
+    claimed_by = fields.Nested(Ref, allow_none=True)
+    claimed_at = UtcDateTime(allow_none=True)
+    resolved_at = UtcDateTime(allow_none=True)
+    ai_summary = fields.String(allow_none=True, metadata={"maxLength": 500})
+    ai_confidence = fields.Float(allow_none=True, metadata={"description": "0 to 1"})
+    steps_tried = fields.List(fields.String(), metadata={"description": "the last few"})
+    customer = fields.String(allow_none=True)
+    priority = fields.String()
+    psa_ticket_id = fields.String(allow_none=True)
+
+    @pre_dump
+    def summarize(self, handoff, **kwargs):
+        return handoff if isinstance(handoff, dict) else handoff_summary(handoff)
+
+
 # One instance, reused: building a schema (and its nested ones) costs more than a dump.
-_EVENT_SCHEMA = HandoffSchema()
+_EVENT_SCHEMA = HandoffSummarySchema()
 
 
 def event_payload(handoff) -> dict:
-    """What a handoff event carries to its listeners."""
+    """What a handoff event carries to its listeners: the bounded summary (at most 4 KB),
+    never the escalation package."""
     return _EVENT_SCHEMA.dump(handoff)

@@ -6,11 +6,16 @@ message queue. Rooms are joined server-side only, from the authenticated user.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 
 from models.db import db
+from models.email_rules import plan_emails
 from models.entities import SENIOR_ROLES, Handoff, User
 from models.events import HANDOFF_CLAIMED, HANDOFF_CREATED, HANDOFF_RESOLVED
+from models.preferences import email_preferences
+from models.presence import Presence
 
 
 def seniors_room(account_id: int) -> str:
@@ -68,3 +73,12 @@ def listeners(event: str, handoff: Handoff) -> list[int]:
     if event != HANDOFF_CREATED:
         user_ids.append(escalating_technician_id(handoff))
     return user_ids
+
+
+def seniors_to_email(account_id: int, presence: Presence | None, now: datetime) -> list[int]:
+    """The account's seniors to email about a new handoff now: offline (or `always`), never
+    `never` nor inside their quiet hours (models.email_rules). Without presence (it could
+    not be trusted) everyone counts as offline."""
+    seniors = senior_ids(account_id)
+    online = presence.online(seniors) if presence is not None else set()
+    return plan_emails(email_preferences(seniors), online, now).now

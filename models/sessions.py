@@ -8,13 +8,28 @@ from typing import Any
 from sqlalchemy import select, update
 
 from models.db import db, transaction
-from models.entities import FlowSession, Handoff, Message, PsaWriteback, User
-from models.errors import Forbidden, NotFound
+from models.entities import (
+    DEFAULT_PRIORITY,
+    PRIORITIES,
+    FlowSession,
+    Handoff,
+    Message,
+    PsaWriteback,
+    User,
+)
+from models.errors import Forbidden, NotFound, ValidationFailed
 
 
 def create_session(
-    technician: User, title: str, snapshot: dict[str, Any], ai_assessment: dict[str, Any] | None
+    technician: User,
+    title: str,
+    snapshot: dict[str, Any],
+    ai_assessment: dict[str, Any] | None,
+    customer: str | None = None,
+    priority: str = DEFAULT_PRIORITY,
 ) -> FlowSession:
+    if priority not in PRIORITIES:
+        raise ValidationFailed("Some fields are invalid.", {"priority": ["Must be p1 to p4."]})
     with transaction():
         session = FlowSession(
             account_id=technician.account_id,
@@ -23,6 +38,8 @@ def create_session(
             snapshot=snapshot,
             ai_assessment=ai_assessment or {},
             status="active",
+            customer=(customer or "").strip() or None,
+            priority=priority,
         )
         db.session.add(session)
     return session

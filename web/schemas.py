@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from models.entities import HANDOFF_STATUSES, ROLES
-from models.representations import HandoffSchema, Ref, UtcDateTime
+from models.entities import NOTIFY_EMAIL_CHOICES, PRIORITIES, ROLES
+from models.queue import MAX_SEARCH_CHARS, SORTS, STATUS_FILTERS
+from models.representations import HandoffSchema, HandoffSummarySchema, Ref, UtcDateTime
 
 MAX_JSON_DOCUMENT_BYTES = 256 * 1024
 
@@ -71,8 +73,39 @@ class AccountSchema(Schema):
     manual_baseline_minutes = fields.Integer()
 
 
+HH_MM = r"([01]\d|2[0-3]):[0-5]\d\Z"
+
+
+class QuietHoursSchema(Schema):
+    start = fields.String(metadata={"pattern": HH_MM, "example": "22:00"})
+    end = fields.String(metadata={"pattern": HH_MM, "example": "07:00"})
+
+
+class QuietHours(fields.Field):
+    """{start: "HH:MM", end: "HH:MM"} (24-hour, the user's time zone), one flat message."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, dict) or set(value) != {"start", "end"}:
+            raise ValidationError('Must be {"start": "HH:MM", "end": "HH:MM"} or null.')
+        for key in ("start", "end"):
+            if not isinstance(value[key], str) or not re.match(HH_MM, value[key]):
+                raise ValidationError(f"{key} must be HH:MM (24-hour).")
+        return {"start": value["start"], "end": value["end"]}
+
+
 class MeSchema(UserSchema):
     account = fields.Nested(AccountSchema)
+    notify_email = fields.String()
+    quiet_hours = fields.Nested(QuietHoursSchema, allow_none=True)
+    timezone = fields.String(allow_none=True, metadata={"description": "null: the account's"})
+
+
+class MePatchSchema(Input):
+    """Unset keys stay as they are; quiet_hours null turns quiet hours off."""
+
+    notify_email = fields.String(validate=validate.OneOf(NOTIFY_EMAIL_CHOICES))
+    quiet_hours = QuietHours(allow_none=True, metadata={"type": "object"})
+    timezone = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
 
 
 class AccountPatchSchema(Input):
@@ -89,6 +122,8 @@ class SessionCreateSchema(Input):
     title = Text(200, required=True)
     snapshot = JsonObject(required=True)
     ai_assessment = JsonObject(load_default=None, allow_none=True)
+    customer = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    priority = fields.String(load_default="p3", validate=validate.OneOf(PRIORITIES))
 
 
 class SessionSchema(Schema):
@@ -99,6 +134,8 @@ class SessionSchema(Schema):
     snapshot = fields.Dict()
     ai_assessment = fields.Dict()
     created_at = UtcDateTime()
+    customer = fields.String(allow_none=True)
+    priority = fields.String()
 
 
 class MessageCreateSchema(Input):
@@ -138,14 +175,40 @@ class SessionDetailSchema(SessionSchema):
     handoff = fields.Nested(HandoffSchema, allow_none=True)
 
 
+USER_ID_OR_ME = r"(me|\d{1,18})\Z"
+
+
 class HandoffListQuerySchema(Input):
-    status = fields.String(load_default="open", validate=validate.OneOf((*HANDOFF_STATUSES, "all")))
+    status = fields.String(load_default="open", validate=validate.OneOf(STATUS_FILTERS))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     cursor = fields.String(load_default=None, validate=validate.Length(max=64))
+    claimed_by = fields.String(
+        load_default=None,
+        validate=validate.Regexp(USER_ID_OR_ME, error="Must be me or a user id."),
+    )
+    escalated_by = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**62))
+    priority = fields.String(load_default=None, validate=validate.OneOf(PRIORITIES))
+    customer = fields.String(load_default=None, validate=validate.Length(max=200))
+    q = fields.String(load_default=None, validate=validate.Length(max=MAX_SEARCH_CHARS))
+    sort = fields.String(load_default="oldest", validate=validate.OneOf(SORTS))
+
+
+class HandoffCountsQuerySchema(Input):
+    escalated_by = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**62))
+    priority = fields.String(load_default=None, validate=validate.OneOf(PRIORITIES))
+    customer = fields.String(load_default=None, validate=validate.Length(max=200))
+    q = fields.String(load_default=None, validate=validate.Length(max=MAX_SEARCH_CHARS))
+
+
+class HandoffCountsSchema(Schema):
+    unclaimed = fields.Integer()
+    mine = fields.Integer()
+    claimed = fields.Integer()
+    resolved = fields.Integer()
 
 
 class HandoffPageSchema(Schema):
-    items = fields.List(fields.Nested(HandoffSchema))
+    items = fields.List(fields.Nested(HandoffSummarySchema))
     next_cursor = fields.String(allow_none=True)
 
 

@@ -11,7 +11,7 @@ backoff until the delivery's retry window closes; then the row says `failed`, wi
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from celery import shared_task
 from flask import current_app
@@ -23,7 +23,7 @@ from models.entities import Handoff, OutboxEvent
 from models.events import HANDOFF_CREATED
 from models.presence import Presence, presence_of
 from models.representations import event_payload
-from models.rooms import listeners, recipient_rooms, senior_ids
+from models.rooms import listeners, recipient_rooms, seniors_to_email
 from workers import names
 
 log = logging.getLogger(__name__)
@@ -67,10 +67,11 @@ def emit_handoff_event(event: OutboxEvent, handoff: Handoff) -> None:
 
 
 def email_seniors(event: OutboxEvent, offline_only: bool = True) -> list[int]:
-    """One email delivery per engineer or admin of the account who is offline now (or every
-    one of them), whatever how often this runs, and a send task for each not yet attempted."""
-    seniors = senior_ids(event.account_id)
-    recipients = _presence().offline(seniors) if offline_only else seniors
+    """One email delivery per engineer or admin of the account to be emailed now (offline,
+    or `always`; never `never` nor inside quiet hours), whatever how often this runs, and a
+    send task for each not yet attempted."""
+    presence = _presence() if offline_only else None  # None: everyone counts as offline
+    recipients = seniors_to_email(event.account_id, presence, datetime.now(UTC))
     rows = deliveries.email_deliveries(event, recipients)
     celery = current_app.extensions["celery"]
     enqueued = []

@@ -143,7 +143,7 @@ def run(event: OutboxEvent, **kwargs):
     return fanout.dispatch_outbox_event.apply(args=[event.id], **kwargs)
 
 
-def test_created_is_emitted_once_to_the_seniors_room_with_the_api_handoff(
+def test_created_is_emitted_once_to_the_seniors_room_with_the_handoff_summary(
     client, tenant, web_node, presence, sent_tasks
 ):
     handoff = new_handoff(client, tenant)
@@ -155,8 +155,11 @@ def test_created_is_emitted_once_to_the_seniors_room_with_the_api_handoff(
     [message] = web_node.messages()
     assert (message["method"], message["event"]) == ("emit", "handoff.created")
     assert message["room"] == [seniors_room(tenant.account_id)]
-    api_view = client.get(f"/api/v1/escalations/{handoff['id']}", headers=tenant.auth("eng"))
-    assert message["data"] == [api_view.get_json()]
+    # The summary the queue lists, not the full handoff with its escalation package.
+    listed = client.get("/api/v1/escalations", headers=tenant.auth("eng")).get_json()
+    [item] = [item for item in listed["items"] if item["id"] == handoff["id"]]
+    assert message["data"] == [item]
+    assert "escalation_package" not in item
     row = socket_row(event)
     assert (row.status, row.attempts, row.last_error) == ("sent", 1, None)
 
@@ -198,6 +201,37 @@ def test_offline_seniors_get_one_email_each_and_nobody_else_does(
         select(Delivery).where(Delivery.account_id == other_tenant.account_id)
     ).all()
     assert other_accounts_rows == []
+
+
+def test_email_recipients_follow_each_seniors_own_preferences(
+    client, tenant, web_node, presence, sent_tasks
+):
+    """eng is online but asked for `always`; eng2 said `never`; the admin is offline inside
+    quiet hours that cover the whole day but one minute: only eng is emailed now."""
+    for who, body in [
+        ("eng", {"notify_email": "always"}),
+        ("eng2", {"notify_email": "never"}),
+        ("admin", {"quiet_hours": _quiet_hours_now(), "timezone": "Asia/Tokyo"}),
+    ]:
+        response = client.patch("/api/v1/me", json=body, headers=tenant.auth(who))
+        assert response.status_code == 200, response.get_json()
+    presence.connected(tenant.users["eng"], "sid-eng")
+    handoff = new_handoff(client, tenant)
+
+    run(outbox_event(handoff["id"]))
+
+    assert [row.recipient_id for row in email_rows(handoff["id"])] == [tenant.users["eng"]]
+
+
+def _quiet_hours_now() -> dict[str, str]:
+    """Quiet hours in Asia/Tokyo that hold now: every minute but the one after the next,
+    a window that wraps past midnight."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    now = datetime.now(UTC).astimezone(ZoneInfo("Asia/Tokyo"))
+    start, end = now + timedelta(minutes=2), now + timedelta(minutes=1)
+    return {"start": start.strftime("%H:%M"), "end": end.strftime("%H:%M")}
 
 
 def test_a_failing_publish_is_detected_and_the_task_retried(

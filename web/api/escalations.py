@@ -9,6 +9,7 @@ import re
 from flask import request
 
 from models import escalations
+from models.queue import QueueFilter, find_handoffs, tab_counts
 from web.api import ApiBlueprint
 from web.auth import authenticated, current_user, engineer_or_admin
 from web.errors import ApiError
@@ -16,6 +17,8 @@ from web.schemas import (
     ClaimResultSchema,
     DeliveryListSchema,
     EscalateSchema,
+    HandoffCountsQuerySchema,
+    HandoffCountsSchema,
     HandoffListQuerySchema,
     HandoffPageSchema,
     HandoffSchema,
@@ -35,17 +38,18 @@ IDEMPOTENCY_KEY_PARAMETER = {
 }
 
 
-def _encode_cursor(after_id: int | None) -> str | None:
-    return base64.urlsafe_b64encode(str(after_id).encode()).decode() if after_id else None
+def _encode_cursor(position: str | None) -> str | None:
+    return base64.urlsafe_b64encode(position.encode()).decode() if position else None
 
 
-def _decode_cursor(cursor: str | None) -> int | None:
+def _decode_cursor(cursor: str | None) -> str | None:
+    """The page position inside a cursor; models.queue checks it against the sort."""
     if cursor is None:
         return None
     try:
-        value = base64.urlsafe_b64decode(cursor.encode()).decode()
-        if value.isdigit() and len(value) <= 18:
-            return int(value)
+        value = base64.urlsafe_b64decode(cursor.encode()).decode("ascii")
+        if 0 < len(value) <= 40:
+            return value
     except (binascii.Error, UnicodeError, ValueError):
         pass
     raise ApiError(
@@ -53,6 +57,18 @@ def _decode_cursor(cursor: str | None) -> int | None:
         "Some fields are invalid.",
         {"cursor": ["Not a cursor from this API."]},
         code="validation_error",
+    )
+
+
+def _queue_filter(query: dict, status: str = "all") -> QueueFilter:
+    claimed_by = query.get("claimed_by")
+    return QueueFilter(
+        status=status,
+        claimed_by=current_user().id if claimed_by == "me" else int(claimed_by or 0) or None,
+        escalated_by=query["escalated_by"],
+        priority=query["priority"],
+        customer=query["customer"],
+        q=query["q"],
     )
 
 
@@ -96,11 +112,25 @@ def escalate(body, session_id: int):
 @blp.response(200, HandoffPageSchema)
 @blp.errors(401, 403, 422)
 def list_escalations(query):
-    """The account's handoffs, oldest first."""
-    items, after_id = escalations.list_handoffs(
-        current_user(), query["status"], query["limit"], _decode_cursor(query["cursor"])
+    """The account's handoffs as summaries, oldest first (or by priority, then oldest)."""
+    items, position = find_handoffs(
+        current_user(),
+        _queue_filter(query, query["status"]),
+        query["sort"],
+        query["limit"],
+        _decode_cursor(query["cursor"]),
     )
-    return {"items": items, "next_cursor": _encode_cursor(after_id)}
+    return {"items": items, "next_cursor": _encode_cursor(position)}
+
+
+@blp.get("/escalations/counts")
+@engineer_or_admin
+@blp.arguments(HandoffCountsQuerySchema, location="query")
+@blp.response(200, HandoffCountsSchema)
+@blp.errors(401, 403, 422)
+def escalation_counts(query):
+    """How many handoffs each queue tab holds under these filters."""
+    return tab_counts(current_user(), _queue_filter({**query, "claimed_by": None}))
 
 
 @blp.get("/escalations/<id:handoff_id>")

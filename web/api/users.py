@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from models import accounts
+from models import accounts, preferences
 from web.api import ApiBlueprint
 from web.auth import admin_only, authenticated, current_user
 from web.schemas import (
     AccountPatchSchema,
     AccountSchema,
+    MePatchSchema,
     MeSchema,
     UserCreatedSchema,
     UserCreateSchema,
@@ -35,6 +36,16 @@ def create_user(body):
 def me():
     """The caller and their account."""
     return current_user()
+
+
+@blp.patch("/me")
+@authenticated
+@blp.arguments(MePatchSchema)
+@blp.response(200, MeSchema)
+@blp.errors(400, 401, 422)
+def update_me(body):
+    """Change the caller's own notification settings: when to email, quiet hours, time zone."""
+    return preferences.update_preferences(current_user(), **body)
 
 
 @blp.patch("/account")

@@ -1,36 +1,27 @@
 """Turning API-shaped objects into what the pages show (no Flask request, no database).
 
-The page JavaScript mirrors `assessment_gist` and `waiting_text` for cards that arrive
-live; keep the two in step (web/pages/static/common.js).
+Cards come from handoff summaries (models.summaries), which already carry the AI summary;
+the page JavaScript mirrors `waiting_text` and `handoff_card` for cards that arrive live;
+keep them in step (web/pages/static/common.js, queue.js).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
-# Keys an AI assessment usually keeps its one-line conclusion under, most telling first.
-GIST_KEYS = ("summary", "gist", "assessment", "diagnosis", "likely_cause", "conclusion")
+from models.entities import PRIORITIES
+from models.queue import MAX_SEARCH_CHARS, QueueFilter
+from models.summaries import ai_summary_of
+
 GIST_MAX_CHARS = 240
 
 
-def _clip(text: str, limit: int = GIST_MAX_CHARS) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
 def assessment_gist(assessment: Any) -> str:
-    """The assessment's summary, else its first non-empty text field, else ''."""
-    if not isinstance(assessment, dict):
-        return ""
-    for key in GIST_KEYS:
-        value = assessment.get(key)
-        if isinstance(value, str) and value.strip():
-            return _clip(value)
-    for value in assessment.values():
-        if isinstance(value, str) and value.strip():
-            return _clip(value)
-    return ""
+    """The assessment's summary line, clipped for a page ('' when it has none)."""
+    return ai_summary_of(assessment, GIST_MAX_CHARS) or ""
 
 
 def parse_utc(value: str | datetime | None) -> datetime | None:
@@ -62,22 +53,37 @@ def waiting_text(since: datetime | None, now: datetime | None = None) -> str:
     return f"{days} d {hours} h"
 
 
-def handoff_card(handoff: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
-    """What a queue card shows, from a handoff in the API's shape."""
-    package = handoff.get("escalation_package") or {}
-    escalated_by = handoff.get("escalated_by") or {}
-    claimed_by = handoff.get("claimed_by") or {}
+PRIORITY_LABELS = {"p1": "P1 · critical", "p2": "P2 · high", "p3": "P3 · normal", "p4": "P4 · low"}
+
+
+def confidence_text(confidence: float | None) -> str:
+    return f"{round(confidence * 100)}% confident" if confidence is not None else ""
+
+
+def handoff_card(summary: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+    """What a queue card shows, from a handoff summary in the API's shape."""
+    escalated_by = summary.get("escalated_by") or {}
+    claimed_by = summary.get("claimed_by") or {}
+    priority = summary.get("priority") or "p3"
     return {
-        "id": handoff["id"],
-        "session_id": handoff["session_id"],
-        "status": handoff.get("status", "open"),
-        "title": handoff.get("title") or "",
+        "id": summary["id"],
+        "session_id": summary["session_id"],
+        "status": summary.get("status", "open"),
+        "title": summary.get("title") or "",
         "technician": escalated_by.get("name") or "",
-        "reason": handoff.get("reason") or "",
-        "gist": assessment_gist(package.get("ai_assessment")),
-        "created_at": handoff.get("created_at") or "",
-        "waiting": waiting_text(parse_utc(handoff.get("created_at")), now),
+        "reason": summary.get("reason") or "",
+        "gist": summary.get("ai_summary") or "",
+        "confidence": confidence_text(summary.get("ai_confidence")),
+        "steps": summary.get("steps_tried") or [],
+        "customer": summary.get("customer") or "",
+        "priority": priority,
+        "priority_label": PRIORITY_LABELS.get(priority, priority.upper()),
+        "psa_ticket": summary.get("psa_ticket_id") or "",
+        "created_at": summary.get("created_at") or "",
+        "waiting": waiting_text(parse_utc(summary.get("created_at")), now),
         "claimed_by": claimed_by.get("name") or "",
+        "claimed_at": summary.get("claimed_at") or "",
+        "resolved_at": summary.get("resolved_at") or "",
     }
 
 
@@ -89,10 +95,104 @@ BLANK_CARD = {
     "technician": "",
     "reason": "",
     "gist": "",
+    "confidence": "",
+    "steps": [],
+    "customer": "",
+    "priority": "p3",
+    "priority_label": "",
+    "psa_ticket": "",
     "created_at": "",
     "waiting": "",
     "claimed_by": "",
+    "claimed_at": "",
+    "resolved_at": "",
 }
+
+
+# --- the queue's tabs, filters and links -------------------------------------------------
+
+QUEUE_PATH = "/escalations"
+# tab → (label, status, only the viewer's claims)
+QUEUE_TABS = {
+    "unclaimed": ("Unclaimed", "open", False),
+    "mine": ("Mine", "claimed", True),
+    "claimed": ("All claimed", "claimed", False),
+    "resolved": ("Resolved", "resolved", False),
+}
+QUEUE_SORTS = {"oldest": "Longest waiting", "priority": "Priority", "newest": "Newest first"}
+# Until the account has thresholds of its own: amber at the first reminder, red when the
+# admins would be told (the defaults of renotify_after_minutes and
+# escalate_to_admins_after_minutes).
+DEFAULT_AMBER_MINUTES = 5
+DEFAULT_RED_MINUTES = 15
+
+
+def wait_thresholds(account: Any) -> tuple[int, int]:
+    """Seconds after which a waiting card turns amber, then red."""
+    amber = getattr(account, "renotify_after_minutes", None) or DEFAULT_AMBER_MINUTES
+    red = getattr(account, "escalate_to_admins_after_minutes", None) or DEFAULT_RED_MINUTES
+    return amber * 60, max(red, amber) * 60
+
+
+def _text_arg(args: Mapping[str, str], name: str, limit: int) -> str:
+    value = (args.get(name) or "").strip()
+    return value if len(value) <= limit else ""
+
+
+def queue_view(args: Mapping[str, str], viewer_id: int) -> dict[str, Any]:
+    """The tab, filters, sort and page the query string asks for; unknown values fall back
+    to the defaults (a page link is never an error)."""
+    tab = args.get("tab") if args.get("tab") in QUEUE_TABS else "unclaimed"
+    _, status, mine = QUEUE_TABS[tab]
+    default_sort = "newest" if tab == "resolved" else "oldest"
+    sort = args.get("sort") if args.get("sort") in QUEUE_SORTS else default_sort
+    priority = args.get("priority") if args.get("priority") in PRIORITIES else ""
+    technician = args.get("technician") or ""
+    technician = technician if technician.isdigit() and len(technician) <= 18 else ""
+    customer = _text_arg(args, "customer", 200)
+    q = _text_arg(args, "q", MAX_SEARCH_CHARS)
+    after = _text_arg(args, "after", 40) or None
+    return {
+        "tab": tab,
+        "sort": sort,
+        "default_sort": default_sort,
+        "after": after,
+        "params": {"priority": priority, "customer": customer, "technician": technician, "q": q},
+        "filter": QueueFilter(
+            status=status,
+            claimed_by=viewer_id if mine else None,
+            escalated_by=int(technician) if technician else None,
+            priority=priority or None,
+            customer=customer or None,
+            q=q or None,
+        ),
+    }
+
+
+def queue_link(view: dict[str, Any], **changes: Any) -> str:
+    """/escalations with the view's tab, filters and sort, changed by `changes`; empty
+    values and defaults are left out."""
+    values = {"tab": view["tab"], **view["params"], "sort": view["sort"], **changes}
+    if values.get("sort") == view["default_sort"] and "tab" not in changes:
+        values.pop("sort")
+    if values.get("tab") == "unclaimed":
+        values.pop("tab")
+    query = urlencode({key: value for key, value in values.items() if value})
+    return f"{QUEUE_PATH}?{query}" if query else QUEUE_PATH
+
+
+def queue_tabs(view: dict[str, Any], counts: dict[str, int]) -> list[dict[str, Any]]:
+    """The tabs as links (filters kept, paging and sort reset) with their counts."""
+    return [
+        {
+            "key": key,
+            "label": label,
+            "count": counts.get(key, 0),
+            "href": queue_link(view, tab=key, sort=None, after=None),
+            "current": key == view["tab"],
+        }
+        for key, (label, _, _) in QUEUE_TABS.items()
+    ]
 
 
 def humanize_key(key: Any) -> str:

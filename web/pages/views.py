@@ -22,10 +22,10 @@ from flask import (
 )
 from marshmallow import ValidationError
 
-from models import escalations, rollup, sessions
+from models import queue, rollup, sessions
 from models.accounts import user_for_password
 from models.entities import LIVE_HANDOFF_STATUSES, SENIOR_ROLES, User
-from models.errors import Forbidden
+from models.errors import Forbidden, ValidationFailed
 from web.auth import SESSION_USER_KEY, resolve_user
 from web.config import ROOT
 from web.extensions import limiter
@@ -38,7 +38,12 @@ from web.pages.security import (
     login_limit_per_email,
     safe_next,
 )
-from web.schemas import HandoffSchema, MessageSchema, SessionCreateSchema
+from web.schemas import (
+    HandoffSchema,
+    HandoffSummarySchema,
+    MessageSchema,
+    SessionCreateSchema,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +51,12 @@ F = TypeVar("F", bound=Callable)
 
 SOCKET_IO_CLIENT_DIR = ROOT / "node_modules" / "socket.io-client" / "dist"
 SOCKET_IO_CLIENT_FILES = ("socket.io.min.js", "socket.io.min.js.map")
-QUEUE_PAGE_SIZE = 200
+QUEUE_PAGE_SIZE = 50
 ANALYTICS_MONTHS = 12
 
 _handoff_schema = HandoffSchema()
 _message_schema = MessageSchema()
+_summary_schema = HandoffSummarySchema()
 
 
 def page_login(*roles: str) -> Callable[[F], F]:
@@ -151,9 +157,33 @@ def logout():
 @blp.get("/escalations")
 @page_login(*SENIOR_ROLES)
 def escalations_page():
-    items, _ = escalations.list_handoffs(g.user, "open", QUEUE_PAGE_SIZE)
-    cards = [present.handoff_card(_handoff_schema.dump(handoff)) for handoff in items]
-    return render_template("pages/escalations.html", cards=cards, blank=present.BLANK_CARD)
+    """The queue's tabs (Unclaimed, Mine, All claimed, Resolved) with their counts, filters
+    and sort from the query string, one page of cards, and a link to the next page."""
+    view = present.queue_view(request.args, g.user.id)
+    try:
+        items, position = queue.find_handoffs(
+            g.user, view["filter"], view["sort"], QUEUE_PAGE_SIZE, view["after"]
+        )
+    except ValidationFailed:  # a stale or hand-edited page link: start from the top
+        view["after"] = None
+        items, position = queue.find_handoffs(g.user, view["filter"], view["sort"], QUEUE_PAGE_SIZE)
+    summaries = _summary_schema.dump(items, many=True)
+    amber, red = present.wait_thresholds(g.user.account)
+    return render_template(
+        "pages/escalations.html",
+        view=view,
+        tabs=present.queue_tabs(view, queue.tab_counts(g.user, view["filter"])),
+        cards=[present.handoff_card(summary) for summary in summaries],
+        next_page=present.queue_link(view, after=position) if position else None,
+        first_page=present.queue_link(view) if view["after"] else None,
+        clear_filters=present.queue_link({**view, "params": {}}, sort=None),
+        customers=queue.known_customers(g.user),
+        people=queue.account_people(g.user),
+        priorities=present.PRIORITY_LABELS,
+        amber_seconds=amber,
+        red_seconds=red,
+        blank=present.BLANK_CARD,
+    )
 
 
 # --- the session (pilot) view ---------------------------------------------------------------
@@ -234,7 +264,15 @@ def new_session():
     """Start a session from the form: a title, what was tried, and the AI's summary."""
     form = {
         name: request.form.get(name, "")
-        for name in ("title", "device", "steps", "ai_summary", "ai_next_step")
+        for name in (
+            "title",
+            "customer",
+            "priority",
+            "device",
+            "steps",
+            "ai_summary",
+            "ai_next_step",
+        )
     }
     snapshot: dict[str, Any] = {}
     if form["device"].strip():
@@ -249,7 +287,13 @@ def new_session():
     }
     try:
         body = SessionCreateSchema().load(
-            {"title": form["title"], "snapshot": snapshot, "ai_assessment": assessment}
+            {
+                "title": form["title"],
+                "snapshot": snapshot,
+                "ai_assessment": assessment,
+                "customer": form["customer"].strip() or None,
+                "priority": form["priority"] or "p3",
+            }
         )
     except ValidationError as error:
         messages = error.normalized_messages()

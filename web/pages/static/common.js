@@ -45,26 +45,8 @@
     return { ok: response.ok, status: response.status, data: data, code: problem ? problem.code : null, message: message };
   }
 
-  /* Mirrors web/pages/present.py: keep the two in step. */
-  const GIST_KEYS = ["summary", "gist", "assessment", "diagnosis", "likely_cause", "conclusion"];
-  const GIST_MAX_CHARS = 240;
-
-  function clip(text) {
-    const flat = text.split(/\s+/).filter(Boolean).join(" ");
-    return flat.length <= GIST_MAX_CHARS ? flat : flat.slice(0, GIST_MAX_CHARS - 1).trimEnd() + "…";
-  }
-
-  function gist(assessment) {
-    if (!assessment || typeof assessment !== "object" || Array.isArray(assessment)) return "";
-    for (const key of GIST_KEYS) {
-      const value = assessment[key];
-      if (typeof value === "string" && value.trim()) return clip(value);
-    }
-    for (const value of Object.values(assessment)) {
-      if (typeof value === "string" && value.trim()) return clip(value);
-    }
-    return "";
-  }
+  /* The AI summary of a handoff is extracted once, on the server (models/summaries.py):
+     cards and live events carry it as `ai_summary`. */
 
   function pad(number) {
     return String(number).padStart(2, "0");
@@ -173,7 +155,6 @@
     cloneTemplate: cloneTemplate,
     connectLive: connectLive,
     fill: fill,
-    gist: gist,
     handoffOf: handoffOf,
     localTime: localTime,
     localizeTimes: localizeTimes,

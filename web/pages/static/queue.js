@@ -1,4 +1,6 @@
-/* The seniors' queue: live cards, Claim, and catching up after a dropped connection. */
+/* The seniors' queue: live cards, Claim, tab counts, catching up after a dropped
+   connection, wait colours, and the keyboard. Alerts (title, favicon, notifications, sound,
+   announcements) live in alerts.js. */
 "use strict";
 
 (function () {
@@ -6,14 +8,21 @@
   const queue = document.getElementById("queue");
   const empty = document.getElementById("queue-empty");
   const problem = document.getElementById("queue-error");
-  const announcer = document.getElementById("announcer");
   const me = Number(document.body.dataset.userId);
+  const view = queue.dataset;
+  const AMBER_SECONDS = Number(view.amberSeconds) || 300;
+  const RED_SECONDS = Number(view.redSeconds) || 900;
+  const PRIORITY_LABELS = { p1: "P1 · critical", p2: "P2 · high", p3: "P3 · normal", p4: "P4 · low" };
   // A card someone else took stays (greyed, saying who) this long before it goes.
   const TAKEN_CARD_LINGER_MS = 30000;
   const MAX_QUEUE_PAGES = 10;
 
   function cardFor(id) {
     return queue.querySelector('li.card[data-handoff-id="' + Number(id) + '"]');
+  }
+
+  function cards() {
+    return Array.from(queue.querySelectorAll(":scope > li.card"));
   }
 
   function updateEmpty() {
@@ -25,32 +34,80 @@
     problem.hidden = !message;
   }
 
+  /* The query string of the page's filters, for the API. */
+  function filterQuery() {
+    const params = new URLSearchParams();
+    if (view.priority) params.set("priority", view.priority);
+    if (view.customer) params.set("customer", view.customer);
+    if (view.technician) params.set("escalated_by", view.technician);
+    if (view.q) params.set("q", view.q);
+    return params;
+  }
+
+  /* Does a summary belong on this page's Unclaimed view? (The server applies the same
+     filters to the first render and to catch-up.) */
+  function matchesFilters(handoff) {
+    if (view.priority && handoff.priority !== view.priority) return false;
+    if (view.customer && (handoff.customer || "").toLowerCase() !== view.customer.toLowerCase()) return false;
+    if (view.technician && (!handoff.escalated_by || String(handoff.escalated_by.id) !== view.technician)) return false;
+    if (view.q && (handoff.title || "").toLowerCase().indexOf(view.q.toLowerCase()) < 0) return false;
+    return true;
+  }
+
+  function confidenceText(value) {
+    return typeof value === "number" && Number.isFinite(value) ? Math.round(value * 100) + "% confident" : "";
+  }
+
+  /* Mirrors web/pages/present.py handoff_card and the card macro. */
   function applyHandoff(card, handoff) {
     const titleId = "handoff-" + handoff.id + "-title";
+    const priority = handoff.priority || "p3";
     card.dataset.handoffId = handoff.id;
     card.dataset.sessionId = handoff.session_id;
     card.dataset.status = handoff.status;
+    card.dataset.priority = priority;
     card.querySelector("article").setAttribute("aria-labelledby", titleId);
     card.querySelector(".card-title").id = titleId;
     card.querySelector('[data-action="claim"]').setAttribute("aria-describedby", titleId);
     const waiting = card.querySelector('[data-field="waiting"]');
     waiting.dataset.since = handoff.created_at;
     waiting.setAttribute("datetime", handoff.created_at);
-    const pkg = handoff.escalation_package || {};
+    card.querySelector('[data-part="customer"]').hidden = !handoff.customer;
+    card.querySelector('[data-part="psa"]').hidden = !handoff.psa_ticket_id;
+    const steps = Array.isArray(handoff.steps_tried) ? handoff.steps_tried : [];
+    const list = card.querySelector('[data-list="steps"]');
+    list.replaceChildren.apply(list, steps.map(function (step) {
+      const item = document.createElement("li");
+      item.textContent = String(step);
+      return item;
+    }));
+    card.querySelector('[data-part="steps"]').hidden = steps.length === 0;
     EM.fill(card, {
       title: handoff.title,
+      priority_label: PRIORITY_LABELS[priority] || priority.toUpperCase(),
+      customer: handoff.customer || "",
+      psa_ticket: handoff.psa_ticket_id || "",
       technician: handoff.escalated_by ? handoff.escalated_by.name : "",
       reason: handoff.reason,
-      gist: EM.gist(pkg.ai_assessment) || "No assessment",
+      gist: handoff.ai_summary || "No assessment",
+      confidence: confidenceText(handoff.ai_confidence),
       waiting: EM.waitingText(handoff.created_at),
     });
   }
 
+  /* Where a card goes under the page's sort: by priority then age, else by age. */
+  function comesBefore(a, b) {
+    const idA = Number(a.dataset.handoffId);
+    const idB = Number(b.dataset.handoffId);
+    if (view.sort === "priority" && a.dataset.priority !== b.dataset.priority) {
+      return a.dataset.priority < b.dataset.priority;
+    }
+    return view.sort === "newest" ? idA > idB : idA < idB;
+  }
+
   function insertInOrder(card) {
-    // Oldest first; handoff ids grow with creation.
-    const id = Number(card.dataset.handoffId);
-    for (const other of queue.children) {
-      if (Number(other.dataset.handoffId) > id) {
+    for (const other of cards()) {
+      if (comesBefore(card, other)) {
         queue.insertBefore(card, other);
         return;
       }
@@ -58,14 +115,14 @@
     queue.appendChild(card);
   }
 
-  function addOpen(handoff, announce) {
+  function addOpen(handoff) {
     if (cardFor(handoff.id)) return;
     const card = EM.cloneTemplate("card-template");
     applyHandoff(card, handoff);
     insertInOrder(card);
     card.classList.add("is-new");
+    paintWaits(Date.now());
     updateEmpty();
-    if (announce) announcer.textContent = "New escalation: " + handoff.title;
   }
 
   function scheduleRemoval(card) {
@@ -90,8 +147,10 @@
     card.dataset.status = handoff.status || "claimed";
     card.classList.add("is-taken");
     const button = card.querySelector('[data-action="claim"]');
-    button.disabled = true;
-    button.textContent = "Claim";
+    if (button) {
+      button.disabled = true;
+      button.textContent = "Claim";
+    }
     let text = message;
     if (!text) {
       if (handoff.claimed_by) text = "Already claimed by " + handoff.claimed_by.name;
@@ -103,8 +162,9 @@
   }
 
   async function claim(card) {
+    const button = card && card.querySelector('[data-action="claim"]');
+    if (!button || button.disabled) return;
     const id = Number(card.dataset.handoffId);
-    const button = card.querySelector('[data-action="claim"]');
     button.disabled = true;
     button.textContent = "Claiming…";
     card.dataset.claiming = "1";
@@ -128,19 +188,47 @@
 
   queue.addEventListener("click", function (event) {
     const button = event.target.closest('[data-action="claim"]');
-    if (!button || button.disabled) return;
-    claim(button.closest("li.card"));
+    if (button) claim(button.closest("li.card"));
   });
 
-  /* After every (re)connect: fetch the open queue, add what was missed, and settle cards
-     whose handoff stopped being open while we were not listening. */
+  /* --- tab counts ------------------------------------------------------------------- */
+
+  let countsTimer = null;
+
+  async function refreshCounts() {
+    const query = filterQuery().toString();
+    const result = await EM.api("GET", "/api/v1/escalations/counts" + (query ? "?" + query : ""));
+    if (!result.ok) return;
+    Object.keys(result.data).forEach(function (tab) {
+      document.querySelectorAll('[data-count="' + tab + '"]').forEach(function (element) {
+        element.textContent = String(result.data[tab]);
+      });
+    });
+  }
+
+  function countsSoon() {
+    window.clearTimeout(countsTimer);
+    countsTimer = window.setTimeout(refreshCounts, 300);
+  }
+
+  /* --- live ------------------------------------------------------------------------- */
+
+  const liveUnclaimed = view.tab === "unclaimed" && view.paged !== "yes";
+
+  /* After every (re)connect on the Unclaimed view: fetch it, add what was missed, and
+     settle cards whose handoff stopped being open while we were not listening. */
   async function catchUp() {
+    countsSoon();
+    if (!liveUnclaimed) return;
     const open = [];
     let cursor = null;
     for (let page = 0; page < MAX_QUEUE_PAGES; page += 1) {
-      let path = "/api/v1/escalations?status=open&limit=200";
-      if (cursor) path += "&cursor=" + encodeURIComponent(cursor);
-      const result = await EM.api("GET", path);
+      const params = filterQuery();
+      params.set("status", "open");
+      params.set("sort", view.sort === "priority" ? "priority" : "oldest");
+      params.set("limit", "200");
+      if (cursor) params.set("cursor", cursor);
+      const result = await EM.api("GET", "/api/v1/escalations?" + params.toString());
       if (!result.ok) {
         showProblem("Could not refresh the queue: " + result.message);
         return;
@@ -151,8 +239,11 @@
     }
     showProblem("");
     const openIds = new Set(open.map(function (handoff) { return handoff.id; }));
-    open.forEach(function (handoff) { addOpen(handoff, true); });
-    for (const card of Array.from(queue.children)) {
+    open.forEach(function (handoff) {
+      if (!cardFor(handoff.id) && window.QueueAlerts) window.QueueAlerts.arrived(handoff);
+      addOpen(handoff);
+    });
+    for (const card of cards()) {
       const id = Number(card.dataset.handoffId);
       if (card.dataset.status !== "open" || openIds.has(id) || card.dataset.claiming) continue;
       const latest = await EM.api("GET", "/api/v1/escalations/" + id);
@@ -164,30 +255,98 @@
     }
   }
 
+  function settled(payload) {
+    const handoff = EM.handoffOf(payload);
+    countsSoon();
+    if (handoff && liveUnclaimed) markTaken(handoff);
+  }
+
   EM.connectLive(
     {
       "handoff.created": function (payload) {
         const handoff = EM.handoffOf(payload);
-        if (handoff && handoff.status === "open") addOpen(handoff, true);
+        countsSoon();
+        if (!handoff || handoff.status !== "open") return;
+        if (window.QueueAlerts && !cardFor(handoff.id)) window.QueueAlerts.arrived(handoff);
+        if (liveUnclaimed && matchesFilters(handoff)) addOpen(handoff);
       },
-      "handoff.claimed": function (payload) {
+      "handoff.claimed": settled,
+      "handoff.released": function (payload) {
+        // Open again: back on Unclaimed, as if it had just arrived.
         const handoff = EM.handoffOf(payload);
-        if (handoff) markTaken(handoff);
+        countsSoon();
+        if (!handoff || !liveUnclaimed || !matchesFilters(handoff)) return;
+        const stale = cardFor(handoff.id);
+        if (stale) stale.remove();
+        addOpen(handoff);
       },
-      "handoff.resolved": function (payload) {
-        const handoff = EM.handoffOf(payload);
-        if (handoff) markTaken(handoff);
-      },
+      "handoff.reassigned": function () { countsSoon(); },
+      "handoff.resolved": settled,
     },
     function () {
       catchUp();
     }
   );
 
-  window.setInterval(function () {
-    const now = Date.now();
+  /* --- wait time and its colour --------------------------------------------------- */
+
+  function paintWaits(now) {
     queue.querySelectorAll('[data-field="waiting"]').forEach(function (element) {
       element.textContent = EM.waitingText(element.dataset.since, now);
+      const seconds = (now - Date.parse(element.dataset.since)) / 1000;
+      const wait = element.closest(".card-wait");
+      let level = "ok";
+      if (seconds >= RED_SECONDS) level = "red";
+      else if (seconds >= AMBER_SECONDS) level = "amber";
+      if (wait.dataset.wait !== level) {
+        wait.dataset.wait = level;
+        wait.closest("li.card").dataset.wait = level;
+      }
     });
-  }, 1000);
+  }
+  paintWaits(Date.now());
+  window.setInterval(function () { paintWaits(Date.now()); }, 1000);
+
+  /* --- keyboard: j/k move, c claims, / searches, ? helps ---------------------------- */
+
+  const help = document.getElementById("shortcuts-help");
+  const search = document.getElementById("filter-q");
+
+  function toggleHelp() {
+    if (help.open) help.close();
+    else help.showModal();
+  }
+  document.getElementById("help-button").addEventListener("click", toggleHelp);
+
+  function selected() {
+    const active = document.activeElement;
+    return active && active.closest ? active.closest("#queue > li.card") : null;
+  }
+
+  function move(step) {
+    const all = cards();
+    if (!all.length) return;
+    const index = all.indexOf(selected());
+    const next = index < 0 ? (step > 0 ? 0 : all.length - 1) : Math.min(Math.max(index + step, 0), all.length - 1);
+    all[next].focus();
+    all[next].scrollIntoView({ block: "nearest" });
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    const target = event.target;
+    const typing = target.closest && target.closest("input, textarea, select, [contenteditable]");
+    if (typing) {
+      if (event.key === "Escape" && target === search) search.blur();
+      return;
+    }
+    if (help.open && event.key !== "?") return;
+    if (event.key === "j") move(1);
+    else if (event.key === "k") move(-1);
+    else if (event.key === "c") claim(selected());
+    else if (event.key === "/") search.focus();
+    else if (event.key === "?") toggleHelp();
+    else return;
+    event.preventDefault();
+  });
 })();

@@ -1,0 +1,118 @@
+"""The queue page as HTML: tabs and their counts, filters from the query string (bad values
+fall back to defaults, never an error), paging links, everything as escaped text, and the
+session form's customer and priority."""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import ASSESSMENT, new_handoff
+from tests.web.test_pages import app, csrf_token, page_text, signed_in  # noqa: F401
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def cards(html: str) -> list[str]:
+    return re.findall(r'<li class="card" data-handoff-id="(\d+)"', html)
+
+
+def escalate(client, tenant, title, priority="p3", customer=None):
+    body = {"title": title, "snapshot": {}, "ai_assessment": ASSESSMENT, "priority": priority}
+    if customer:
+        body["customer"] = customer
+    session = client.post("/api/v1/sessions", json=body, headers=tenant.auth("tech")).get_json()
+    return client.post(
+        f"/api/v1/sessions/{session['id']}/escalate",
+        json={"reason": "R"},
+        headers=tenant.auth("tech"),
+    ).get_json()
+
+
+def counts(html: str) -> dict[str, str]:
+    return dict(re.findall(r'data-count="(\w+)">(\d+)<', html))
+
+
+def test_tabs_show_their_handoffs_and_counts(app, client, tenant):  # noqa: F811
+    waiting = escalate(client, tenant, "Printer", "p4", "Globex")
+    urgent = escalate(client, tenant, "Server", "p1", "Initech")
+    mine = new_handoff(client, tenant)
+    client.post(f"/api/v1/escalations/{mine['id']}/claim", headers=tenant.auth("eng"))
+    browser = signed_in(app, "Alpha MSP", "eng")
+
+    unclaimed = browser.get("/escalations")
+    assert cards(unclaimed.text) == [str(waiting["id"]), str(urgent["id"])]
+    assert counts(unclaimed.text) == {
+        "unclaimed": "2",
+        "mine": "1",
+        "claimed": "1",
+        "resolved": "0",
+    }
+    assert 'aria-current="page" data-tab="unclaimed"' in unclaimed.text
+    text = page_text(unclaimed)
+    assert "P1 · critical" in text and "Initech" in text and "62% confident" in text
+
+    by_priority = browser.get("/escalations?sort=priority")
+    assert cards(by_priority.text) == [str(urgent["id"]), str(waiting["id"])]
+    filtered = browser.get("/escalations?customer=initech")
+    assert cards(filtered.text) == [str(urgent["id"])]
+    assert counts(filtered.text)["unclaimed"] == "1"
+
+    mine_tab = browser.get("/escalations?tab=mine")
+    assert cards(mine_tab.text) == [str(mine["id"])]
+    assert f'href="/pilot/{mine["session_id"]}"' in mine_tab.text
+    assert cards(signed_in(app, "Alpha MSP", "eng2").get("/escalations?tab=mine").text) == []
+
+
+def test_bad_query_values_fall_back_to_defaults(app, client, tenant):  # noqa: F811
+    handoff = escalate(client, tenant, "Printer")
+    browser = signed_in(app, "Alpha MSP", "eng")
+    for query in ("tab=nope", "priority=p9", "sort=sideways", "technician=abc", "after=zz:1"):
+        response = browser.get(f"/escalations?{query}")
+        assert response.status_code == 200, query
+        assert cards(response.text) == [str(handoff["id"])], query
+
+
+def test_a_long_queue_pages_with_next_and_first_links(app, client, tenant):  # noqa: F811
+    made = [escalate(client, tenant, f"Ticket {n}")["id"] for n in range(52)]
+    browser = signed_in(app, "Alpha MSP", "eng")
+    first = browser.get("/escalations")
+    assert cards(first.text) == [str(i) for i in made[:50]]
+    [next_link] = re.findall(r'href="([^"]+)" rel="next"', first.text)
+    second = browser.get(next_link.replace("&amp;", "&"))
+    assert cards(second.text) == [str(i) for i in made[50:]]
+    assert ">First page</a>" in second.text and 'rel="next"' not in second.text
+
+
+def test_customer_title_and_filters_render_as_text(app, client, tenant):  # noqa: F811
+    escalate(client, tenant, HOSTILE, "p2", HOSTILE)
+    response = signed_in(app, "Alpha MSP", "eng").get(f"/escalations?q={HOSTILE[:5]}")
+    assert HOSTILE not in response.text
+    assert page_text(response).count(HOSTILE) >= 2  # the card's title and customer tag
+
+
+def test_the_session_form_takes_customer_and_priority(app, tenant):  # noqa: F811
+    browser = signed_in(app, "Alpha MSP", "tech")
+    token = csrf_token(browser.get("/sessions").text)
+    response = browser.post(
+        "/sessions",
+        data={"csrf_token": token, "title": "Router", "customer": "Initech", "priority": "p2"},
+    )
+    assert response.status_code == 303
+    session_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    shown = browser.get(f"/api/v1/sessions/{session_id}").get_json()
+    assert (shown["customer"], shown["priority"]) == ("Initech", "p2")
+    bad = browser.post("/sessions", data={"csrf_token": token, "title": "Router", "priority": "p0"})
+    assert bad.status_code == 422
+
+
+def test_wait_thresholds_follow_the_accounts_reminder_settings_else_defaults():
+    from types import SimpleNamespace
+
+    from web.pages.present import wait_thresholds
+
+    assert wait_thresholds(SimpleNamespace()) == (300, 900)
+    account = SimpleNamespace(renotify_after_minutes=2, escalate_to_admins_after_minutes=10)
+    assert wait_thresholds(account) == (120, 600)
+    # Reminders off (null): the default amber; red never before amber.
+    off = SimpleNamespace(renotify_after_minutes=None, escalate_to_admins_after_minutes=1)
+    assert wait_thresholds(off) == (300, 300)
