@@ -85,6 +85,7 @@ class AccountSchema(Schema):
     name = fields.String()
     timezone = fields.String()
     manual_baseline_minutes = fields.Integer()
+    baseline_is_set = fields.Boolean()
 
 
 class MeSchema(UserSchema):
@@ -149,6 +150,12 @@ class EscalateSchema(Input):
     notes = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=10_000))
 
 
+class ResolveSchema(Input):
+    outcome = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(max=10_000)
+    )
+
+
 class HandoffSchema(Schema):
     id = fields.Integer()
     session_id = fields.Integer()
@@ -161,6 +168,7 @@ class HandoffSchema(Schema):
     claimed_by = fields.Nested(Ref, allow_none=True)
     claimed_at = UtcDateTime(allow_none=True)
     resolved_at = UtcDateTime(allow_none=True)
+    outcome = fields.String(allow_none=True)
     first_action_at = UtcDateTime(allow_none=True)
     first_action_kind = fields.String(allow_none=True)
     time_to_first_action_seconds = fields.Float(allow_none=True)
@@ -168,6 +176,7 @@ class HandoffSchema(Schema):
 
 class SessionDetailSchema(SessionSchema):
     messages = fields.List(fields.Nested(MessageSchema))
+    writebacks = fields.List(fields.Nested(PsaWritebackSchema))
     handoff = fields.Nested(HandoffSchema, allow_none=True)
 
 

@@ -38,7 +38,7 @@ from web.pages.security import (
     login_limit_per_email,
     safe_next,
 )
-from web.schemas import HandoffSchema, MessageSchema, SessionCreateSchema
+from web.schemas import HandoffSchema, MessageSchema, PsaWritebackSchema, SessionCreateSchema
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ ANALYTICS_MONTHS = 12
 
 _handoff_schema = HandoffSchema()
 _message_schema = MessageSchema()
+_writeback_schema = PsaWritebackSchema()
 
 
 def page_login(*roles: str) -> Callable[[F], F]:
@@ -168,16 +169,21 @@ def pilot(session_id: int):
     handoff_data = _handoff_schema.dump(handoff) if handoff is not None else None
     live = handoff is not None and handoff.status in LIVE_HANDOFF_STATUSES
     may_escalate = flow_session.technician_id == user.id or user.role == "admin"
+    refusal = sessions.write_refusal(user, flow_session, handoff)
     context = {
         "flow_session": flow_session,
         "handoff": handoff_data,
         "package": _package_parts(handoff_data),
         "messages": [_message_schema.dump(m) for m in sessions.messages_of(flow_session)],
-        "writebacks": sessions.writebacks_of(flow_session),
+        "writebacks": [_writeback_schema.dump(w) for w in sessions.writebacks_of(flow_session)],
+        "may_escalate": may_escalate,
         "can_escalate": may_escalate and not live,
+        "can_claim": user.is_senior and handoff is not None and handoff.status == "open",
         "can_resolve": handoff is not None
         and handoff.status == "claimed"
         and (handoff.claimed_by_id == user.id or user.role == "admin"),
+        "read_only": refusal is not None,
+        "read_only_reason": refusal.message if refusal is not None else "",
         "idempotency_key": secrets.token_urlsafe(16),
     }
     return render_template("pages/pilot.html", **context)
@@ -189,8 +195,10 @@ def _package_parts(handoff: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     package = dict(handoff.get("escalation_package") or {})
     carried = {key: package.pop(key) for key in ("snapshot", "ai_assessment") if key in package}
-    recent = package.pop("recent_messages", None)
-    return {"fields": package, "carried": carried, "recent_messages": recent or []}
+    recent = package.pop("recent_messages", None) or []
+    for name in ("reason", "notes"):  # shown at the top of the page
+        package.pop(name, None)
+    return {"fields": package, "carried": carried, "recent_messages": recent}
 
 
 # --- analytics ------------------------------------------------------------------------------
