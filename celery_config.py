@@ -11,7 +11,7 @@ from kombu import Exchange, Queue
 
 from web import create_app
 from web.config import ROOT
-from workers import names
+from workers import names, routine_logs
 
 # Longest countdown a task may ask for (email backoff caps at 10 minutes); the Redis
 # visibility timeout must stay above it or a waiting task is delivered twice.
@@ -29,6 +29,8 @@ TIMEOUTS_PER_STALLED_PUBLISH = 3
 # for good after Redis was frozen (SIGSTOP) for ~1-2 s with 0.17 s and with 1 s timeouts,
 # and never with 20 s. A Redis that is stopped or restarted refuses at once either way.
 WORKER_SOCKET_TIMEOUT_SECONDS = 30.0
+
+routine_logs.install()
 
 BEAT_SCHEDULE = {
     "relay-outbox": {"task": names.RELAY_OUTBOX, "schedule": timedelta(seconds=5)},
