@@ -210,12 +210,17 @@ def demo_logins(seed_output: str) -> list[tuple[str, str]]:
 
 
 def wait_until_up(url: str, supervisor: Supervisor, timeout: float = 120) -> bool:
-    """Until /healthz answers 200 and every process is running (bounded)."""
+    """Until every process says it is up, then /healthz answers 200 (bounded)."""
     deadline = time.monotonic() + timeout
+    while not supervisor.all_running():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"{url}/healthz", timeout=1) as resp:  # noqa: S310
-                if resp.status == 200 and supervisor.all_running():
+                if resp.status == 200:
+                    time.sleep(0.3)  # the web process logs that request: let it go first
                     return True
         except OSError:
             pass
@@ -297,9 +302,7 @@ class Supervisor:
 
     def all_running(self) -> bool:
         """Every process runs and has said it is ready (when it has a way to say so)."""
-        return all(
-            p.proc is not None and p.proc.poll() is None and p.ready for p in self.processes
-        )
+        return all(p.proc is not None and p.proc.poll() is None and p.ready for p in self.processes)
 
     def delay_for(self, failures: int) -> float:
         return min(self.first_delay * 2 ** max(failures - 1, 0), self.max_delay)

@@ -24,7 +24,7 @@ from redis.retry import Retry
 from models import deliveries
 from models.db import db
 from models.entities import Handoff, OutboxEvent
-from models.outbox import HANDOFF_CREATED
+from models.outbox import HANDOFF_CLAIMED, HANDOFF_CREATED
 from models.presence import current_presence
 from models.rooms import escalating_technician_id, recipient_rooms
 from web.schemas import HandoffSchema
@@ -135,6 +135,19 @@ def email_seniors(event: OutboxEvent, offline_only: bool = True) -> list[int]:
     return enqueued
 
 
+def email_claim_follow_ups(event: OutboxEvent, handoff: Handoff) -> list[int]:
+    """On `handoff.claimed`: a short "claimed by X" email to each senior who was emailed
+    about the handoff (models.deliveries decides who), each sent once."""
+    rows = deliveries.claim_follow_up_deliveries(event, handoff.claimed_by_id)
+    celery = current_app.extensions["celery"]
+    enqueued = []
+    for row in rows:
+        if row.status == "pending" and row.attempts == 0:
+            celery.send_task(names.SEND_EMAIL, args=[row.id])
+            enqueued.append(row.id)
+    return enqueued
+
+
 def _describe(error: Exception) -> str:
     return str(error) if isinstance(error, EmitFailed) else f"{type(error).__name__}: {error}"
 
@@ -178,6 +191,11 @@ def dispatch(outbox_event_id: int, emitted: bool = False) -> str:
             emailed = True
         except Exception as exc:  # presence (Redis) or the broker
             errors.append(f"Emails: {_describe(exc)}")
+    if event.event == HANDOFF_CLAIMED:
+        try:
+            email_claim_follow_ups(event, handoff)
+        except Exception as exc:  # the broker
+            errors.append(f"Claimed emails: {_describe(exc)}")
     if not errors:
         deliveries.mark_sent(delivery)
         return "sent"
