@@ -3,8 +3,11 @@ the per-engineer table, and whether the baseline is still the default."""
 
 from __future__ import annotations
 
+import pytest
+
 from models.rollup import roll_up
 from tests.conftest import new_handoff
+from web.pages.present import bar_chart, format_duration, nice_ticks
 
 URL = "/api/v1/analytics/escalation-metrics"
 
@@ -47,3 +50,20 @@ def test_the_month_detail_names_the_engineer_and_the_baseline_state(client, tena
         "/api/v1/account", json={"manual_baseline_minutes": 50}, headers=tenant.auth("eng")
     )
     assert refused.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("minutes", "text"),
+    [(None, "—"), (0, "0 s"), (0.5, "30 s"), (59 / 60, "59 s"), (1, "1 min"), (12.34, "12.3 min")],
+)
+def test_durations_under_a_minute_read_in_seconds(minutes, text):
+    assert format_duration(minutes) == text
+
+
+def test_the_y_axis_has_round_ticks_through_zero():
+    assert nice_ticks(0, 44.8) == [0, 20, 40, 60]
+    assert nice_ticks(-12, 30) == [-20, 0, 20, 40]  # a step of 20 covers 42 in four
+    chart = bar_chart([("2026-01", 44.8), ("2026-02", None)])
+    assert [tick["text"] for tick in chart["y_ticks"]] == ["0", "20", "40", "60"]
+    zero = next(tick for tick in chart["y_ticks"] if tick["value"] == 0)
+    assert zero["y"] == chart["zero_y"]

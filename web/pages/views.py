@@ -208,19 +208,23 @@ def _package_parts(handoff: dict[str, Any] | None) -> dict[str, Any] | None:
 @page_login(*SENIOR_ROLES)
 def analytics():
     account = g.user.account
-    months = rollup.recent_months(rollup.current_month(account), ANALYTICS_MONTHS)
-    history = rollup.metrics_for(account, months)  # newest first
-    this_month = history[0]
+    month = rollup.current_month(account)
+    history = rollup.metrics_for(account, rollup.recent_months(month, ANALYTICS_MONTHS))
     chart = present.bar_chart(
         [(m.month, m.minutes_recovered_per_escalation) for m in reversed(history)]
     )
     return render_template(
         "pages/analytics.html",
         account=account,
-        this_month=this_month,
+        this_month=history[0],  # newest first
+        spread=rollup.month_distribution(account, month),
         history=history,
         chart=chart,
+        can_edit_baseline=g.user.role == "admin",
         fmt=present.format_minutes,
+        duration=present.format_duration,
+        seconds=present.format_seconds,
+        count=present.format_count,
         month_label=present.month_label,
     )
 
