@@ -22,6 +22,8 @@ def upgrade():
         batch_op.add_column(
             sa.Column("baseline_is_set", sa.Boolean(), nullable=False, server_default=sa.false())
         )
+    # A baseline other than the default was chosen by someone.
+    op.execute("UPDATE accounts SET baseline_is_set = true WHERE manual_baseline_minutes <> 45")
 
 
 def downgrade():
