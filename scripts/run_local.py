@@ -397,7 +397,15 @@ def start_mail_sink(env: dict[str, str], supervisor: Supervisor) -> str:
     return f"Emails are saved as .eml files under {rel(mail_dir)}/."
 
 
+def _stop_like_ctrl_c(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    # A closed terminal (SIGHUP) or a `kill` (SIGTERM) tears down like Ctrl-C, so no
+    # process is left running without the launcher.
+    signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
+    signal.signal(signal.SIGHUP, _stop_like_ctrl_c)
     os.chdir(REPO_ROOT)
     VAR.mkdir(exist_ok=True)
     env = local_env()
@@ -437,11 +445,12 @@ def main() -> int:
         supervisor.run()
         return 0
     except KeyboardInterrupt:
-        say("Ctrl-C: stopping everything")
+        say("stopping everything")
         return 0  # a deliberate stop, not a failure (make prints no "Error 130")
     finally:
-        # Ignore further Ctrl-C while tearing down, so everything is always stopped.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Ignore further signals while tearing down, so everything is always stopped.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
         supervisor.stop_all()
         if redis_proc is not None:
             stop_process(redis_proc)
