@@ -7,8 +7,11 @@ from __future__ import annotations
 from functools import cache
 
 from web import create_app
-from workers import celery_init_app
+from workers import celery_init_app, routine_logs
 from workers.settings import worker_settings
+
+# Routine beat ticks (relay, sweep, rollup) are not worth an INFO line every few seconds.
+routine_logs.install()
 
 
 @cache

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from models.db import db, transaction
-from models.entities import ROLES, Account, ApiToken, User
+from models.entities import DEFAULT_BASELINE_MINUTES, ROLES, Account, ApiToken, User
 from models.errors import Conflict, ValidationFailed
 
 
@@ -71,7 +71,7 @@ def create_account(
     owner_email: str,
     owner_password: str | None = None,
     timezone: str = "UTC",
-    manual_baseline_minutes: int = 45,
+    manual_baseline_minutes: int = DEFAULT_BASELINE_MINUTES,
 ) -> tuple[Account, User, str]:
     """Bootstrap a tenant with its owner (an admin) and an API token for them."""
     validate_timezone(timezone)
@@ -81,6 +81,7 @@ def create_account(
                 name=name.strip(),
                 timezone=timezone,
                 manual_baseline_minutes=manual_baseline_minutes,
+                baseline_is_set=manual_baseline_minutes != DEFAULT_BASELINE_MINUTES,
             )
             db.session.add(account)
             owner = _new_user(account, owner_name, owner_email, "admin", owner_password)
@@ -138,4 +139,5 @@ def update_account(
             account.timezone = validate_timezone(timezone)
         if manual_baseline_minutes is not None:
             account.manual_baseline_minutes = manual_baseline_minutes
+            account.baseline_is_set = True
     return account

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from models.db import db, utcnow
 from models.entities import Delivery, OutboxEvent
+from models.events import HANDOFF_CREATED
 
 SOCKET = "socket"
 EMAIL = "email"
@@ -78,6 +79,36 @@ def email_deliveries(event: OutboxEvent, recipient_ids: list[int]) -> list[Deliv
     deliveries = [
         _for_event(event, EMAIL, f"email:{event.handoff_id}:{recipient_id}", recipient_id)
         for recipient_id in recipient_ids
+    ]
+    db.session.commit()
+    return deliveries
+
+
+def emailed_about(handoff_id: int) -> list[int]:
+    """Who was emailed about the handoff: the recipients of its escalation emails that went
+    out (status `sent`). The "claimed by X" follow-up goes to them, and only them."""
+    return list(
+        db.session.scalars(
+            select(Delivery.recipient_id)
+            .where(
+                Delivery.handoff_id == handoff_id,
+                Delivery.channel == EMAIL,
+                Delivery.event == HANDOFF_CREATED,
+                Delivery.status == "sent",
+                Delivery.recipient_id.is_not(None),
+            )
+            .order_by(Delivery.recipient_id)
+        )
+    )
+
+
+def claim_follow_up_deliveries(event: OutboxEvent, claimer_id: int | None) -> list[Delivery]:
+    """One "claimed by X" email per senior who was emailed about the handoff, except the
+    claimer; its own dedupe key, so a re-dispatched claim sends no second follow-up."""
+    recipients = [r for r in emailed_about(event.handoff_id) if r != claimer_id]
+    deliveries = [
+        _for_event(event, EMAIL, f"email-claimed:{event.handoff_id}:{recipient_id}", recipient_id)
+        for recipient_id in recipients
     ]
     db.session.commit()
     return deliveries

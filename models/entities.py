@@ -7,12 +7,14 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -30,6 +32,7 @@ PRIORITIES = ("p1", "p2", "p3", "p4")  # p1 is the most urgent
 DEFAULT_PRIORITY = "p3"
 NOTIFY_EMAIL_CHOICES = ("always", "when_offline", "never")
 DEFAULT_NOTIFY_EMAIL = "when_offline"
+DEFAULT_BASELINE_MINUTES = 45
 
 
 class Account(db.Model):
@@ -38,7 +41,9 @@ class Account(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
-    manual_baseline_minutes: Mapped[int] = mapped_column(Integer, default=45)
+    manual_baseline_minutes: Mapped[int] = mapped_column(Integer, default=DEFAULT_BASELINE_MINUTES)
+    # False while the baseline is still the default nobody chose; analytics says so.
+    baseline_is_set: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -170,6 +175,8 @@ class Handoff(db.Model):
     claimed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     claimed_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
+    # The resolver's note on how it ended (optional).
+    outcome: Mapped[str | None] = mapped_column(Text)
     first_action_at: Mapped[datetime | None]
     first_action_kind: Mapped[str | None] = mapped_column(String(20))
     # Stored with the first action so the monthly rollup is a plain AVG on any database.

@@ -184,7 +184,9 @@ def claim(user: User, handoff_id: int) -> Handoff:
     raise Conflict("This escalation can no longer be claimed.", code="not_claimable")
 
 
-def resolve(user: User, handoff_id: int) -> Handoff:
+def resolve(user: User, handoff_id: int, outcome: str | None = None) -> Handoff:
+    """Close a claimed handoff (its claimer or an admin), with an optional note on how it
+    ended. Resolving again changes nothing, the first outcome included."""
     handoff = get_handoff(user, handoff_id)
     if not user.is_senior:
         # A technician can never be the claimer, whatever the handoff's state.
@@ -199,7 +201,7 @@ def resolve(user: User, handoff_id: int) -> Handoff:
         done = db.session.execute(
             update(Handoff)
             .where(Handoff.id == handoff.id, Handoff.status == "claimed")
-            .values(status="resolved", resolved_at=utcnow())
+            .values(status="resolved", resolved_at=utcnow(), outcome=outcome or None)
             .execution_options(synchronize_session=False)
         ).rowcount
         if done:

@@ -41,6 +41,7 @@ class HandoffSchema(Schema):
     claimed_by = fields.Nested(Ref, allow_none=True)
     claimed_at = UtcDateTime(allow_none=True)
     resolved_at = UtcDateTime(allow_none=True)
+    outcome = fields.String(allow_none=True)
     first_action_at = UtcDateTime(allow_none=True)
     first_action_kind = fields.String(allow_none=True)
     time_to_first_action_seconds = fields.Float(allow_none=True)

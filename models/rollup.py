@@ -19,6 +19,7 @@ rewrites the same figures.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -32,7 +33,7 @@ from sqlalchemy import DateTime, String, and_, column, func, select, values
 from sqlalchemy.dialects import postgresql, sqlite
 
 from models.db import db, transaction, utcnow
-from models.entities import Account, Handoff, MonthlyRollup
+from models.entities import Account, Handoff, MonthlyRollup, User
 from models.errors import NotFound, ValidationFailed
 
 log = logging.getLogger(__name__)
@@ -357,6 +358,103 @@ def metrics_for(account: Account, months: Sequence[Month]) -> list[MonthlyMetric
             )
         )
     return result
+
+
+# --- the month's distribution: median, p90 and per engineer ------------------------------
+
+
+@dataclass(frozen=True)
+class TtfaSummary:
+    """Times to first action (seconds) of one group of handoffs: their count and figures."""
+
+    count: int
+    mean_seconds: float | None
+    median_seconds: float | None
+    p90_seconds: float | None
+
+
+@dataclass(frozen=True)
+class EngineerFigures:
+    user_id: int
+    name: str
+    ttfa: TtfaSummary
+    minutes_recovered_per_escalation: float | None
+
+
+@dataclass(frozen=True)
+class MonthDistribution:
+    """The first actions of one account-month read from the handoffs (not the rollup):
+    the spread of TTFA, the hours recovered and the same per claiming engineer."""
+
+    month: str
+    baseline_minutes: int
+    ttfa: TtfaSummary
+    hours_recovered: float | None
+    engineers: list[EngineerFigures]
+
+
+def median(values: Sequence[float]) -> float | None:
+    """The middle value; the mean of the two middle ones for an even count."""
+    ordered = sorted(values)
+    n = len(ordered)
+    if not n:
+        return None
+    middle = n // 2
+    return ordered[middle] if n % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def percentile(values: Sequence[float], share: float) -> float | None:
+    """Nearest rank: the smallest value that at least `share` of the values do not exceed."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    rank = max(math.ceil(share * len(ordered)), 1)
+    return ordered[rank - 1]
+
+
+def summarize(seconds: Sequence[float]) -> TtfaSummary:
+    if not seconds:
+        return TtfaSummary(0, None, None, None)
+    return TtfaSummary(
+        len(seconds), sum(seconds) / len(seconds), median(seconds), percentile(seconds, 0.9)
+    )
+
+
+def _recovered(baseline: int, summary: TtfaSummary) -> float | None:
+    if summary.mean_seconds is None:
+        return None
+    return round(baseline - summary.mean_seconds / 60.0, DECIMALS)
+
+
+def month_distribution(account: Account, month: Month) -> MonthDistribution:
+    """One account-month's first actions (one index range scan): median and p90 as well as
+    the mean, the hours recovered (baseline − TTFA, summed over the first actions) and the
+    figures per claiming engineer, busiest first."""
+    start, end = utc_bounds(month, zone_of(account.timezone).key)
+    rows = db.session.execute(
+        select(Handoff.claimed_by_id, User.name, Handoff.time_to_first_action_seconds)
+        .join(User, User.id == Handoff.claimed_by_id)
+        .where(
+            Handoff.account_id == account.id,
+            Handoff.first_action_at >= start,
+            Handoff.first_action_at < end,
+            Handoff.time_to_first_action_seconds.is_not(None),
+        )
+    ).all()
+    baseline = account.manual_baseline_minutes
+    overall = summarize([float(row[2]) for row in rows])
+    hours = None
+    if overall.count:
+        hours = round(sum(baseline * 60.0 - float(row[2]) for row in rows) / 3600.0, DECIMALS)
+    by_engineer: dict[int, tuple[str, list[float]]] = {}
+    for user_id, name, seconds in rows:
+        by_engineer.setdefault(user_id, (name, []))[1].append(float(seconds))
+    engineers = [
+        EngineerFigures(user_id, name, summarize(values), _recovered(baseline, summarize(values)))
+        for user_id, (name, values) in by_engineer.items()
+    ]
+    engineers.sort(key=lambda e: (-e.ttfa.count, e.name, e.user_id))
+    return MonthDistribution(str(month), baseline, overall, hours, engineers)
 
 
 def recent_months(newest: Month, count: int) -> list[Month]:

@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from models.db import db, transaction
 from models.entities import (
     DEFAULT_PRIORITY,
+    LIVE_HANDOFF_STATUSES,
     PRIORITIES,
     FlowSession,
     Handoff,
@@ -17,7 +18,10 @@ from models.entities import (
     PsaWriteback,
     User,
 )
-from models.errors import Forbidden, NotFound, ValidationFailed
+from models.errors import Conflict, Forbidden, NotFound, ValidationFailed
+
+# A senior wrote in an escalated session without holding its claim.
+CLAIM_REQUIRED = "claim_required"
 
 
 def create_session(
@@ -99,37 +103,66 @@ def writebacks_of(session: FlowSession) -> list[PsaWriteback]:
     )
 
 
-def post_message(author: User, session_id: int, body: str) -> Message:
+def write_refusal(user: User, session: FlowSession, handoff: Handoff | None) -> Conflict | None:
+    """Why `user` may not write (chat, PSA writeback) in the session now, or None.
+
+    While a handoff is open or claimed, the seniors watch read-only: only the senior holding
+    the claim takes over. The session's own technician always keeps their chat."""
+    if session.technician_id == user.id or handoff is None:
+        return None
+    if handoff.status not in LIVE_HANDOFF_STATUSES or handoff.claimed_by_id == user.id:
+        return None
+    claimer = handoff.claimed_by
+    details = {
+        "handoff_id": handoff.id,
+        "status": handoff.status,
+        "claimed_by": {"id": claimer.id, "name": claimer.name} if claimer else None,
+    }
+    if claimer is None:
+        message = "This session is escalated: claim it to take over."
+    else:
+        message = f"Claimed by {claimer.name}: only they can write here."
+    return Conflict(message, details, code=CLAIM_REQUIRED)
+
+
+def _writable(author: User, session_id: int) -> tuple[FlowSession, Handoff | None]:
     session = get_session(author, session_id)
+    handoff = latest_handoff(session)
+    if (refusal := write_refusal(author, session, handoff)) is not None:
+        raise refusal
+    return session, handoff
+
+
+def post_message(author: User, session_id: int, body: str) -> Message:
+    session, handoff = _writable(author, session_id)
     with transaction():
         message = Message(
             account_id=session.account_id, session_id=session.id, author=author, body=body
         )
         db.session.add(message)
         db.session.flush()
-        _record_first_action(session, author, message.created_at, "chat")
+        _record_first_action(handoff, author, message.created_at, "chat")
     return message
 
 
 def write_back_to_psa(author: User, session_id: int, note: str) -> PsaWriteback:
-    session = get_session(author, session_id)
+    session, handoff = _writable(author, session_id)
     with transaction():
         writeback = PsaWriteback(
             account_id=session.account_id, session_id=session.id, author=author, note=note
         )
         db.session.add(writeback)
         db.session.flush()
-        _record_first_action(session, author, writeback.created_at, "psa_writeback")
+        _record_first_action(handoff, author, writeback.created_at, "psa_writeback")
     return writeback
 
 
-def _record_first_action(session: FlowSession, actor: User, at: datetime, kind: str) -> None:
+def _record_first_action(handoff: Handoff | None, actor: User, at: datetime, kind: str) -> None:
     """The claiming senior's first chat message or PSA writeback after the claim, stored once.
 
     One conditional UPDATE: only the claimer, only after the claim, only while unset; so
     the technician's messages never count and a later action never overwrites an earlier one.
     """
-    handoff = latest_handoff(session)
     if handoff is None or handoff.claimed_by_id != actor.id or handoff.first_action_at is not None:
         return
     seconds = max((at - handoff.created_at).total_seconds(), 0.0)
@@ -148,6 +181,7 @@ def _record_first_action(session: FlowSession, actor: User, at: datetime, kind: 
 
 
 __all__ = [
+    "CLAIM_REQUIRED",
     "create_session",
     "get_session",
     "latest_handoff",
@@ -155,5 +189,6 @@ __all__ = [
     "post_message",
     "sessions_of",
     "write_back_to_psa",
+    "write_refusal",
     "writebacks_of",
 ]

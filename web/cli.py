@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from models import User, db
 from models.accounts import create_account, create_user, issue_token
+from models.demo import seed_history
 from models.errors import DomainError
 from models.rollup import Month, roll_up
 
@@ -41,7 +42,10 @@ def register_cli(app: Flask) -> None:
         click.echo(json.dumps({"account_id": account.id, "user_id": owner.id, "token": token}))
 
     @app.cli.command("seed-demo")
-    def seed_demo_command():
+    @click.option(
+        "--history", is_flag=True, help="Also a few months of demo escalations (once), rolled up."
+    )
+    def seed_demo_command(history: bool):
         """Create the demo account once (idempotent) and print its logins and fresh API tokens."""
         owner_name, owner_email, _ = DEMO_USERS[0]
         owner = db.session.scalar(select(User).where(User.email == owner_email))
@@ -50,6 +54,12 @@ def register_cli(app: Flask) -> None:
         for name, email, role in DEMO_USERS[1:]:
             if db.session.scalar(select(User.id).where(User.email == email)) is None:
                 create_user(owner.account, name, email, role, DEMO_PASSWORD)
+        if history:
+            seeded = seed_history(owner.account)
+            if seeded.handoffs:
+                click.echo(
+                    f"Demo history: {seeded.handoffs} escalations over {len(seeded.months)} months"
+                )
         click.echo(
             f"Demo account '{owner.account.name}' — password for every login: {DEMO_PASSWORD}"
         )

@@ -71,6 +71,7 @@ class AccountSchema(Schema):
     name = fields.String()
     timezone = fields.String()
     manual_baseline_minutes = fields.Integer()
+    baseline_is_set = fields.Boolean()
 
 
 HH_MM = r"([01]\d|2[0-3]):[0-5]\d\Z"
@@ -170,8 +171,15 @@ class EscalateSchema(Input):
     notes = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=10_000))
 
 
+class ResolveSchema(Input):
+    outcome = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(max=10_000)
+    )
+
+
 class SessionDetailSchema(SessionSchema):
     messages = fields.List(fields.Nested(MessageSchema))
+    writebacks = fields.List(fields.Nested(PsaWritebackSchema))
     handoff = fields.Nested(HandoffSchema, allow_none=True)
 
 

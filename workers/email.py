@@ -24,9 +24,10 @@ from flask import current_app
 
 from models import deliveries
 from models.db import db
-from models.entities import Delivery, Handoff
+from models.entities import Account, Delivery, Handoff
+from models.outbox import HANDOFF_CLAIMED
 from workers import names
-from workers.email_message import compose, message_id, notice_for
+from workers.email_message import CLAIMED, CREATED, compose, message_id, notice_for
 from workers.settings import MAX_COUNTDOWN_SECONDS
 
 log = logging.getLogger(__name__)
@@ -259,15 +260,17 @@ def build_message(delivery: Delivery, settings: EmailSettings) -> tuple[EmailMes
     handoff = db.session.get(Handoff, delivery.handoff_id)
     if handoff is None:
         raise PermanentFailure("The escalation no longer exists.")
+    account = db.session.get(Account, handoff.account_id)
     try:
         message = compose(
-            notice_for(handoff),
+            notice_for(handoff, account.timezone if account else "UTC"),
             recipient_name=recipient.name,
             recipient_email=recipient.email,
             mail_from=settings.mail_from,
             base_url=settings.base_url,
             message_id=message_id(delivery.id, handoff.id, settings.mail_from),
             date=datetime.now(UTC),
+            kind=CLAIMED if delivery.event == HANDOFF_CLAIMED else CREATED,
         )
     except (MessageError, ValueError, TypeError) as error:
         raise PermanentFailure(f"Cannot build the message: {error}") from error

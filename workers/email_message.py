@@ -10,8 +10,10 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 SUBJECT_PREFIX = "Escalation: "
+CLAIMED_SUBJECT_PREFIX = "Claimed by "
 MAX_TITLE_IN_SUBJECT = 150
 MAX_GIST = 300
 # Keys an AI assessment is likely to keep its one-line verdict under, best first.
@@ -19,6 +21,10 @@ GIST_KEYS = ("summary", "gist", "assessment", "diagnosis", "likely_cause", "conc
 FALLBACK_DOMAIN = "escalation-mode.invalid"
 
 _WHITESPACE = re.compile(r"\s+")
+BUTTON_STYLE = (
+    "display:inline-block;background:#1f5fbf;color:#ffffff;padding:10px 18px;"
+    "border-radius:6px;text-decoration:none;font-weight:bold"
+)
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,9 @@ class EscalationNotice:
     created_at: datetime
     notes: str | None = None
     ai_gist: str | None = None
+    timezone: str = "UTC"  # the account's: every time in the email is shown in it
+    claimed_by: str | None = None
+    claimed_at: datetime | None = None
 
 
 def one_line(text: str, limit: int) -> str:
@@ -56,10 +65,12 @@ def ai_gist(assessment: Any, limit: int = MAX_GIST) -> str | None:
     return one_line(candidates[0], limit) if candidates else None
 
 
-def notice_for(handoff: Any) -> EscalationNotice:
-    """Read a Handoff (duck-typed: anything with its attributes) into a notice."""
+def notice_for(handoff: Any, timezone: str = "UTC") -> EscalationNotice:
+    """Read a Handoff (duck-typed: anything with its attributes) into a notice, with times
+    in `timezone` (the account's)."""
     package = handoff.escalation_package or {}
     notes = package.get("notes")
+    claimer = getattr(handoff, "claimed_by", None)
     return EscalationNotice(
         handoff_id=handoff.id,
         session_id=handoff.session_id,
@@ -69,6 +80,9 @@ def notice_for(handoff: Any) -> EscalationNotice:
         created_at=handoff.created_at,
         notes=notes if isinstance(notes, str) and notes.strip() else None,
         ai_gist=ai_gist(package.get("ai_assessment")),
+        timezone=timezone or "UTC",
+        claimed_by=claimer.name if claimer is not None else None,
+        claimed_at=getattr(handoff, "claimed_at", None),
     )
 
 
@@ -86,6 +100,7 @@ def subject(notice: EscalationNotice) -> str:
 
 
 def links(notice: EscalationNotice, base_url: str) -> dict[str, str]:
+    """The session page opens this escalation, with its Claim button; the queue is second."""
     base = base_url.rstrip("/")
     return {"queue": f"{base}/escalations", "session": f"{base}/pilot/{notice.session_id}"}
 
@@ -96,13 +111,20 @@ def _details(notice: EscalationNotice) -> list[tuple[str, str]]:
         rows.append(("Notes", notice.notes))
     rows.append(("AI assessment", notice.ai_gist or "none attached"))
     rows.append(("Escalated by", notice.escalated_by))
-    rows.append(("Escalated at", _when(notice.created_at)))
+    rows.append(("Escalated at", when(notice.created_at, notice.timezone)))
     return rows
 
 
-def _when(moment: datetime) -> str:
+def when(moment: datetime, timezone: str = "UTC") -> str:
+    """A stored (naive UTC) time in the account's zone: '2026-12-01 16:04 CST (America/Chicago)'."""
     aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone, timezone = ZoneInfo("UTC"), "UTC"
+    local = aware.astimezone(zone)
+    text = local.strftime("%Y-%m-%d %H:%M %Z")
+    return text if timezone == "UTC" else f"{text} ({timezone})"
 
 
 def text_body(notice: EscalationNotice, recipient_name: str, base_url: str) -> str:
@@ -118,8 +140,8 @@ def text_body(notice: EscalationNotice, recipient_name: str, base_url: str) -> s
         lines.append(f"{label}: {value}")
     lines += [
         "",
-        f"Claim it from the queue: {urls['queue']}",
-        f"Open the session: {urls['session']}",
+        f"Open this escalation and claim it: {urls['session']}",
+        f"The queue: {urls['queue']}",
         "",
         "You get this email because you were not connected when the escalation was created.",
         "The first senior to claim it takes it.",
@@ -143,12 +165,54 @@ and it is waiting for a senior.</p>
 <table>
 {rows}
 </table>
-<p><a href="{esc(urls["queue"])}">Claim it from the queue</a>
-&middot; <a href="{esc(urls["session"])}">Open the session</a></p>
+<p><a href="{esc(urls["session"])}" style="{BUTTON_STYLE}">Open and claim</a></p>
+<p>Or see everything waiting <a href="{esc(urls["queue"])}">on the queue</a>.</p>
 <p style="color:#666;font-size:smaller">You get this email because you were not connected
 when the escalation was created. The first senior to claim it takes it.</p>
 </body></html>
 """
+
+
+def claimed_subject(notice: EscalationNotice) -> str:
+    who = one_line(notice.claimed_by or "a senior", 100)
+    return f"{CLAIMED_SUBJECT_PREFIX}{who}: " + one_line(notice.title, MAX_TITLE_IN_SUBJECT)
+
+
+def _claimed_line(notice: EscalationNotice) -> str:
+    who = notice.claimed_by or "A senior"
+    at = f" at {when(notice.claimed_at, notice.timezone)}" if notice.claimed_at else ""
+    return f'{who} claimed "{one_line(notice.title, 500)}"{at}.'
+
+
+def claimed_text_body(notice: EscalationNotice, recipient_name: str, base_url: str) -> str:
+    """The short follow-up to those emailed about the escalation: nothing left to do."""
+    lines = [
+        f"Hi {recipient_name},",
+        "",
+        _claimed_line(notice) + " Nothing is waiting for you on this one.",
+        "",
+        f"The session: {links(notice, base_url)['session']}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def claimed_html_body(notice: EscalationNotice, recipient_name: str, base_url: str) -> str:
+    esc = html.escape
+    url = links(notice, base_url)["session"]
+    return f"""<!doctype html>
+<html><body style="font-family:sans-serif;line-height:1.4">
+<p>Hi {esc(recipient_name)},</p>
+<p>{esc(_claimed_line(notice))} Nothing is waiting for you on this one.</p>
+<p><a href="{esc(url)}">Open the session</a></p>
+</body></html>
+"""
+
+
+CREATED, CLAIMED = "created", "claimed"
+_KINDS = {
+    CREATED: (subject, text_body, html_body),
+    CLAIMED: (claimed_subject, claimed_text_body, claimed_html_body),
+}
 
 
 def compose(
@@ -160,10 +224,13 @@ def compose(
     base_url: str,
     message_id: str,
     date: datetime,
+    kind: str = CREATED,
 ) -> EmailMessage:
-    """The multipart/alternative message (plain text first, then HTML)."""
+    """The multipart/alternative message (plain text first, then HTML): the escalation
+    (`created`) or the short "claimed by X" follow-up (`claimed`)."""
+    subject_of, text_of, html_of = _KINDS[kind]
     message = EmailMessage()
-    message["Subject"] = subject(notice)
+    message["Subject"] = subject_of(notice)
     message["From"] = mail_from
     message["To"] = Address(display_name=one_line(recipient_name, 200), addr_spec=recipient_email)
     message["Date"] = format_datetime(date if date.tzinfo else date.replace(tzinfo=UTC))
@@ -171,6 +238,6 @@ def compose(
     # Tells vacation responders and the like not to answer.
     message["Auto-Submitted"] = "auto-generated"
     message["X-Escalation-Handoff-Id"] = str(notice.handoff_id)
-    message.set_content(text_body(notice, recipient_name, base_url))
-    message.add_alternative(html_body(notice, recipient_name, base_url), subtype="html")
+    message.set_content(text_of(notice, recipient_name, base_url))
+    message.add_alternative(html_of(notice, recipient_name, base_url), subtype="html")
     return message

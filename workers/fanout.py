@@ -20,7 +20,7 @@ from models import deliveries
 from models.broadcast import CheckedRedisManager, EmitFailed, NoWebNodeListening, broadcaster
 from models.db import db
 from models.entities import Handoff, OutboxEvent
-from models.events import HANDOFF_CREATED
+from models.events import HANDOFF_CLAIMED, HANDOFF_CREATED
 from models.presence import Presence, presence_of
 from models.representations import event_payload
 from models.rooms import listeners, recipient_rooms, seniors_to_email
@@ -72,7 +72,17 @@ def email_seniors(event: OutboxEvent, offline_only: bool = True) -> list[int]:
     send task for each not yet attempted."""
     presence = _presence() if offline_only else None  # None: everyone counts as offline
     recipients = seniors_to_email(event.account_id, presence, datetime.now(UTC))
-    rows = deliveries.email_deliveries(event, recipients)
+    return _send_new(deliveries.email_deliveries(event, recipients))
+
+
+def email_claim_follow_ups(event: OutboxEvent, handoff: Handoff) -> list[int]:
+    """On `handoff.claimed`: a short "claimed by X" email to each senior who was emailed
+    about the handoff (models.deliveries decides who), each sent once."""
+    return _send_new(deliveries.claim_follow_up_deliveries(event, handoff.claimed_by_id))
+
+
+def _send_new(rows: list) -> list[int]:
+    """A send task for each email delivery not attempted yet; the ids enqueued."""
     celery = current_app.extensions["celery"]
     enqueued = []
     for row in rows:
@@ -126,6 +136,11 @@ def dispatch(outbox_event_id: int, emitted: bool = False) -> str:
             emailed = True
         except Exception as exc:  # presence (Redis) or the broker
             errors.append(f"Emails: {_describe(exc)}")
+    if event.event == HANDOFF_CLAIMED:
+        try:
+            email_claim_follow_ups(event, handoff)
+        except Exception as exc:  # the broker
+            errors.append(f"Claimed emails: {_describe(exc)}")
     if not errors:
         deliveries.mark_sent(delivery)
         return "sent"

@@ -99,9 +99,7 @@ def test_magic_moment_escalate_live_claim_first_message_and_analytics(
     expect(pilot_senior.locator("#snapshot")).to_contain_text("LAPTOP-42 (Windows 11)")
     expect(pilot_senior.locator("#snapshot")).to_contain_text("Re-imported the VPN profile")
     expect(pilot_senior.locator("#ai-assessment")).to_contain_text(ASSESSMENT["summary"])
-    expect(pilot_senior.locator("#escalation-package")).to_contain_text(
-        "Rekeying fails after an hour"
-    )
+    expect(pilot_senior.locator("#handoff-brief")).to_contain_text("Rekeying fails after an hour")
     expect(pilot_senior.locator("#live-status")).to_have_attribute("data-state", "live")
     # The technician's page learns who took it, live (handoff.claimed).
     expect(pilot_tech.locator("#handoff-status")).to_have_text("Claimed by Erin Engineer.")

@@ -365,7 +365,8 @@ def test_the_technician_sees_an_escalate_form_until_the_session_is_escalated(app
         headers=tenant.auth("tech"),
     )
     page = technician.get(f"/pilot/{session['id']}").text
-    assert 'id="escalate-form"' not in page
+    # Kept on the page, hidden, so it returns live once the escalation is resolved.
+    assert re.search(r'id="escalate-panel"\s+hidden>', page)
     assert "waiting for a senior to claim it" in page
 
 

@@ -55,6 +55,61 @@ class EscalationMetricsSchema(Schema):
     )
 
 
+class EngineerMetricsSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    first_actions = fields.Integer(metadata={"description": "The sample size of the figures."})
+    avg_time_to_first_action_minutes = fields.Float(allow_none=True)
+    median_time_to_first_action_minutes = fields.Float(allow_none=True)
+    minutes_recovered_per_escalation = fields.Float(allow_none=True)
+
+
+class EscalationMetricsDetailSchema(EscalationMetricsSchema):
+    """One month, with the spread read from the handoffs beside the rolled-up figures."""
+
+    time_to_first_action_sample_size = fields.Integer(
+        metadata={"description": "First actions behind the median and p90 (read now)."}
+    )
+    median_time_to_first_action_minutes = fields.Float(allow_none=True)
+    p90_time_to_first_action_minutes = fields.Float(allow_none=True)
+    hours_recovered = fields.Float(
+        allow_none=True,
+        metadata={"description": "Baseline minus TTFA, summed over the month's first actions."},
+    )
+    baseline_is_default = fields.Boolean(
+        metadata={"description": "True while nobody has set the account's baseline."}
+    )
+    engineers = fields.List(fields.Nested(EngineerMetricsSchema))
+
+
+def _minutes(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / 60.0, rollup.DECIMALS)
+
+
+def month_detail(account, metrics: rollup.MonthlyMetrics) -> dict:
+    """The rolled-up figures of one month plus its distribution (models.rollup)."""
+    spread = rollup.month_distribution(account, rollup.Month.parse(metrics.month))
+    return {
+        **{name: getattr(metrics, name) for name in EscalationMetricsSchema().fields},
+        "time_to_first_action_sample_size": spread.ttfa.count,
+        "median_time_to_first_action_minutes": _minutes(spread.ttfa.median_seconds),
+        "p90_time_to_first_action_minutes": _minutes(spread.ttfa.p90_seconds),
+        "hours_recovered": spread.hours_recovered,
+        "baseline_is_default": not account.baseline_is_set,
+        "engineers": [
+            {
+                "id": engineer.user_id,
+                "name": engineer.name,
+                "first_actions": engineer.ttfa.count,
+                "avg_time_to_first_action_minutes": _minutes(engineer.ttfa.mean_seconds),
+                "median_time_to_first_action_minutes": _minutes(engineer.ttfa.median_seconds),
+                "minutes_recovered_per_escalation": engineer.minutes_recovered_per_escalation,
+            }
+            for engineer in spread.engineers
+        ],
+    }
+
+
 class EscalationMetricsHistorySchema(Schema):
     items = fields.List(fields.Nested(EscalationMetricsSchema))
 
@@ -62,7 +117,7 @@ class EscalationMetricsHistorySchema(Schema):
 @blp.get("/analytics/escalation-metrics")
 @engineer_or_admin
 @blp.arguments(MetricsQuerySchema, location="query")
-@blp.response(200, EscalationMetricsSchema)
+@blp.response(200, EscalationMetricsDetailSchema)
 @blp.errors(401, 403, 422)
 @blp.doc(
     responses={
@@ -70,7 +125,9 @@ class EscalationMetricsHistorySchema(Schema):
             "description": "One month; with `months`, `{items: [...]}` newest first",
             "content": {
                 "application/json": {
-                    "schema": {"oneOf": [EscalationMetricsSchema, EscalationMetricsHistorySchema]}
+                    "schema": {
+                        "oneOf": [EscalationMetricsDetailSchema, EscalationMetricsHistorySchema]
+                    }
                 }
             },
         }
@@ -83,7 +140,7 @@ def escalation_metrics(query):
     newest = query["month"] or rollup.current_month(account)
     if query["months"] is None:
         (metrics,) = rollup.metrics_for(account, [newest])
-        return metrics
+        return month_detail(account, metrics)
     months = rollup.recent_months(newest, query["months"])
     history = rollup.metrics_for(account, months)
     # One route, two shapes: the history is serialized here and passes through as is.

@@ -7,10 +7,11 @@ import binascii
 import re
 
 from flask import request
+from marshmallow import ValidationError
 
 from models import escalations
 from models.queue import QueueFilter, find_handoffs, tab_counts
-from web.api import ApiBlueprint
+from web.api import ApiBlueprint, parse_json_object
 from web.auth import authenticated, current_user, engineer_or_admin
 from web.errors import ApiError
 from web.schemas import (
@@ -22,6 +23,7 @@ from web.schemas import (
     HandoffListQuerySchema,
     HandoffPageSchema,
     HandoffSchema,
+    ResolveSchema,
 )
 
 blp = ApiBlueprint("escalations", __name__, description="Escalations (handoffs)")
@@ -151,13 +153,31 @@ def claim(handoff_id: int):
     return {"handoff": handoff, "redirect_url": f"/pilot/{handoff.session_id}"}
 
 
+RESOLVE_BODY = {"required": False, "content": {"application/json": {"schema": ResolveSchema}}}
+
+
+def _resolve_body() -> dict:
+    """The body is optional here: none at all, or a JSON object `{outcome}`."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return {}
+    try:
+        return ResolveSchema().load(parse_json_object(raw))
+    except ValidationError as error:
+        raise ApiError(
+            422, "Some fields are invalid.", error.normalized_messages(), code="validation_error"
+        ) from None
+
+
 @blp.post("/escalations/<id:handoff_id>/resolve")
 @authenticated
 @blp.response(200, HandoffSchema)
-@blp.errors(401, 403, 404, 409)
+@blp.errors(400, 401, 403, 404, 409, 422)
+@blp.doc(requestBody=RESOLVE_BODY)
 def resolve(handoff_id: int):
-    """Resolve a claimed handoff (its claimer or an admin)."""
-    handoff = escalations.resolve(current_user(), handoff_id)
+    """Resolve a claimed handoff (its claimer or an admin), with an optional `outcome` note."""
+    outcome = (_resolve_body().get("outcome") or "").strip() or None
+    handoff = escalations.resolve(current_user(), handoff_id, outcome)
     return handoff
 
 

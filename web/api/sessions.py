@@ -39,6 +39,7 @@ def get_session(session_id: int):
     return {
         **{name: getattr(session, name) for name in SessionSchema().fields},
         "messages": sessions.messages_of(session),
+        "writebacks": sessions.writebacks_of(session),
         "handoff": sessions.latest_handoff(session),
     }
 
@@ -47,7 +48,7 @@ def get_session(session_id: int):
 @authenticated
 @blp.arguments(MessageCreateSchema)
 @blp.response(201, MessageSchema)
-@blp.errors(400, 401, 403, 404, 422)
+@blp.errors(400, 401, 403, 404, 409, 422)
 def post_message(body, session_id: int):
     """Add a chat message; the claiming senior's first one is the handoff's first action."""
     message = sessions.post_message(current_user(), session_id, body["body"])
@@ -59,7 +60,9 @@ def post_message(body, session_id: int):
 @authenticated
 @blp.arguments(PsaWritebackCreateSchema)
 @blp.response(201, PsaWritebackSchema)
-@blp.errors(400, 401, 403, 404, 422)
+@blp.errors(400, 401, 403, 404, 409, 422)
 def psa_writeback(body, session_id: int):
     """Write a note back to the PSA ticket (a non-chat action that can be the first action)."""
-    return sessions.write_back_to_psa(current_user(), session_id, body["note"])
+    writeback = sessions.write_back_to_psa(current_user(), session_id, body["note"])
+    live.announce_writeback(writeback)
+    return writeback

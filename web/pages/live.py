@@ -1,4 +1,5 @@
-"""Live chat for the session page: `message.created` to the session's room.
+"""Live chat for the session page: `message.created` and `writeback.created` to the
+session's room.
 
 A page showing /pilot/<session_id> emits `session.watch` {session_id} after every
 (re)connect; the server joins it to the session's room only if the connection's user may see
@@ -16,6 +17,7 @@ from flask import current_app, request, session
 from flask_socketio import join_room
 
 from models import Message, User, db
+from models.entities import PsaWriteback
 from models.errors import DomainError
 from models.sessions import get_session
 from web.auth import SESSION_USER_KEY
@@ -24,6 +26,7 @@ from web.extensions import socketio
 log = logging.getLogger(__name__)
 
 MESSAGE_CREATED = "message.created"
+WRITEBACK_CREATED = "writeback.created"
 WATCH_SESSION = "session.watch"
 
 
@@ -68,3 +71,17 @@ def announce_message(message: Message) -> None:
         )
     except Exception:
         log.warning("Could not emit message %s live", message.id, exc_info=True)
+
+
+def announce_writeback(writeback: PsaWriteback) -> None:
+    """Emit a committed PSA writeback to the page(s) showing its session, like a message."""
+    from web.schemas import PsaWritebackSchema
+
+    try:
+        socketio.emit(
+            WRITEBACK_CREATED,
+            PsaWritebackSchema().dump(writeback),
+            to=pilot_room(writeback.session_id),
+        )
+    except Exception:
+        log.warning("Could not emit PSA writeback %s live", writeback.id, exc_info=True)

@@ -7,6 +7,7 @@ keep them in step (web/pages/static/common.js, queue.js).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -221,29 +222,62 @@ def format_minutes(value: float | None) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+def format_duration(minutes: float | None) -> str:
+    """A time in minutes as people read it: under a minute in seconds ('42 s'), else
+    minutes to one decimal ('12.5 min'); '—' for no figure."""
+    if minutes is None:
+        return "—"
+    if abs(minutes) < 1:
+        return f"{round(minutes * 60):d} s"
+    return f"{format_minutes(minutes)} min"
+
+
+def format_seconds(seconds: float | None) -> str:
+    return format_duration(None if seconds is None else seconds / 60.0)
+
+
+def format_count(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+def nice_ticks(bottom: float, top: float, count: int = 4) -> list[float]:
+    """Round tick values covering [bottom, top] (0 always among them)."""
+    span = (top - bottom) or 1.0
+    raw = span / count
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    first = math.floor(bottom / step) * step
+    ticks = [round(first, 6)]
+    while ticks[-1] < top - step * 1e-9:  # up to the first tick at or above the top
+        ticks.append(round(ticks[-1] + step, 6))
+    return ticks
+
+
 def bar_chart(
     points: list[tuple[str, float | None]],
-    width: int = 720,
-    height: int = 260,
+    width: int = 640,
+    height: int = 300,
     margin_top: int = 28,
-    margin_bottom: int = 44,
+    margin_bottom: int = 64,
     margin_x: int = 16,
+    margin_left: int = 64,
 ) -> dict[str, Any]:
     """Geometry for an SVG bar chart of (month, value) oldest first; None draws no bar.
 
     Bars grow up from the zero line for positive values and down for negative ones
-    (first actions slower than the manual baseline)."""
+    (first actions slower than the manual baseline). The y axis has round ticks and a
+    title (minutes); the x axis is titled "Month"."""
     values = [value for _, value in points if value is not None]
-    top = max([*values, 0.0])
-    bottom = min([*values, 0.0])
+    ticks = nice_ticks(min([*values, 0.0]), max([*values, 0.0]))
+    top, bottom = max([*values, 0.0, ticks[-1]]), min([*values, 0.0, ticks[0]])
     span = (top - bottom) or 1.0
     plot_height = height - margin_top - margin_bottom
     zero_y = margin_top + plot_height * (top / span)
-    slot = (width - 2 * margin_x) / max(len(points), 1)
+    slot = (width - margin_left - margin_x) / max(len(points), 1)
     bar_width = slot * 0.62
     bars = []
     for index, (month, value) in enumerate(points):
-        x = margin_x + slot * index + (slot - bar_width) / 2
+        x = margin_left + slot * index + (slot - bar_width) / 2
         bar = {
             "month": month,
             "label": month_label(month),
@@ -262,13 +296,28 @@ def bar_chart(
             text_y = y - 6 if value >= 0 else y + size + 14
             bar.update(y=round(y, 1), height=round(size, 1), text_y=round(text_y, 1))
         bars.append(bar)
+    y_ticks = [
+        {"value": tick, "y": round(margin_top + plot_height * (top - tick) / span, 1)}
+        for tick in ticks
+        if bottom <= tick <= top
+    ]
     return {
         "width": width,
         "height": height,
         "zero_y": round(zero_y, 1),
-        "label_y": height - margin_bottom + 18,
-        "year_y": height - margin_bottom + 34,
+        "label_y": height - margin_bottom + 20,
+        "year_y": height - margin_bottom + 38,
+        "x_title_y": height - 6,
         "margin_x": margin_x,
+        "margin_left": margin_left,
+        "plot_left": margin_left,
+        "plot_right": width - margin_x,
+        "plot_top": margin_top,
+        "plot_bottom": margin_top + plot_height,
+        "y_ticks": [{**tick, "text": format_minutes(tick["value"])} for tick in y_ticks],
+        "y_title_x": 16,
+        "y_title_y": round(margin_top + plot_height / 2, 1),
+        "x_title_x": round((margin_left + width - margin_x) / 2, 1),
         "bars": bars,
     }
 

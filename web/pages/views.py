@@ -42,6 +42,7 @@ from web.schemas import (
     HandoffSchema,
     HandoffSummarySchema,
     MessageSchema,
+    PsaWritebackSchema,
     SessionCreateSchema,
 )
 
@@ -57,6 +58,7 @@ ANALYTICS_MONTHS = 12
 _handoff_schema = HandoffSchema()
 _message_schema = MessageSchema()
 _summary_schema = HandoffSummarySchema()
+_writeback_schema = PsaWritebackSchema()
 
 
 def page_login(*roles: str) -> Callable[[F], F]:
@@ -198,16 +200,21 @@ def pilot(session_id: int):
     handoff_data = _handoff_schema.dump(handoff) if handoff is not None else None
     live = handoff is not None and handoff.status in LIVE_HANDOFF_STATUSES
     may_escalate = flow_session.technician_id == user.id or user.role == "admin"
+    refusal = sessions.write_refusal(user, flow_session, handoff)
     context = {
         "flow_session": flow_session,
         "handoff": handoff_data,
         "package": _package_parts(handoff_data),
         "messages": [_message_schema.dump(m) for m in sessions.messages_of(flow_session)],
-        "writebacks": sessions.writebacks_of(flow_session),
+        "writebacks": [_writeback_schema.dump(w) for w in sessions.writebacks_of(flow_session)],
+        "may_escalate": may_escalate,
         "can_escalate": may_escalate and not live,
+        "can_claim": user.is_senior and handoff is not None and handoff.status == "open",
         "can_resolve": handoff is not None
         and handoff.status == "claimed"
         and (handoff.claimed_by_id == user.id or user.role == "admin"),
+        "read_only": refusal is not None,
+        "read_only_reason": refusal.message if refusal is not None else "",
         "idempotency_key": secrets.token_urlsafe(16),
     }
     return render_template("pages/pilot.html", **context)
@@ -219,8 +226,10 @@ def _package_parts(handoff: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     package = dict(handoff.get("escalation_package") or {})
     carried = {key: package.pop(key) for key in ("snapshot", "ai_assessment") if key in package}
-    recent = package.pop("recent_messages", None)
-    return {"fields": package, "carried": carried, "recent_messages": recent or []}
+    recent = package.pop("recent_messages", None) or []
+    for name in ("reason", "notes"):  # shown at the top of the page
+        package.pop(name, None)
+    return {"fields": package, "carried": carried, "recent_messages": recent}
 
 
 # --- analytics ------------------------------------------------------------------------------
@@ -230,19 +239,23 @@ def _package_parts(handoff: dict[str, Any] | None) -> dict[str, Any] | None:
 @page_login(*SENIOR_ROLES)
 def analytics():
     account = g.user.account
-    months = rollup.recent_months(rollup.current_month(account), ANALYTICS_MONTHS)
-    history = rollup.metrics_for(account, months)  # newest first
-    this_month = history[0]
+    month = rollup.current_month(account)
+    history = rollup.metrics_for(account, rollup.recent_months(month, ANALYTICS_MONTHS))
     chart = present.bar_chart(
         [(m.month, m.minutes_recovered_per_escalation) for m in reversed(history)]
     )
     return render_template(
         "pages/analytics.html",
         account=account,
-        this_month=this_month,
+        this_month=history[0],  # newest first
+        spread=rollup.month_distribution(account, month),
         history=history,
         chart=chart,
+        can_edit_baseline=g.user.role == "admin",
         fmt=present.format_minutes,
+        duration=present.format_duration,
+        seconds=present.format_seconds,
+        count=present.format_count,
         month_label=present.month_label,
     )
 

@@ -1,205 +1,402 @@
-/* The session page: live chat, Send, PSA writeback, Escalate and Resolve. */
+/* The session page, in small parts that share one state:
+   - view: who may do what, from the latest handoff (mirrors models/sessions.write_refusal);
+   - chat: bubbles, Enter sends, live `message.created`;
+   - writebacks: the PSA ticket notes, live `writeback.created`;
+   - handoff: status line, Claim, Resolve with an outcome, Escalate, live handoff events.
+   Other scripts on the page can follow the handoff with
+   EscalationMode.pilot.onHandoff(function (handoff) { ... }). */
 "use strict";
 
 (function () {
   const EM = window.EscalationMode;
   const root = document.getElementById("pilot");
   const sessionId = Number(root.dataset.sessionId);
-  const viewerId = Number(root.dataset.viewerId);
-  const messages = document.getElementById("messages");
-  const noMessages = document.getElementById("no-messages");
-  const handoffStatus = document.getElementById("handoff-status");
+  const viewer = {
+    id: Number(root.dataset.viewerId),
+    role: root.dataset.viewerRole,
+    isTechnician: Number(root.dataset.technicianId) === Number(root.dataset.viewerId),
+    mayEscalate: root.dataset.mayEscalate === "true",
+  };
+  viewer.isSenior = viewer.role === "engineer" || viewer.role === "admin";
   const sessionPath = "/api/v1/sessions/" + sessionId;
+  const handoffListeners = [];
 
-  /* --- chat --- */
-
-  function hasMessage(id) {
-    return Boolean(messages.querySelector('li[data-message-id="' + Number(id) + '"]'));
-  }
-
-  function addMessage(message) {
-    if (!message || (message.session_id !== undefined && Number(message.session_id) !== sessionId)) return;
-    if (hasMessage(message.id)) return;
-    const item = EM.cloneTemplate("message-template");
-    item.dataset.messageId = message.id;
-    if (message.author && message.author.id === viewerId) item.classList.add("mine");
-    const time = item.querySelector('[data-field="time"]');
-    time.setAttribute("datetime", message.created_at);
-    EM.fill(item, {
-      author: message.author ? message.author.name : "",
-      body: message.body,
-      time: EM.localTime(message.created_at),
-    });
-    // Oldest first; message ids grow with creation.
-    const id = Number(message.id);
-    const later = Array.from(messages.children).find(function (other) {
-      return Number(other.dataset.messageId) > id;
-    });
-    messages.insertBefore(item, later || null);
-    noMessages.hidden = true;
+  function byId(id) {
+    return document.getElementById(id);
   }
 
   function setStatus(id, text) {
-    const element = document.getElementById(id);
+    const element = byId(id);
     if (element) element.textContent = text || "";
   }
 
-  const messageForm = document.getElementById("message-form");
-  messageForm.addEventListener("submit", async function (event) {
-    event.preventDefault();
-    const field = messageForm.elements.body;
-    const body = field.value.trim();
-    if (!body) {
-      setStatus("message-status", "Write a message first.");
-      field.focus();
-      return;
-    }
-    const button = messageForm.querySelector('button[type="submit"]');
-    button.disabled = true;
-    setStatus("message-status", "Sending…");
-    const result = await EM.api("POST", sessionPath + "/messages", { body: body });
-    button.disabled = false;
-    if (result.ok) {
-      addMessage(result.data);
-      field.value = "";
-      setStatus("message-status", "");
-      field.focus();
-    } else {
-      setStatus("message-status", result.message);
-    }
-  });
-
-  /* --- the handoff's status --- */
-
-  function describeHandoff(handoff) {
-    if (!handoff) return "Not escalated.";
-    if (handoff.status === "open") {
-      const who = handoff.escalated_by ? handoff.escalated_by.name : "the technician";
-      return "Escalated by " + who + ": waiting for a senior to claim it.";
-    }
-    if (handoff.status === "claimed") {
-      return "Claimed by " + (handoff.claimed_by ? handoff.claimed_by.name : "a senior") + ".";
-    }
-    return "Resolved.";
+  function show(id, visible) {
+    const element = byId(id);
+    if (element) element.hidden = !visible;
   }
 
-  function showHandoff(handoff) {
-    handoffStatus.dataset.status = handoff ? handoff.status : "none";
-    handoffStatus.textContent = describeHandoff(handoff);
-    if (handoff) root.dataset.handoffId = handoff.id;
-    const escalatePanel = document.getElementById("escalate-panel");
-    if (escalatePanel && handoff && handoff.status !== "resolved") escalatePanel.hidden = true;
-  }
+  /* --- view: who may do what now --- */
 
-  function onHandoffEvent(payload) {
-    const handoff = EM.handoffOf(payload);
-    if (handoff && Number(handoff.session_id) === sessionId) showHandoff(handoff);
-  }
+  const view = {
+    handoff: null,
 
-  /* --- Escalate (the session's technician) --- */
+    isLive: function (handoff) {
+      return Boolean(handoff) && (handoff.status === "open" || handoff.status === "claimed");
+    },
 
-  const escalateForm = document.getElementById("escalate-form");
-  if (escalateForm) {
-    escalateForm.addEventListener("submit", async function (event) {
-      event.preventDefault();
-      const reason = escalateForm.elements.reason.value.trim();
-      const notes = escalateForm.elements.notes.value.trim();
-      if (!reason) {
-        setStatus("escalate-status", "Say why you are escalating.");
-        escalateForm.elements.reason.focus();
+    holdsClaim: function (handoff) {
+      return Boolean(handoff && handoff.claimed_by && handoff.claimed_by.id === viewer.id);
+    },
+
+    /* Why the viewer may not write now, or "" (the server answers 409 claim_required). */
+    readOnlyReason: function (handoff) {
+      if (viewer.isTechnician || !view.isLive(handoff) || view.holdsClaim(handoff)) return "";
+      if (handoff.claimed_by) return "Claimed by " + handoff.claimed_by.name + ": only they can write here.";
+      return "This session is escalated: claim it to take over.";
+    },
+
+    apply: function (handoff) {
+      view.handoff = handoff || null;
+      const live = view.isLive(handoff);
+      const reason = view.readOnlyReason(handoff);
+      const canClaim = viewer.isSenior && Boolean(handoff) && handoff.status === "open";
+      const canResolve = Boolean(handoff) && handoff.status === "claimed" &&
+        (view.holdsClaim(handoff) || viewer.role === "admin");
+      show("read-only-note", Boolean(reason));
+      byId("read-only-note").querySelector('[data-field="reason"]').textContent = reason;
+      show("message-form", !reason);
+      show("psa-form", !reason);
+      show("claim-button", canClaim);
+      show("take-over-button", canClaim);
+      show("resolve-button", canResolve);
+      if (!canResolve) show("resolve-form", false);
+      show("escalate-panel", viewer.mayEscalate && !live);
+    },
+  };
+
+  /* --- chat --- */
+
+  const chat = {
+    list: byId("messages"),
+
+    has: function (id) {
+      return Boolean(chat.list.querySelector('li[data-message-id="' + Number(id) + '"]'));
+    },
+
+    add: function (message) {
+      if (!message || (message.session_id !== undefined && Number(message.session_id) !== sessionId)) return;
+      if (chat.has(message.id)) return;
+      const item = EM.cloneTemplate("message-template");
+      item.dataset.messageId = message.id;
+      if (message.author && message.author.id === viewer.id) item.classList.add("mine");
+      const time = item.querySelector('[data-field="time"]');
+      time.setAttribute("datetime", message.created_at);
+      time.title = message.created_at;
+      EM.fill(item, {
+        author: message.author ? message.author.name : "",
+        body: message.body,
+        time: EM.localTime(message.created_at),
+      });
+      // Oldest first; message ids grow with creation.
+      const id = Number(message.id);
+      const later = Array.from(chat.list.children).find(function (other) {
+        return Number(other.dataset.messageId) > id;
+      });
+      chat.list.insertBefore(item, later || null);
+      byId("no-messages").hidden = true;
+      if (!later) chat.list.scrollTop = chat.list.scrollHeight;
+    },
+
+    send: async function () {
+      const form = byId("message-form");
+      const field = form.elements.body;
+      const body = field.value.trim();
+      if (!body) {
+        setStatus("message-status", "Write a message first.");
+        field.focus();
         return;
       }
-      const button = escalateForm.querySelector('button[type="submit"]');
+      const button = form.querySelector('button[type="submit"]');
+      if (button.disabled) return;
+      button.disabled = true;
+      setStatus("message-status", "Sending…");
+      const result = await EM.api("POST", sessionPath + "/messages", { body: body });
+      button.disabled = false;
+      if (result.ok) {
+        chat.add(result.data);
+        field.value = "";
+        setStatus("message-status", "");
+        field.focus();
+      } else {
+        setStatus("message-status", result.message);
+        if (result.code === "claim_required") refresh();
+      }
+    },
+
+    init: function () {
+      const form = byId("message-form");
+      form.addEventListener("submit", function (event) {
+        event.preventDefault();
+        chat.send();
+      });
+      // Enter sends; Shift+Enter (or composing with an input method) adds a new line.
+      form.elements.body.addEventListener("keydown", function (event) {
+        if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+          event.preventDefault();
+          chat.send();
+        }
+      });
+      chat.list.scrollTop = chat.list.scrollHeight;
+    },
+  };
+
+  /* --- PSA writebacks --- */
+
+  const writebacks = {
+    list: byId("writebacks"),
+
+    add: function (writeback) {
+      if (!writeback || Number(writeback.session_id) !== sessionId) return;
+      if (writebacks.list.querySelector('li[data-writeback-id="' + Number(writeback.id) + '"]')) return;
+      const item = document.createElement("li");
+      item.dataset.writebackId = writeback.id;
+      const meta = document.createElement("span");
+      meta.className = "writeback-meta";
+      meta.textContent = (writeback.author ? writeback.author.name : "") + " · ";
+      const time = document.createElement("time");
+      time.setAttribute("datetime", writeback.created_at);
+      time.title = writeback.created_at;
+      time.textContent = EM.localTime(writeback.created_at);
+      meta.appendChild(time);
+      const text = document.createElement("span");
+      text.className = "writeback-note";
+      text.textContent = writeback.note;
+      item.append(meta, " ", text);
+      writebacks.list.appendChild(item);
+      byId("no-writebacks").hidden = true;
+    },
+
+    init: function () {
+      const form = byId("psa-form");
+      form.addEventListener("submit", async function (event) {
+        event.preventDefault();
+        const field = form.elements.note;
+        const note = field.value.trim();
+        if (!note) {
+          setStatus("psa-status", "Write the note first.");
+          field.focus();
+          return;
+        }
+        const button = form.querySelector('button[type="submit"]');
+        button.disabled = true;
+        setStatus("psa-status", "Writing back…");
+        const result = await EM.api("POST", sessionPath + "/psa-writeback", { note: note });
+        button.disabled = false;
+        if (!result.ok) {
+          setStatus("psa-status", result.message);
+          return;
+        }
+        writebacks.add(result.data);
+        field.value = "";
+        setStatus("psa-status", "Written back to the PSA ticket.");
+      });
+    },
+  };
+
+  /* --- the handoff: status, Claim, Resolve, Escalate --- */
+
+  const handoffPart = {
+    describe: function (handoff) {
+      if (!handoff) return "Not escalated.";
+      if (handoff.status === "open") {
+        const who = handoff.escalated_by ? handoff.escalated_by.name : "the technician";
+        return "Escalated by " + who + ": waiting for a senior to claim it.";
+      }
+      if (handoff.status === "claimed") {
+        return "Claimed by " + (handoff.claimed_by ? handoff.claimed_by.name : "a senior") + ".";
+      }
+      return "Resolved.";
+    },
+
+    fact: function (id, text) {
+      const row = byId(id);
+      const value = row.querySelector("[data-field]");
+      value.textContent = text || "";
+      row.hidden = !text;
+      return value;
+    },
+
+    show: function (handoff) {
+      const status = byId("handoff-status");
+      status.dataset.status = handoff ? handoff.status : "none";
+      status.textContent = handoffPart.describe(handoff);
+      if (handoff) {
+        root.dataset.handoffId = handoff.id;
+        const pkg = handoff.escalation_package || {};
+        if (handoff.reason !== undefined) handoffPart.fact("brief-reason", handoff.reason);
+        if (handoff.escalation_package !== undefined) handoffPart.fact("brief-notes", pkg.notes);
+        const time = handoffPart.fact("brief-escalated", EM.localTime(handoff.created_at));
+        time.setAttribute("datetime", handoff.created_at);
+        if (handoff.outcome !== undefined) handoffPart.fact("brief-outcome", handoff.outcome);
+      }
+      view.apply(handoff);
+      handoffListeners.forEach(function (listener) {
+        listener(handoff);
+      });
+    },
+
+    onEvent: function (payload) {
+      const handoff = EM.handoffOf(payload);
+      if (!handoff || Number(handoff.session_id) !== sessionId) return;
+      // A summary (no package) updates the status; the page fetches the rest.
+      if (handoff.escalation_package === undefined) {
+        refresh();
+        return;
+      }
+      handoffPart.show(handoff);
+    },
+
+    claim: async function (button) {
+      button.disabled = true;
+      setStatus("claim-status", "Claiming…");
+      const result = await EM.api("POST", "/api/v1/escalations/" + root.dataset.handoffId + "/claim");
+      button.disabled = false;
+      if (result.ok) {
+        setStatus("claim-status", "");
+        handoffPart.show(result.data.handoff);
+        const field = byId("message-body");
+        if (field) field.focus();
+        return;
+      }
+      // The loser of a race learns who won: "Already claimed by NAME".
+      setStatus("claim-status", result.message);
+      refresh();
+    },
+
+    newIdempotencyKey: function () {
+      const bytes = new Uint8Array(16);
+      window.crypto.getRandomValues(bytes);
+      return Array.from(bytes, function (b) { return b.toString(16).padStart(2, "0"); }).join("");
+    },
+
+    escalate: async function (form) {
+      const reason = form.elements.reason.value.trim();
+      const notes = form.elements.notes.value.trim();
+      if (!reason) {
+        setStatus("escalate-status", "Say why you are escalating.");
+        form.elements.reason.focus();
+        return;
+      }
+      const button = form.querySelector('button[type="submit"]');
       button.disabled = true;
       setStatus("escalate-status", "Escalating…");
       const result = await EM.api(
         "POST",
         sessionPath + "/escalate",
         { reason: reason, notes: notes || null },
-        { "Idempotency-Key": escalateForm.dataset.idempotencyKey }
+        { "Idempotency-Key": form.dataset.idempotencyKey }
       );
+      button.disabled = false;
       if (result.ok) {
-        showHandoff(result.data);
+        // The next escalation of this session (after a resolve) is a new request.
+        form.dataset.idempotencyKey = handoffPart.newIdempotencyKey();
+        form.reset();
+        handoffPart.show(result.data);
         setStatus("escalate-status", "Escalated: the seniors have been notified.");
         return;
       }
-      button.disabled = false;
       if (result.code === "already_escalated") {
         setStatus("escalate-status", "This session is already escalated: the seniors have it.");
         refresh();
       } else {
         setStatus("escalate-status", result.message);
       }
-    });
-  }
+    },
 
-  /* --- Resolve (the claimer or an admin) --- */
-
-  const resolveButton = document.getElementById("resolve-button");
-  if (resolveButton) {
-    resolveButton.addEventListener("click", async function () {
-      resolveButton.disabled = true;
-      const result = await EM.api("POST", "/api/v1/escalations/" + root.dataset.handoffId + "/resolve");
+    resolve: async function (form) {
+      const button = form.querySelector('button[type="submit"]');
+      button.disabled = true;
+      setStatus("resolve-status", "Resolving…");
+      const outcome = form.elements.outcome.value.trim();
+      const result = await EM.api(
+        "POST",
+        "/api/v1/escalations/" + root.dataset.handoffId + "/resolve",
+        { outcome: outcome || null }
+      );
+      button.disabled = false;
       if (result.ok) {
-        showHandoff(result.data);
-        resolveButton.hidden = true;
         setStatus("resolve-status", "");
+        form.reset();
+        handoffPart.show(result.data);
       } else {
-        resolveButton.disabled = false;
         setStatus("resolve-status", result.message);
       }
-    });
-  }
+    },
 
-  /* --- PSA writeback --- */
+    init: function () {
+      byId("claim-button").addEventListener("click", function (event) {
+        handoffPart.claim(event.currentTarget);
+      });
+      byId("take-over-button").addEventListener("click", function (event) {
+        handoffPart.claim(event.currentTarget);
+      });
+      const resolveButton = byId("resolve-button");
+      const resolveForm = byId("resolve-form");
+      resolveButton.addEventListener("click", function () {
+        resolveForm.hidden = false;
+        resolveButton.setAttribute("aria-expanded", "true");
+        resolveForm.elements.outcome.focus();
+      });
+      byId("resolve-cancel").addEventListener("click", function () {
+        resolveForm.hidden = true;
+        resolveButton.setAttribute("aria-expanded", "false");
+        resolveButton.focus();
+      });
+      resolveForm.addEventListener("submit", function (event) {
+        event.preventDefault();
+        handoffPart.resolve(resolveForm);
+      });
+      const escalateForm = byId("escalate-form");
+      if (escalateForm) {
+        escalateForm.addEventListener("submit", function (event) {
+          event.preventDefault();
+          handoffPart.escalate(escalateForm);
+        });
+      }
+    },
+  };
 
-  const psaForm = document.getElementById("psa-form");
-  psaForm.addEventListener("submit", async function (event) {
-    event.preventDefault();
-    const field = psaForm.elements.note;
-    const note = field.value.trim();
-    if (!note) {
-      setStatus("psa-status", "Write the note first.");
-      field.focus();
-      return;
-    }
-    const button = psaForm.querySelector('button[type="submit"]');
-    button.disabled = true;
-    setStatus("psa-status", "Writing back…");
-    const result = await EM.api("POST", sessionPath + "/psa-writeback", { note: note });
-    button.disabled = false;
-    if (!result.ok) {
-      setStatus("psa-status", result.message);
-      return;
-    }
-    const item = document.createElement("li");
-    const meta = document.createElement("span");
-    meta.className = "writeback-meta";
-    meta.textContent = (result.data.author ? result.data.author.name : "") + " · " + EM.localTime(result.data.created_at) + " ";
-    const text = document.createElement("span");
-    text.className = "writeback-note";
-    text.textContent = result.data.note;
-    item.append(meta, text);
-    document.getElementById("writebacks").appendChild(item);
-    field.value = "";
-    setStatus("psa-status", "Written back to the PSA ticket.");
-  });
-
-  /* --- live updates and catching up --- */
+  /* --- catching up and live updates --- */
 
   async function refresh() {
     const result = await EM.api("GET", sessionPath);
     if (!result.ok) return;
-    (result.data.messages || []).forEach(addMessage);
-    showHandoff(result.data.handoff);
+    (result.data.messages || []).forEach(chat.add);
+    (result.data.writebacks || []).forEach(writebacks.add);
+    handoffPart.show(result.data.handoff);
   }
+
+  chat.init();
+  writebacks.init();
+  handoffPart.init();
+
+  EM.pilot = {
+    onHandoff: function (listener) {
+      handoffListeners.push(listener);
+    },
+    refresh: refresh,
+    viewer: viewer,
+  };
 
   EM.connectLive(
     {
-      "message.created": addMessage,
-      "handoff.created": onHandoffEvent,
-      "handoff.claimed": onHandoffEvent,
-      "handoff.resolved": onHandoffEvent,
+      "message.created": chat.add,
+      "writeback.created": writebacks.add,
+      "handoff.created": handoffPart.onEvent,
+      "handoff.claimed": handoffPart.onEvent,
+      "handoff.resolved": handoffPart.onEvent,
+      "handoff.released": handoffPart.onEvent,
+      "handoff.reassigned": handoffPart.onEvent,
     },
     function (socket) {
       socket.emit("session.watch", { session_id: sessionId });
