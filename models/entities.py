@@ -26,6 +26,8 @@ HANDOFF_STATUSES = ("open", "claimed", "resolved")
 LIVE_HANDOFF_STATUSES = ("open", "claimed")
 FIRST_ACTION_KINDS = ("chat", "psa_writeback")
 DELIVERY_STATUSES = ("pending", "sent", "retrying", "failed")
+PSA_KINDS = ("connectwise",)
+PSA_CONNECTION_STATUSES = ("connected", "broken")
 
 
 class Account(db.Model):
@@ -82,6 +84,8 @@ class FlowSession(db.Model):
     ai_assessment: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(20), default="active")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The ticket in the account's PSA this session works on (a string: PSAs differ).
+    psa_ticket_id: Mapped[str | None] = mapped_column(String(64))
 
     technician: Mapped[User] = relationship(lazy="joined")
 
@@ -111,8 +115,13 @@ class PsaWriteback(db.Model):
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     note: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The delivery that posts it to the PSA (none when the account has no PSA connection)
+    # and, once posted, the note's id in the PSA.
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    psa_note_id: Mapped[str | None] = mapped_column(String(64))
 
     author: Mapped[User] = relationship(lazy="joined")
+    delivery: Mapped[Delivery | None] = relationship(lazy="joined")
 
 
 class Handoff(db.Model):
@@ -169,13 +178,14 @@ class OutboxEvent(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
-    handoff_id: Mapped[int] = mapped_column(ForeignKey("handoffs.id"), index=True)
+    # None for work that is about a session rather than a handoff (a PSA writeback).
+    handoff_id: Mapped[int | None] = mapped_column(ForeignKey("handoffs.id"), index=True)
     event: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_at: Mapped[datetime | None]
     publish_attempts: Mapped[int] = mapped_column(Integer, default=0)
 
-    handoff: Mapped[Handoff] = relationship(lazy="select")
+    handoff: Mapped[Handoff | None] = relationship(lazy="select")
 
 
 class Delivery(db.Model):
@@ -190,7 +200,7 @@ class Delivery(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
-    handoff_id: Mapped[int] = mapped_column(ForeignKey("handoffs.id"), index=True)
+    handoff_id: Mapped[int | None] = mapped_column(ForeignKey("handoffs.id"), index=True)
     outbox_event_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_events.id"))
     channel: Mapped[str] = mapped_column(String(10))
     event: Mapped[str] = mapped_column(String(40))
@@ -220,3 +230,24 @@ class MonthlyRollup(db.Model):
     manual_baseline_minutes: Mapped[int] = mapped_column(Integer)
     minutes_recovered_per_escalation: Mapped[float | None]
     computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PsaConnection(db.Model):
+    """An account's connection to its PSA. The API keys and the callback secret live only
+    in `secrets`, encrypted (models.psa.vault); they are never answered or logged."""
+
+    __tablename__ = "psa_connections"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    site_url: Mapped[str] = mapped_column(String(300))
+    company_id: Mapped[str] = mapped_column(String(100))
+    client_id: Mapped[str] = mapped_column(String(100))
+    secrets: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="connected")
+    status_message: Mapped[str | None] = mapped_column(Text)
+    # The callback registered with the PSA for this account, to delete with the connection.
+    psa_callback_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

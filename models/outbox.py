@@ -13,6 +13,8 @@ HANDOFF_CREATED = "handoff.created"
 HANDOFF_CLAIMED = "handoff.claimed"
 HANDOFF_RESOLVED = "handoff.resolved"
 HANDOFF_EVENTS = (HANDOFF_CREATED, HANDOFF_CLAIMED, HANDOFF_RESOLVED)
+# A note to post to the session's PSA ticket (models.psa.outbound); not a Socket.IO event.
+PSA_WRITEBACK = "psa.writeback"
 
 _ANNOUNCED = "announced_outbox_events"
 
@@ -22,6 +24,14 @@ def announce(handoff: Handoff, event: str) -> OutboxEvent:
 
     Written with the commit's flush, together with the handoff (which may be new too)."""
     outbox_event = OutboxEvent(account_id=handoff.account_id, handoff=handoff, event=event)
+    db.session.add(outbox_event)
+    db.session.info.setdefault(_ANNOUNCED, []).append(outbox_event)
+    return outbox_event
+
+
+def announce_for_account(account_id: int, event: str, handoff: Handoff | None) -> OutboxEvent:
+    """Like `announce`, for work that need not belong to a handoff (a PSA writeback)."""
+    outbox_event = OutboxEvent(account_id=account_id, handoff=handoff, event=event)
     db.session.add(outbox_event)
     db.session.info.setdefault(_ANNOUNCED, []).append(outbox_event)
     return outbox_event

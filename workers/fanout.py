@@ -24,11 +24,11 @@ from redis.retry import Retry
 from models import deliveries
 from models.db import db
 from models.entities import Handoff, OutboxEvent
-from models.outbox import HANDOFF_CREATED
+from models.outbox import HANDOFF_CREATED, PSA_WRITEBACK
 from models.presence import current_presence
 from models.rooms import escalating_technician_id, recipient_rooms
 from web.schemas import HandoffSchema
-from workers import names
+from workers import names, psa
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +159,8 @@ def dispatch(outbox_event_id: int, emitted: bool = False) -> str:
     if event is None:
         log.error("Outbox event %s does not exist; nothing to dispatch", outbox_event_id)
         return "missing"
+    if event.event == PSA_WRITEBACK:
+        return psa.hand_over(event)  # not a Socket.IO event: the post goes to the psa queue
     delivery = deliveries.claim(deliveries.socket_delivery(event).id, SOCKET_LEASE)
     if delivery is None:
         log.info("Outbox event %s is dispatched or being dispatched; skipping", event.id)

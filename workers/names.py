@@ -10,3 +10,9 @@ ROLLUP_METRICS = "workers.rollup.rollup_metrics"
 QUEUE_REALTIME = "realtime"
 QUEUE_EMAIL = "email"
 QUEUE_MAINTENANCE = "maintenance"
+
+# The PSA (workers/psa.py) has its own queue: a slow PSA never holds the live path or email.
+PSA_POST_NOTE = "workers.psa.post_note"
+PSA_SYNC_TICKET = "workers.psa.sync_ticket"
+PSA_POLL = "workers.psa.poll"
+QUEUE_PSA = "psa"
