@@ -10,14 +10,15 @@ from sqlalchemy import select
 
 from models import db
 from models.entities import PsaConnection
-from tests.psa_fake.fixtures import app, fake_cw  # noqa: F401  (fixtures)
 from tests.integration.services import free_port
 
 URL = "/api/v1/account/psa"
 
 
 def connect(client, tenant, fake_cw, **overrides):
-    response = client.put(URL, json=fake_cw.connection_body(**overrides), headers=tenant.auth("admin"))
+    response = client.put(
+        URL, json=fake_cw.connection_body(**overrides), headers=tenant.auth("admin")
+    )
     assert response.status_code == 200, response.get_json()
     return response.get_json()
 
@@ -28,7 +29,9 @@ def test_saving_encrypts_the_keys_answers_none_of_them_and_registers_the_callbac
     body = connect(client, tenant, fake_cw)
     assert set(body) == {"kind", "site_url", "company_id", "status", "message", "callback_url"}
     assert body["status"] == "connected" and body["message"] is None
-    assert body["callback_url"].startswith(f"http://127.0.0.1:5999/api/v1/psa/callbacks/{tenant.account_id}/")
+    assert body["callback_url"].startswith(
+        f"http://127.0.0.1:5999/api/v1/psa/callbacks/{tenant.account_id}/"
+    )
     row = db.session.scalar(select(PsaConnection))
     assert fake_cw.private_key not in row.secrets and fake_cw.public_key not in row.secrets
     again = client.get(URL, headers=tenant.auth("admin")).get_json()
@@ -36,7 +39,11 @@ def test_saving_encrypts_the_keys_answers_none_of_them_and_registers_the_callbac
     # The callback registered with ConnectWise, with its auth headers.
     (registered,) = fake_cw.callbacks.values()
     assert registered["url"] == body["callback_url"]
-    assert (registered["type"], registered["level"], registered["objectId"]) == ("Ticket", "owner", 1)
+    assert (registered["type"], registered["level"], registered["objectId"]) == (
+        "Ticket",
+        "owner",
+        1,
+    )
     (call,) = fake_cw.calls("POST", "/system/callbacks$")
     user = f"{fake_cw.company_id}+{fake_cw.public_key}:{fake_cw.private_key}".encode()
     assert call.headers["authorization"] == "Basic " + base64.b64encode(user).decode()

@@ -1,4 +1,4 @@
-"""pytest fixtures for the PSA tests: the fake ConnectWise server and an app configured
+"""Fixtures for the PSA tests: the fake ConnectWise server and an app configured
 with fresh encryption keys, a short PSA timeout and fast retries."""
 
 from __future__ import annotations
