@@ -35,14 +35,15 @@ def linked_sessions(account_id: int, ticket_id: str) -> list[FlowSession]:
     )
 
 
-def _waiting_handoff(session: FlowSession) -> Handoff | None:
-    """The session's claimed handoff, if it has no first action yet."""
+def _claimed_handoff(session: FlowSession) -> Handoff | None:
+    """The session's latest handoff, if someone claimed it. One with a first action already
+    stays in play: a note read late may have been written before that action."""
     handoff = db.session.scalar(
         select(Handoff).where(Handoff.session_id == session.id).order_by(Handoff.id.desc()).limit(1)
     )
     if handoff is None or handoff.claimed_by_id is None or handoff.claimed_at is None:
         return None
-    return handoff if handoff.first_action_at is None else None
+    return handoff
 
 
 def _first_note_by(
@@ -66,7 +67,7 @@ def _first_note_by(
 def sync_ticket(account_id: int, ticket_id: str, settings: PsaSettings) -> int:
     """Read the ticket's notes and record the first actions they show; returns how many were
     recorded. Raises the PSA's errors (the task decides about retrying)."""
-    sessions = [s for s in linked_sessions(account_id, ticket_id) if _waiting_handoff(s)]
+    sessions = [s for s in linked_sessions(account_id, ticket_id) if _claimed_handoff(s)]
     connection = connections.get_connection(account_id)
     if not sessions or connection is None or connection.status != "connected":
         return 0
@@ -74,7 +75,7 @@ def sync_ticket(account_id: int, ticket_id: str, settings: PsaSettings) -> int:
     notes = psa.list_notes(ticket_id)
     recorded = 0
     for session in sessions:
-        handoff = _waiting_handoff(session)
+        handoff = _claimed_handoff(session)
         if handoff is None:
             continue
         note = _first_note_by(psa, notes, handoff.claimed_by, handoff.claimed_at)
