@@ -15,7 +15,7 @@ from models.db import db, transaction, utcnow
 from models.entities import PSA_KINDS, PsaConnection, User
 from models.errors import Forbidden, NotFound, ValidationFailed
 from models.psa.base import PsaAuthRejected, PsaConnector, PsaCredentials, PsaError
-from models.psa.connectwise import normalize_site_url
+from models.psa.connectwise import normalize_site_url, ticket_url
 from models.psa.settings import PsaSettings
 
 log = logging.getLogger(__name__)
@@ -229,3 +229,26 @@ def broken_accounts(limit: int = 50) -> list[dict[str, Any]]:
         .limit(limit)
     ).all()
     return [{"account_id": account_id, "message": message} for account_id, message in rows]
+
+
+@dataclass(frozen=True)
+class SessionPsa:
+    """What the session page shows about the PSA (no keys are read for it)."""
+
+    connected: bool
+    broken: bool
+    ticket_id: str | None
+    ticket_url: str | None
+
+
+def for_session(account_id: int, ticket_id: str | None) -> SessionPsa:
+    connection = get_connection(account_id)
+    link = None
+    if connection is not None and ticket_id:
+        link = ticket_url(connection.site_url, connection.company_id, ticket_id)
+    return SessionPsa(
+        connected=connection is not None,
+        broken=connection is not None and connection.status == "broken",
+        ticket_id=ticket_id,
+        ticket_url=link,
+    )

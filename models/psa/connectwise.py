@@ -247,9 +247,13 @@ class ConnectWiseConnector:
                 raise
 
     def ticket_url(self, ticket_id: str) -> str:
-        # The classic ticket link ConnectWise puts in its own emails.
-        return (
-            f"{self.site}/v4_6_release/services/system_io/Service/fv_sr100_request.rails"
-            f"?service_recid={quote(str(ticket_id), safe='')}&companyName="
-            f"{quote(self.credentials.company_id, safe='')}"
-        )
+        return ticket_url(self.site, self.credentials.company_id, ticket_id)
+
+
+def ticket_url(site_url: str, company_id: str, ticket_id: str) -> str:
+    """The ticket's page in ConnectWise (the link ConnectWise puts in its own emails)."""
+    return (
+        f"{normalize_site_url(site_url)}/v4_6_release/services/system_io/Service/"
+        f"fv_sr100_request.rails?service_recid={quote(str(ticket_id), safe='')}"
+        f"&companyName={quote(company_id, safe='')}"
+    )

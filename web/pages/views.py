@@ -26,6 +26,7 @@ from models import escalations, rollup, sessions
 from models.accounts import user_for_password
 from models.entities import LIVE_HANDOFF_STATUSES, SENIOR_ROLES, User
 from models.errors import Forbidden
+from models.psa import connection as psa_connection
 from web.auth import SESSION_USER_KEY, resolve_user
 from web.config import ROOT
 from web.extensions import limiter
@@ -38,7 +39,7 @@ from web.pages.security import (
     login_limit_per_email,
     safe_next,
 )
-from web.schemas import HandoffSchema, MessageSchema, SessionCreateSchema
+from web.schemas import HandoffSchema, MessageSchema, PsaWritebackSchema, SessionCreateSchema
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ ANALYTICS_MONTHS = 12
 
 _handoff_schema = HandoffSchema()
 _message_schema = MessageSchema()
+_writeback_schema = PsaWritebackSchema()
 
 
 def page_login(*roles: str) -> Callable[[F], F]:
@@ -173,7 +175,8 @@ def pilot(session_id: int):
         "handoff": handoff_data,
         "package": _package_parts(handoff_data),
         "messages": [_message_schema.dump(m) for m in sessions.messages_of(flow_session)],
-        "writebacks": sessions.writebacks_of(flow_session),
+        "writebacks": _writeback_schema.dump(sessions.writebacks_of(flow_session), many=True),
+        "psa": psa_connection.for_session(flow_session.account_id, flow_session.psa_ticket_id),
         "can_escalate": may_escalate and not live,
         "can_resolve": handoff is not None
         and handoff.status == "claimed"

@@ -1,4 +1,4 @@
-/* The session page: live chat, Send, PSA writeback, Escalate and Resolve. */
+/* The session page: live chat, Send, Escalate and Resolve (the PSA writeback: psa.js). */
 "use strict";
 
 (function () {
@@ -151,39 +151,7 @@
     });
   }
 
-  /* --- PSA writeback --- */
-
-  const psaForm = document.getElementById("psa-form");
-  psaForm.addEventListener("submit", async function (event) {
-    event.preventDefault();
-    const field = psaForm.elements.note;
-    const note = field.value.trim();
-    if (!note) {
-      setStatus("psa-status", "Write the note first.");
-      field.focus();
-      return;
-    }
-    const button = psaForm.querySelector('button[type="submit"]');
-    button.disabled = true;
-    setStatus("psa-status", "Writing back…");
-    const result = await EM.api("POST", sessionPath + "/psa-writeback", { note: note });
-    button.disabled = false;
-    if (!result.ok) {
-      setStatus("psa-status", result.message);
-      return;
-    }
-    const item = document.createElement("li");
-    const meta = document.createElement("span");
-    meta.className = "writeback-meta";
-    meta.textContent = (result.data.author ? result.data.author.name : "") + " · " + EM.localTime(result.data.created_at) + " ";
-    const text = document.createElement("span");
-    text.className = "writeback-note";
-    text.textContent = result.data.note;
-    item.append(meta, text);
-    document.getElementById("writebacks").appendChild(item);
-    field.value = "";
-    setStatus("psa-status", "Written back to the PSA ticket.");
-  });
+  /* The PSA writeback lives in psa.js. */
 
   /* --- live updates and catching up --- */
 
