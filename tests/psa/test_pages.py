@@ -33,9 +33,7 @@ def test_settings_show_the_psa_section_to_admins_only(app, tenant):
     assert engineer.get("/settings").status_code == 403
 
 
-def test_the_session_page_links_the_ticket_and_shows_each_notes_state(
-    app, client, tenant, fake_cw
-):
+def test_the_session_page_links_the_ticket_and_shows_each_notes_state(app, client, tenant, fake_cw):
     session_id = session_with_ticket(client, tenant)
     write_back(client, tenant, session_id, "kept here")
     engineer = browser(app, "eng@alpha-msp.example", "user-password")
