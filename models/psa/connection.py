@@ -252,3 +252,13 @@ def for_session(account_id: int, ticket_id: str | None) -> SessionPsa:
         ticket_id=ticket_id,
         ticket_url=link,
     )
+
+
+def rotate_keys(settings: PsaSettings) -> int:
+    """Re-encrypt every connection's secrets with the first PSA_ENCRYPTION_KEYS key."""
+    vault = settings.vault()
+    connections = list(db.session.scalars(select(PsaConnection).order_by(PsaConnection.id)))
+    with transaction():
+        for connection in connections:
+            connection.secrets = vault.rotate(connection.secrets)
+    return len(connections)

@@ -139,3 +139,15 @@ def test_the_keys_never_reach_the_logs(client, tenant, fake_cw, caplog):
     client.delete(URL, headers=tenant.auth("admin"))
     text = "\n".join(record.getMessage() for record in caplog.records)
     assert "secret-private-123" not in text and fake_cw.public_key not in text
+
+
+def test_keys_rotate_and_the_connection_still_works(client, tenant, fake_cw, app):
+    from cryptography.fernet import Fernet
+
+    connect(client, tenant, fake_cw)
+    old = app.config["PSA_ENCRYPTION_KEYS"]
+    app.config["PSA_ENCRYPTION_KEYS"] = f"{Fernet.generate_key().decode()},{old}"
+    result = app.test_cli_runner().invoke(args=["psa-rotate-keys"])
+    assert result.exit_code == 0 and '"rotated": 1' in result.output
+    app.config["PSA_ENCRYPTION_KEYS"] = app.config["PSA_ENCRYPTION_KEYS"].split(",")[0]
+    assert _test(client, tenant)["ok"] is True  # decrypted with the new key alone
