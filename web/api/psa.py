@@ -117,7 +117,7 @@ def _ticket_named(raw: bytes) -> str | None:
 
 @blp.post("/psa/callbacks/<id:account_id>/<string:secret>")
 @blp.response(200, PsaTestResultSchema)
-@blp.errors(404)
+@blp.errors(404, 413)
 def psa_callback(account_id: int, secret: str):
     """Called by the PSA when a ticket changes. The secret in the URL must match (404
     otherwise); the ticket's notes are then read from the PSA by a worker."""
