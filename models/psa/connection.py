@@ -20,7 +20,8 @@ from models.psa.settings import PsaSettings
 
 log = logging.getLogger(__name__)
 
-CALLBACK_PATH = "/api/v1/psa/callbacks/{account_id}/{secret}"
+# One path segment, `<account id>.<secret>` (the secret is URL-safe base64: no dots).
+CALLBACK_PATH = "/api/v1/psa/callbacks/{account_id}.{secret}"
 CALLBACK_DESCRIPTION = "Escalation Mode: ticket notes"
 NO_CLIENT_ID = (
     "No client id: ConnectWise requires a clientId on every API call. Create one in the "
@@ -210,9 +211,13 @@ def mark_broken(connection_id: int, message: str) -> None:
         )
 
 
-def for_callback(account_id: int, secret: str, settings: PsaSettings) -> PsaConnection:
-    """The connection a callback URL names, if its secret matches (constant time)."""
-    connection = get_connection(account_id)
+def for_callback(key: str, settings: PsaSettings) -> PsaConnection:
+    """The connection a callback URL's key (`<account id>.<secret>`) names, if its secret
+    matches (compared in constant time); anything else is NotFound."""
+    account, _, secret = key.partition(".")
+    if not account.isdigit() or len(account) > 18 or not secret:
+        raise NotFound("No such callback.")
+    connection = get_connection(int(account))
     if connection is None:
         raise NotFound("No such callback.")
     expected = settings.vault().open(connection.secrets)["callback_secret"]

@@ -17,7 +17,7 @@ from models.accounts import normalize_email
 from models.db import db, transaction
 from models.entities import FlowSession, Handoff, PsaConnection, User
 from models.psa import connection as connections
-from models.psa.base import PsaConnector, PsaNote
+from models.psa.base import PsaAuthRejected, PsaConnector, PsaNote
 from models.psa.outbound import is_ours
 from models.psa.settings import PsaSettings
 from models.sessions import record_first_action
@@ -72,7 +72,11 @@ def sync_ticket(account_id: int, ticket_id: str, settings: PsaSettings) -> int:
     if not sessions or connection is None or connection.status != "connected":
         return 0
     psa = connections.connector(connection, settings)
-    notes = psa.list_notes(ticket_id)
+    try:
+        notes = psa.list_notes(ticket_id)
+    except PsaAuthRejected as exc:
+        connections.mark_broken(connection.id, exc.message)
+        raise
     recorded = 0
     for session in sessions:
         handoff = _claimed_handoff(session)

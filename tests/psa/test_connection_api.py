@@ -30,7 +30,7 @@ def test_saving_encrypts_the_keys_answers_none_of_them_and_registers_the_callbac
     assert set(body) == {"kind", "site_url", "company_id", "status", "message", "callback_url"}
     assert body["status"] == "connected" and body["message"] is None
     assert body["callback_url"].startswith(
-        f"http://127.0.0.1:5999/api/v1/psa/callbacks/{tenant.account_id}/"
+        f"http://127.0.0.1:5999/api/v1/psa/callbacks/{tenant.account_id}."
     )
     row = db.session.scalar(select(PsaConnection))
     assert fake_cw.private_key not in row.secrets and fake_cw.public_key not in row.secrets
@@ -120,12 +120,13 @@ def test_keys_rejected_while_saving_mark_the_connection_broken(client, tenant, f
     assert health["psa"]["broken_connections"][0]["account_id"] == tenant.account_id
 
 
-@pytest.mark.parametrize("secret", ["wrong", "x" * 43])
-def test_a_callback_with_a_wrong_secret_is_404_and_changes_nothing(client, tenant, fake_cw, secret):
+@pytest.mark.parametrize("key", ["{account}.wrong", "{account}." + "x" * 43, "{account}", "x.y"])
+def test_a_callback_with_a_wrong_secret_is_404_and_changes_nothing(client, tenant, fake_cw, key):
     connect(client, tenant, fake_cw)
     before = len(fake_cw.requests)
     response = client.post(
-        f"/api/v1/psa/callbacks/{tenant.account_id}/{secret}", json={"Type": "ticket", "ID": 5001}
+        "/api/v1/psa/callbacks/" + key.format(account=tenant.account_id),
+        json={"Type": "ticket", "ID": 5001},
     )
     assert response.status_code == 404
     assert response.get_json()["error"]["code"] == "not_found"

@@ -140,3 +140,12 @@ def test_the_poll_reads_claimed_handoffs_waiting_for_a_first_action(client, tena
     psa_tasks.sync_ticket.run(*queued[0][1])
     assert inbound.tickets_to_poll() == []
     assert db.session.scalar(select(Handoff.first_action_kind)) == "psa_writeback"
+
+
+def test_keys_refused_while_reading_notes_break_the_connection(client, tenant, fake_cw, app):
+    claimed_handoff(client, tenant, fake_cw)
+    fake_cw.rotate_keys("pub-key-2", "priv-key-2")
+    assert psa_tasks.sync_ticket.run(tenant.account_id, TICKET) == 0
+    shown = client.get("/api/v1/account/psa", headers=tenant.auth("admin")).get_json()
+    assert shown["status"] == "broken"
+    assert inbound.tickets_to_poll() == []  # no polling with keys the PSA refuses

@@ -115,13 +115,13 @@ def _ticket_named(raw: bytes) -> str | None:
     return ticket if ticket.isdigit() and len(ticket) <= 18 else None
 
 
-@blp.post("/psa/callbacks/<id:account_id>/<string:secret>")
+@blp.post("/psa/callbacks/<string:key>")
 @blp.response(200, PsaTestResultSchema)
 @blp.errors(404, 413)
-def psa_callback(account_id: int, secret: str):
-    """Called by the PSA when a ticket changes. The secret in the URL must match (404
-    otherwise); the ticket's notes are then read from the PSA by a worker."""
-    connections.for_callback(account_id, secret, psa_settings())
+def psa_callback(key: str):
+    """Called by the PSA when a ticket changes, at the account's `callback_url`. The secret
+    in it must match (404 otherwise); the ticket's notes are then read by a worker."""
+    account_id = connections.for_callback(key, psa_settings()).account_id
     if request.content_length and request.content_length > MAX_CALLBACK_BYTES:
         raise ApiError(413, "Callback body too large.")
     ticket = _ticket_named(request.get_data(cache=True))
