@@ -251,3 +251,21 @@ class PsaConnection(db.Model):
     psa_callback_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PsaMemberLink(db.Model):
+    """An admin's mapping from a PSA member (its login identifier) to one of our users, for
+    seniors whose PSA email differs from their login here."""
+
+    __tablename__ = "psa_member_links"
+    __table_args__ = (
+        UniqueConstraint("account_id", "psa_member", name="uq_psa_member_links_member"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    psa_member: Mapped[str] = mapped_column(String(100))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship(lazy="joined")

@@ -198,6 +198,20 @@ class PsaConnectionSchema(Schema):
     callback_url = fields.String()
 
 
+class PsaMemberLinkInputSchema(Input):
+    psa_member = Text(100, required=True)
+    email = Text(254, required=True)
+
+
+class PsaMemberLinkSchema(Schema):
+    psa_member = fields.String()
+    user = fields.Nested(lambda: RecipientSchema())
+
+
+class PsaMemberLinkListSchema(Schema):
+    items = fields.List(fields.Nested(PsaMemberLinkSchema))
+
+
 class PsaTestResultSchema(Schema):
     ok = fields.Boolean()
     message = fields.String()

@@ -36,6 +36,22 @@ def upgrade():
         sa.PrimaryKeyConstraint("id", name=op.f("pk_psa_connections")),
         sa.UniqueConstraint("account_id", name=op.f("uq_psa_connections_account_id")),
     )
+    op.create_table(
+        "psa_member_links",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("psa_member", sa.String(length=100), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_id"], ["accounts.id"], name=op.f("fk_psa_member_links_account_id_accounts")
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_psa_member_links_user_id_users")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_psa_member_links")),
+        sa.UniqueConstraint("account_id", "psa_member", name="uq_psa_member_links_member"),
+    )
     with op.batch_alter_table("flow_sessions") as batch_op:
         batch_op.add_column(sa.Column("psa_ticket_id", sa.String(length=64), nullable=True))
     with op.batch_alter_table("psa_writebacks") as batch_op:
@@ -70,4 +86,5 @@ def downgrade():
         batch_op.drop_column("delivery_id")
     with op.batch_alter_table("flow_sessions") as batch_op:
         batch_op.drop_column("psa_ticket_id")
+    op.drop_table("psa_member_links")
     op.drop_table("psa_connections")

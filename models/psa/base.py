@@ -34,6 +34,7 @@ class PsaNote:
     text: str
     created_at: datetime  # naive UTC, like every timestamp we store
     member_id: str | None  # the PSA member who wrote it (None: a contact, or unknown)
+    member_identifier: str | None = None  # their login name in the PSA
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,7 @@ def _note(ticket_id: str, body: dict[str, Any]) -> PsaNote:
             body.get("dateCreated") or (body.get("_info") or {}).get("dateEntered")
         ),
         member_id=str(member["id"]) if isinstance(member, dict) and member.get("id") else None,
+        member_identifier=(member.get("identifier") or None) if isinstance(member, dict) else None,
     )
 
 

@@ -18,6 +18,7 @@ from models.db import db, transaction
 from models.entities import FlowSession, Handoff, PsaConnection, User
 from models.psa import connection as connections
 from models.psa.base import PsaAuthRejected, PsaConnector, PsaNote
+from models.psa.members import linked_users
 from models.psa.outbound import is_ours
 from models.psa.settings import PsaSettings
 from models.sessions import record_first_action
@@ -46,20 +47,36 @@ def _claimed_handoff(session: FlowSession) -> Handoff | None:
     return handoff
 
 
+class _Who:
+    """Whether a note's PSA member is a given user: the admin's mapping first, then email
+    (each member looked up in the PSA at most once per read)."""
+
+    def __init__(self, psa: PsaConnector, account_id: int) -> None:
+        self.psa = psa
+        self.links = linked_users(account_id)
+        self.emails: dict[str, str | None] = {}
+
+    def is_user(self, note: PsaNote, user: User) -> bool:
+        identifier = (note.member_identifier or "").lower()
+        if identifier in self.links:
+            return self.links[identifier] == user.id
+        if note.member_id is None:
+            return False
+        if note.member_id not in self.emails:
+            member = self.psa.get_member(note.member_id)
+            email = member.email if member and member.email else None
+            self.emails[note.member_id] = normalize_email(email) if email else None
+        return self.emails[note.member_id] == normalize_email(user.email)
+
+
 def _first_note_by(
-    psa: PsaConnector, notes: list[PsaNote], claimer: User, claimed_at: datetime
+    who: _Who, notes: list[PsaNote], claimer: User, claimed_at: datetime
 ) -> PsaNote | None:
-    """The earliest note after the claim whose PSA member has the claimer's email."""
-    emails: dict[str, str | None] = {}
+    """The earliest note after the claim written by the claimer."""
     for note in sorted(notes, key=lambda n: (n.created_at, n.id)):
-        if note.created_at < claimed_at or note.member_id is None or is_ours(note.text):
+        if note.created_at < claimed_at or is_ours(note.text):
             continue
-        if note.member_id not in emails:
-            member = psa.get_member(note.member_id)
-            emails[note.member_id] = (
-                normalize_email(member.email) if member and member.email else None
-            )
-        if emails[note.member_id] == normalize_email(claimer.email):
+        if who.is_user(note, claimer):
             return note
     return None
 
@@ -77,12 +94,13 @@ def sync_ticket(account_id: int, ticket_id: str, settings: PsaSettings) -> int:
     except PsaAuthRejected as exc:
         connections.mark_broken(connection.id, exc.message)
         raise
+    who = _Who(psa, account_id)
     recorded = 0
     for session in sessions:
         handoff = _claimed_handoff(session)
         if handoff is None:
             continue
-        note = _first_note_by(psa, notes, handoff.claimed_by, handoff.claimed_at)
+        note = _first_note_by(who, notes, handoff.claimed_by, handoff.claimed_at)
         if note is None:
             continue
         with transaction():

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from models import deliveries, outbox
 from models.db import db
-from models.entities import Delivery, FlowSession, Handoff, PsaWriteback
+from models.entities import Delivery, FlowSession, Handoff, PsaConnection, PsaWriteback
 from models.psa import connection as connections
 from models.psa.base import PsaAuthRejected, PsaConnector, PsaRejected, PsaUnavailable
 from models.psa.settings import PsaSettings
@@ -38,12 +38,18 @@ def is_ours(text: str) -> bool:
     return "[Escalation Mode note " in text
 
 
+def broken(connection: PsaConnection) -> str:
+    reason = connection.status_message or "the PSA refused our keys"
+    return f"The PSA connection is broken ({reason}); an admin must save new keys in Settings."
+
+
 def queue_delivery(
     session: FlowSession, writeback: PsaWriteback, handoff: Handoff | None
 ) -> Delivery | None:
     """In the caller's transaction (the writeback is flushed): a delivery row and its outbox
     event, or nothing when the account has no PSA connection."""
-    if connections.get_connection(session.account_id) is None:
+    connection = connections.get_connection(session.account_id)
+    if connection is None:
         return None
     delivery = Delivery(
         account_id=session.account_id,
@@ -53,8 +59,9 @@ def queue_delivery(
         recipient_id=None,
         dedupe_key=f"psa:{writeback.id}",
     )
-    if not session.psa_ticket_id:
-        delivery.status, delivery.last_error = "failed", NO_TICKET
+    if not session.psa_ticket_id or connection.status == "broken":
+        delivery.status = "failed"
+        delivery.last_error = NO_TICKET if not session.psa_ticket_id else broken(connection)
         db.session.add(delivery)
     else:
         event = outbox.announce_for_account(session.account_id, outbox.PSA_WRITEBACK, handoff)
@@ -118,9 +125,7 @@ def attempt(delivery_id: int, settings: PsaSettings) -> Attempt:
         )
         return Attempt("failed")
     if connection.status == "broken":
-        deliveries.mark_failed(
-            delivery, f"The PSA connection is broken: {connection.status_message or 'keys refused'}"
-        )
+        deliveries.mark_failed(delivery, broken(connection))
         return Attempt("failed")
     try:
         psa = connections.connector(connection, settings)

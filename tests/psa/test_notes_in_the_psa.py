@@ -149,3 +149,35 @@ def test_keys_refused_while_reading_notes_break_the_connection(client, tenant, f
     shown = client.get("/api/v1/account/psa", headers=tenant.auth("admin")).get_json()
     assert shown["status"] == "broken"
     assert inbound.tickets_to_poll() == []  # no polling with keys the PSA refuses
+
+
+def test_an_admin_maps_a_member_whose_email_differs(client, tenant, fake_cw, app):
+    _, handoff = claimed_handoff(client, tenant, fake_cw)
+    fake_cw.add_member("13", "erin.cw", "erin@elsewhere.example")
+    note_at = handoff.claimed_at + timedelta(seconds=20)
+    fake_cw.add_note(TICKET, "from my other login", "13", note_at)
+    assert sync(app) == 0  # an unknown email: not the claimer
+    url = "/api/v1/account/psa/members"
+    refused = client.put(url, json={"psa_member": "erin.cw", "email": "x@nowhere.example"},
+                         headers=tenant.auth("admin"))  # fmt: skip
+    assert refused.status_code == 422
+    assert client.put(url, json={"psa_member": "ERIN.CW", "email": "eng@alpha-msp.example"},
+                      headers=tenant.auth("eng")).status_code == 403  # fmt: skip
+    linked = client.put(url, json={"psa_member": "ERIN.CW", "email": "eng@alpha-msp.example"},
+                        headers=tenant.auth("admin"))  # fmt: skip
+    assert linked.status_code == 200, linked.get_json()
+    assert linked.get_json()["user"]["id"] == tenant.users["eng"]
+    assert sync(app) == 1
+    assert reload(handoff).first_action_at == note_at.replace(microsecond=0)
+    listed = client.get(url, headers=tenant.auth("admin")).get_json()["items"]
+    assert [item["psa_member"] for item in listed] == ["erin.cw"]
+    assert client.delete(f"{url}/erin.cw", headers=tenant.auth("admin")).status_code == 204
+    assert client.get(url, headers=tenant.auth("admin")).get_json()["items"] == []
+
+
+def test_a_mapping_to_someone_else_wins_over_a_matching_email(client, tenant, fake_cw, app):
+    _, handoff = claimed_handoff(client, tenant, fake_cw)
+    mapping = {"psa_member": "eng", "email": "eng2@alpha-msp.example"}
+    client.put("/api/v1/account/psa/members", json=mapping, headers=tenant.auth("admin"))
+    fake_cw.add_note(TICKET, "hm", CLAIMER_MEMBER, handoff.claimed_at + timedelta(seconds=5))
+    assert sync(app) == 0

@@ -175,11 +175,10 @@ def test_401_after_a_key_rotation_stops_at_once_and_breaks_the_connection(client
     shown = client.get("/api/v1/account/psa", headers=tenant.auth("admin")).get_json()
     assert shown["status"] == "broken" and "refused our credentials" in shown["message"]
     assert client.get("/healthz").get_json()["psa"]["status"] == "degraded"
-    # The next writeback fails without calling the PSA until an admin saves new keys.
+    # The next writeback fails at once, without calling the PSA, until new keys are saved.
     calls = len(fake_cw.requests)
-    write_back(client, tenant, session_id, "second")
-    second = db.session.scalars(select(Delivery.id).where(Delivery.channel == "psa")).all()[-1]
-    assert post(second) == "failed"
+    second = write_back(client, tenant, session_id, "second")["delivery"]
+    assert second["status"] == "failed" and "connection is broken" in second["last_error"]
     assert len(fake_cw.requests) == calls
     assert fake_cw.notes(TICKET) == []
 

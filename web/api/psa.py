@@ -10,7 +10,7 @@ from marshmallow import ValidationError
 
 from models import sessions
 from models.psa import connection as connections
-from models.psa import inbound
+from models.psa import inbound, members
 from models.psa.settings import PsaSettings
 from web.api import ApiBlueprint, parse_json_object
 from web.auth import admin_only, authenticated, current_user
@@ -19,6 +19,9 @@ from web.schemas import (
     PsaConnectionInputSchema,
     PsaConnectionSchema,
     PsaConnectionTestInputSchema,
+    PsaMemberLinkInputSchema,
+    PsaMemberLinkListSchema,
+    PsaMemberLinkSchema,
     PsaTestResultSchema,
     PsaWritebackListSchema,
 )
@@ -86,6 +89,34 @@ def test_connection():
         fields = loaded if set(loaded) - {"kind"} else None
     ok, message = connections.test(current_user(), fields, psa_settings())
     return {"ok": ok, "message": message}
+
+
+@blp.get("/account/psa/members")
+@admin_only
+@blp.response(200, PsaMemberLinkListSchema)
+@blp.errors(401, 403)
+def list_member_links():
+    """PSA members mapped to users by an admin (others are matched by email)."""
+    return {"items": members.links(current_user())}
+
+
+@blp.put("/account/psa/members")
+@admin_only
+@blp.arguments(PsaMemberLinkInputSchema)
+@blp.response(200, PsaMemberLinkSchema)
+@blp.errors(400, 401, 403, 422)
+def put_member_link(body):
+    """Map a PSA member (their login identifier) to the account's user with `email`."""
+    return members.link(current_user(), body["psa_member"], body["email"])
+
+
+@blp.delete("/account/psa/members/<string:psa_member>")
+@admin_only
+@blp.response(204)
+@blp.errors(401, 403)
+def delete_member_link(psa_member: str):
+    """Remove a mapping; the member is matched by email again."""
+    members.unlink(current_user(), psa_member)
 
 
 @blp.get("/sessions/<id:session_id>/psa-writebacks")

@@ -78,3 +78,52 @@
 
   load();
 })();
+
+/* The admin's mapping from ConnectWise members to users. */
+(function () {
+  const EM = window.EscalationMode;
+  const form = document.getElementById("psa-members-form");
+  if (!form) return;
+  const URL = "/api/v1/account/psa/members";
+  const list = document.getElementById("psa-members");
+  const status = document.getElementById("psa-members-status");
+
+  function render(items) {
+    list.replaceChildren();
+    items.forEach(function (link) {
+      const item = document.createElement("li");
+      item.textContent = link.psa_member + " → " + link.user.name + " (" + link.user.email + ") ";
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "link-button";
+      remove.textContent = "Remove";
+      remove.addEventListener("click", async function () {
+        const result = await EM.api("DELETE", URL + "/" + encodeURIComponent(link.psa_member));
+        status.textContent = result.ok ? "Removed." : result.message;
+        load();
+      });
+      item.appendChild(remove);
+      list.appendChild(item);
+    });
+  }
+
+  async function load() {
+    const result = await EM.api("GET", URL);
+    if (result.ok) render(result.data.items);
+  }
+
+  form.addEventListener("submit", async function (event) {
+    event.preventDefault();
+    const result = await EM.api("PUT", URL, {
+      psa_member: form.elements.psa_member.value.trim(),
+      email: form.elements.email.value.trim(),
+    });
+    status.textContent = result.ok ? "Mapped." : result.message;
+    if (result.ok) {
+      form.reset();
+      load();
+    }
+  });
+
+  load();
+})();
