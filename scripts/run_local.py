@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Run Escalation Mode locally: Redis, a mail sink, web, worker and beat.
+"""Run Escalation Mode locally: Redis, a mail sink, web, worker, psa and beat.
 
     .venv/bin/python scripts/run_local.py      (or: make run)
 
@@ -38,7 +38,7 @@ from honcho.printer import Printer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VAR = REPO_ROOT / "var"
-RUN_PROCESSES = ("web", "worker", "beat")
+RUN_PROCESSES = ("web", "worker", "psa", "beat")
 
 
 def say(message: str = "") -> None:
@@ -169,6 +169,19 @@ def announce_when_up(url: str, mail_note: str) -> None:
         time.sleep(0.5)
 
 
+def local_psa_key() -> str:
+    """A Fernet key for PSA secrets on this machine, kept in var/ (production sets
+    PSA_ENCRYPTION_KEYS itself; docs/psa.md)."""
+    path = VAR / "psa-encryption.key"
+    if not path.exists():
+        from cryptography.fernet import Fernet
+
+        VAR.mkdir(exist_ok=True)
+        path.write_text(Fernet.generate_key().decode())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def main() -> int:
     os.chdir(REPO_ROOT)
     VAR.mkdir(exist_ok=True)
@@ -185,6 +198,8 @@ def main() -> int:
     env.setdefault("BASE_URL", url)
     env.setdefault("SECRET_KEY", "local-development-only-not-a-secret")
     env.setdefault("MAIL_FROM", "Escalation Mode <escalations@localhost>")
+    if not env.get("PSA_ENCRYPTION_KEYS"):
+        env["PSA_ENCRYPTION_KEYS"] = local_psa_key()
 
     procfile = parse_procfile((REPO_ROOT / "Procfile").read_text()).processes
     missing = [name for name in ("release", *RUN_PROCESSES) if name not in procfile]
