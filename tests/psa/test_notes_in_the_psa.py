@@ -12,6 +12,7 @@ from models import db
 from models.entities import Handoff, User
 from models.psa import inbound
 from models.psa.settings import PsaSettings
+from models.rollup import roll_up
 from tests.psa.test_writeback import TICKET, connect, session_with_ticket
 from workers import psa as psa_tasks
 
@@ -47,6 +48,13 @@ def reload(handoff: Handoff) -> Handoff:
     return db.session.get(Handoff, handoff.id)
 
 
+def metric(client, tenant) -> dict:
+    roll_up(account_id=tenant.account_id)
+    return client.get(
+        "/api/v1/analytics/escalation-metrics", headers=tenant.auth("admin")
+    ).get_json()
+
+
 def test_only_the_claimers_note_after_the_claim_counts(client, tenant, fake_cw, app):
     _, handoff = claimed_handoff(client, tenant, fake_cw)
     claimed_at = handoff.claimed_at
@@ -54,6 +62,7 @@ def test_only_the_claimers_note_after_the_claim_counts(client, tenant, fake_cw, 
     fake_cw.add_note(TICKET, "someone else", OTHER_MEMBER, claimed_at + timedelta(seconds=30))
     assert sync(app) == 0
     assert reload(handoff).first_action_at is None
+    assert metric(client, tenant)["first_actions"] == 0
     mine = claimed_at + timedelta(seconds=90)
     fake_cw.add_note(TICKET, "rebooted the print server", CLAIMER_MEMBER, mine)
     assert sync(app) == 1
