@@ -16,10 +16,11 @@ from sqlalchemy.exc import IntegrityError
 
 from models.db import db, utcnow
 from models.entities import Delivery, OutboxEvent
-from models.events import HANDOFF_CREATED
+from models.events import HANDOFF_CREATED, PSA_WRITEBACK
 
 SOCKET = "socket"
 EMAIL = "email"
+PSA = "psa"
 
 # Transient failures retry with exponential backoff and jitter for at least this long.
 RETRY_WINDOW = timedelta(hours=24)
@@ -158,14 +159,15 @@ def backoff_seconds(
 
 
 def mark_retrying(
-    delivery: Delivery, error: str, policy: RetryPolicy = DEFAULT_RETRY
+    delivery: Delivery, error: str, policy: RetryPolicy = DEFAULT_RETRY, at_least: float = 0.0
 ) -> float | None:
     """Schedule the next attempt and return its delay, or fail the delivery (returning None)
-    once the retry window has passed."""
+    once the retry window has passed. `at_least`: the receiver asked us to wait this long
+    (a Retry-After header)."""
     if utcnow() - delivery.created_at >= policy.window:
         mark_failed(delivery, f"Gave up after {delivery.attempts} attempts: {error}")
         return None
-    delay = backoff_seconds(delivery.attempts, policy=policy)
+    delay = max(backoff_seconds(delivery.attempts, policy=policy), at_least)
     delivery.status, delivery.last_error = "retrying", error[:2000]
     delivery.next_attempt_at = utcnow() + timedelta(seconds=delay)
     delivery.locked_until = delivery.next_attempt_at  # nobody may take it before it is due
@@ -211,6 +213,8 @@ def undispatched_events(grace: timedelta, window: timedelta, limit: int = 500) -
             .where(
                 OutboxEvent.published_at > now - window,
                 OutboxEvent.published_at <= now - grace,
+                # A PSA writeback has no socket delivery; the PSA sweeper covers its task.
+                OutboxEvent.event != PSA_WRITEBACK,
                 ~started,
             )
             .order_by(OutboxEvent.id)

@@ -33,6 +33,8 @@ DEFAULT_PRIORITY = "p3"
 NOTIFY_EMAIL_CHOICES = ("always", "when_offline", "never")
 DEFAULT_NOTIFY_EMAIL = "when_offline"
 DEFAULT_BASELINE_MINUTES = 45
+PSA_KINDS = ("connectwise",)
+PSA_CONNECTION_STATUSES = ("connected", "broken")
 
 
 class Account(db.Model):
@@ -109,6 +111,8 @@ class FlowSession(db.Model):
     priority: Mapped[str] = mapped_column(
         String(2), default=DEFAULT_PRIORITY, server_default=DEFAULT_PRIORITY
     )
+    # The ticket in the account's PSA this session works on (a string: PSAs differ).
+    psa_ticket_id: Mapped[str | None] = mapped_column(String(64))
 
     technician: Mapped[User] = relationship(lazy="joined")
 
@@ -138,8 +142,13 @@ class PsaWriteback(db.Model):
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     note: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The delivery that posts it to the PSA (none when the account has no PSA connection)
+    # and, once posted, the note's id in the PSA.
+    delivery_id: Mapped[int | None] = mapped_column(ForeignKey("deliveries.id"), index=True)
+    psa_note_id: Mapped[str | None] = mapped_column(String(64))
 
     author: Mapped[User] = relationship(lazy="joined")
+    delivery: Mapped[Delivery | None] = relationship(lazy="joined")
 
 
 class Handoff(db.Model):
@@ -199,7 +208,8 @@ class OutboxEvent(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
-    handoff_id: Mapped[int] = mapped_column(ForeignKey("handoffs.id"), index=True)
+    # None for work that is about a session rather than a handoff (a PSA writeback).
+    handoff_id: Mapped[int | None] = mapped_column(ForeignKey("handoffs.id"), index=True)
     event: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_at: Mapped[datetime | None]
@@ -208,7 +218,7 @@ class OutboxEvent(db.Model):
     emitted_at: Mapped[datetime | None]
     publish_attempts: Mapped[int] = mapped_column(Integer, default=0)
 
-    handoff: Mapped[Handoff] = relationship(lazy="select")
+    handoff: Mapped[Handoff | None] = relationship(lazy="select")
 
 
 class Delivery(db.Model):
@@ -223,7 +233,7 @@ class Delivery(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
-    handoff_id: Mapped[int] = mapped_column(ForeignKey("handoffs.id"), index=True)
+    handoff_id: Mapped[int | None] = mapped_column(ForeignKey("handoffs.id"), index=True)
     outbox_event_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_events.id"))
     channel: Mapped[str] = mapped_column(String(10))
     event: Mapped[str] = mapped_column(String(40))
@@ -253,3 +263,42 @@ class MonthlyRollup(db.Model):
     manual_baseline_minutes: Mapped[int] = mapped_column(Integer)
     minutes_recovered_per_escalation: Mapped[float | None]
     computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PsaConnection(db.Model):
+    """An account's connection to its PSA. The API keys and the callback secret live only
+    in `secrets`, encrypted (models.psa.vault); they are never answered or logged."""
+
+    __tablename__ = "psa_connections"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    site_url: Mapped[str] = mapped_column(String(300))
+    company_id: Mapped[str] = mapped_column(String(100))
+    client_id: Mapped[str] = mapped_column(String(100))
+    secrets: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="connected")
+    status_message: Mapped[str | None] = mapped_column(Text)
+    # The callback registered with the PSA for this account, to delete with the connection.
+    psa_callback_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PsaMemberLink(db.Model):
+    """An admin's mapping from a PSA member (its login identifier) to one of our users, for
+    seniors whose PSA email differs from their login here."""
+
+    __tablename__ = "psa_member_links"
+    __table_args__ = (
+        UniqueConstraint("account_id", "psa_member", name="uq_psa_member_links_member"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    psa_member: Mapped[str] = mapped_column(String(100))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship(lazy="joined")

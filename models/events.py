@@ -14,3 +14,12 @@ class HandoffEvent(StrEnum):
 HANDOFF_CREATED = HandoffEvent.CREATED
 HANDOFF_CLAIMED = HandoffEvent.CLAIMED
 HANDOFF_RESOLVED = HandoffEvent.RESOLVED
+
+# Not a Socket.IO event: a note to post to the session's PSA ticket (models.psa.outbound),
+# carried by the same outbox so it is committed with the writeback.
+PSA_WRITEBACK = "psa.writeback"
+
+
+def is_live(event_name: str) -> bool:
+    """Whether the event goes to Socket.IO rooms (a handoff event) or only to a worker."""
+    return event_name in HandoffEvent.__members__.values()

@@ -20,11 +20,17 @@ from sqlalchemy.orm import Session
 
 from models.db import db, utcnow
 from models.entities import Handoff, OutboxEvent
-from models.events import HANDOFF_CLAIMED, HANDOFF_CREATED, HANDOFF_RESOLVED
+from models.events import (
+    HANDOFF_CLAIMED,
+    HANDOFF_CREATED,
+    HANDOFF_RESOLVED,
+    PSA_WRITEBACK,
+    is_live,
+)
 from models.representations import event_payload
 from models.rooms import recipient_rooms
 
-__all__ = ["HANDOFF_CLAIMED", "HANDOFF_CREATED", "HANDOFF_RESOLVED"]
+__all__ = ["HANDOFF_CLAIMED", "HANDOFF_CREATED", "HANDOFF_RESOLVED", "PSA_WRITEBACK"]
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +62,26 @@ def on_commit(listener: Callable[[list[Announced]], None]) -> None:
 def announce(handoff: Handoff, event_name: str) -> OutboxEvent:
     """Add an outbox row in the caller's transaction; it is written with the commit's flush,
     together with the handoff (which may be new too)."""
-    outbox_event = OutboxEvent(account_id=handoff.account_id, handoff=handoff, event=event_name)
+    return announce_for_account(handoff.account_id, event_name, handoff)
+
+
+def announce_for_account(account_id: int, event_name: str, handoff: Handoff | None) -> OutboxEvent:
+    """Like `announce`, for work that need not belong to a handoff (a PSA writeback)."""
+    outbox_event = OutboxEvent(account_id=account_id, handoff=handoff, event=event_name)
     db.session.add(outbox_event)
     db.session.info.setdefault(_ANNOUNCED, []).append(outbox_event)
     return outbox_event
+
+
+def _ready(row: OutboxEvent) -> Announced:
+    live = is_live(row.event)
+    return Announced(
+        id=row.id,
+        event=row.event,
+        account_id=row.account_id,
+        rooms=recipient_rooms(row.event, row.handoff) if live else [],
+        payload=event_payload(row.handoff) if live else {},
+    )
 
 
 @event.listens_for(Session, "before_commit")
@@ -69,20 +91,13 @@ def _serialize_announced(session: Session) -> None:
         return
     # A handoff this transaction changed with a bulk UPDATE (claim, resolve) is read back,
     # so the event carries the state being committed; a new one is already complete.
-    stale = {row.handoff for row in announced if row.handoff not in session.new}
+    stale = {
+        row.handoff for row in announced if is_live(row.event) and row.handoff not in session.new
+    }
     session.flush()
     for handoff in stale:
         session.refresh(handoff)
-    session.info[_READY] = [
-        Announced(
-            id=row.id,
-            event=row.event,
-            account_id=row.account_id,
-            rooms=recipient_rooms(row.event, row.handoff),
-            payload=event_payload(row.handoff),
-        )
-        for row in announced
-    ]
+    session.info[_READY] = [_ready(row) for row in announced]
 
 
 @event.listens_for(Session, "after_commit")

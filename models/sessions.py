@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from models.db import db, transaction
 from models.entities import (
@@ -19,6 +19,7 @@ from models.entities import (
     User,
 )
 from models.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from models.psa.outbound import queue_delivery
 
 # A senior wrote in an escalated session without holding its claim.
 CLAIM_REQUIRED = "claim_required"
@@ -31,6 +32,7 @@ def create_session(
     ai_assessment: dict[str, Any] | None,
     customer: str | None = None,
     priority: str = DEFAULT_PRIORITY,
+    psa_ticket_id: str | None = None,
 ) -> FlowSession:
     if priority not in PRIORITIES:
         raise ValidationFailed("Some fields are invalid.", {"priority": ["Must be p1 to p4."]})
@@ -44,6 +46,7 @@ def create_session(
             status="active",
             customer=(customer or "").strip() or None,
             priority=priority,
+            psa_ticket_id=psa_ticket_id,
         )
         db.session.add(session)
     return session
@@ -141,43 +144,53 @@ def post_message(author: User, session_id: int, body: str) -> Message:
         )
         db.session.add(message)
         db.session.flush()
-        _record_first_action(handoff, author, message.created_at, "chat")
+        record_first_action(session, author, message.created_at, "chat")
     return message
 
 
 def write_back_to_psa(author: User, session_id: int, note: str) -> PsaWriteback:
+    """Record the writeback and, when the account has a PSA connection, queue its posting
+    to the ticket (a delivery and an outbox event, committed with it)."""
     session, handoff = _writable(author, session_id)
-    with transaction():
+    with transaction(expire_on_commit=False):
         writeback = PsaWriteback(
             account_id=session.account_id, session_id=session.id, author=author, note=note
         )
         db.session.add(writeback)
         db.session.flush()
-        _record_first_action(handoff, author, writeback.created_at, "psa_writeback")
+        queue_delivery(session, writeback, handoff)
+        record_first_action(session, author, writeback.created_at, "psa_writeback")
     return writeback
 
 
-def _record_first_action(handoff: Handoff | None, actor: User, at: datetime, kind: str) -> None:
-    """The claiming senior's first chat message or PSA writeback after the claim, stored once.
+def record_first_action(session: FlowSession, actor: User, at: datetime, kind: str) -> bool:
+    """The claiming senior's first chat message or PSA writeback after the claim.
 
-    One conditional UPDATE: only the claimer, only after the claim, only while unset; so
-    the technician's messages never count and a later action never overwrites an earlier one.
+    One conditional UPDATE: only the claimer, only after the claim, and only if no earlier
+    action is stored; so the technician's messages never count, a later action never
+    overwrites an earlier one, and a note read late from the PSA (written before a chat
+    message we already counted) still wins with its own earlier time. Runs in the caller's
+    transaction; returns whether it recorded.
     """
-    if handoff is None or handoff.claimed_by_id != actor.id or handoff.first_action_at is not None:
-        return
+    handoff = latest_handoff(session)
+    if handoff is None or handoff.claimed_by_id != actor.id:
+        return False
+    if handoff.first_action_at is not None and handoff.first_action_at <= at:
+        return False
     seconds = max((at - handoff.created_at).total_seconds(), 0.0)
-    db.session.execute(
+    recorded = db.session.execute(
         update(Handoff)
         .where(
             Handoff.id == handoff.id,
             Handoff.claimed_by_id == actor.id,
             Handoff.claimed_at <= at,
-            Handoff.first_action_at.is_(None),
+            or_(Handoff.first_action_at.is_(None), Handoff.first_action_at > at),
         )
         .values(first_action_at=at, first_action_kind=kind, time_to_first_action_seconds=seconds)
         .execution_options(synchronize_session=False)
-    )
+    ).rowcount
     db.session.expire(handoff)
+    return bool(recorded)
 
 
 __all__ = [
@@ -187,6 +200,7 @@ __all__ = [
     "latest_handoff",
     "messages_of",
     "post_message",
+    "record_first_action",
     "sessions_of",
     "write_back_to_psa",
     "write_refusal",

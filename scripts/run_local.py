@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Run Escalation Mode locally: Redis, a mail sink, web, worker and beat.
+"""Run Escalation Mode locally: Redis, a mail sink, web, worker, psa and beat.
 
     .venv/bin/python scripts/run_local.py      (or: make run)
 
@@ -228,6 +228,19 @@ def wait_until_up(url: str, supervisor: Supervisor, timeout: float = 120) -> boo
     return False
 
 
+def local_psa_key() -> str:
+    """A Fernet key for PSA secrets on this machine, kept in var/ (production sets
+    PSA_ENCRYPTION_KEYS itself; docs/psa.md)."""
+    path = VAR / "psa-encryption.key"
+    if not path.exists():
+        from cryptography.fernet import Fernet
+
+        VAR.mkdir(exist_ok=True)
+        path.write_text(Fernet.generate_key().decode())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 @dataclass
 class Supervised:
     """One Procfile process: its command, its current run, and its restart schedule."""
@@ -373,6 +386,8 @@ def local_env() -> dict[str, str]:
     env.setdefault("BASE_URL", f"http://127.0.0.1:{env['PORT']}")
     env.setdefault("SECRET_KEY", "local-development-only-not-a-secret")
     env.setdefault("MAIL_FROM", "Escalation Mode <escalations@localhost>")
+    if not env.get("PSA_ENCRYPTION_KEYS"):
+        env["PSA_ENCRYPTION_KEYS"] = local_psa_key()
     return env
 
 

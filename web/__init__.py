@@ -124,7 +124,22 @@ def _register_health(app: Flask) -> None:
         redis_status = _redis_status(app.config["REDIS_URL"])
         status = "ok" if database == "ok" else "unavailable"
         body = {"status": status, "database": database, "redis": redis_status}
+        if database == "ok":
+            body["psa"] = _psa_status()
         return jsonify(body), 200 if database == "ok" else 503
+
+
+def _psa_status() -> dict:
+    """PSA connections whose keys the PSA refused: an admin must save new ones."""
+    from models.psa.connection import broken_accounts
+
+    try:
+        broken = broken_accounts()
+    except Exception:
+        log.exception("Health check: could not read the PSA connections")
+        db.session.rollback()
+        return {"status": "unknown"}
+    return {"status": "degraded" if broken else "ok", "broken_connections": broken}
 
 
 def _redis_status(url: str) -> str:

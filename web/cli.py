@@ -12,6 +12,9 @@ from models import User, db
 from models.accounts import create_account, create_user, issue_token
 from models.demo import seed_history
 from models.errors import DomainError
+from models.psa.connection import rotate_keys
+from models.psa.settings import PsaSettings
+from models.psa.vault import generate_key
 from models.rollup import Month, roll_up
 
 DEMO_PASSWORD = "demo-password"
@@ -25,6 +28,8 @@ DEMO_USERS = [
 
 
 def register_cli(app: Flask) -> None:
+    _register_psa_cli(app)
+
     @app.cli.command("create-account")
     @click.option("--name", required=True, help="The MSP's name.")
     @click.option("--owner-name", required=True)
@@ -79,3 +84,19 @@ def register_cli(app: Flask) -> None:
             raise click.ClickException(f"{error.message} {error.details or ''}".strip()) from error
         summary = {"rows": run.rows, "accounts": run.accounts, "months": list(run.months)}
         click.echo(json.dumps({**summary, "seconds": round(run.seconds, 3)}))
+
+
+def _register_psa_cli(app: Flask) -> None:
+    @app.cli.command("psa-generate-key")
+    def psa_generate_key_command():
+        """Print a new key for PSA_ENCRYPTION_KEYS."""
+        click.echo(generate_key())
+
+    @app.cli.command("psa-rotate-keys")
+    def psa_rotate_keys_command():
+        """Re-encrypt the stored PSA secrets with the first key of PSA_ENCRYPTION_KEYS."""
+        try:
+            count = rotate_keys(PsaSettings.from_config(app.config))
+        except DomainError as error:
+            raise click.ClickException(error.message) from error
+        click.echo(json.dumps({"rotated": count}))

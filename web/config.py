@@ -84,6 +84,13 @@ def from_env(env: dict[str, str] | os._Environ = os.environ) -> dict:
         or "20 per minute;100 per hour",
         "LOGIN_RATE_LIMIT_PER_EMAIL": env.get("LOGIN_RATE_LIMIT_PER_EMAIL")
         or "5 per minute;20 per hour",
+        # PSA connections (docs/psa.md): Fernet keys, comma-separated; the first encrypts,
+        # any decrypts (rotation). Without them no PSA connection can be saved.
+        "PSA_ENCRYPTION_KEYS": env.get("PSA_ENCRYPTION_KEYS") or "",
+        "PSA_TIMEOUT_SECONDS": float(env.get("PSA_TIMEOUT_SECONDS") or 10),
+        "PSA_FIRST_RETRY_SECONDS": float(env.get("PSA_FIRST_RETRY_SECONDS") or 5),
+        "PSA_MAX_BACKOFF_SECONDS": float(env.get("PSA_MAX_BACKOFF_SECONDS") or 300),
+        "PSA_RETRY_WINDOW_SECONDS": float(env.get("PSA_RETRY_WINDOW_SECONDS") or 86400),
         "API_TITLE": "Escalation Mode",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",

@@ -125,6 +125,13 @@ class SessionCreateSchema(Input):
     ai_assessment = JsonObject(load_default=None, allow_none=True)
     customer = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
     priority = fields.String(load_default="p3", validate=validate.OneOf(PRIORITIES))
+    psa_ticket_id = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Regexp(
+            r"^[A-Za-z0-9._-]{1,64}$", error="A ticket id: 1-64 letters, digits, . _ or -."
+        ),
+    )
 
 
 class SessionSchema(Schema):
@@ -137,6 +144,7 @@ class SessionSchema(Schema):
     created_at = UtcDateTime()
     customer = fields.String(allow_none=True)
     priority = fields.String()
+    psa_ticket_id = fields.String(allow_none=True)
 
 
 class MessageCreateSchema(Input):
@@ -155,12 +163,80 @@ class PsaWritebackCreateSchema(Input):
     note = Text(10_000, required=True)
 
 
+class PsaDeliveryStateSchema(Schema):
+    status = fields.String()  # not_connected | pending | sent | retrying | failed
+    attempts = fields.Integer()
+    last_error = fields.String(allow_none=True)
+    psa_note_id = fields.String(allow_none=True)
+
+
 class PsaWritebackSchema(Schema):
     id = fields.Integer()
     session_id = fields.Integer()
     author = fields.Nested(Ref)
     note = fields.String()
     created_at = UtcDateTime()
+    delivery = fields.Method("_delivery")
+
+    def _delivery(self, writeback) -> dict:
+        row = writeback.delivery
+        if row is None:
+            state = {"status": "not_connected", "attempts": 0, "last_error": None}
+        else:
+            state = {"status": row.status, "attempts": row.attempts, "last_error": row.last_error}
+        return PsaDeliveryStateSchema().dump({**state, "psa_note_id": writeback.psa_note_id})
+
+
+class PsaWritebackListSchema(Schema):
+    items = fields.List(fields.Nested(PsaWritebackSchema))
+
+
+class PsaConnectionInputSchema(Input):
+    kind = fields.String(load_default="connectwise", validate=validate.OneOf(["connectwise"]))
+    site_url = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    company_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    public_key = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    private_key = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    client_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
+
+
+class PsaConnectionTestInputSchema(Input):
+    """All optional: without fields, the saved connection is tested."""
+
+    kind = fields.String(load_default="connectwise", validate=validate.OneOf(["connectwise"]))
+    site_url = fields.String(validate=validate.Length(max=300))
+    company_id = fields.String(validate=validate.Length(max=100))
+    public_key = fields.String(validate=validate.Length(max=200))
+    private_key = fields.String(validate=validate.Length(max=200))
+    client_id = fields.String(validate=validate.Length(max=100))
+
+
+class PsaConnectionSchema(Schema):
+    kind = fields.String()
+    site_url = fields.String()
+    company_id = fields.String()
+    status = fields.String()  # connected | broken
+    message = fields.String(allow_none=True)
+    callback_url = fields.String()
+
+
+class PsaMemberLinkInputSchema(Input):
+    psa_member = Text(100, required=True)
+    email = Text(254, required=True)
+
+
+class PsaMemberLinkSchema(Schema):
+    psa_member = fields.String()
+    user = fields.Nested(lambda: RecipientSchema())
+
+
+class PsaMemberLinkListSchema(Schema):
+    items = fields.List(fields.Nested(PsaMemberLinkSchema))
+
+
+class PsaTestResultSchema(Schema):
+    ok = fields.Boolean()
+    message = fields.String()
 
 
 # --- escalations ---

@@ -25,7 +25,7 @@ from flask import current_app
 from models import deliveries
 from models.db import db
 from models.entities import Account, Delivery, Handoff
-from models.outbox import HANDOFF_CLAIMED
+from models.events import HANDOFF_CLAIMED
 from workers import names
 from workers.email_message import CLAIMED, CREATED, compose, message_id, notice_for
 from workers.settings import MAX_COUNTDOWN_SECONDS

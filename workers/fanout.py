@@ -20,11 +20,11 @@ from models import deliveries
 from models.broadcast import CheckedRedisManager, EmitFailed, NoWebNodeListening, broadcaster
 from models.db import db
 from models.entities import Handoff, OutboxEvent
-from models.events import HANDOFF_CLAIMED, HANDOFF_CREATED
+from models.events import HANDOFF_CLAIMED, HANDOFF_CREATED, PSA_WRITEBACK
 from models.presence import Presence, presence_of
 from models.representations import event_payload
 from models.rooms import listeners, recipient_rooms, seniors_to_email
-from workers import names
+from workers import names, psa
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,8 @@ def dispatch(outbox_event_id: int, emitted: bool = False) -> str:
     if event is None:
         log.error("Outbox event %s does not exist; nothing to dispatch", outbox_event_id)
         return "missing"
+    if event.event == PSA_WRITEBACK:
+        return psa.hand_over(event)  # not a Socket.IO event: the post goes to the psa queue
     delivery = deliveries.claim(deliveries.socket_delivery(event).id, SOCKET_LEASE)
     if delivery is None:
         log.info("Outbox event %s is dispatched or being dispatched; skipping", event.id)

@@ -1,4 +1,6 @@
-"""Task and queue names, defined once (celery_config routes by them)."""
+"""Task and queue names, defined once (workers/settings.py routes by them)."""
+
+from models.psa.inbound import SYNC_TICKET_TASK
 
 DISPATCH_OUTBOX_EVENT = "workers.fanout.dispatch_outbox_event"
 DISPATCH_OUTBOX_EVENTS = "workers.fanout.dispatch_outbox_events"
@@ -10,3 +12,9 @@ ROLLUP_METRICS = "workers.rollup.rollup_metrics"
 QUEUE_REALTIME = "realtime"
 QUEUE_EMAIL = "email"
 QUEUE_MAINTENANCE = "maintenance"
+
+# The PSA (workers/psa.py) has its own queue: a slow PSA never holds the live path or email.
+PSA_POST_NOTE = "workers.psa.post_note"
+PSA_SYNC_TICKET = SYNC_TICKET_TASK  # the web edge asks for it on a callback
+PSA_POLL = "workers.psa.poll"
+QUEUE_PSA = "psa"

@@ -49,6 +49,8 @@ def emit_live(announced: list[Announced]) -> list[int]:
     queue = broadcaster(url, config["SOCKETIO_CHANNEL"], config["PUBLISH_TIMEOUT_SECONDS"])
     emitted: list[int] = []
     for event in announced:
+        if not event.rooms:
+            continue  # work for a worker only (a PSA writeback), nothing to show live
         try:
             queue.emit(event.event, event.payload, to=event.rooms)
         except NoWebNodeListening:

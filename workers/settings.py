@@ -32,6 +32,7 @@ BEAT_SCHEDULE = {
     "relay-outbox": {"task": names.RELAY_OUTBOX, "schedule": timedelta(seconds=5)},
     "sweep-deliveries": {"task": names.SWEEP_DELIVERIES, "schedule": timedelta(seconds=30)},
     "rollup-metrics": {"task": names.ROLLUP_METRICS, "schedule": timedelta(seconds=30)},
+    "psa-poll": {"task": names.PSA_POLL, "schedule": timedelta(seconds=60)},
 }
 
 
@@ -47,7 +48,13 @@ def settings(config: Any) -> dict[str, Any]:
         "broker_url": config.get("CELERY_BROKER_URL") or config["REDIS_URL"],
         "result_backend": None,
         "task_ignore_result": True,
-        "include": ["workers.fanout", "workers.email", "workers.outbox_relay", "workers.rollup"],
+        "include": [
+            "workers.fanout",
+            "workers.email",
+            "workers.outbox_relay",
+            "workers.rollup",
+            "workers.psa",
+        ],
         # Never lose work to a crash: ack after the task ran, and requeue if the worker died.
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
@@ -81,12 +88,20 @@ def settings(config: Any) -> dict[str, Any]:
             names.RELAY_OUTBOX: {"queue": names.QUEUE_MAINTENANCE},
             names.SWEEP_DELIVERIES: {"queue": names.QUEUE_MAINTENANCE},
             names.ROLLUP_METRICS: {"queue": names.QUEUE_MAINTENANCE},
+            names.PSA_POST_NOTE: {"queue": names.QUEUE_PSA},
+            names.PSA_SYNC_TICKET: {"queue": names.QUEUE_PSA},
+            names.PSA_POLL: {"queue": names.QUEUE_PSA},
         },
         # One direct exchange and routing key per queue, so a worker can be given any of them
         # (`-Q realtime` for a fan-out-only worker) and nothing lands in a queue by accident.
         "task_queues": [
             Queue(name, Exchange(name, type="direct"), routing_key=name)
-            for name in (names.QUEUE_REALTIME, names.QUEUE_EMAIL, names.QUEUE_MAINTENANCE)
+            for name in (
+                names.QUEUE_REALTIME,
+                names.QUEUE_EMAIL,
+                names.QUEUE_MAINTENANCE,
+                names.QUEUE_PSA,
+            )
         ],
         "task_default_queue": names.QUEUE_REALTIME,
         "beat_schedule": BEAT_SCHEDULE,

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import requests
+from cryptography.fernet import Fernet
 
 from tests.integration.services import (
     CHROMIUM_ARGS,
@@ -97,6 +98,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, request) -> Iterator[Stack]:
             "SECRET_KEY": "e2e-secret",
             "MAIL_FROM": "Escalation Mode <escalations@example.test>",
             "FLASK_DEBUG": "0",
+            # PSA connections are sealed with this key (a fresh one per stack).
+            "PSA_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+            "PSA_TIMEOUT_SECONDS": "3",
             **smtp.env(),
         }
     )

@@ -113,8 +113,10 @@ def test_magic_moment_escalate_live_claim_first_message_and_analytics(
         "Escalated: IKE lifetime mismatch suspected"
     )
     pilot_senior.get_by_role("button", name="Write back to PSA").click()
-    expect(pilot_senior.locator("#psa-status")).to_have_text("Written back to the PSA ticket.")
+    # This account has no PSA connection: the page says the note stayed here.
+    expect(pilot_senior.locator("#psa-status")).to_have_text("Saved here; no PSA is connected.")
     expect(pilot_senior.locator("#writebacks")).to_contain_text("IKE lifetime mismatch suspected")
+    expect(pilot_senior.locator("#writebacks")).to_contain_text("Not connected")
     pilot_senior.screenshot(path=str(artifacts / "pilot.png"), full_page=True)
 
     stack.rollup()

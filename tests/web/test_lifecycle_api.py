@@ -201,4 +201,9 @@ def test_openapi_document_is_generated_from_the_schemas(client):
 def test_healthz_reports_database_and_redis(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "database": "ok", "redis": "unreachable"}
+    assert response.get_json() == {
+        "status": "ok",
+        "database": "ok",
+        "redis": "unreachable",
+        "psa": {"status": "ok", "broken_connections": []},
+    }

@@ -58,10 +58,17 @@ def test_each_task_goes_to_its_own_queue(conf):
     assert routes[names.SEND_EMAIL]["queue"] == names.QUEUE_EMAIL
     for task in (names.RELAY_OUTBOX, names.SWEEP_DELIVERIES, names.ROLLUP_METRICS):
         assert routes[task]["queue"] == names.QUEUE_MAINTENANCE
+    for task in (names.PSA_POST_NOTE, names.PSA_SYNC_TICKET, names.PSA_POLL):
+        assert routes[task]["queue"] == names.QUEUE_PSA
     bindings = {q.name: (q.exchange.name, q.routing_key) for q in conf.task_queues}
     assert bindings == {
         name: (name, name)
-        for name in (names.QUEUE_REALTIME, names.QUEUE_EMAIL, names.QUEUE_MAINTENANCE)
+        for name in (
+            names.QUEUE_REALTIME,
+            names.QUEUE_EMAIL,
+            names.QUEUE_MAINTENANCE,
+            names.QUEUE_PSA,
+        )
     }
 
 

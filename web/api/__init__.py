@@ -120,8 +120,8 @@ def init_api(app: Flask) -> Api:
             "security": [{"bearerAuth": []}],
         },
     )
-    from web.api import analytics, escalations, sessions, users
+    from web.api import analytics, escalations, psa, sessions, users
 
-    for module in (users, sessions, escalations, analytics):
+    for module in (users, sessions, escalations, analytics, psa):
         api.register_blueprint(module.blp, url_prefix=API_PREFIX)
     return api

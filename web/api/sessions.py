@@ -62,7 +62,10 @@ def post_message(body, session_id: int):
 @blp.response(201, PsaWritebackSchema)
 @blp.errors(400, 401, 403, 404, 409, 422)
 def psa_writeback(body, session_id: int):
-    """Write a note back to the PSA ticket (a non-chat action that can be the first action)."""
+    """Write a note back to the PSA ticket (a non-chat action that can be the first action).
+
+    The note is posted to the ticket by a worker; `delivery.status` follows it (pending,
+    retrying, sent, failed) or says `not_connected` when the account has no PSA."""
     writeback = sessions.write_back_to_psa(current_user(), session_id, body["note"])
     live.announce_writeback(writeback)
     return writeback

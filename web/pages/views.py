@@ -26,6 +26,7 @@ from models import queue, rollup, sessions
 from models.accounts import user_for_password
 from models.entities import LIVE_HANDOFF_STATUSES, SENIOR_ROLES, User
 from models.errors import Forbidden, ValidationFailed
+from models.psa import connection as psa_connection
 from web.auth import SESSION_USER_KEY, resolve_user
 from web.config import ROOT
 from web.extensions import limiter
@@ -207,6 +208,7 @@ def pilot(session_id: int):
         "package": _package_parts(handoff_data),
         "messages": [_message_schema.dump(m) for m in sessions.messages_of(flow_session)],
         "writebacks": [_writeback_schema.dump(w) for w in sessions.writebacks_of(flow_session)],
+        "psa": psa_connection.for_session(flow_session.account_id, flow_session.psa_ticket_id),
         "may_escalate": may_escalate,
         "can_escalate": may_escalate and not live,
         "can_claim": user.is_senior and handoff is not None and handoff.status == "open",

@@ -150,56 +150,12 @@
     },
   };
 
-  /* --- PSA writebacks --- */
+  /* --- PSA writebacks: the panel and its form belong to psa.js; live ones arrive here --- */
 
   const writebacks = {
-    list: byId("writebacks"),
-
     add: function (writeback) {
       if (!writeback || Number(writeback.session_id) !== sessionId) return;
-      if (writebacks.list.querySelector('li[data-writeback-id="' + Number(writeback.id) + '"]')) return;
-      const item = document.createElement("li");
-      item.dataset.writebackId = writeback.id;
-      const meta = document.createElement("span");
-      meta.className = "writeback-meta";
-      meta.textContent = (writeback.author ? writeback.author.name : "") + " · ";
-      const time = document.createElement("time");
-      time.setAttribute("datetime", writeback.created_at);
-      time.title = writeback.created_at;
-      time.textContent = EM.localTime(writeback.created_at);
-      meta.appendChild(time);
-      const text = document.createElement("span");
-      text.className = "writeback-note";
-      text.textContent = writeback.note;
-      item.append(meta, " ", text);
-      writebacks.list.appendChild(item);
-      byId("no-writebacks").hidden = true;
-    },
-
-    init: function () {
-      const form = byId("psa-form");
-      form.addEventListener("submit", async function (event) {
-        event.preventDefault();
-        const field = form.elements.note;
-        const note = field.value.trim();
-        if (!note) {
-          setStatus("psa-status", "Write the note first.");
-          field.focus();
-          return;
-        }
-        const button = form.querySelector('button[type="submit"]');
-        button.disabled = true;
-        setStatus("psa-status", "Writing back…");
-        const result = await EM.api("POST", sessionPath + "/psa-writeback", { note: note });
-        button.disabled = false;
-        if (!result.ok) {
-          setStatus("psa-status", result.message);
-          return;
-        }
-        writebacks.add(result.data);
-        field.value = "";
-        setStatus("psa-status", "Written back to the PSA ticket.");
-      });
+      if (EM.psa) EM.psa.show(writeback);
     },
   };
 
@@ -377,7 +333,6 @@
   }
 
   chat.init();
-  writebacks.init();
   handoffPart.init();
 
   EM.pilot = {

@@ -1,0 +1,39 @@
+"""The same PSA guarantees on PostgreSQL: a note whose answer was lost is not posted
+again, and the claimer's note in the PSA is the first action at its own time."""
+
+from __future__ import annotations
+
+import pytest
+
+from models import db
+from tests.conftest import postgres_url
+from tests.factories import wired_app
+from tests.integration.services import temporary_postgres_database
+from tests.psa import test_notes_in_the_psa as notes
+from tests.psa import test_writeback as writeback
+from tests.psa.conftest import psa_config
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def app():
+    with temporary_postgres_database(postgres_url(), prefix="psa") as url:
+        app = wired_app(psa_config(url))
+        with app.app_context():
+            db.create_all()
+            yield app
+            db.session.remove()
+            db.engine.dispose()
+
+
+def test_a_note_created_but_its_answer_lost_is_not_posted_again(client, tenant, fake_cw):
+    writeback.test_a_note_created_but_its_answer_lost_is_not_posted_again(client, tenant, fake_cw)
+
+
+def test_only_the_claimers_note_after_the_claim_counts(client, tenant, fake_cw, app):
+    notes.test_only_the_claimers_note_after_the_claim_counts(client, tenant, fake_cw, app)
+
+
+def test_a_note_read_late_still_wins_over_a_later_chat_message(client, tenant, fake_cw, app):
+    notes.test_a_note_read_late_still_wins_over_a_later_chat_message(client, tenant, fake_cw, app)

@@ -1,0 +1,310 @@
+"""FakeConnectWise: a threaded http.server on 127.0.0.1 that implements the part of the
+ConnectWise Manage REST API (3.0) this project uses, checks the same auth headers, records
+every request, and plays faults on demand:
+
+- `fail_next(method, path, status, count, retry_after)`: answer `status` (429, 500, 401 ...)
+- `hang_next(method, path, seconds)`: accept and answer only after `seconds`
+- `drop_after_create_next()`: create the next note, then close the connection unanswered
+- `rotate_keys(public, private)`: the old keys answer 401 from now on
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+API = "/v4_6_release/apis/3.0"
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class Fault:
+    method: str
+    path: str  # a regular expression matched against the path
+    kind: str  # status | hang | drop
+    status: int = 500
+    seconds: float = 0.0
+    retry_after: str | None = None
+    count: int = 1
+
+
+@dataclass
+class FakeConnectWise:
+    company_id: str = "acme"
+    public_key: str = "pub-key-1"
+    private_key: str = "priv-key-1"
+    client_id: str = "client-id-1"
+    tickets: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    members: dict[str, dict[str, Any]] = field(default_factory=dict)
+    callbacks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: list[Recorded] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    api_member_id: str = "900"
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._next_id = 1000
+        self._server: ThreadingHTTPServer | None = None
+        self.members.setdefault(
+            self.api_member_id,
+            {"id": int(self.api_member_id), "identifier": "apimember", "primaryEmail": None},
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> FakeConnectWise:
+        fake = self
+
+        class Handler(_Handler):
+            server_state = fake
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def connection_body(self, **overrides: str) -> dict[str, str]:
+        """What an admin types to connect to this server."""
+        return {
+            "kind": "connectwise",
+            "site_url": self.url,
+            "company_id": self.company_id,
+            "public_key": self.public_key,
+            "private_key": self.private_key,
+            "client_id": self.client_id,
+            **overrides,
+        }
+
+    # ------------------------------------------------------------------ scenario helpers
+
+    def add_ticket(self, ticket_id: str) -> None:
+        self.tickets.setdefault(str(ticket_id), [])
+
+    def add_member(self, member_id: str, identifier: str, email: str) -> None:
+        self.members[str(member_id)] = {
+            "id": int(member_id), "identifier": identifier, "primaryEmail": email,
+        }  # fmt: skip
+
+    def add_note(
+        self, ticket_id: str, text: str, member_id: str, created_at: datetime | None = None
+    ) -> dict[str, Any]:
+        """A note someone typed in ConnectWise itself."""
+        return self._create_note(str(ticket_id), text, member_id, created_at)
+
+    def notes(self, ticket_id: str) -> list[dict[str, Any]]:
+        return list(self.tickets.get(str(ticket_id), []))
+
+    def fail_next(
+        self, method: str, path: str, status: int, count: int = 1, retry_after: str | None = None
+    ) -> None:
+        self.faults.append(
+            Fault(method, path, "status", status, retry_after=retry_after, count=count)
+        )
+
+    def hang_next(self, method: str, path: str, seconds: float) -> None:
+        self.faults.append(Fault(method, path, "hang", seconds=seconds))
+
+    def drop_after_create_next(self) -> None:
+        self.faults.append(Fault("POST", r"/service/tickets/\d+/notes$", "drop"))
+
+    def rotate_keys(self, public_key: str, private_key: str) -> None:
+        self.public_key, self.private_key = public_key, private_key
+
+    def calls(self, method: str, pattern: str) -> list[Recorded]:
+        return [r for r in self.requests if r.method == method and re.search(pattern, r.path)]
+
+    # ------------------------------------------------------------------ internals
+
+    def _create_note(
+        self, ticket_id: str, text: str, member_id: str, created_at: datetime | None = None
+    ) -> dict[str, Any]:
+        with self._lock:
+            self._next_id += 1
+            when = (created_at or datetime.now(UTC).replace(tzinfo=None)).replace(microsecond=0)
+            member = self.members.get(str(member_id), {})
+            note = {
+                "id": self._next_id,
+                "ticketId": int(ticket_id),
+                "text": text,
+                "detailDescriptionFlag": False,
+                "internalAnalysisFlag": True,
+                "resolutionFlag": False,
+                "member": {"id": int(member_id), "identifier": member.get("identifier", "")},
+                "dateCreated": when.isoformat() + "Z",
+                "createdBy": member.get("identifier", ""),
+                "_info": {"lastUpdated": when.isoformat() + "Z"},
+            }
+            self.tickets.setdefault(ticket_id, []).append(note)
+            return note
+
+    def _take_fault(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.method == method and re.search(fault.path, path):
+                    fault.count -= 1
+                    if fault.count <= 0:
+                        self.faults.remove(fault)
+                    return fault
+        return None
+
+    def _authorized(self, headers: dict[str, str]) -> tuple[int, str] | None:
+        """None if the request may go on, else (status, message) as ConnectWise answers."""
+        if headers.get("clientid") != self.client_id:
+            return 401, "A valid clientId header is required."
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        try:
+            user, _, password = base64.b64decode(token).decode().partition(":")
+        except ValueError:
+            return 401, "Authorization header is not valid Basic authentication."
+        expected = f"{self.company_id}+{self.public_key}"
+        if scheme != "Basic" or user != expected or password != self.private_key:
+            return 401, "Authentication failed: invalid company, public key or private key."
+        return None
+
+
+def _error(code: str, message: str, errors: list | None = None) -> dict[str, Any]:
+    return {"code": code, "message": message, "errors": errors}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_state: FakeConnectWise
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:  # quiet
+        return
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
+        payload = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _handle(self, method: str) -> None:
+        fake = self.server_state
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        path = parts.path
+        with fake._lock:
+            fake.requests.append(Recorded(method, path, parse_qs(parts.query), headers, body))
+        if path.startswith("/login/companyinfo/"):
+            company = path.rsplit("/", 1)[1]
+            if company != fake.company_id:
+                return self._send(404, _error("NotFound", "Company not found"))
+            return self._send(
+                200,
+                {"CompanyName": "Acme", "CompanyID": company, "Codebase": "v4_6_release/",
+                 "VersionCode": "v2025.1", "IsCloud": False, "SiteUrl": fake.url},
+            )  # fmt: skip
+        if not path.startswith(API):
+            return self._send(404, _error("NotFound", "No such route"))
+        route = path[len(API) :]
+        if (fault := fake._take_fault(method, route)) is not None:
+            if fault.kind == "hang":
+                time.sleep(fault.seconds)
+            elif fault.kind == "status":
+                extra = {"Retry-After": fault.retry_after} if fault.retry_after else None
+                return self._send(fault.status, _error("Fault", f"Injected {fault.status}"), extra)
+        if (refusal := fake._authorized(headers)) is not None:
+            return self._send(refusal[0], _error("Unauthorized", refusal[1]))
+        self._route(method, route, body, parse_qs(parts.query), fault)
+
+    def _route(self, method: str, route: str, body: Any, query: dict, fault: Fault | None) -> None:
+        fake = self.server_state
+        if method == "GET" and route == "/system/info":
+            return self._send(
+                200, {"version": "v2025.1", "isCloud": False, "serverTimeZone": "UTC"}
+            )
+        if match := re.fullmatch(r"/service/tickets/(\d+)/notes", route):
+            return self._notes(method, match.group(1), body, query, fault)
+        if method == "GET" and (match := re.fullmatch(r"/system/members/(\d+)", route)):
+            member = fake.members.get(match.group(1))
+            if member is None:
+                return self._send(404, _error("NotFound", "Member not found"))
+            return self._send(200, member)
+        if method == "POST" and route == "/system/callbacks":
+            missing = [k for k in ("url", "objectId", "type", "level") if not (body or {}).get(k)]
+            if missing:
+                errors = [
+                    {"code": "NullValue", "message": f"{k} is required", "field": k}
+                    for k in missing
+                ]
+                return self._send(400, _error("InvalidObject", "Callback invalid", errors))
+            with fake._lock:
+                fake._next_id += 1
+                entry = {**body, "id": fake._next_id}
+                fake.callbacks[str(entry["id"])] = entry
+            return self._send(201, entry)
+        if method == "DELETE" and (match := re.fullmatch(r"/system/callbacks/(\d+)", route)):
+            if fake.callbacks.pop(match.group(1), None) is None:
+                return self._send(404, _error("NotFound", "Callback not found"))
+            return self._send(204)
+        return self._send(404, _error("NotFound", f"No route {method} {route}"))
+
+    def _notes(self, method: str, ticket: str, body: Any, query: dict, fault: Fault | None) -> None:
+        fake = self.server_state
+        if ticket not in fake.tickets:
+            return self._send(404, _error("NotFound", f"Ticket {ticket} not found"))
+        if method == "GET":
+            page = int((query.get("page") or ["1"])[0])
+            size = int((query.get("pageSize") or ["25"])[0])
+            notes = fake.notes(ticket)
+            return self._send(200, notes[(page - 1) * size : page * size])
+        if method != "POST":
+            return self._send(405, _error("MethodNotAllowed", "Not allowed"))
+        text = (body or {}).get("text")
+        if not text:
+            errors = [{"code": "NullValue", "message": "text may not be empty", "field": "text"}]
+            return self._send(400, _error("InvalidObject", "ServiceNote object is invalid", errors))
+        note = fake._create_note(ticket, text, fake.api_member_id)
+        if fault is not None and fault.kind == "drop":
+            # The note exists; the answer never arrives.
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self._send(201, note)
