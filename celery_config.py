@@ -3,6 +3,8 @@ schedule in one place."""
 
 from __future__ import annotations
 
+import os
+import sys
 from datetime import timedelta
 from functools import cache
 from typing import Any
@@ -116,11 +118,22 @@ def worker_settings(config: Any) -> dict[str, Any]:
     }
 
 
+def _process_type() -> str:
+    """ "worker" or "beat" (PROCESS_TYPE when set): picks pool sizes and log labels."""
+    if os.environ.get("PROCESS_TYPE"):
+        return os.environ["PROCESS_TYPE"]
+    return "beat" if "beat" in sys.argv[1:] else "worker"
+
+
 @cache
 def _worker_app():
-    flask_app = create_app()
+    from workers.observability import connect_worker_side
+
+    process_type = _process_type()
+    flask_app = create_app({"PROCESS_TYPE": process_type})
     celery = flask_app.extensions["celery"]
     celery.conf.update(worker_settings(flask_app.config))
+    connect_worker_side(flask_app, process_type)
     return celery
 
 

@@ -22,9 +22,10 @@ from celery import shared_task
 from flask import current_app
 
 import celery_config
-from models import deliveries
+from models import deliveries, telemetry
 from models.db import db
 from models.entities import Delivery, Handoff
+from models.logcontext import bind_handoff
 from workers import names
 from workers.email_message import compose, message_id, notice_for
 
@@ -200,6 +201,7 @@ def attempt_delivery(delivery_id: int, settings: EmailSettings) -> Attempt:
     if row is None or row.channel != deliveries.EMAIL:
         log.error("Delivery %s is not an email delivery; ignoring the task", delivery_id)
         return Attempt("skipped")
+    bind_handoff(row.handoff_id)
     deadline = time.monotonic() + settings.lease.total_seconds()
     delivery = deliveries.claim(delivery_id, settings.lease)
     if delivery is None:
@@ -209,11 +211,13 @@ def attempt_delivery(delivery_id: int, settings: EmailSettings) -> Attempt:
         message, address = build_message(delivery, settings)
         send_message(message, address, settings, deadline)
     except PermanentFailure as failure:
+        telemetry.SMTP_ERRORS.labels(kind="permanent").inc()
         deliveries.mark_failed(delivery, str(failure))
         log.warning("Email delivery %s failed for good: %s", delivery_id, failure)
         return Attempt("failed")
     except Exception as error:
         if isinstance(error, TransientFailure):
+            telemetry.SMTP_ERRORS.labels(kind="transient").inc()
             reason = str(error)
         else:
             log.exception("Unexpected error sending email delivery %s", delivery_id)
@@ -231,6 +235,7 @@ def attempt_delivery(delivery_id: int, settings: EmailSettings) -> Attempt:
         )
         return Attempt("retrying", delay)
     deliveries.mark_sent(delivery)
+    telemetry.observe_since(telemetry.EMAIL_LAG, deliveries.announced_at(delivery))
     log.info("Email delivery %s sent to %s (%s)", delivery_id, address, message["Message-ID"])
     return Attempt("sent")
 

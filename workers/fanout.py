@@ -21,9 +21,10 @@ from flask import current_app
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from models import deliveries
+from models import deliveries, telemetry
 from models.db import db
 from models.entities import Handoff, OutboxEvent
+from models.logcontext import bind_handoff
 from models.outbox import HANDOFF_CREATED
 from models.presence import current_presence
 from models.rooms import escalating_technician_id, recipient_rooms
@@ -114,6 +115,7 @@ def emit_handoff_event(event: OutboxEvent, handoff: Handoff) -> None:
     payload = HandoffSchema().dump(handoff)
     try:
         emitter().emit(event.event, payload, to=recipient_rooms(event.event, handoff))
+        telemetry.observe_since(telemetry.LIVE_FANOUT_LATENCY, event.created_at)
     except NoWebNodeListening:
         if current_presence().online(expected_listeners(event, handoff)):
             raise
@@ -159,6 +161,7 @@ def dispatch(outbox_event_id: int, emitted: bool = False) -> str:
     if event is None:
         log.error("Outbox event %s does not exist; nothing to dispatch", outbox_event_id)
         return "missing"
+    bind_handoff(event.handoff_id)
     delivery = deliveries.claim(deliveries.socket_delivery(event).id, SOCKET_LEASE)
     if delivery is None:
         log.info("Outbox event %s is dispatched or being dispatched; skipping", event.id)

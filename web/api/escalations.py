@@ -8,7 +8,8 @@ import re
 
 from flask import request
 
-from models import escalations
+from models import escalations, telemetry
+from models.logcontext import bind_handoff
 from web.api import ApiBlueprint
 from web.auth import authenticated, current_user, engineer_or_admin
 from web.errors import ApiError
@@ -88,6 +89,9 @@ def escalate(body, session_id: int):
     handoff, created = escalations.escalate(
         current_user(), session_id, body["reason"], body["notes"], _idempotency_key()
     )
+    bind_handoff(handoff.id)
+    if created:
+        telemetry.ESCALATIONS_CREATED.inc()
     publish_announced()
     return handoff, 201 if created else 200
 
