@@ -1111,3 +1111,63 @@ http {{
     def start(self, group: ProcessGroup) -> ManagedProcess:
         self.check()
         return group.start(self.command(), {}, ready_check=port_open(self.port), name="nginx")
+
+
+# --------------------------------------------------------------------------- a PostgreSQL to fault
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of one's own, to stop and start at will (fault tests and drills):
+    scripts/test_postgres.sh on a free port and a fresh data directory, never the shared
+    TEST_POSTGRES_URL server that other tests use at the same time."""
+
+    SCRIPT = REPO_ROOT / "scripts" / "test_postgres.sh"
+
+    def __init__(self) -> None:
+        import uuid
+
+        self.port = free_port()
+        # Under /tmp itself: as root the server runs as `postgres`, which must reach it.
+        self.data_dir = Path(tempfile.gettempdir()) / f"escalation-pg-{uuid.uuid4().hex[:10]}"
+        self.url: str | None = None
+
+    def _script(self, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "TEST_POSTGRES_PORT": str(self.port),
+            "TEST_POSTGRES_DIR": str(self.data_dir),
+            "TEST_POSTGRES_DB": "escalation",
+        }
+        return subprocess.run(
+            ["bash", str(self.SCRIPT), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    @property
+    def plain_url(self) -> str:
+        """The URL as hosts hand it out (`postgresql://`, no driver)."""
+        assert self.url is not None
+        return re.sub(r"^postgresql\+psycopg2://", "postgresql://", self.url)
+
+    def start(self) -> str:
+        result = self._script()
+        if result.returncode == 3:
+            raise RuntimeError("no PostgreSQL server binaries on this machine")
+        if result.returncode != 0:
+            raise RuntimeError(f"PostgreSQL did not start:\n{result.stderr}")
+        self.url = result.stdout.strip()
+        return self.url
+
+    def stop(self) -> None:
+        """A fast shutdown: open connections are cut, new ones refused."""
+        self._script("stop")
+
+    def destroy(self) -> None:
+        self._script("destroy")
+        # The script leaves its initdb log beside the data directory.
+        with contextlib.suppress(OSError):
+            Path(f"{self.data_dir}.initdb.log").unlink()
