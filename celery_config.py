@@ -115,6 +115,13 @@ def worker_settings(config: Any) -> dict[str, Any]:
     return {
         "broker_transport_options": transport,
         "broker_connection_timeout": WORKER_SOCKET_TIMEOUT_SECONDS,
+        # No remote control (`celery inspect` / `control`): its mailbox is a fanout queue
+        # that the worker deletes when it drops a broken connection. With Redis gone that
+        # fails half-way, and the retry of the close then restores the unacknowledged
+        # messages through a transport already torn down: "Unrecoverable error:
+        # AttributeError('NoneType' object has no attribute 'hostname')" and the worker
+        # exits. Gossip uses such a queue too (hence --without-gossip). docs/deploy.md.
+        "worker_enable_remote_control": False,
     }
 
 
