@@ -34,7 +34,8 @@ WORKER_SOCKET_TIMEOUT_SECONDS = 30.0
 
 BEAT_SCHEDULE = {
     "relay-outbox": {"task": names.RELAY_OUTBOX, "schedule": timedelta(seconds=5)},
-    "sweep-deliveries": {"task": names.SWEEP_DELIVERIES, "schedule": timedelta(seconds=30)},
+    # Every 5 s: email retries lost with a Redis restart go out within the grace period + 5 s.
+    "sweep-deliveries": {"task": names.SWEEP_DELIVERIES, "schedule": timedelta(seconds=5)},
     "rollup-metrics": {"task": names.ROLLUP_METRICS, "schedule": timedelta(seconds=30)},
 }
 

@@ -283,7 +283,8 @@ def sweep(grace: timedelta) -> list[int]:
     return requeued
 
 
-@shared_task(name=names.SWEEP_DELIVERIES, ignore_result=True)
+# A sweep the worker could not start before the next one is due is dropped (same work).
+@shared_task(name=names.SWEEP_DELIVERIES, ignore_result=True, expires=5)
 def sweep_deliveries() -> int:
     """Beat, every 30 s: a worker killed mid-send or a lost task leaves a delivery due."""
     settings = EmailSettings.from_config(current_app.config)

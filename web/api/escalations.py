@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 
 from flask import request
@@ -22,6 +23,8 @@ from web.schemas import (
     HandoffSchema,
 )
 from workers.publish import publish_announced
+
+log = logging.getLogger(__name__)
 
 blp = ApiBlueprint("escalations", __name__, description="Escalations (handoffs)")
 
@@ -92,6 +95,8 @@ def escalate(body, session_id: int):
     bind_handoff(handoff.id)
     if created:
         telemetry.ESCALATIONS_CREATED.inc()
+    log.info("Session %s escalated: handoff %s (%s)", session_id, handoff.id,
+             "created" if created else "replayed")  # fmt: skip
     publish_announced()
     return handoff, 201 if created else 200
 
