@@ -465,8 +465,15 @@ def run_redis_restarts() -> dict[str, Any]:
         resumed = [r["emails_after_s"] for r in rounds]
         result = {
             "drill": "redis10",
+            "fault": [
+                f"Redis restarted (empty) {REDIS_RESTARTS} times in a row, each time with "
+                "email retries pending (SMTP down, back after the restart)"
+            ],
             "restarts": REDIS_RESTARTS,
             "handoffs_created": len(stream.created),
+            "events_received": {},
+            "refetched_only": {},
+            "requests_retried": stream.retried_requests,
             "emails_received": sum(pairs.values()),
             "lost": lost,
             "duplicated": duplicated,
