@@ -2,8 +2,8 @@
 direct to one web node and through nginx (deploy/nginx.conf) in front of two, in one run
 on PostgreSQL (the plain `postgresql://` URL).
 
-    .venv/bin/python bench/balanced_bench.py [--seconds 6] [--connections 16]
-        [--escalations 80] [--rate 10] [--json]
+    .venv/bin/python bench/balanced_bench.py [--seconds 5] [--connections 16]
+        [--escalations 40] [--rate 5] [--json]
 
 One stack: Redis, PostgreSQL (a fresh database on TEST_POSTGRES_URL's server, or the
 throwaway one of scripts/test_postgres.sh), two `python wsgi.py` nodes with
@@ -151,7 +151,9 @@ def _measure(stack: BenchStack, seconds, connections, escalations, rate) -> dict
     throughput(node_a.url, token, sessions, 4, 1.0, ["127.0.0.1"])
     throughput(proxy.url, token, sessions, 4, 1.0, ["127.0.0.1", other])
     note("[balanced] throughput: %d connections for %.0f s each", connections, seconds)
+    drained(stack)
     direct = throughput(node_a.url, token, sessions, connections, seconds, ["127.0.0.1"])
+    drained(stack)
     balanced = throughput(proxy.url, token, sessions, connections, seconds, ["127.0.0.1", other])
     note("  direct   %s", direct)
     note("  nginx    %s", balanced)
@@ -161,9 +163,11 @@ def _measure(stack: BenchStack, seconds, connections, escalations, rate) -> dict
         seniors=seeded.seniors, technician_token=token, session_ids=sessions[: escalations + 5]
     )
     del sessions[: escalations + 5]
+    drained(stack)
     live_direct = drive(node_a, live_seeded, escalations, rate, 5, 10.0)
     live_seeded.session_ids = sessions[: escalations + 5]
     del sessions[: escalations + 5]
+    drained(stack)
     live_balanced = drive(SimpleNamespace(url=proxy.url), live_seeded, escalations, rate, 5, 10.0)
 
     def ratio(a: float | None, b: float | None) -> float | None:
@@ -187,6 +191,22 @@ def _measure(stack: BenchStack, seconds, connections, escalations, rate) -> dict
     }
 
 
+def drained(stack: BenchStack, timeout: float = 90.0) -> float:
+    """Wait until the worker has worked off what the previous run queued (every Celery queue
+    empty), so each run starts from the same state; returns the seconds waited."""
+    client = stack.redis.client()
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < timeout:
+            if not any(client.llen(q) for q in ("realtime", "email", "maintenance")):
+                break
+            time.sleep(0.2)
+    finally:
+        client.close()
+    time.sleep(1.0)  # the last tasks taken are running
+    return time.monotonic() - started
+
+
 def _address_node(proxy: NginxProxy) -> str:
     import requests
 
@@ -195,10 +215,10 @@ def _address_node(proxy: NginxProxy) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = arg_parser(__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=6.0, help="per throughput run")
+    parser.add_argument("--seconds", type=float, default=5.0, help="per throughput run")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--escalations", type=int, default=80)
-    parser.add_argument("--rate", type=float, default=10.0, help="escalations per second")
+    parser.add_argument("--escalations", type=int, default=40)
+    parser.add_argument("--rate", type=float, default=5.0, help="escalations per second")
     args = parser.parse_args(argv)
     started = time.monotonic()
     result = run(args.seconds, args.connections, args.escalations, args.rate)
