@@ -88,8 +88,7 @@ def configure_logging(log_format: str, process_type: str, level: int = logging.I
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     handler.addFilter(ContextFilter())
     root.addHandler(handler)
-    if root.level == logging.NOTSET or root.level > level:
-        root.setLevel(level)
+    root.setLevel(level)
     for other in root.handlers:
         if not any(isinstance(f, ContextFilter) for f in other.filters):
             other.addFilter(ContextFilter())

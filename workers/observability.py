@@ -74,8 +74,11 @@ def _unbind_ids(task_id: str | None = None, **_: Any) -> None:
 def connect_worker_side(flask_app: Flask, process_type: str) -> None:
     """Worker and beat processes only (celery_config): logging, ids, fork safety, metrics."""
 
-    def setup_logging(**_: Any) -> None:
-        logcontext.configure_logging(flask_app.config.get("LOG_FORMAT") or "text", process_type)
+    def setup_logging(loglevel: int | str | None = None, **_: Any) -> None:
+        level = logging.getLevelName(loglevel) if isinstance(loglevel, str) else loglevel
+        logcontext.configure_logging(
+            flask_app.config.get("LOG_FORMAT") or "text", process_type, level or logging.INFO
+        )
 
     def fresh_connections(**_: Any) -> None:
         from models.db import db
