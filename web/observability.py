@@ -22,7 +22,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from models import outbox
 from models import telemetry as metrics
-from models.db import db, utcnow
+from models.db import database_unreachable, db, utcnow
 from models.logcontext import REQUEST_ID
 from web import errors
 from workers import names
@@ -47,6 +47,7 @@ def init_observability(app: Flask) -> None:
     app.teardown_request(_unbind_request_id)
     app.register_error_handler(sa_exc.DBAPIError, _database_error)
     app.register_error_handler(sa_exc.TimeoutError, _database_error)
+    app.register_error_handler(sa_exc.PendingRollbackError, _database_error)
     app.add_url_rule("/metrics", "metrics", _metrics)
     app.add_url_rule("/readyz", "readyz", _readyz)
 
@@ -87,17 +88,10 @@ def _unbind_request_id(_error: BaseException | None = None) -> None:
 # ------------------------------------------------------------------------- database down
 
 
-def is_database_unavailable(error: Exception) -> bool:
-    """The database could not be reached or dropped the connection (not a bad query)."""
-    if isinstance(error, sa_exc.TimeoutError | sa_exc.OperationalError):
-        return True
-    return isinstance(error, sa_exc.DBAPIError) and bool(error.connection_invalidated)
-
-
 def _database_error(error: Exception):
     from web import _page_error
 
-    if not is_database_unavailable(error):
+    if not database_unreachable(error):
         response = errors.handle_unexpected(error)
         return response if errors.wants_json() else _page_error(500, "Something went wrong.")
     log.warning("Database unavailable on %s %s: %s", request.method, request.path, error.args)

@@ -23,7 +23,7 @@ from flask import current_app
 
 import celery_config
 from models import deliveries, telemetry
-from models.db import db
+from models.db import db, record_despite_outage
 from models.entities import Delivery, Handoff
 from models.logcontext import bind_handoff
 from workers import names
@@ -234,7 +234,10 @@ def attempt_delivery(delivery_id: int, settings: EmailSettings) -> Attempt:
             delay,
         )
         return Attempt("retrying", delay)
-    deliveries.mark_sent(delivery)
+    # The SMTP server has it: record that even through a database restart, or the sweeper
+    # would send it again.
+    patience = max(1.0, deadline - time.monotonic())
+    record_despite_outage(lambda: deliveries.mark_sent(delivery), patience)
     telemetry.observe_since(telemetry.EMAIL_LAG, deliveries.announced_at(delivery))
     log.info("Email delivery %s sent to %s (%s)", delivery_id, address, message["Message-ID"])
     return Attempt("sent")

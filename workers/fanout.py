@@ -22,7 +22,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from models import deliveries, telemetry
-from models.db import db
+from models.db import db, record_despite_outage
 from models.entities import Handoff, OutboxEvent
 from models.logcontext import bind_handoff
 from models.outbox import HANDOFF_CREATED
@@ -137,6 +137,12 @@ def email_seniors(event: OutboxEvent, offline_only: bool = True) -> list[int]:
     return enqueued
 
 
+def _record(action):
+    """Record the dispatch's outcome even through a database restart (within the lease): an
+    event already emitted must not be emitted again by the relay."""
+    return record_despite_outage(action, SOCKET_LEASE.total_seconds() - 5)
+
+
 def _describe(error: Exception) -> str:
     return str(error) if isinstance(error, EmitFailed) else f"{type(error).__name__}: {error}"
 
@@ -182,10 +188,10 @@ def dispatch(outbox_event_id: int, emitted: bool = False) -> str:
         except Exception as exc:  # presence (Redis) or the broker
             errors.append(f"Emails: {_describe(exc)}")
     if not errors:
-        deliveries.mark_sent(delivery)
+        _record(lambda: deliveries.mark_sent(delivery))
         return "sent"
     reason = "; ".join(errors)
-    delay = deliveries.mark_retrying(delivery, reason, SOCKET_RETRY)
+    delay = _record(lambda: deliveries.mark_retrying(delivery, reason, SOCKET_RETRY))
     if delay is not None:
         log.warning(
             "Outbox event %s attempt %s failed (%s); retrying in %.1f s",
