@@ -23,7 +23,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from models import outbox
 from models import telemetry as metrics
 from models.db import database_unreachable, db, utcnow
-from models.logcontext import REQUEST_ID
+from models.logcontext import HANDOFF_ID, REQUEST_ID
 from web import errors
 from workers import names
 
@@ -69,7 +69,8 @@ def _bind_request_id() -> None:
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
     request_id = incoming if _VALID_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
     g.request_id = request_id
-    g.request_id_token = REQUEST_ID.set(request_id)
+    # A keep-alive connection serves several requests on one green thread: start clean.
+    g.request_id_token = REQUEST_ID.set(request_id), HANDOFF_ID.set(None)
 
 
 def _echo_request_id(response: Response) -> Response:
@@ -80,9 +81,10 @@ def _echo_request_id(response: Response) -> Response:
 
 
 def _unbind_request_id(_error: BaseException | None = None) -> None:
-    token = g.pop("request_id_token", None)
-    if token is not None:
-        REQUEST_ID.reset(token)
+    tokens = g.pop("request_id_token", None)
+    if tokens is not None:
+        REQUEST_ID.reset(tokens[0])
+        HANDOFF_ID.reset(tokens[1])
 
 
 # ------------------------------------------------------------------------- database down

@@ -203,6 +203,12 @@ def test_metrics_count_escalations_claim_conflicts_and_show_the_outbox_backlog(
 # --------------------------------------------------------------------------- request ids
 
 
+def test_a_request_forgets_the_handoff_it_logged_about(client, tenant) -> None:
+    before = HANDOFF_ID.get()
+    new_handoff(client, tenant)
+    assert HANDOFF_ID.get() == before
+
+
 def test_a_request_id_is_echoed_or_made_up(client) -> None:
     given = client.get("/healthz", headers={"X-Request-ID": "lb-1234.abc"})
     assert given.headers["X-Request-ID"] == "lb-1234.abc"
