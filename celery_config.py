@@ -4,6 +4,8 @@ the beat schedule live in workers/settings.py."""
 
 from __future__ import annotations
 
+import os
+import sys
 from functools import cache
 
 from web import create_app
@@ -14,11 +16,22 @@ from workers.settings import worker_settings
 routine_logs.install()
 
 
+def _process_type() -> str:
+    """ "worker" or "beat" (PROCESS_TYPE when set): picks pool sizes and log labels."""
+    if os.environ.get("PROCESS_TYPE"):
+        return os.environ["PROCESS_TYPE"]
+    return "beat" if "beat" in sys.argv[1:] else "worker"
+
+
 @cache
 def _worker_app():
-    flask_app = create_app()
+    from workers.observability import connect_worker_side
+
+    process_type = _process_type()
+    flask_app = create_app({"PROCESS_TYPE": process_type})
     celery = celery_init_app(flask_app)
     celery.conf.update(worker_settings(flask_app.config))
+    connect_worker_side(flask_app, process_type)
     return celery
 
 

@@ -25,9 +25,18 @@ app = create_app()
 celery_init_app(app)
 
 if __name__ == "__main__":
+    import logging
+
+    from models.logcontext import configure_logging
     from workers.publish import publish_in_background
 
+    configure_logging(app.config["LOG_FORMAT"], "web")
     publish_in_background(app)
     socketio.run(
-        app, host=os.environ.get("HOST", "0.0.0.0"), port=app.config["PORT"], log_output=True
+        app,
+        host=os.environ.get("HOST", "0.0.0.0"),
+        port=app.config["PORT"],
+        log_output=True,
+        # The access log goes through logging too (JSON lines with LOG_FORMAT=json).
+        log=logging.getLogger("web.access"),
     )

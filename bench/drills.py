@@ -47,8 +47,14 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import BenchStack, arg_parser, note, report  # noqa: E402
+from tests.integration.services import (  # noqa: E402
+    BEAT_READY,
+    PrivatePostgres,
+    beat_command,
+    log_contains,
+)
 
-DRILLS = ("redis", "smtp", "smtp-hung", "worker", "web")
+DRILLS = ("redis", "smtp", "smtp-hung", "worker", "web", "postgres", "beat", "redis10")
 
 # Short timings so a drill settles in about a minute (defaults are production values).
 FAST_SETTINGS = {
@@ -169,6 +175,9 @@ class Stream:
     latencies_ms: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     started: float = 0.0
+    statuses: Counter[int] = field(default_factory=Counter)
+    unavailable_ms: list[float] = field(default_factory=list)  # 503 answers' latencies
+    unavailable_without_retry_after: int = 0
 
     def run(self, stop_at: float) -> None:
         import requests
@@ -198,6 +207,7 @@ class Stream:
                     response, reason = None, repr(error)
                 else:
                     reason = f"HTTP {response.status_code}"
+                    self._count(response, time.monotonic() - sent)
                 if response is not None and response.status_code in (200, 201):
                     body = response.json()
                     self.created[int(body["id"])] = body["title"]
@@ -216,6 +226,12 @@ class Stream:
                     self.retried_requests += 1
                 time.sleep(0.5)
                 http = requests.Session()
+
+    def _count(self, response, seconds: float) -> None:
+        self.statuses[response.status_code] += 1
+        if response.status_code == 503:
+            self.unavailable_ms.append(seconds * 1000)
+            self.unavailable_without_retry_after += "Retry-After" not in response.headers
 
     def start(self) -> tuple[threading.Thread, float]:
         self.started = time.monotonic()
@@ -382,30 +398,175 @@ def fault_smtp_hung(stack: BenchStack, procs: dict, at: float) -> list[str]:
     return [f"SMTP hung (accepts, never answers) at t={hung_at:.1f}s, healthy 12 s later"]
 
 
+def fault_postgres(stack: BenchStack, procs: dict, at: float) -> list[str]:
+    """PostgreSQL stopped (fast shutdown: connections cut) mid-stream, started 8 s later;
+    how long until the web node is ready again."""
+    server = procs["postgres"]
+    time.sleep(max(0.0, at + 5 - time.monotonic()))
+    server.stop()
+    stopped = time.monotonic()
+    time.sleep(8)
+    server.start()
+    back = time.monotonic()
+    procs["recovery_seconds"] = _seconds_until_ready(procs["web"].url, back)
+    return [
+        f"PostgreSQL stopped at t={stopped - at:.1f}s, started 8 s later; web ready "
+        f"{procs['recovery_seconds']:.1f} s after it was back"
+    ]
+
+
+def _seconds_until_ready(url: str, since: float, timeout: float = 60.0) -> float:
+    import requests
+
+    while time.monotonic() - since < timeout:
+        try:
+            if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return time.monotonic() - since
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    return float("inf")
+
+
+def fault_beat(stack: BenchStack, procs: dict, at: float) -> list[str]:
+    """Beat killed (SIGKILL) mid-tick and restarted; then a second beat by mistake for 12 s.
+    Every scheduled step is sent twice meanwhile; none may take effect twice."""
+    beat = procs["beat"]
+    time.sleep(max(0.0, at + 3 - time.monotonic()))
+    beat.kill(signal.SIGKILL)
+    beat.start()
+    time.sleep(max(0.0, at + 6 - time.monotonic()))
+    second = stack.group.start(
+        beat_command(stack.tmp / "second-beat-schedule"),
+        stack.env,
+        ready_check=log_contains(BEAT_READY),
+        name="beat",
+    )
+    time.sleep(12)
+    second.terminate()
+    return ["beat killed (SIGKILL) at t=3s and restarted; a second beat ran from t=6s for 12 s"]
+
+
 FAULTS = {
     "redis": fault_redis,
     "smtp": fault_smtp,
     "smtp-hung": fault_smtp_hung,
     "worker": fault_worker,
     "web": fault_web,
+    "postgres": fault_postgres,
+    "beat": fault_beat,
 }
 
 
+# --------------------------------------------------------------------------- Redis, ten times
+
+REDIS_RESTARTS = 10
+EMAILS_RESUME_WITHIN = 20.0  # seconds after SMTP and Redis are both back
+
+
+def run_redis_restarts() -> dict[str, Any]:
+    """Ten Redis restarts in a row, each with email retries pending: SMTP goes down, a
+    handoff is made (its emails fail and wait on their retry countdown, unacknowledged in
+    the worker), Redis restarts, SMTP comes back. Every time, web, worker and beat must
+    still be the processes that started, and the emails arrive, once, within seconds."""
+    note("[drill redis10] starting the stack")
+    with BenchStack("drill-redis10", env=FAST_SETTINGS) as stack:
+        seeded = stack.seed(name="Drill redis10", seniors=2, sessions=REDIS_RESTARTS + 2,
+                            title_prefix="Drill redis10")  # fmt: skip
+        procs = {
+            "web": stack.start_web(),
+            "worker": stack.start_worker(pool="prefork", concurrency=2),
+            "beat": stack.start_beat(),
+        }
+        offline = sorted(["owner@drill-redis10.example", *(s["email"] for s in seeded.seniors)])
+        assert stack.smtp is not None
+        stream = Stream(procs["web"].url, seeded.technician_token, seeded.session_ids, 1000.0)
+        rounds = []
+        for index in range(REDIS_RESTARTS):
+            rounds.append(_redis_round(stack, stream, seeded.session_ids[index], offline, procs))
+            note("[drill redis10] round %d: %s", index + 1, rounds[-1])
+        time.sleep(QUIET_AFTER_SETTLED)
+        titles = {title: handoff_id for handoff_id, title in stream.created.items()}
+        pairs = _emails_by_pair(stack.smtp, titles)
+        expected = {(h, r) for h in stream.created for r in offline}
+        lost = len(expected - {pair for pair, n in pairs.items() if n})
+        duplicated = sum(n - 1 for n in pairs.values() if n > 1)
+        up = {name: proc.alive and proc.starts == 1 for name, proc in procs.items()}
+        resumed = [r["emails_after_s"] for r in rounds]
+        result = {
+            "drill": "redis10",
+            "fault": [
+                f"Redis restarted (empty) {REDIS_RESTARTS} times in a row, each time with "
+                "email retries pending (SMTP down, back after the restart)"
+            ],
+            "restarts": REDIS_RESTARTS,
+            "handoffs_created": len(stream.created),
+            "events_received": {},
+            "refetched_only": {},
+            "requests_retried": stream.retried_requests,
+            "emails_received": sum(pairs.values()),
+            "lost": lost,
+            "duplicated": duplicated,
+            "processes_up_never_restarted": up,
+            "emails_resumed_after_s": {
+                "max": max(resumed), "median": sorted(resumed)[len(resumed) // 2]
+            },
+            "rounds": rounds,
+            "ok": lost == 0 and duplicated == 0 and all(up.values())
+            and max(resumed) <= EMAILS_RESUME_WITHIN and not stream.failures,
+        }  # fmt: skip
+        if not result["ok"]:
+            stack.keep_logs = True
+            result["logs"] = str(stack.tmp / "logs")
+    note("[drill redis10] %s", json.dumps({k: v for k, v in result.items() if k != "rounds"}))
+    return result
+
+
+def _redis_round(stack: BenchStack, stream: Stream, session_id: int, offline, procs) -> dict:
+    stack.smtp.down()
+    before = len(stack.smtp.messages)
+    stream.sessions = [session_id]
+    stream.started = time.monotonic()
+    stream.run(stop_at=stream.started + 1)
+    # The first attempts fail (SMTP refused); their retries now wait on a countdown.
+    time.sleep(2.0)
+    stack.redis.restart()
+    stack.smtp.up()
+    back = time.monotonic()
+    deadline = back + EMAILS_RESUME_WITHIN * 2
+    while len(stack.smtp.messages) - before < len(offline) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return {
+        "emails": len(stack.smtp.messages) - before,
+        "emails_after_s": round(time.monotonic() - back, 2),
+        "alive": all(proc.alive for proc in procs.values()),
+    }
+
+
 def run_drill(name: str) -> dict[str, Any]:
+    if name == "redis10":
+        return run_redis_restarts()
     note("[drill %s] starting the stack", name)
-    with BenchStack(f"drill-{name}", env=FAST_SETTINGS) as stack:
+    procs: dict[str, Any] = {}
+    database_url = None
+    if name == "postgres":
+        procs["postgres"] = PrivatePostgres()
+        procs["postgres"].start()
+        database_url = procs["postgres"].plain_url
+    try:
+        return _run_drill(name, procs, database_url)
+    finally:
+        if "postgres" in procs:
+            procs["postgres"].destroy()
+
+
+def _run_drill(name: str, procs: dict[str, Any], database_url: str | None) -> dict[str, Any]:
+    with BenchStack(f"drill-{name}", database_url=database_url, env=FAST_SETTINGS) as stack:
         sessions = int(RATE_PER_SECOND * STREAM_SECONDS) + 20
         seeded = stack.seed(
             name=f"Drill {name}", seniors=3, sessions=sessions, title_prefix=f"Drill {name}"
         )
         web = stack.start_web()
-        # The Procfile's shape: the worker on the realtime and maintenance queues, the mailer.
-        worker = stack.start_worker(
-            pool="prefork", concurrency=2, queues=["realtime", "maintenance"]
-        )
-        stack.start_worker(pool="threads", concurrency=8, queues=["email"])
-        stack.start_beat()
-        procs = {"web": web, "worker": worker}
         online = seeded.seniors[:2]
         offline_emails = [f"owner@drill-{name}.example", seeded.seniors[2]["email"]]
         clients = [
@@ -425,6 +586,7 @@ def run_drill(name: str) -> dict[str, Any]:
         time.sleep(QUIET_AFTER_SETTLED)  # late duplicates would show up here
         result = summary(name, stream, clients, stack.smtp, offline_emails, settled)
         result["fault"] = what
+        result.update(_fault_figures(stream, procs))
         for client in clients:
             client.close()
         if not result["ok"]:
@@ -432,6 +594,23 @@ def run_drill(name: str) -> dict[str, Any]:
             result["logs"] = str(stack.tmp / "logs")
     _print_line(result)
     return result
+
+
+def _fault_figures(stream: Stream, procs: dict[str, Any]) -> dict[str, Any]:
+    """What the operator sees during the fault: answers by status, the 503s' speed, whether
+    every process is still up (a supervisor would hide an exit; the drill must not)."""
+    figures: dict[str, Any] = {
+        "statuses": {str(k): v for k, v in sorted(stream.statuses.items())},
+        "processes_up": {k: procs[k].alive for k in ("web", "worker", "beat")},
+        "process_starts": {k: procs[k].starts for k in ("web", "worker", "beat")},
+    }
+    if stream.unavailable_ms:
+        figures["unavailable_503"] = len(stream.unavailable_ms)
+        figures["unavailable_max_ms"] = round(max(stream.unavailable_ms), 1)
+        figures["unavailable_without_retry_after"] = stream.unavailable_without_retry_after
+    if "recovery_seconds" in procs:
+        figures["recovery_seconds"] = round(procs["recovery_seconds"], 2)
+    return figures
 
 
 def _print_line(r: dict[str, Any]) -> None:

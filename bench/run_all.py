@@ -365,6 +365,7 @@ def render_drills(r: dict[str, Any]) -> tuple[list[Row], str]:
                 d["ok"],
             )
         )
+    lines += _fault_figures(r["drills"])
     lines += [
         "",
         "Lost: a handoff answered 201 that never reached a connected senior (by event, or by "
@@ -373,6 +374,59 @@ def render_drills(r: dict[str, Any]) -> tuple[list[Row], str]:
         "`handoff.created` per handoff per client connection. See `bench/drills.py`.",
     ]
     return rows, "\n".join(lines)
+
+
+def render_balanced(r: dict[str, Any]) -> tuple[list[Row], str]:
+    t, live = r["throughput"], r["live"]
+    direct, balanced = t["direct_one_node"], t["nginx_two_nodes"]
+    live_direct, live_balanced = live["direct_one_node"], live["nginx_two_nodes"]
+    lines = [
+        "| path | escalate req/s | escalate p99 | live p50 | live p99 |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| direct, one node | {direct['throughput_rps']} | {_ms(direct['latency']['p99_ms'])} "
+        f"| {_ms(live_direct['notify']['p50_ms'])} | {_ms(live_direct['notify']['p99_ms'])} |",
+        f"| nginx, two nodes | {balanced['throughput_rps']} "
+        f"| {_ms(balanced['latency']['p99_ms'])} | {_ms(live_balanced['notify']['p50_ms'])} "
+        f"| {_ms(live_balanced['notify']['p99_ms'])} |",
+        "",
+        f"Throughput ratio nginx/direct: {t['ratio_nginx_over_direct']}; live p99 ratio "
+        f"nginx/direct: {live['p99_ratio_nginx_over_direct']}. {direct['connections']} "
+        "connections (through nginx from two client addresses, so ip_hash uses both nodes); "
+        f"live: {live_direct['escalations']} escalations at {live_direct['rate_per_second']}/s "
+        "to one senior over websocket. Every process shares the 2-core machine.",
+    ]
+    rows: list[Row] = [
+        ("7: throughput nginx/direct", str(t["ratio_nginx_over_direct"]), "reported", None),
+        ("7: live p99 nginx/direct", str(live["p99_ratio_nginx_over_direct"]), "reported", None),
+    ]
+    return rows, "\n".join(lines)
+
+
+def _fault_figures(drills: list[dict[str, Any]]) -> list[str]:
+    """Per drill, what the fault looked like from outside: recovery, 503s, processes."""
+    lines = []
+    for d in drills:
+        parts = []
+        if "recovery_seconds" in d:
+            parts.append(f"web ready {d['recovery_seconds']} s after PostgreSQL was back")
+        if "unavailable_503" in d:
+            parts.append(
+                f"{d['unavailable_503']} answers 503 (slowest {d['unavailable_max_ms']} ms, "
+                f"{d['unavailable_without_retry_after']} without Retry-After)"
+            )
+        if "emails_resumed_after_s" in d:
+            resumed = d["emails_resumed_after_s"]
+            parts.append(
+                f"emails resumed {resumed['median']} s (median), {resumed['max']} s (max) "
+                "after each restart"
+            )
+        up = d.get("processes_up_never_restarted") or d.get("processes_up")
+        if up:
+            parts.append("processes up: " + ", ".join(f"{k} {'yes' if v else 'NO'}"
+                                                      for k, v in up.items()))  # fmt: skip
+        if parts:
+            lines.append(f"- {d['drill']}: " + "; ".join(parts))
+    return ["", *lines] if lines else []
 
 
 MEASURES = [
@@ -439,6 +493,14 @@ MEASURES = [
         ("--json",),
         2400,
         render_rollup,
+    ),
+    Measure(
+        "7",
+        "7. The load balancer's cost: direct vs nginx with two web nodes (PostgreSQL)",
+        "bench/balanced_bench.py",
+        ("--json",),
+        600,
+        render_balanced,
     ),
     Measure(
         "drills",

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData, event
+from sqlalchemy import MetaData, event, exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -57,6 +63,36 @@ def transaction(expire_on_commit: bool = True) -> Iterator[None]:
     except BaseException:
         session.rollback()
         raise
+
+
+def database_unreachable(error: BaseException) -> bool:
+    """The database could not be reached or dropped the connection (not a bad statement),
+    or the session still holds a transaction such a failure broke."""
+    if isinstance(error, exc.OperationalError | exc.PendingRollbackError | exc.TimeoutError):
+        return True
+    return isinstance(error, exc.DBAPIError) and bool(error.connection_invalidated)
+
+
+def record_despite_outage(action: Callable[[], T], patience_seconds: float) -> T:
+    """Run a write that records something already done outside the database (an email the
+    SMTP server accepted, an event emitted). If the database is unreachable, roll back and
+    try again until it answers, for up to `patience_seconds` (keep it inside the lease the
+    caller holds): giving up would leave the work looking undone, and the sweeper or relay
+    would do it a second time once the database is back."""
+    deadline = time.monotonic() + patience_seconds
+    delay = 0.25
+    while True:
+        try:
+            return action()
+        except Exception as error:
+            if not database_unreachable(error):
+                raise
+            db.session.rollback()
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("Database unreachable; recording again in %.2f s: %s", delay, error)
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 @event.listens_for(Engine, "connect")

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from models import telemetry
 from models.db import db, utcnow
 from models.entities import Delivery, OutboxEvent
 from models.events import HANDOFF_CREATED, PSA_WRITEBACK
@@ -139,6 +140,7 @@ def mark_sent(delivery: Delivery) -> None:
     delivery.status, delivery.sent_at = "sent", utcnow()
     delivery.locked_until, delivery.next_attempt_at, delivery.last_error = None, None, None
     db.session.commit()
+    telemetry.delivery_finished(delivery.channel, "sent")
 
 
 def mark_failed(delivery: Delivery, error: str) -> None:
@@ -146,6 +148,16 @@ def mark_failed(delivery: Delivery, error: str) -> None:
     delivery.status, delivery.last_error = "failed", error[:2000]
     delivery.locked_until, delivery.next_attempt_at = None, None
     db.session.commit()
+    telemetry.delivery_finished(delivery.channel, "failed")
+
+
+def announced_at(delivery: Delivery) -> datetime | None:
+    """When the change this delivery notifies of was committed (its outbox event's time)."""
+    if delivery.outbox_event_id is None:
+        return delivery.created_at
+    return db.session.scalar(
+        select(OutboxEvent.created_at).where(OutboxEvent.id == delivery.outbox_event_id)
+    )
 
 
 def backoff_seconds(

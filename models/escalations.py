@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from models import outbox, queue
+from models import outbox, queue, telemetry
 from models.db import db, transaction, utcnow
 from models.entities import (
     LIVE_HANDOFF_STATUSES,
@@ -180,6 +180,7 @@ def claim(user: User, handoff_id: int) -> Handoff:
             code="already_resolved",
         )
     if handoff.claimed_by_id is not None:
+        telemetry.CLAIM_CONFLICTS.inc()
         raise already_claimed(handoff)
     raise Conflict("This escalation can no longer be claimed.", code="not_claimable")
 

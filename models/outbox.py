@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import event, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
 from models.db import db, utcnow
-from models.entities import Handoff, OutboxEvent
+from models.entities import Delivery, Handoff, OutboxEvent
 from models.events import (
     HANDOFF_CLAIMED,
     HANDOFF_CREATED,
@@ -166,5 +166,25 @@ def unpublished(older_than: timedelta, limit: int = 500) -> list[int]:
             .where(OutboxEvent.published_at.is_(None), OutboxEvent.created_at <= cutoff)
             .order_by(OutboxEvent.id)
             .limit(limit)
+        )
+    )
+
+
+def oldest_undispatched_at(window: timedelta = timedelta(hours=1)):
+    """When the oldest outbox event of the last `window` was committed whose live dispatch
+    has not finished (its socket delivery is neither sent nor failed, or does not exist
+    yet); None when there is no backlog. Beyond the window, dispatches have long given up."""
+    finished = (
+        select(Delivery.id)
+        .where(
+            Delivery.outbox_event_id == OutboxEvent.id,
+            Delivery.channel == "socket",
+            Delivery.status.in_(("sent", "failed")),
+        )
+        .exists()
+    )
+    return db.session.scalar(
+        select(func.min(OutboxEvent.created_at)).where(
+            OutboxEvent.created_at >= utcnow() - window, ~finished
         )
     )

@@ -13,6 +13,7 @@ from models.errors import DomainError
 from web import config as config_module
 from web import errors
 from web.extensions import csrf, db, limiter, migrate, socketio
+from web.observability import init_observability
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(config_module.from_env())
     if config:
         app.config.update(config)
+    app.config["SQLALCHEMY_DATABASE_URI"] = config_module.normalize_database_url(
+        str(app.config["SQLALCHEMY_DATABASE_URI"])
+    )
+    if "SQLALCHEMY_ENGINE_OPTIONS" not in (config or {}):
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = config_module.engine_options(
+            app.config, app.config.get("PROCESS_TYPE") or "web"
+        )
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(config_module.ROOT / "migrations"))
@@ -40,6 +48,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         bench.register(app)
     _register_error_handlers(app)
     _register_health(app)
+    init_observability(app)
 
     from web.pages import init_pages
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -14,15 +15,63 @@ def _bool(value: str | None, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+# The one PostgreSQL driver the project ships (requirements.txt) and makes cooperative under
+# eventlet (psycogreen, wsgi.py). SQLAlchemy 2.1 maps a bare `postgresql://` to psycopg 3,
+# which is not installed, so the bare forms are pinned to it here.
+POSTGRES_DRIVER = "postgresql+psycopg2"
+_POSTGRES_SCHEME = re.compile(r"^(?:postgres|postgresql)(?:\+(?P<driver>[A-Za-z0-9_]+))?://")
+
+
+def normalize_database_url(url: str) -> str:
+    """`postgres://`, `postgresql://` and `postgres+driver://` as hosts hand them out, in
+    SQLAlchemy's spelling; a bare form gets the shipped driver, an explicit one is kept."""
+    match = _POSTGRES_SCHEME.match(url)
+    if match is None:
+        return url
+    driver = match.group("driver")
+    scheme = f"postgresql+{driver}" if driver else POSTGRES_DRIVER
+    return f"{scheme}://{url[match.end() :]}"
+
+
 def database_url(env: dict[str, str] | os._Environ = os.environ) -> str:
     url = env.get("DATABASE_URL")
     if not url:
         (ROOT / "var").mkdir(exist_ok=True)
         return f"sqlite:///{ROOT / 'var' / 'escalation.db'}"
-    # Hosted platforms hand out postgres:// URLs; SQLAlchemy wants the dialect name.
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://") :]
-    return url
+    return normalize_database_url(url)
+
+
+# Connection pools per process type (docs/deploy.md): a web process serves many requests at
+# once on green threads; a worker child runs one task at a time; beat sends, never queries.
+POOL_DEFAULTS = {"web": (10, 10), "worker": (2, 2), "beat": (1, 1)}
+
+
+def engine_options(config: dict, process_type: str) -> dict:
+    """SQLAlchemy engine options: a dead connection is found before use (pre-ping), and on
+    PostgreSQL a server that is down or stuck costs seconds, not a hung request."""
+    options: dict = {"pool_pre_ping": True}
+    if not str(config["SQLALCHEMY_DATABASE_URI"]).startswith("postgresql"):
+        return options
+    statement_timeout_ms = int(config.get("DB_STATEMENT_TIMEOUT_MS") or 15000)
+    size, overflow = POOL_DEFAULTS.get(process_type, POOL_DEFAULTS["web"])
+    options.update(
+        pool_size=int(config.get("DB_POOL_SIZE") or size),
+        max_overflow=int(config.get("DB_MAX_OVERFLOW") or overflow),
+        pool_timeout=float(config.get("DB_POOL_TIMEOUT") or 5),
+        # Closed by the server after a restart or by a firewall's idle cut: replace them.
+        pool_recycle=1800,
+        connect_args={
+            # libpq counts whole seconds, at least 2.
+            "connect_timeout": int(config.get("DB_CONNECT_TIMEOUT") or 2),
+            "options": f"-c statement_timeout={statement_timeout_ms}",
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+            "application_name": f"escalation-{process_type}",
+        },
+    )
+    return options
 
 
 def from_env(env: dict[str, str] | os._Environ = os.environ) -> dict:
@@ -31,7 +80,25 @@ def from_env(env: dict[str, str] | os._Environ = os.environ) -> dict:
     return {
         "SECRET_KEY": env.get("SECRET_KEY") or "dev-only-insecure-secret-key",
         "SQLALCHEMY_DATABASE_URI": database_url(env),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # Which process this is ("web", "worker", "beat"): picks pool defaults and log labels.
+        "PROCESS_TYPE": env.get("PROCESS_TYPE") or "web",
+        # Connection pool and fault bounds (web.config.engine_options; PostgreSQL only).
+        "DB_POOL_SIZE": env.get("DB_POOL_SIZE") or "",
+        "DB_MAX_OVERFLOW": env.get("DB_MAX_OVERFLOW") or "",
+        "DB_POOL_TIMEOUT": env.get("DB_POOL_TIMEOUT") or "",
+        "DB_CONNECT_TIMEOUT": env.get("DB_CONNECT_TIMEOUT") or "",
+        "DB_STATEMENT_TIMEOUT_MS": env.get("DB_STATEMENT_TIMEOUT_MS") or "",
+        # Behind a proxy (deploy/nginx.conf): how many proxies set each X-Forwarded-* header.
+        # 0 (the default) trusts none, so a client cannot fake its address.
+        "PROXY_FIX_X_FOR": int(env.get("PROXY_FIX_X_FOR") or 0),
+        "PROXY_FIX_X_PROTO": int(env.get("PROXY_FIX_X_PROTO") or 0),
+        "PROXY_FIX_X_HOST": int(env.get("PROXY_FIX_X_HOST") or 0),
+        "PROXY_FIX_X_PORT": int(env.get("PROXY_FIX_X_PORT") or 0),
+        "PROXY_FIX_X_PREFIX": int(env.get("PROXY_FIX_X_PREFIX") or 0),
+        # GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>` when set.
+        "METRICS_TOKEN": env.get("METRICS_TOKEN") or "",
+        # "json": one JSON object per log line; anything else: plain text.
+        "LOG_FORMAT": env.get("LOG_FORMAT") or "text",
         "REDIS_URL": redis_url,
         # The Socket.IO message queue channel, set explicitly on every emitting side.
         "SOCKETIO_CHANNEL": env.get("SOCKETIO_CHANNEL") or "escalation-mode-socketio",

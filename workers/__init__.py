@@ -18,6 +18,9 @@ def celery_init_app(app: Flask) -> Celery:
 
     celery = Celery(app.name, task_cls=FlaskTask)
     celery.conf.update(settings.settings(app.config))
+    from workers.observability import connect_publish_side
+
+    connect_publish_side(app.config.get("PROCESS_TYPE") or "web")
     celery.set_default()
     app.extensions["celery"] = celery
     publish.install(app)

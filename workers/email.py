@@ -22,10 +22,11 @@ from typing import Any
 from celery import shared_task
 from flask import current_app
 
-from models import deliveries
-from models.db import db
+from models import deliveries, telemetry
+from models.db import db, record_despite_outage
 from models.entities import Account, Delivery, Handoff
 from models.events import HANDOFF_CLAIMED
+from models.logcontext import bind_handoff
 from workers import names
 from workers.email_message import CLAIMED, CREATED, compose, message_id, notice_for
 from workers.settings import MAX_COUNTDOWN_SECONDS
@@ -284,6 +285,7 @@ def attempt_delivery(delivery_id: int, settings: EmailSettings) -> Attempt:
     if row is None or row.channel != deliveries.EMAIL:
         log.error("Delivery %s is not an email delivery; ignoring the task", delivery_id)
         return Attempt("skipped")
+    bind_handoff(row.handoff_id)
     deadline = time.monotonic() + settings.lease.total_seconds()
     delivery = deliveries.claim(delivery_id, settings.lease)
     if delivery is None:
@@ -293,11 +295,13 @@ def attempt_delivery(delivery_id: int, settings: EmailSettings) -> Attempt:
         message, address = build_message(delivery, settings)
         send_message(message, address, settings, deadline)
     except PermanentFailure as failure:
+        telemetry.SMTP_ERRORS.labels(kind="permanent").inc()
         deliveries.mark_failed(delivery, str(failure))
         log.warning("Email delivery %s failed for good: %s", delivery_id, failure)
         return Attempt("failed")
     except Exception as error:
         if isinstance(error, TransientFailure):
+            telemetry.SMTP_ERRORS.labels(kind="transient").inc()
             reason = str(error)
         else:
             log.exception("Unexpected error sending email delivery %s", delivery_id)
@@ -314,7 +318,11 @@ def attempt_delivery(delivery_id: int, settings: EmailSettings) -> Attempt:
             delay,
         )
         return Attempt("retrying", delay)
-    deliveries.mark_sent(delivery)
+    # The SMTP server has it: record that even through a database restart, or the sweeper
+    # would send it again.
+    patience = max(1.0, deadline - time.monotonic())
+    record_despite_outage(lambda: deliveries.mark_sent(delivery), patience)
+    telemetry.observe_since(telemetry.EMAIL_LAG, deliveries.announced_at(delivery))
     log.info("Email delivery %s sent to %s (%s)", delivery_id, address, message["Message-ID"])
     return Attempt("sent")
 
@@ -362,7 +370,8 @@ def sweep(grace: timedelta) -> list[int]:
     return requeued
 
 
-@shared_task(name=names.SWEEP_DELIVERIES, ignore_result=True)
+# A sweep the worker could not start before the next one is due is dropped (same work).
+@shared_task(name=names.SWEEP_DELIVERIES, ignore_result=True, expires=5)
 def sweep_deliveries() -> int:
     """Beat, every 30 s: a worker killed mid-send or a lost task leaves a delivery due."""
     settings = EmailSettings.from_config(current_app.config)

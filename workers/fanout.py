@@ -16,11 +16,12 @@ from datetime import UTC, datetime, timedelta
 from celery import shared_task
 from flask import current_app
 
-from models import deliveries
+from models import deliveries, telemetry
 from models.broadcast import CheckedRedisManager, EmitFailed, NoWebNodeListening, broadcaster
-from models.db import db
+from models.db import db, record_despite_outage
 from models.entities import Handoff, OutboxEvent
 from models.events import HANDOFF_CLAIMED, HANDOFF_CREATED, PSA_WRITEBACK
+from models.logcontext import bind_handoff
 from models.presence import Presence, presence_of
 from models.representations import event_payload
 from models.rooms import listeners, recipient_rooms, seniors_to_email
@@ -60,6 +61,7 @@ def emit_handoff_event(event: OutboxEvent, handoff: Handoff) -> None:
         emitter().emit(
             event.event, event_payload(handoff), to=recipient_rooms(event.event, handoff)
         )
+        telemetry.observe_since(telemetry.LIVE_FANOUT_LATENCY, event.created_at)
     except NoWebNodeListening:
         if _presence().online(listeners(event.event, handoff)):
             raise
@@ -92,6 +94,12 @@ def _send_new(rows: list) -> list[int]:
     return enqueued
 
 
+def _record(action):
+    """Record the dispatch's outcome even through a database restart (within the lease): an
+    event already emitted must not be emitted again by the relay."""
+    return record_despite_outage(action, SOCKET_LEASE.total_seconds() - 5)
+
+
 def _describe(error: Exception) -> str:
     return str(error) if isinstance(error, EmitFailed) else f"{type(error).__name__}: {error}"
 
@@ -118,6 +126,7 @@ def dispatch(outbox_event_id: int, emitted: bool = False) -> str:
         return "missing"
     if event.event == PSA_WRITEBACK:
         return psa.hand_over(event)  # not a Socket.IO event: the post goes to the psa queue
+    bind_handoff(event.handoff_id)
     delivery = deliveries.claim(deliveries.socket_delivery(event).id, SOCKET_LEASE)
     if delivery is None:
         log.info("Outbox event %s is dispatched or being dispatched; skipping", event.id)
@@ -144,10 +153,10 @@ def dispatch(outbox_event_id: int, emitted: bool = False) -> str:
         except Exception as exc:  # the broker
             errors.append(f"Claimed emails: {_describe(exc)}")
     if not errors:
-        deliveries.mark_sent(delivery)
+        _record(lambda: deliveries.mark_sent(delivery))
         return "sent"
     reason = "; ".join(errors)
-    delay = deliveries.mark_retrying(delivery, reason, SOCKET_RETRY)
+    delay = _record(lambda: deliveries.mark_retrying(delivery, reason, SOCKET_RETRY))
     if delay is not None:
         log.warning(
             "Outbox event %s attempt %s failed (%s); retrying in %.1f s",

@@ -20,6 +20,7 @@ from flask import current_app
 
 from models import deliveries, outbox
 from workers import names
+from workers.observability import stamp_beat_tick
 from workers.publish import publish_outbox_events
 from workers.settings import VISIBILITY_TIMEOUT_SECONDS
 
@@ -66,4 +67,5 @@ def relay(older_than: timedelta) -> dict[str, list[int]]:
 @shared_task(name=names.RELAY_OUTBOX, ignore_result=True, expires=EXPIRES_SECONDS)
 def relay_outbox() -> dict[str, list[int]]:
     """Publish outbox events still unpublished after OUTBOX_RELAY_AFTER_SECONDS."""
+    stamp_beat_tick(current_app.config["REDIS_URL"])
     return relay(timedelta(seconds=current_app.config["OUTBOX_RELAY_AFTER_SECONDS"]))

@@ -1,4 +1,4 @@
-"""The scheduled monthly rollup (beat sends it every 30 s; see celery_config.BEAT_SCHEDULE)."""
+"""The scheduled monthly rollup (beat sends it every 30 s; see workers.settings.BEAT_SCHEDULE)."""
 
 from __future__ import annotations
 

@@ -30,7 +30,8 @@ WORKER_SOCKET_TIMEOUT_SECONDS = 30.0
 
 BEAT_SCHEDULE = {
     "relay-outbox": {"task": names.RELAY_OUTBOX, "schedule": timedelta(seconds=5)},
-    "sweep-deliveries": {"task": names.SWEEP_DELIVERIES, "schedule": timedelta(seconds=30)},
+    # Every 5 s: email retries lost with a Redis restart go out within the grace period + 5 s.
+    "sweep-deliveries": {"task": names.SWEEP_DELIVERIES, "schedule": timedelta(seconds=5)},
     "rollup-metrics": {"task": names.ROLLUP_METRICS, "schedule": timedelta(seconds=30)},
     "psa-poll": {"task": names.PSA_POLL, "schedule": timedelta(seconds=60)},
 }
@@ -127,4 +128,11 @@ def worker_settings(config: Any) -> dict[str, Any]:
     return {
         "broker_transport_options": transport,
         "broker_connection_timeout": WORKER_SOCKET_TIMEOUT_SECONDS,
+        # No remote control (`celery inspect` / `control`): its mailbox is a fanout queue
+        # that the worker deletes when it drops a broken connection. With Redis gone that
+        # fails half-way, and the retry of the close then restores the unacknowledged
+        # messages through a transport already torn down: "Unrecoverable error:
+        # AttributeError('NoneType' object has no attribute 'hostname')" and the worker
+        # exits. Gossip uses such a queue too (hence --without-gossip). docs/deploy.md.
+        "worker_enable_remote_control": False,
     }

@@ -860,6 +860,22 @@ WORKER_READY = r"\S+@\S+ ready\."
 BEAT_READY = r"beat: Starting\.\.\."
 
 
+def procfile_entry(name: str) -> str:
+    """The command line of one Procfile entry."""
+    for line in (REPO_ROOT / "Procfile").read_text().splitlines():
+        key, _, command = line.partition(":")
+        if key.strip() == name:
+            return command.strip()
+    raise KeyError(f"no {name!r} entry in the Procfile")
+
+
+#: The worker options the Procfile runs with (without gossip, mingle and heartbeat: see
+#: docs/deploy.md), so tests run the worker the way production does.
+PROCFILE_WORKER_FLAGS = tuple(
+    flag for flag in procfile_entry("worker").split() if flag.startswith("--without-")
+)
+
+
 def web_command() -> list[str]:
     return [sys.executable, "wsgi.py"]
 
@@ -884,7 +900,7 @@ def worker_command(
     cmd = [
         *celery_executable(), "-A", "celery_config", "worker",
         "--loglevel=INFO", f"--pool={pool}", f"--concurrency={concurrency}",
-        f"--hostname={name}@%h", "--without-gossip", "--without-mingle",
+        f"--hostname={name}@%h", *PROCFILE_WORKER_FLAGS,
     ]  # fmt: skip
     if queues:
         cmd.append("--queues=" + ",".join(queues))
@@ -1017,3 +1033,157 @@ def chromium_executable() -> str | None:
     if explicit:
         return explicit
     return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+# --------------------------------------------------------------------------- nginx
+
+NGINX_SITE = REPO_ROOT / "deploy" / "nginx.conf"
+
+
+def find_nginx() -> str | None:
+    """$NGINX, else nginx on PATH, else Debian's /usr/sbin/nginx; None when absent."""
+    explicit = os.environ.get("NGINX")
+    if explicit:
+        return explicit
+    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+    return found
+
+
+def render_nginx_site(upstream_ports: Sequence[int], listen_port: int, debug: bool) -> str:
+    """deploy/nginx.conf as shipped, with the example upstream servers replaced by local web
+    nodes and `listen 80` by a loopback port. `debug` adds an X-Upstream response header
+    (which node answered) for tests that need to tell the nodes apart."""
+    site = NGINX_SITE.read_text()
+    servers = "\n".join(
+        f"    server {LOCALHOST}:{port} max_fails=3 fail_timeout=10s;" for port in upstream_ports
+    )
+    site, count = re.subn(r"(?m)^    server 10\.0\.0\.\d+:5000[^\n]*\n(?:    server 10[^\n]*\n)*",
+                          servers + "\n", site)  # fmt: skip
+    if count != 1:
+        raise RuntimeError("deploy/nginx.conf: upstream servers not found")
+    site, count = re.subn(r"(?m)^    listen 80;", f"    listen {LOCALHOST}:{listen_port};", site)
+    if count != 1:
+        raise RuntimeError("deploy/nginx.conf: `listen 80;` not found")
+    if debug:
+        site = site.replace(
+            "    client_max_body_size", "    add_header X-Upstream $upstream_addr always;\n"
+            "    client_max_body_size", 1,
+        )  # fmt: skip
+    return site
+
+
+class NginxProxy:
+    """deploy/nginx.conf in front of local web nodes, as an unprivileged nginx: its own
+    prefix, pid, logs and temp directories, listening on a free 127.0.0.1 port."""
+
+    def __init__(
+        self, upstream_ports: Sequence[int], directory: str | os.PathLike[str], debug: bool = True
+    ) -> None:
+        executable = find_nginx()
+        if executable is None:
+            raise RuntimeError("nginx is not installed")
+        self.executable = executable
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://{LOCALHOST}:{self.port}"
+        (self.dir / "escalation.conf").write_text(
+            render_nginx_site(upstream_ports, self.port, debug)
+        )
+        temp = {name: self.dir / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
+        for path in temp.values():
+            path.mkdir(exist_ok=True)
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        (self.dir / "nginx.conf").write_text(
+            f"""{user}daemon off;
+worker_processes 1;
+pid {self.dir}/nginx.pid;
+error_log {self.dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log {self.dir}/access.log;
+    client_body_temp_path {temp["body"]};
+    proxy_temp_path {temp["proxy"]};
+    fastcgi_temp_path {temp["fastcgi"]};
+    uwsgi_temp_path {temp["uwsgi"]};
+    scgi_temp_path {temp["scgi"]};
+    include {self.dir}/escalation.conf;
+}}
+"""
+        )
+
+    def command(self) -> list[str]:
+        conf = str(self.dir / "nginx.conf")
+        return [self.executable, "-p", str(self.dir), "-c", conf, "-e", str(self.dir / "error.log")]
+
+    def check(self) -> None:
+        """`nginx -t` on the rendered configuration; raises with nginx's words on failure."""
+        result = subprocess.run(
+            [*self.command(), "-t"], capture_output=True, text=True, timeout=30, check=False
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"nginx -t failed:\n{result.stderr}")
+
+    def start(self, group: ProcessGroup) -> ManagedProcess:
+        self.check()
+        return group.start(self.command(), {}, ready_check=port_open(self.port), name="nginx")
+
+
+# --------------------------------------------------------------------------- a PostgreSQL to fault
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of one's own, to stop and start at will (fault tests and drills):
+    scripts/test_postgres.sh on a free port and a fresh data directory, never the shared
+    TEST_POSTGRES_URL server that other tests use at the same time."""
+
+    SCRIPT = REPO_ROOT / "scripts" / "test_postgres.sh"
+
+    def __init__(self) -> None:
+        import uuid
+
+        self.port = free_port()
+        # Under /tmp itself: as root the server runs as `postgres`, which must reach it.
+        self.data_dir = Path(tempfile.gettempdir()) / f"escalation-pg-{uuid.uuid4().hex[:10]}"
+        self.url: str | None = None
+
+    def _script(self, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "TEST_POSTGRES_PORT": str(self.port),
+            "TEST_POSTGRES_DIR": str(self.data_dir),
+            "TEST_POSTGRES_DB": "escalation",
+        }
+        return subprocess.run(
+            ["bash", str(self.SCRIPT), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    @property
+    def plain_url(self) -> str:
+        """The URL as hosts hand it out (`postgresql://`, no driver)."""
+        assert self.url is not None
+        return re.sub(r"^postgresql\+psycopg2://", "postgresql://", self.url)
+
+    def start(self) -> str:
+        result = self._script()
+        if result.returncode == 3:
+            raise RuntimeError("no PostgreSQL server binaries on this machine")
+        if result.returncode != 0:
+            raise RuntimeError(f"PostgreSQL did not start:\n{result.stderr}")
+        self.url = result.stdout.strip()
+        return self.url
+
+    def stop(self) -> None:
+        """A fast shutdown: open connections are cut, new ones refused."""
+        self._script("stop")
+
+    def destroy(self) -> None:
+        self._script("destroy")
+        # The script leaves its initdb log beside the data directory.
+        with contextlib.suppress(OSError):
+            Path(f"{self.data_dir}.initdb.log").unlink()

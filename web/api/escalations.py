@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 
 from flask import request
 from marshmallow import ValidationError
 
-from models import escalations
+from models import escalations, telemetry
+from models.logcontext import bind_handoff
 from models.queue import QueueFilter, find_handoffs, tab_counts
 from web.api import ApiBlueprint, parse_json_object
 from web.auth import authenticated, current_user, engineer_or_admin
@@ -25,6 +27,8 @@ from web.schemas import (
     HandoffSchema,
     ResolveSchema,
 )
+
+log = logging.getLogger(__name__)
 
 blp = ApiBlueprint("escalations", __name__, description="Escalations (handoffs)")
 
@@ -105,6 +109,11 @@ def escalate(body, session_id: int):
     handoff, created = escalations.escalate(
         current_user(), session_id, body["reason"], body["notes"], _idempotency_key()
     )
+    bind_handoff(handoff.id)
+    if created:
+        telemetry.ESCALATIONS_CREATED.inc()
+    log.info("Session %s escalated: handoff %s (%s)", session_id, handoff.id,
+             "created" if created else "replayed")  # fmt: skip
     return handoff, 201 if created else 200
 
 

@@ -1,0 +1,285 @@
+"""The real processes on a PostgreSQL of their own: web (eventlet with psycogreen), a prefork
+worker and beat, started with the plain `postgresql://` URL. Emails with retries, the live
+event, metrics added up across processes, ids in JSON logs, and last, PostgreSQL stopped
+and started again under them.
+
+The server is private to this module (scripts/test_postgres.sh on another port), never the
+shared TEST_POSTGRES_URL one, because a test here stops it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.integration.services import (
+    BEAT_READY,
+    ManagedProcess,
+    PrivatePostgres,
+    ProcessGroup,
+    RedisServer,
+    SmtpSink,
+    beat_command,
+    flask_cli,
+    free_port,
+    http_ready,
+    log_contains,
+    postgres_url_from_env,
+    python_env,
+    wait_for,
+    web_command,
+    worker_command,
+)
+from tests.integration.test_realtime import Listener, Tenant, make_tenant, new_session
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.postgres,
+    pytest.mark.timeout(240),
+]
+
+METRICS_TOKEN = "integration-metrics-token"
+FAST = {
+    "EMAIL_FIRST_RETRY_SECONDS": "1",
+    "EMAIL_MAX_BACKOFF_SECONDS": "2",
+    "DELIVERY_SWEEP_GRACE_SECONDS": "3",
+    "OUTBOX_RELAY_AFTER_SECONDS": "2",
+    "SMTP_TIMEOUT": "2",
+}
+
+
+@dataclass
+class PgStack:
+    postgres: PrivatePostgres
+    smtp: SmtpSink
+    web: ManagedProcess
+    worker: ManagedProcess
+    beat: ManagedProcess
+    group: ProcessGroup
+    tenant: Tenant
+
+    @property
+    def url(self) -> str:
+        assert self.web.url is not None
+        return self.web.url
+
+    def escalate(self, title: str, request_id: str | None = None) -> requests.Response:
+        session_id = new_session(self.url, self.tenant, title)
+        headers = {**self.tenant.auth("tech"), "X-Request-ID": request_id or uuid.uuid4().hex}
+        return requests.post(
+            f"{self.url}/api/v1/sessions/{session_id}/escalate",
+            json={"reason": "The VPN client crashes at login"},
+            headers=headers,
+            timeout=10,
+        )
+
+    def emails_about(self, title: str) -> Counter[str]:
+        return Counter(r for m in self.smtp.messages if title in m.subject for r in m.rcpt_tos)
+
+    def offline_seniors(self) -> list[str]:
+        return sorted([self.tenant.users["admin"]["email"], self.tenant.users["eng2"]["email"]])
+
+
+@pytest.fixture(scope="module")
+def pg_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgStack]:
+    if postgres_url_from_env() is None:
+        pytest.skip("PostgreSQL not configured: set TEST_POSTGRES_URL (make test does)")
+    tmp = tmp_path_factory.mktemp("pg-stack")
+    postgres = PrivatePostgres()
+    postgres.start()
+    redis = RedisServer(data_dir=tmp / "redis").start()
+    smtp = SmtpSink().start()
+    group = ProcessGroup(tmp / "logs")
+    try:
+        metrics_dir = tmp / "metrics"
+        metrics_dir.mkdir()
+        port = free_port()
+        env = python_env()
+        for key in ("SMTP_USERNAME", "SMTP_PASSWORD", "TEST_POSTGRES_URL"):
+            env.pop(key, None)
+        env.update(
+            {
+                "PYTHONWARNINGS": "ignore",
+                "DATABASE_URL": postgres.plain_url,
+                "REDIS_URL": redis.url,
+                "SECRET_KEY": "integration-test-secret",
+                "HOST": "127.0.0.1",
+                "PORT": str(port),
+                "FLASK_DEBUG": "0",
+                "LOG_FORMAT": "json",
+                "METRICS_TOKEN": METRICS_TOKEN,
+                "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+                **FAST,
+                **smtp.env(),
+            }
+        )
+        flask_cli(env, "db", "upgrade")
+        url = f"http://127.0.0.1:{port}"
+        web = group.start(web_command(), env, ready_check=http_ready(f"{url}/healthz"), name="web")
+        web.url = url
+        name = f"pg-{port}"
+        worker = group.start(
+            worker_command(pool="prefork", concurrency=2, name=name),
+            env,
+            ready_check=log_contains(rf"{name}@\S+ ready\."),
+            name="worker",
+        )
+        beat = group.start(
+            beat_command(tmp / "beat-schedule"), env, ready_check=log_contains(BEAT_READY)
+        )
+        tenant = make_tenant(env, url, "pgstack")
+        yield PgStack(postgres, smtp, web, worker, beat, group, tenant)
+    finally:
+        group.stop_all()
+        smtp.stop()
+        redis.stop()
+        postgres.destroy()
+
+
+@pytest.fixture(autouse=True)
+def logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed and "pg_stack" in request.fixturenames:
+        print("\n" + request.getfixturevalue("pg_stack").group.describe_logs(lines=60))
+
+
+def _json_lines(path: Path) -> list[dict]:
+    lines = []
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("{"):
+            try:
+                lines.append(json.loads(line))
+            except ValueError:
+                continue
+    return lines
+
+
+def _scrape(url: str) -> str:
+    response = requests.get(
+        f"{url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=10
+    )
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def _sample(exposition: str, prefix: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in exposition.splitlines()
+        if line.startswith(prefix) and not line.startswith("#")
+    )
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_live_event_and_retried_emails_arrive_once(pg_stack: PgStack) -> None:
+    title = "PG: Outlook profile corrupt"
+    senior = Listener(pg_stack.url, pg_stack.tenant.tokens["eng"])
+    try:
+        pg_stack.smtp.down()
+        response = pg_stack.escalate(title)
+        assert response.status_code == 201, response.text
+        handoff_id = response.json()["id"]
+        senior.wait("handoff.created", handoff_id)
+        time.sleep(2)  # first attempts refused; retries wait on their countdown
+        pg_stack.smtp.up()
+        wait_for(lambda: len(pg_stack.emails_about(title)) == 2, timeout=30)
+        time.sleep(1.5)
+        assert pg_stack.emails_about(title) == Counter(pg_stack.offline_seniors())
+        assert senior.handoff_events(handoff_id) == ["handoff.created"]
+    finally:
+        senior.close()
+
+
+def test_metrics_add_up_the_web_and_every_worker_process(pg_stack: PgStack) -> None:
+    assert requests.get(f"{pg_stack.url}/metrics", timeout=10).status_code == 401
+    response = pg_stack.escalate("PG: metrics")
+    assert response.status_code == 201
+
+    def counted() -> str | None:
+        text = _scrape(pg_stack.url)
+        sent = _sample(text, 'escalation_deliveries_total{channel="email",state="sent"}')
+        return text if sent >= 4 and "escalation_beat_last_tick" in text else None
+
+    text = wait_for(counted, timeout=30, message="email deliveries counted by /metrics")
+    assert _sample(text, "escalation_escalations_created_total") >= 2
+    assert _sample(text, 'escalation_deliveries_total{channel="socket",state="sent"}') >= 2
+    assert _sample(text, 'escalation_smtp_errors_total{kind="transient"}') >= 2
+    assert _sample(text, "escalation_email_lag_seconds_count") >= 4
+    assert _sample(text, "escalation_live_fanout_latency_seconds_count") >= 2
+    assert 'escalation_celery_queue_depth{queue="email"}' in text
+    tick = _sample(text, "escalation_beat_last_tick_timestamp_seconds")
+    assert time.time() - tick < 30
+
+
+def test_logs_carry_the_request_id_and_the_handoff_id_through_web_and_worker(
+    pg_stack: PgStack,
+) -> None:
+    request_id = f"it-{uuid.uuid4().hex[:12]}"
+    response = pg_stack.escalate("PG: log ids", request_id=request_id)
+    assert response.status_code == 201
+    assert response.headers["X-Request-ID"] == request_id
+    handoff_id = response.json()["id"]
+
+    def worker_lines() -> list[dict]:
+        return [
+            line
+            for line in _json_lines(pg_stack.worker.log_path)
+            if line.get("handoff_id") == handoff_id and "Email delivery" in line["message"]
+        ]
+
+    emailed = wait_for(lambda: len(worker_lines()) >= 2 and worker_lines(), timeout=30)
+    assert all(line["process"] == "worker" for line in emailed)
+    web_lines = [
+        line for line in _json_lines(pg_stack.web.log_path) if line.get("request_id") == request_id
+    ]
+    assert any(line.get("handoff_id") == handoff_id for line in web_lines), web_lines
+
+
+def test_postgres_restart_gives_503_then_everything_recovers(pg_stack: PgStack) -> None:
+    """Runs last in this module: it stops the module's PostgreSQL."""
+    pg_stack.postgres.stop()
+    try:
+        for n in range(3):
+            started = time.monotonic()
+            session = requests.post(
+                f"{pg_stack.url}/api/v1/sessions/1/escalate",
+                json={"reason": "during the outage"},
+                headers={**pg_stack.tenant.auth("tech"), "Idempotency-Key": f"outage-{n}"},
+                timeout=10,
+            )
+            assert time.monotonic() - started < 3
+            assert session.status_code == 503, session.text
+            assert session.json()["error"]["code"] == "unavailable"
+            assert int(session.headers["Retry-After"]) > 0
+        ready = requests.get(f"{pg_stack.url}/readyz", timeout=10)
+        assert ready.status_code == 503 and ready.json()["failed"] == ["database"]
+    finally:
+        pg_stack.postgres.start()
+    back = time.monotonic()
+    wait_for(lambda: requests.get(f"{pg_stack.url}/readyz", timeout=5).ok, timeout=30)
+    print(f"\nweb ready {time.monotonic() - back:.2f} s after PostgreSQL was back")
+
+    title = "PG: after the restart"
+    senior = Listener(pg_stack.url, pg_stack.tenant.tokens["eng"])
+    try:
+        response = pg_stack.escalate(title)
+        assert response.status_code == 201, response.text
+        senior.wait("handoff.created", response.json()["id"], timeout=30)
+        wait_for(lambda: len(pg_stack.emails_about(title)) == 2, timeout=30)
+        time.sleep(1.5)
+        assert pg_stack.emails_about(title) == Counter(pg_stack.offline_seniors())
+    finally:
+        senior.close()
+    for proc in (pg_stack.web, pg_stack.worker, pg_stack.beat):
+        assert proc.alive and proc.starts == 1, proc
