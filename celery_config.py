@@ -34,7 +34,16 @@ BEAT_SCHEDULE = {
     "relay-outbox": {"task": names.RELAY_OUTBOX, "schedule": timedelta(seconds=5)},
     "sweep-deliveries": {"task": names.SWEEP_DELIVERIES, "schedule": timedelta(seconds=30)},
     "rollup-metrics": {"task": names.ROLLUP_METRICS, "schedule": timedelta(seconds=30)},
+    "handoff-steps": {"task": names.RUN_HANDOFF_STEPS, "schedule": timedelta(seconds=15)},
 }
+
+
+def beat_schedule(config: Any) -> dict[str, Any]:
+    """BEAT_SCHEDULE, with the unclaimed-steps tick shortened when tests ask for it."""
+    schedule = {name: dict(entry) for name, entry in BEAT_SCHEDULE.items()}
+    if seconds := config.get("HANDOFF_STEPS_INTERVAL_SECONDS"):
+        schedule["handoff-steps"]["schedule"] = timedelta(seconds=float(seconds))
+    return schedule
 
 
 def settings(config: Any) -> dict[str, Any]:
@@ -49,7 +58,13 @@ def settings(config: Any) -> dict[str, Any]:
         "broker_url": config.get("CELERY_BROKER_URL") or config["REDIS_URL"],
         "result_backend": None,
         "task_ignore_result": True,
-        "include": ["workers.fanout", "workers.email", "workers.outbox_relay", "workers.rollup"],
+        "include": [
+            "workers.fanout",
+            "workers.email",
+            "workers.outbox_relay",
+            "workers.rollup",
+            "workers.handoff_steps",
+        ],
         # Never lose work to a crash: ack after the task ran, and requeue if the worker died.
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
@@ -83,6 +98,7 @@ def settings(config: Any) -> dict[str, Any]:
             names.RELAY_OUTBOX: {"queue": names.QUEUE_MAINTENANCE},
             names.SWEEP_DELIVERIES: {"queue": names.QUEUE_MAINTENANCE},
             names.ROLLUP_METRICS: {"queue": names.QUEUE_MAINTENANCE},
+            names.RUN_HANDOFF_STEPS: {"queue": names.QUEUE_MAINTENANCE},
         },
         # One direct exchange and routing key per queue, so a worker can be given any of them
         # (`-Q realtime` for a fan-out-only worker) and nothing lands in a queue by accident.
@@ -91,7 +107,7 @@ def settings(config: Any) -> dict[str, Any]:
             for name in (names.QUEUE_REALTIME, names.QUEUE_EMAIL, names.QUEUE_MAINTENANCE)
         ],
         "task_default_queue": names.QUEUE_REALTIME,
-        "beat_schedule": BEAT_SCHEDULE,
+        "beat_schedule": beat_schedule(config),
         "beat_schedule_filename": _beat_schedule_file(),
         "timezone": "UTC",
     }

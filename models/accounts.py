@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from models import handoff_steps
 from models.db import db, transaction
 from models.entities import ROLES, Account, ApiToken, User
 from models.errors import Conflict, ValidationFailed
@@ -131,11 +132,24 @@ _DUMMY_HASH = generate_password_hash("not-a-real-password")
 
 
 def update_account(
-    account: Account, manual_baseline_minutes: int | None = None, timezone: str | None = None
+    account: Account,
+    manual_baseline_minutes: int | None = None,
+    timezone: str | None = None,
+    policy: dict | None = None,
 ) -> Account:
+    """Change the account's settings. `policy` holds the escalation-policy fields given
+    (a None value turns that step off); open handoffs are rescheduled to it at once."""
+    policy = handoff_steps.validate_policy(policy or {})
+    if timezone is not None:
+        validate_timezone(timezone)
     with transaction():
         if timezone is not None:
-            account.timezone = validate_timezone(timezone)
+            account.timezone = timezone
         if manual_baseline_minutes is not None:
             account.manual_baseline_minutes = manual_baseline_minutes
+        for name, value in policy.items():
+            setattr(account, name, value)
+        if policy:
+            db.session.flush()
+            handoff_steps.reschedule_open_handoffs(account)
     return account

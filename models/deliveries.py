@@ -105,6 +105,19 @@ def email_deliveries(event: OutboxEvent, recipient_ids: list[int]) -> list[Deliv
     return deliveries
 
 
+def labelled_email_deliveries(
+    event: OutboxEvent, label: str, recipient_ids: list[int]
+) -> list[Delivery]:
+    """One email per (handoff, label, recipient): `email:<handoff>:<label>:<user>`, where the
+    label names the step (`reminder-2`, `admins`) or the event (`reassigned-<event id>`)."""
+    deliveries = [
+        _for_event(event, EMAIL, f"email:{event.handoff_id}:{label}:{recipient_id}", recipient_id)
+        for recipient_id in recipient_ids
+    ]
+    db.session.commit()
+    return deliveries
+
+
 def _claimable(now: datetime):
     return and_(
         Delivery.status.in_(("pending", "retrying")),

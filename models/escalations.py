@@ -1,11 +1,13 @@
-"""The handoff lifecycle: escalate, claim, resolve, and the seniors' queue."""
+"""The handoff lifecycle: escalate, claim, release, reassign, resolve, and the seniors' queue.
+
+Every change writes its timeline row (models/timeline.py) in its own transaction."""
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from models import outbox
+from models import outbox, timeline
 from models.db import db, transaction, utcnow
 from models.entities import (
     HANDOFF_STATUSES,
@@ -17,6 +19,7 @@ from models.entities import (
     User,
 )
 from models.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from models.handoff_steps import Policy
 from models.sessions import get_session
 
 RECENT_MESSAGES_IN_PACKAGE = 20
@@ -112,6 +115,7 @@ def escalate(
     # the IntegrityError below answers it; escalate's hot path saves a query.
     try:
         with transaction(expire_on_commit=False):
+            created_at = utcnow()
             handoff = Handoff(
                 account_id=session.account_id,
                 session_id=session.id,
@@ -121,11 +125,14 @@ def escalate(
                 reason=reason,
                 escalation_package=_package(session, user, reason, notes),
                 idempotency_key=idempotency_key,
-                created_at=utcnow(),
+                created_at=created_at,
+                reminders_sent=0,
+                next_step_at=Policy.of(user.account).next_step_at(created_at, 0, False),
             )
             db.session.add(handoff)
             session.status = "escalated"
             outbox.announce(handoff, outbox.HANDOFF_CREATED)
+            timeline.record(handoff, timeline.CREATED, user, created_at, reason=reason)
     except IntegrityError:
         # A concurrent request won: the same key replayed, or the same session escalated.
         outbox.forget_announced()
@@ -152,6 +159,8 @@ def claim(user: User, handoff_id: int) -> Handoff:
     """Exactly one of any number of racing seniors wins: one conditional UPDATE, checked by
     its row count. The same senior claiming again gets the handoff back."""
     handoff = get_handoff(user, handoff_id)
+    now = utcnow()
+    waited = max((now - handoff.created_at).total_seconds(), 0.0)
     with transaction():
         won = db.session.execute(
             update(Handoff)
@@ -160,10 +169,19 @@ def claim(user: User, handoff_id: int) -> Handoff:
                 Handoff.account_id == user.account_id,
                 Handoff.status == "open",
             )
-            .values(status="claimed", claimed_by_id=user.id, claimed_at=utcnow())
+            .values(
+                status="claimed",
+                claimed_by_id=user.id,
+                claimed_at=now,
+                # A claim stops the unclaimed steps; the first claim is kept for analytics.
+                next_step_at=None,
+                first_claimed_at=func.coalesce(Handoff.first_claimed_at, now),
+                time_to_claim_seconds=func.coalesce(Handoff.time_to_claim_seconds, waited),
+            )
             .execution_options(synchronize_session=False)
         ).rowcount
         if won:
+            timeline.record(handoff, timeline.CLAIMED, user, now)
             db.session.execute(
                 update(FlowSession)
                 .where(FlowSession.id == handoff.session_id)
@@ -188,6 +206,7 @@ def claim(user: User, handoff_id: int) -> Handoff:
 
 def resolve(user: User, handoff_id: int) -> Handoff:
     handoff = get_handoff(user, handoff_id)
+    now = utcnow()
     if not user.is_senior:
         # A technician can never be the claimer, whatever the handoff's state.
         raise Forbidden("Only the senior who claimed it or an admin may resolve it.")
@@ -201,7 +220,7 @@ def resolve(user: User, handoff_id: int) -> Handoff:
         done = db.session.execute(
             update(Handoff)
             .where(Handoff.id == handoff.id, Handoff.status == "claimed")
-            .values(status="resolved", resolved_at=utcnow())
+            .values(status="resolved", resolved_at=now)
             .execution_options(synchronize_session=False)
         ).rowcount
         if done:
@@ -212,6 +231,7 @@ def resolve(user: User, handoff_id: int) -> Handoff:
                 .execution_options(synchronize_session=False)
             )
             outbox.announce(handoff, outbox.HANDOFF_RESOLVED)
+            timeline.record(handoff, timeline.RESOLVED, user, now)
     db.session.refresh(handoff)
     return handoff
 

@@ -12,7 +12,21 @@ from models.entities import Handoff, OutboxEvent
 HANDOFF_CREATED = "handoff.created"
 HANDOFF_CLAIMED = "handoff.claimed"
 HANDOFF_RESOLVED = "handoff.resolved"
-HANDOFF_EVENTS = (HANDOFF_CREATED, HANDOFF_CLAIMED, HANDOFF_RESOLVED)
+HANDOFF_REMINDER = "handoff.reminder"
+HANDOFF_UNCLAIMED = "handoff.unclaimed"
+HANDOFF_RELEASED = "handoff.released"
+HANDOFF_REASSIGNED = "handoff.reassigned"
+HANDOFF_EVENTS = (
+    HANDOFF_CREATED,
+    HANDOFF_CLAIMED,
+    HANDOFF_RESOLVED,
+    HANDOFF_REMINDER,
+    HANDOFF_UNCLAIMED,
+    HANDOFF_RELEASED,
+    HANDOFF_REASSIGNED,
+)
+# The unclaimed steps: worth sending only while the handoff is still open.
+STEP_EVENTS = (HANDOFF_REMINDER, HANDOFF_UNCLAIMED)
 
 _ANNOUNCED = "announced_outbox_events"
 

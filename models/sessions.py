@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from models import timeline
 from models.db import db, transaction
 from models.entities import FlowSession, Handoff, Message, PsaWriteback, User
 from models.errors import Forbidden, NotFound
@@ -109,14 +110,16 @@ def write_back_to_psa(author: User, session_id: int, note: str) -> PsaWriteback:
 def _record_first_action(session: FlowSession, actor: User, at: datetime, kind: str) -> None:
     """The claiming senior's first chat message or PSA writeback after the claim, stored once.
 
-    One conditional UPDATE: only the claimer, only after the claim, only while unset; so
-    the technician's messages never count and a later action never overwrites an earlier one.
+    One conditional UPDATE: only the senior holding the claim when they act (after a release
+    or a reassignment, the new holder), only after their claim, only while unset; so the
+    technician's messages never count and a later action never overwrites an earlier one.
+    TTFA runs from the handoff's creation whoever acts: queue time is included.
     """
     handoff = latest_handoff(session)
     if handoff is None or handoff.claimed_by_id != actor.id or handoff.first_action_at is not None:
         return
     seconds = max((at - handoff.created_at).total_seconds(), 0.0)
-    db.session.execute(
+    recorded = db.session.execute(
         update(Handoff)
         .where(
             Handoff.id == handoff.id,
@@ -126,7 +129,9 @@ def _record_first_action(session: FlowSession, actor: User, at: datetime, kind: 
         )
         .values(first_action_at=at, first_action_kind=kind, time_to_first_action_seconds=seconds)
         .execution_options(synchronize_session=False)
-    )
+    ).rowcount
+    if recorded:
+        timeline.record(handoff, timeline.FIRST_ACTION, actor, at, action=kind)
     db.session.expire(handoff)
 
 

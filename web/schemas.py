@@ -85,6 +85,9 @@ class AccountSchema(Schema):
     name = fields.String()
     timezone = fields.String()
     manual_baseline_minutes = fields.Integer()
+    renotify_after_minutes = fields.Integer(allow_none=True)
+    renotify_max = fields.Integer()
+    escalate_to_admins_after_minutes = fields.Integer(allow_none=True)
 
 
 class MeSchema(UserSchema):
@@ -96,6 +99,26 @@ class AccountPatchSchema(Input):
         strict=True, validate=validate.Range(min=0, max=100_000)
     )
     timezone = fields.String(validate=validate.Length(min=1, max=64))
+    renotify_after_minutes = fields.Integer(
+        strict=True,
+        allow_none=True,
+        validate=validate.Range(min=1, max=240),
+        metadata={"description": "Remind the seniors after this many minutes; null: never."},
+    )
+    renotify_max = fields.Integer(
+        strict=True,
+        validate=validate.Range(min=0, max=10),
+        metadata={"description": "How many reminders at most."},
+    )
+    escalate_to_admins_after_minutes = fields.Integer(
+        strict=True,
+        allow_none=True,
+        validate=validate.Range(min=1, max=1440),
+        metadata={"description": "Tell every admin after this many minutes; null: never."},
+    )
+
+
+POLICY_FIELDS = ("renotify_after_minutes", "renotify_max", "escalate_to_admins_after_minutes")
 
 
 # --- sessions ---
@@ -164,6 +187,8 @@ class HandoffSchema(Schema):
     first_action_at = UtcDateTime(allow_none=True)
     first_action_kind = fields.String(allow_none=True)
     time_to_first_action_seconds = fields.Float(allow_none=True)
+    reminders_sent = fields.Integer()
+    escalated_to_admins_at = UtcDateTime(allow_none=True)
 
 
 class SessionDetailSchema(SessionSchema):
@@ -185,6 +210,27 @@ class HandoffPageSchema(Schema):
 class ClaimResultSchema(Schema):
     handoff = fields.Nested(HandoffSchema)
     redirect_url = fields.String()
+
+
+class ReleaseSchema(Input):
+    reason = Text(2_000, required=True)
+
+
+class ReassignSchema(Input):
+    user_id = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=2**63 - 1)
+    )
+
+
+class TimelineItemSchema(Schema):
+    at = UtcDateTime()
+    kind = fields.String()
+    actor = fields.Nested(Ref, allow_none=True)
+    details = fields.Dict()
+
+
+class TimelineSchema(Schema):
+    items = fields.List(fields.Nested(TimelineItemSchema))
 
 
 class RecipientSchema(Schema):

@@ -25,8 +25,9 @@ import celery_config
 from models import deliveries
 from models.db import db
 from models.entities import Delivery, Handoff
+from models.rooms import not_worth_sending
 from workers import names
-from workers.email_message import compose, message_id, notice_for
+from workers.email_message import compose, message_id, notice_for, retitle_for_event
 
 log = logging.getLogger(__name__)
 
@@ -178,9 +179,12 @@ def build_message(delivery: Delivery, settings: EmailSettings) -> tuple[EmailMes
     handoff = db.session.get(Handoff, delivery.handoff_id)
     if handoff is None:
         raise PermanentFailure("The escalation no longer exists.")
+    if stale := not_worth_sending(delivery.event, handoff, delivery.recipient_id):
+        raise PermanentFailure(stale)  # a claim won the race: this step says nothing now
     try:
+        notice = notice_for(handoff)
         message = compose(
-            notice_for(handoff),
+            notice,
             recipient_name=recipient.name,
             recipient_email=recipient.email,
             mail_from=settings.mail_from,
@@ -188,6 +192,7 @@ def build_message(delivery: Delivery, settings: EmailSettings) -> tuple[EmailMes
             message_id=message_id(delivery.id, handoff.id, settings.mail_from),
             date=datetime.now(UTC),
         )
+        retitle_for_event(message, delivery.event, notice)
     except (MessageError, ValueError, TypeError) as error:
         raise PermanentFailure(f"Cannot build the message: {error}") from error
     return message, recipient.email

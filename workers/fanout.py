@@ -24,11 +24,12 @@ from redis.retry import Retry
 from models import deliveries
 from models.db import db
 from models.entities import Handoff, OutboxEvent
-from models.outbox import HANDOFF_CREATED
+from models.outbox import HANDOFF_CREATED, HANDOFF_REASSIGNED, STEP_EVENTS
 from models.presence import current_presence
-from models.rooms import escalating_technician_id, recipient_rooms
+from models.rooms import escalating_technician_id, not_worth_sending, recipient_rooms
 from web.schemas import HandoffSchema
 from workers import names
+from workers.handoff_steps import email_step_recipients
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,19 @@ def email_seniors(event: OutboxEvent, offline_only: bool = True) -> list[int]:
     return enqueued
 
 
+# Events whose dispatch sends emails too.
+EMAILED_EVENTS = (HANDOFF_CREATED, HANDOFF_REASSIGNED, *STEP_EVENTS)
+
+
+def email_for_event(event: OutboxEvent, handoff: Handoff) -> None:
+    """A new handoff emails the offline seniors; the unclaimed steps and a reassignment
+    email their own audience (workers/handoff_steps.py)."""
+    if event.event == HANDOFF_CREATED:
+        email_seniors(event)
+        return
+    email_step_recipients(event, handoff)
+
+
 def _describe(error: Exception) -> str:
     return str(error) if isinstance(error, EmitFailed) else f"{type(error).__name__}: {error}"
 
@@ -164,6 +178,10 @@ def dispatch(outbox_event_id: int, emitted: bool = False) -> str:
         log.info("Outbox event %s is dispatched or being dispatched; skipping", event.id)
         return "skipped"
     handoff = db.session.get(Handoff, event.handoff_id)
+    if stale := not_worth_sending(event.event, handoff, None):
+        deliveries.mark_failed(delivery, stale)
+        log.info("Outbox event %s (%s): %s", event.id, event.event, stale)
+        return "failed"
     errors: list[str] = []
     if not emitted:
         try:
@@ -171,10 +189,10 @@ def dispatch(outbox_event_id: int, emitted: bool = False) -> str:
             emitted = True
         except Exception as exc:  # the message queue or presence (Redis)
             errors.append(_describe(exc))
-    emailed = event.event != HANDOFF_CREATED
+    emailed = event.event not in EMAILED_EVENTS
     if not emailed:
         try:
-            email_seniors(event)
+            email_for_event(event, handoff)
             emailed = True
         except Exception as exc:  # presence (Redis) or the broker
             errors.append(f"Emails: {_describe(exc)}")

@@ -1,0 +1,268 @@
+"""Unclaimed handoffs: reminders to the seniors, then escalation to the account's admins.
+
+The account's policy: after `renotify_after_minutes` open and unclaimed, and again every
+`renotify_after_minutes` up to `renotify_max` times, a reminder (`handoff.reminder`); after
+`escalate_to_admins_after_minutes`, the admin step (`handoff.unclaimed`). The clock runs
+from `created_at`, through releases too. A null setting turns its step off.
+
+Each handoff stores when its next step is due (`next_step_at`, null when none is left or it
+is claimed). A beat-driven task asks for the due ones with one indexed range scan and takes
+each step in a transaction of its own, which:
+
+- advances the handoff with a conditional UPDATE (`WHERE status = 'open' AND
+  reminders_sent = <seen> ...`), checked by its row count: a claim that committed first
+  makes it change nothing, and a duplicate tick or a second beat loses the same way;
+- inserts the `handoff_steps` row, unique per (handoff, step), as a second guard;
+- writes the timeline row and announces the outbox event.
+
+So a step happens once, or not at all when a claim won; a worker killed before the commit
+leaves it due for the next tick, one killed after it leaves the outbox event to the relay.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from models import outbox, timeline
+from models.db import db, transaction, utcnow
+from models.entities import Account, Handoff, HandoffStep
+from models.errors import ValidationFailed
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RENOTIFY_AFTER_MINUTES = 5
+DEFAULT_RENOTIFY_MAX = 2
+DEFAULT_ESCALATE_TO_ADMINS_AFTER_MINUTES = 15
+RENOTIFY_AFTER_RANGE = (1, 240)
+RENOTIFY_MAX_RANGE = (0, 10)
+ESCALATE_TO_ADMINS_RANGE = (1, 1440)
+# Handoffs taken per scan; a larger backlog is finished by the next ticks.
+SCAN_LIMIT = 1000
+ADMINS_STEP = "admins"
+
+# How long a policy "minute" lasts. Tests of the whole stack shorten it (POLICY_MINUTE_SECONDS)
+# so a reminder comes after seconds; in production it is a minute.
+_minute = timedelta(minutes=1)
+
+
+def set_policy_minute(seconds: float) -> None:
+    global _minute
+    _minute = timedelta(seconds=seconds)
+
+
+def policy_minute() -> timedelta:
+    return _minute
+
+
+def reminder_step(number: int) -> str:
+    return f"reminder-{number}"
+
+
+@dataclass(frozen=True)
+class Policy:
+    renotify_after_minutes: int | None = DEFAULT_RENOTIFY_AFTER_MINUTES
+    renotify_max: int = DEFAULT_RENOTIFY_MAX
+    escalate_to_admins_after_minutes: int | None = DEFAULT_ESCALATE_TO_ADMINS_AFTER_MINUTES
+
+    @classmethod
+    def of(cls, account: Account) -> Policy:
+        return cls(
+            account.renotify_after_minutes,
+            account.renotify_max if account.renotify_max is not None else DEFAULT_RENOTIFY_MAX,
+            account.escalate_to_admins_after_minutes,
+        )
+
+    def reminder_due_at(self, created_at: datetime, number: int) -> datetime | None:
+        if not self.renotify_after_minutes or number > self.renotify_max:
+            return None
+        return created_at + number * self.renotify_after_minutes * _minute
+
+    def admins_due_at(self, created_at: datetime) -> datetime | None:
+        if not self.escalate_to_admins_after_minutes:
+            return None
+        return created_at + self.escalate_to_admins_after_minutes * _minute
+
+    def next_step_at(
+        self, created_at: datetime, reminders_sent: int, admins_told: bool
+    ) -> datetime | None:
+        """When the earliest step not yet taken is due; None when none is left."""
+        candidates = [self.reminder_due_at(created_at, reminders_sent + 1)]
+        if not admins_told:
+            candidates.append(self.admins_due_at(created_at))
+        return min((at for at in candidates if at is not None), default=None)
+
+    def reminders_due(self, created_at: datetime, now: datetime) -> int:
+        """How many reminders are due by `now` (capped at renotify_max)."""
+        if not self.renotify_after_minutes or now < created_at:
+            return 0
+        elapsed = (now - created_at) / (self.renotify_after_minutes * _minute)
+        return min(self.renotify_max, math.floor(elapsed))
+
+
+def validate_policy(changes: dict) -> dict:
+    """The policy fields of an account update, checked (field → messages on error)."""
+    rules = {
+        "renotify_after_minutes": (RENOTIFY_AFTER_RANGE, True),
+        "renotify_max": (RENOTIFY_MAX_RANGE, False),
+        "escalate_to_admins_after_minutes": (ESCALATE_TO_ADMINS_RANGE, True),
+    }
+    problems: dict[str, list[str]] = {}
+    for name, ((low, high), nullable) in rules.items():
+        if name not in changes:
+            continue
+        value = changes[name]
+        if value is None and nullable:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            off = " or null to turn it off" if nullable else ""
+            problems[name] = [f"Must be a whole number from {low} to {high}{off}."]
+    if problems:
+        raise ValidationFailed("Some fields are invalid.", problems)
+    return {name: changes[name] for name in rules if name in changes}
+
+
+def reschedule_open_handoffs(account: Account) -> int:
+    """After a policy change: recompute when each open handoff's next step is due (in the
+    caller's transaction). Steps already taken stay taken."""
+    policy = Policy.of(account)
+    rows = db.session.execute(
+        select(
+            Handoff.id,
+            Handoff.created_at,
+            Handoff.reminders_sent,
+            Handoff.escalated_to_admins_at,
+        ).where(Handoff.account_id == account.id, Handoff.status == "open")
+    ).all()
+    for row in rows:
+        db.session.execute(
+            update(Handoff)
+            .where(Handoff.id == row.id, Handoff.status == "open")
+            .values(
+                next_step_at=policy.next_step_at(
+                    row.created_at, row.reminders_sent, row.escalated_to_admins_at is not None
+                )
+            )
+            .execution_options(synchronize_session=False)
+        )
+    return len(rows)
+
+
+def due_handoff_ids(now: datetime, limit: int = SCAN_LIMIT) -> list[int]:
+    """Open handoffs whose next step is due: one range scan of the partial index
+    ix_handoffs_open_next_step (the literal `status = 'open'` lets SQLite use it)."""
+    return list(
+        db.session.scalars(
+            select(Handoff.id)
+            .where(text("handoffs.status = 'open'"), Handoff.next_step_at <= now)
+            .order_by(Handoff.next_step_at)
+            .limit(limit)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class StepsTaken:
+    reminders: int
+    admin_steps: int
+    skipped: int
+    outbox_event_ids: list[int]
+
+
+def run_due_steps(now: datetime | None = None, limit: int = SCAN_LIMIT) -> StepsTaken:
+    """One tick: take every due step (each handoff in its own transaction). The caller
+    publishes `outbox_event_ids` (committed) after this returns."""
+    now = now or utcnow()
+    reminders = admin_steps = skipped = 0
+    announced: list[int] = []
+    for handoff_id in due_handoff_ids(now, limit):
+        taken = take_due_steps(handoff_id, now)
+        announced += outbox.take_announced()
+        reminders += taken.count("reminder")
+        admin_steps += taken.count("admins")
+        skipped += not taken
+    return StepsTaken(reminders, admin_steps, skipped, announced)
+
+
+def take_due_steps(handoff_id: int, now: datetime) -> list[str]:
+    """Take the handoff's due steps, if it is still open and nobody took them first.
+
+    Reminders that fell due together (a handoff released long after creation, a beat that
+    was down) are one reminder, numbered by the last of them: the seniors hear once.
+    Returns what was taken: "reminder" and/or "admins"."""
+    handoff = db.session.get(Handoff, handoff_id)
+    if handoff is None or handoff.status != "open":
+        db.session.rollback()
+        return []
+    policy = Policy.of(db.session.get(Account, handoff.account_id))
+    seen_reminders = handoff.reminders_sent
+    admins_told = handoff.escalated_to_admins_at is not None
+    reminder = policy.reminders_due(handoff.created_at, now)
+    reminder = reminder if reminder > seen_reminders else None
+    admins_due = policy.admins_due_at(handoff.created_at)
+    admins = not admins_told and admins_due is not None and admins_due <= now
+    sent_after = reminder if reminder is not None else seen_reminders
+    values = {
+        "reminders_sent": sent_after,
+        "next_step_at": policy.next_step_at(handoff.created_at, sent_after, admins_told or admins),
+    }
+    if admins:
+        values["escalated_to_admins_at"] = now
+    try:
+        with transaction():
+            advanced = db.session.execute(
+                update(Handoff)
+                .where(
+                    Handoff.id == handoff.id,
+                    Handoff.status == "open",
+                    Handoff.reminders_sent == seen_reminders,
+                    Handoff.escalated_to_admins_at.is_(None)
+                    if not admins_told
+                    else Handoff.escalated_to_admins_at.is_not(None),
+                )
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if not advanced:  # claimed meanwhile, or another tick took it
+                return []
+            taken = []
+            if reminder is not None:
+                due_at = policy.reminder_due_at(handoff.created_at, reminder)
+                _step(handoff, reminder_step(reminder), due_at, outbox.HANDOFF_REMINDER)
+                timeline.record(handoff, timeline.REMINDED, at=now, number=reminder)
+                taken.append("reminder")
+            if admins:
+                _step(handoff, ADMINS_STEP, admins_due, outbox.HANDOFF_UNCLAIMED)
+                timeline.record(handoff, timeline.ESCALATED_TO_ADMINS, at=now)
+                taken.append("admins")
+    except IntegrityError:
+        # The step row exists: taken before (the counters said otherwise only if edited).
+        outbox.forget_announced()
+        log.warning("Handoff %s: a step was already taken; nothing done", handoff_id)
+        return []
+    return taken
+
+
+def _step(handoff: Handoff, step: str, due_at: datetime | None, event: str) -> None:
+    announced = outbox.announce(handoff, event)
+    db.session.add(
+        HandoffStep(
+            account_id=handoff.account_id,
+            handoff_id=handoff.id,
+            step=step,
+            due_at=due_at or utcnow(),
+            outbox_event=announced,
+        )
+    )
+
+
+def step_of_event(outbox_event_id: int) -> str | None:
+    """The step (`reminder-<n>`, `admins`) an outbox event announced, if it was a step."""
+    return db.session.scalar(
+        select(HandoffStep.step).where(HandoffStep.outbox_event_id == outbox_event_id)
+    )
