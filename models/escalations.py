@@ -155,10 +155,12 @@ def already_claimed(handoff: Handoff) -> Conflict:
     )
 
 
-def claim(user: User, handoff_id: int) -> Handoff:
-    """Exactly one of any number of racing seniors wins: one conditional UPDATE, checked by
-    its row count. The same senior claiming again gets the handoff back."""
-    handoff = get_handoff(user, handoff_id)
+# A claim whose UPDATE lost to a holder who released it before we looked again tries again.
+CLAIM_ATTEMPTS = 3
+
+
+def _try_claim(user: User, handoff: Handoff) -> bool:
+    """One conditional UPDATE (status 'open' → 'claimed'), checked by its row count."""
     now = utcnow()
     waited = max((now - handoff.created_at).total_seconds(), 0.0)
     with transaction():
@@ -189,7 +191,19 @@ def claim(user: User, handoff_id: int) -> Handoff:
                 .execution_options(synchronize_session=False)
             )
             outbox.announce(handoff, outbox.HANDOFF_CLAIMED)
-    db.session.refresh(handoff)
+    return bool(won)
+
+
+def claim(user: User, handoff_id: int) -> Handoff:
+    """Exactly one of any number of racing seniors wins: one conditional UPDATE, checked by
+    its row count. The same senior claiming again gets the handoff back. A claim that lost
+    to a holder who has released it by the time we look again tries again."""
+    handoff = get_handoff(user, handoff_id)
+    for _ in range(CLAIM_ATTEMPTS):
+        won = _try_claim(user, handoff)
+        db.session.refresh(handoff)
+        if won or handoff.status != "open":
+            break
     if won or (handoff.status == "claimed" and handoff.claimed_by_id == user.id):
         return handoff
     if handoff.status == "resolved":
