@@ -22,7 +22,7 @@ from flask import (
 )
 from marshmallow import ValidationError
 
-from models import escalations, rollup, sessions
+from models import deliveries, escalations, rollup, sessions
 from models.accounts import user_for_password
 from models.entities import LIVE_HANDOFF_STATUSES, SENIOR_ROLES, User
 from models.errors import Forbidden
@@ -179,6 +179,8 @@ def pilot(session_id: int):
         and handoff.status == "claimed"
         and (handoff.claimed_by_id == user.id or user.role == "admin"),
         "idempotency_key": secrets.token_urlsafe(16),
+        # Release / Reassign (pages/_handoff_actions.html): who the claim can go to.
+        "reassign_candidates": deliveries.seniors(user.account_id) if user.is_senior else [],
     }
     return render_template("pages/pilot.html", **context)
 
@@ -214,6 +216,26 @@ def analytics():
         chart=chart,
         fmt=present.format_minutes,
         month_label=present.month_label,
+    )
+
+
+# --- settings (admin) ------------------------------------------------------------------------
+
+SETTINGS_SECTIONS = "pages/settings/sections/"
+
+
+@blp.get("/settings")
+@page_login("admin")
+def settings():
+    """The account's settings: every template under settings/sections/, in file-name
+    order, each a self-contained section (HTML plus its own script talking to the API)."""
+    from flask import current_app
+
+    sections = sorted(
+        current_app.jinja_env.list_templates(filter_func=lambda n: n.startswith(SETTINGS_SECTIONS))
+    )
+    return render_template(
+        "pages/settings.html", account=g.user.account, sections=sections, active="settings"
     )
 
 

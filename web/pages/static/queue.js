@@ -58,10 +58,44 @@
     queue.appendChild(card);
   }
 
+  /* The unclaimed steps taken so far: "reminded twice · owner told". */
+  const TIMES = ["", "once", "twice"];
+  function stepsText(handoff) {
+    const parts = [];
+    const reminders = Number(handoff.reminders_sent) || 0;
+    if (reminders) parts.push("reminded " + (TIMES[reminders] || reminders + " times"));
+    if (handoff.escalated_to_admins_at) parts.push("owner told");
+    return parts.join(" · ");
+  }
+
+  function showSteps(card, handoff) {
+    let line = card.querySelector('[data-field="steps"]');
+    if (!line) {
+      line = document.createElement("p");
+      line.className = "card-steps";
+      line.dataset.field = "steps";
+      card.querySelector(".card-wait").after(line);
+    }
+    line.textContent = stepsText(handoff);
+    line.hidden = !line.textContent;
+  }
+
+  /* Released: back on the queue (a lingering "taken" card makes way for the open one). */
+  function reopen(handoff) {
+    const stale = cardFor(handoff.id);
+    if (stale && stale.dataset.status !== "open") stale.remove();
+    addOpen(handoff, true);
+  }
+
   function addOpen(handoff, announce) {
-    if (cardFor(handoff.id)) return;
+    const existing = cardFor(handoff.id);
+    if (existing) {
+      showSteps(existing, handoff);
+      return;
+    }
     const card = EM.cloneTemplate("card-template");
     applyHandoff(card, handoff);
+    showSteps(card, handoff);
     insertInOrder(card);
     card.classList.add("is-new");
     updateEmpty();
@@ -177,6 +211,22 @@
       "handoff.resolved": function (payload) {
         const handoff = EM.handoffOf(payload);
         if (handoff) markTaken(handoff);
+      },
+      "handoff.reassigned": function (payload) {
+        const handoff = EM.handoffOf(payload);
+        if (handoff) markTaken(handoff);
+      },
+      "handoff.released": function (payload) {
+        const handoff = EM.handoffOf(payload);
+        if (handoff && handoff.status === "open") reopen(handoff);
+      },
+      "handoff.reminder": function (payload) {
+        const handoff = EM.handoffOf(payload);
+        if (handoff && handoff.status === "open") addOpen(handoff, false);
+      },
+      "handoff.unclaimed": function (payload) {
+        const handoff = EM.handoffOf(payload);
+        if (handoff && handoff.status === "open") addOpen(handoff, false);
       },
     },
     function () {
