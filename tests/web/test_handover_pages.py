@@ -58,3 +58,28 @@ def test_settings_shows_the_policy_section_to_admins_only(app):  # noqa: F811
     assert 'name="renotify_after_minutes"' in html and 'value="5"' in html
     assert_csp_clean(html)
     assert signed_in(app, "Alpha MSP", "eng").get("/settings").status_code == 403
+
+
+def test_analytics_shows_time_to_claim_and_the_admin_step_count(app):  # noqa: F811
+    from datetime import UTC, datetime, timedelta
+
+    import time_machine
+
+    from models import handoff_steps, rollup
+
+    tenant = make_tenant("Alpha MSP")
+    client = app.test_client()
+    now = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)  # mid-month: no boundary in the way
+    with time_machine.travel(now - timedelta(minutes=30), tick=False) as clock:
+        first = new_handoff(client, tenant)
+        second = new_handoff(client, tenant)
+        clock.move_to(now - timedelta(minutes=14))  # 16 minutes in: both reached the admins
+        handoff_steps.run_due_steps()
+        clock.move_to(now - timedelta(minutes=10))  # claimed 20 minutes after creation
+        client.post(f"/api/v1/escalations/{first['id']}/claim", headers=tenant.auth("eng"))
+        clock.move_to(now)
+        rollup.roll_up()
+        html = signed_in(app, "Alpha MSP", "eng").get("/analytics").text
+    assert second["status"] == "open"
+    assert re.search(r'data-metric="avg_time_to_claim_minutes">20(\.0)?<', html), html
+    assert 'data-metric="escalated_to_admins">2<' in html
