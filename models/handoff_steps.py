@@ -7,7 +7,7 @@ from `created_at`, through releases too. A null setting turns its step off.
 
 Each handoff stores when its next step is due (`next_step_at`, null when none is left or it
 is claimed). A beat-driven task asks for the due ones with one indexed range scan and takes
-each step in a transaction of its own, which:
+their steps a batch of handoffs per transaction; for each handoff it:
 
 - advances the handoff with a conditional UPDATE (`WHERE status = 'open' AND
   reminders_sent = <seen> ...`), checked by its row count: a claim that committed first
@@ -44,6 +44,8 @@ RENOTIFY_MAX_RANGE = (0, 10)
 ESCALATE_TO_ADMINS_RANGE = (1, 1440)
 # Handoffs taken per scan; a larger backlog is finished by the next ticks.
 SCAN_LIMIT = 1000
+# Handoffs per transaction while taking steps.
+STEPS_PER_BATCH = 100
 ADMINS_STEP = "admins"
 
 # How long a policy "minute" lasts. Tests of the whole stack shorten it (POLICY_MINUTE_SECONDS)
@@ -174,32 +176,70 @@ class StepsTaken:
     outbox_event_ids: list[int]
 
 
-def run_due_steps(now: datetime | None = None, limit: int = SCAN_LIMIT) -> StepsTaken:
-    """One tick: take every due step (each handoff in its own transaction). The caller
-    publishes `outbox_event_ids` (committed) after this returns."""
+def run_due_steps(
+    now: datetime | None = None, limit: int = SCAN_LIMIT, batch_size: int = STEPS_PER_BATCH
+) -> StepsTaken:
+    """One tick: take every due step, a batch of handoffs per transaction (short, for
+    SQLite's single writer; one commit per batch, not per handoff). The caller publishes
+    `outbox_event_ids` (committed) after this returns."""
     now = now or utcnow()
-    reminders = admin_steps = skipped = 0
+    due = due_handoff_ids(now, limit)
+    taken: list[list[str]] = []
     announced: list[int] = []
-    for handoff_id in due_handoff_ids(now, limit):
-        taken = take_due_steps(handoff_id, now)
+    for start in range(0, len(due), batch_size):
+        chunk = due[start : start + batch_size]
+        try:
+            # No autoflush: the batch's new rows are written together at the commit, not
+            # one flush per handoff before each UPDATE.
+            with transaction(), db.session.no_autoflush:
+                taken += [_take_due_steps(h, policy, now) for h, policy in _load(chunk)]
+        except IntegrityError:
+            # A step row already existed (counters edited by hand?): retry one by one, so
+            # only the offending handoff is left out.
+            outbox.forget_announced()
+            log.warning("A batch of steps met an existing step; taking them one by one")
+            taken += [take_due_steps(handoff_id, now) for handoff_id in chunk]
         announced += outbox.take_announced()
-        reminders += taken.count("reminder")
-        admin_steps += taken.count("admins")
-        skipped += not taken
-    return StepsTaken(reminders, admin_steps, skipped, announced)
+    return StepsTaken(
+        reminders=sum(t.count("reminder") for t in taken),
+        admin_steps=sum(t.count("admins") for t in taken),
+        skipped=sum(not t for t in taken),
+        outbox_event_ids=announced,
+    )
+
+
+def _load(handoff_ids: list[int]) -> list[tuple[Handoff, Policy]]:
+    """The handoffs and their accounts' policies: two queries for the whole batch."""
+    handoffs = list(db.session.scalars(select(Handoff).where(Handoff.id.in_(handoff_ids))))
+    account_ids = {handoff.account_id for handoff in handoffs}
+    policies = {
+        account.id: Policy.of(account)
+        for account in db.session.scalars(select(Account).where(Account.id.in_(account_ids)))
+    }
+    return [(handoff, policies[handoff.account_id]) for handoff in handoffs]
 
 
 def take_due_steps(handoff_id: int, now: datetime) -> list[str]:
-    """Take the handoff's due steps, if it is still open and nobody took them first.
+    """Take one handoff's due steps in a transaction of its own (see _take_due_steps)."""
+    try:
+        with transaction():
+            loaded = _load([handoff_id])
+            return _take_due_steps(*loaded[0], now) if loaded else []
+    except IntegrityError:
+        outbox.forget_announced()
+        log.warning("Handoff %s: a step was already taken; nothing done", handoff_id)
+        return []
+
+
+def _take_due_steps(handoff: Handoff, policy: Policy, now: datetime) -> list[str]:
+    """Take the handoff's due steps, if it is still open and nobody took them first (in
+    the caller's transaction).
 
     Reminders that fell due together (a handoff released long after creation, a beat that
     was down) are one reminder, numbered by the last of them: the seniors hear once.
     Returns what was taken: "reminder" and/or "admins"."""
-    handoff = db.session.get(Handoff, handoff_id)
-    if handoff is None or handoff.status != "open":
-        db.session.rollback()
+    if handoff.status != "open":
         return []
-    policy = Policy.of(db.session.get(Account, handoff.account_id))
     seen_reminders = handoff.reminders_sent
     admins_told = handoff.escalated_to_admins_at is not None
     reminder = policy.reminders_due(handoff.created_at, now)
@@ -213,38 +253,31 @@ def take_due_steps(handoff_id: int, now: datetime) -> list[str]:
     }
     if admins:
         values["escalated_to_admins_at"] = now
-    try:
-        with transaction():
-            advanced = db.session.execute(
-                update(Handoff)
-                .where(
-                    Handoff.id == handoff.id,
-                    Handoff.status == "open",
-                    Handoff.reminders_sent == seen_reminders,
-                    Handoff.escalated_to_admins_at.is_(None)
-                    if not admins_told
-                    else Handoff.escalated_to_admins_at.is_not(None),
-                )
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            ).rowcount
-            if not advanced:  # claimed meanwhile, or another tick took it
-                return []
-            taken = []
-            if reminder is not None:
-                due_at = policy.reminder_due_at(handoff.created_at, reminder)
-                _step(handoff, reminder_step(reminder), due_at, outbox.HANDOFF_REMINDER)
-                timeline.record(handoff, timeline.REMINDED, at=now, number=reminder)
-                taken.append("reminder")
-            if admins:
-                _step(handoff, ADMINS_STEP, admins_due, outbox.HANDOFF_UNCLAIMED)
-                timeline.record(handoff, timeline.ESCALATED_TO_ADMINS, at=now)
-                taken.append("admins")
-    except IntegrityError:
-        # The step row exists: taken before (the counters said otherwise only if edited).
-        outbox.forget_announced()
-        log.warning("Handoff %s: a step was already taken; nothing done", handoff_id)
+    advanced = db.session.execute(
+        update(Handoff)
+        .where(
+            Handoff.id == handoff.id,
+            Handoff.status == "open",
+            Handoff.reminders_sent == seen_reminders,
+            Handoff.escalated_to_admins_at.is_(None)
+            if not admins_told
+            else Handoff.escalated_to_admins_at.is_not(None),
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not advanced:  # claimed meanwhile, or another tick took it
         return []
+    taken = []
+    if reminder is not None:
+        due_at = policy.reminder_due_at(handoff.created_at, reminder)
+        _step(handoff, reminder_step(reminder), due_at, outbox.HANDOFF_REMINDER)
+        timeline.record(handoff, timeline.REMINDED, at=now, number=reminder)
+        taken.append("reminder")
+    if admins:
+        _step(handoff, ADMINS_STEP, admins_due, outbox.HANDOFF_UNCLAIMED)
+        timeline.record(handoff, timeline.ESCALATED_TO_ADMINS, at=now)
+        taken.append("admins")
     return taken
 
 
