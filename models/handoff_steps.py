@@ -10,8 +10,9 @@ is claimed). A beat-driven task asks for the due ones with one indexed range sca
 their steps a batch of handoffs per transaction; for each handoff it:
 
 - advances the handoff with a conditional UPDATE (`WHERE status = 'open' AND
-  reminders_sent = <seen> ...`), checked by its row count: a claim that committed first
-  makes it change nothing, and a duplicate tick or a second beat loses the same way;
+  reminders_sent = <seen> ...`, one statement for the batch, RETURNING the handoffs it
+  advanced): a claim that committed first leaves its handoff out, and a duplicate tick or a
+  second beat loses the same way;
 - inserts the `handoff_steps` row, unique per (handoff, step), as a second guard;
 - writes the timeline row and announces the outbox event.
 
@@ -26,7 +27,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, text, update
+from sqlalchemy import DateTime, Integer, case, cast, column, func, select, text, update, values
 from sqlalchemy.exc import IntegrityError
 
 from models import outbox, timeline
@@ -180,7 +181,7 @@ def run_due_steps(
     now: datetime | None = None, limit: int = SCAN_LIMIT, batch_size: int = STEPS_PER_BATCH
 ) -> StepsTaken:
     """One tick: take every due step, a batch of handoffs per transaction (short, for
-    SQLite's single writer; one commit per batch, not per handoff). The caller publishes
+    SQLite's single writer; one UPDATE and one commit per batch). The caller publishes
     `outbox_event_ids` (committed) after this returns."""
     now = now or utcnow()
     due = due_handoff_ids(now, limit)
@@ -189,10 +190,8 @@ def run_due_steps(
     for start in range(0, len(due), batch_size):
         chunk = due[start : start + batch_size]
         try:
-            # No autoflush: the batch's new rows are written together at the commit, not
-            # one flush per handoff before each UPDATE.
-            with transaction(), db.session.no_autoflush:
-                taken += [_take_due_steps(h, policy, now) for h, policy in _load(chunk)]
+            with transaction():
+                taken += _take_batch(_load(chunk), now)
         except IntegrityError:
             # A step row already existed (counters edited by hand?): retry one by one, so
             # only the offending handoff is left out.
@@ -220,62 +219,116 @@ def _load(handoff_ids: list[int]) -> list[tuple[Handoff, Policy]]:
 
 
 def take_due_steps(handoff_id: int, now: datetime) -> list[str]:
-    """Take one handoff's due steps in a transaction of its own (see _take_due_steps)."""
+    """Take one handoff's due steps in a transaction of its own."""
     try:
         with transaction():
-            loaded = _load([handoff_id])
-            return _take_due_steps(*loaded[0], now) if loaded else []
+            taken = _take_batch(_load([handoff_id]), now)
     except IntegrityError:
         outbox.forget_announced()
         log.warning("Handoff %s: a step was already taken; nothing done", handoff_id)
         return []
+    return taken[0] if taken else []
 
 
-def _take_due_steps(handoff: Handoff, policy: Policy, now: datetime) -> list[str]:
-    """Take the handoff's due steps, if it is still open and nobody took them first (in
-    the caller's transaction).
+@dataclass(frozen=True)
+class StepPlan:
+    """What one handoff's steps would do, from the state it was read in."""
 
-    Reminders that fell due together (a handoff released long after creation, a beat that
-    was down) are one reminder, numbered by the last of them: the seniors hear once.
-    Returns what was taken: "reminder" and/or "admins"."""
-    if handoff.status != "open":
-        return []
-    seen_reminders = handoff.reminders_sent
+    handoff: Handoff
+    policy: Policy
+    seen_reminders: int
+    admins_told: bool
+    reminder: int | None  # the reminder to send now (reminders due together are one)
+    admins: bool
+    next_step_at: datetime | None
+
+
+def _plan(handoff: Handoff, policy: Policy, now: datetime) -> StepPlan:
+    seen = handoff.reminders_sent
     admins_told = handoff.escalated_to_admins_at is not None
-    reminder = policy.reminders_due(handoff.created_at, now)
-    reminder = reminder if reminder > seen_reminders else None
+    due = policy.reminders_due(handoff.created_at, now)
+    reminder = due if due > seen else None
     admins_due = policy.admins_due_at(handoff.created_at)
     admins = not admins_told and admins_due is not None and admins_due <= now
-    sent_after = reminder if reminder is not None else seen_reminders
-    values = {
-        "reminders_sent": sent_after,
-        "next_step_at": policy.next_step_at(handoff.created_at, sent_after, admins_told or admins),
-    }
-    if admins:
-        values["escalated_to_admins_at"] = now
-    advanced = db.session.execute(
-        update(Handoff)
-        .where(
-            Handoff.id == handoff.id,
-            Handoff.status == "open",
-            Handoff.reminders_sent == seen_reminders,
-            Handoff.escalated_to_admins_at.is_(None)
-            if not admins_told
-            else Handoff.escalated_to_admins_at.is_not(None),
+    sent_after = reminder if reminder is not None else seen
+    next_at = policy.next_step_at(handoff.created_at, sent_after, admins_told or admins)
+    return StepPlan(handoff, policy, seen, admins_told, reminder, admins, next_at)
+
+
+def _take_batch(loaded: list[tuple[Handoff, Policy]], now: datetime) -> list[list[str]]:
+    """Take the due steps of a batch of handoffs (in the caller's transaction).
+
+    One conditional UPDATE advances every handoff still in the state it was read in (open,
+    same reminder count, same admin flag) and returns those it advanced: a claim or another
+    tick that committed first leaves its handoff out. Only those get their step, timeline
+    and outbox rows. Returns what each handoff got ("reminder" and/or "admins")."""
+    plans = [_plan(handoff, policy, now) for handoff, policy in loaded if handoff.status == "open"]
+    if not plans:
+        return [[] for _ in loaded]
+    advanced = _advance(plans, now)
+    return [_record(plan, now) if plan.handoff.id in advanced else [] for plan in plans]
+
+
+def _advance(plans: list[StepPlan], now: datetime) -> set[int]:
+    rows = (
+        values(
+            column("id", Integer),
+            column("seen", Integer),
+            column("told", Integer),
+            column("sent_after", Integer),
+            column("next_at", DateTime),
+            column("admins_at", DateTime),
+            name="planned",
         )
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if not advanced:  # claimed meanwhile, or another tick took it
-        return []
-    taken = []
-    if reminder is not None:
-        due_at = policy.reminder_due_at(handoff.created_at, reminder)
-        _step(handoff, reminder_step(reminder), due_at, outbox.HANDOFF_REMINDER)
-        timeline.record(handoff, timeline.REMINDED, at=now, number=reminder)
+        .data(
+            [
+                (
+                    p.handoff.id,
+                    p.seen_reminders,
+                    int(p.admins_told),
+                    p.reminder if p.reminder is not None else p.seen_reminders,
+                    p.next_step_at,
+                    now if p.admins else None,
+                )
+                for p in plans
+            ]
+        )
+        .cte("planned")
+    )
+    table = Handoff.__table__
+    next_at, admins_at = rows.c.next_at, rows.c.admins_at
+    if db.session.get_bind().dialect.name == "postgresql":
+        # PostgreSQL types a VALUES column of NULLs as text; SQLite stores timestamps as text.
+        next_at, admins_at = cast(next_at, DateTime), cast(admins_at, DateTime)
+    statement = (
+        update(table)
+        .where(
+            table.c.id == rows.c.id,
+            text("handoffs.status = 'open'"),
+            table.c.reminders_sent == rows.c.seen,
+            case((table.c.escalated_to_admins_at.is_(None), 0), else_=1) == rows.c.told,
+        )
+        .values(
+            reminders_sent=rows.c.sent_after,
+            next_step_at=next_at,
+            escalated_to_admins_at=func.coalesce(admins_at, table.c.escalated_to_admins_at),
+        )
+        .returning(table.c.id)
+    )
+    return set(db.session.execute(statement).scalars())
+
+
+def _record(plan: StepPlan, now: datetime) -> list[str]:
+    handoff, policy, taken = plan.handoff, plan.policy, []
+    if plan.reminder is not None:
+        due_at = policy.reminder_due_at(handoff.created_at, plan.reminder)
+        _step(handoff, reminder_step(plan.reminder), due_at, outbox.HANDOFF_REMINDER)
+        timeline.record(handoff, timeline.REMINDED, at=now, number=plan.reminder)
         taken.append("reminder")
-    if admins:
-        _step(handoff, ADMINS_STEP, admins_due, outbox.HANDOFF_UNCLAIMED)
+    if plan.admins:
+        _step(
+            handoff, ADMINS_STEP, policy.admins_due_at(handoff.created_at), outbox.HANDOFF_UNCLAIMED
+        )
         timeline.record(handoff, timeline.ESCALATED_TO_ADMINS, at=now)
         taken.append("admins")
     return taken
