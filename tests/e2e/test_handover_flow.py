@@ -62,3 +62,28 @@ def test_release_then_another_senior_claims_it_from_the_live_queue(
     expect(timeline).to_contain_text(f"Claimed by {sam.name}")
     expect(timeline.locator('li[data-kind="notified"]').first).to_be_visible()
     pilot_erin.screenshot(path=str(artifacts / "pilot-timeline.png"), full_page=True)
+
+
+def test_the_owner_sets_the_escalation_policy_on_settings(stack: Stack, acme: Tenant, sign_in):
+    owner = acme["admin"]
+    page = sign_in(owner, "/settings")
+    after = page.get_by_label("Remind the seniors after (minutes, 1–240)")
+    expect(after).to_have_value("5")
+    expect(page.get_by_label("At most this many reminders (0–10)")).to_have_value("2")
+    admins = page.get_by_label("Tell every admin after (minutes, 1–1440)")
+    expect(admins).to_have_value("15")
+    after.fill("7")
+    admins.fill("")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#policy-status")).to_have_text("Saved.")
+    account = stack.api(owner.token, "GET", "/me").json()["account"]
+    assert (account["renotify_after_minutes"], account["escalate_to_admins_after_minutes"]) == (
+        7,
+        None,
+    )
+    stack.api(
+        owner.token,
+        "PATCH",
+        "/account",
+        json={"renotify_after_minutes": 5, "escalate_to_admins_after_minutes": 15},
+    )

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from flask import (
     abort,
+    current_app,
     g,
     redirect,
     render_template,
@@ -229,14 +230,10 @@ SETTINGS_SECTIONS = "pages/settings/sections/"
 def settings():
     """The account's settings: every template under settings/sections/, in file-name
     order, each a self-contained section (HTML plus its own script talking to the API)."""
-    from flask import current_app
-
     sections = sorted(
         current_app.jinja_env.list_templates(filter_func=lambda n: n.startswith(SETTINGS_SECTIONS))
     )
-    return render_template(
-        "pages/settings.html", account=g.user.account, sections=sections, active="settings"
-    )
+    return render_template("pages/settings.html", account=g.user.account, sections=sections)
 
 
 # --- the technician's sessions ---------------------------------------------------------------
