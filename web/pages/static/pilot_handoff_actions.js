@@ -15,6 +15,9 @@
   function show(handoff) {
     const held = handoff.status === "claimed" && handoff.claimed_by;
     panel.hidden = !(held && (isAdmin || handoff.claimed_by.id === viewerId));
+    // "Mark resolved" belongs to the holder (and admins) too: not after handing it on.
+    const resolve = document.getElementById("resolve-button");
+    if (resolve) resolve.closest(".form-actions").hidden = panel.hidden;
     if (!handoffStatus) return;
     handoffStatus.dataset.status = handoff.status;
     if (handoff.status === "open") handoffStatus.textContent = "Waiting for a senior to claim it.";
