@@ -338,6 +338,39 @@ def render_rollup(r: dict[str, Any]) -> tuple[list[Row], str]:
     return rows, "\n".join(lines)
 
 
+def render_reminder_scan(r: dict[str, Any]) -> tuple[list[Row], str]:
+    rows: list[Row] = []
+    results = r.get("results", [])
+    lines = ["| | " + " | ".join(x["backend"] for x in results) + " |"]
+    lines.append("| --- |" + " ---: |" * len(results))
+    table = [
+        ("open / closed handoffs, accounts",
+         lambda x: f"{x['open']:,} / {x['closed']:,}, {x['accounts']:,}"),
+        ("generate the data (s)", lambda x: x["generate_s"]),
+        ("scan p50 / max (ms)", lambda x: f"{x['scan_p50_ms']} / {x['scan_max_ms']}"),
+        ("steps due per 15 s tick (mean)", lambda x: x["due_per_tick_mean"]),
+        ("whole tick p50 / max (s)", lambda x: f"{x['tick_p50_s']} / {x['tick_max_s']}"),
+        ("per step (ms)", lambda x: x["per_step_ms"]),
+    ]  # fmt: skip
+    for label, cell in table:
+        lines.append(f"| {label} | " + " | ".join(str(cell(x)) for x in results) + " |")
+    for x in results:
+        lines += ["", f"Query plan of the scan ({x['backend']}):", "", "```"]
+        lines += [*x["plan"], "```"]
+        rows.append(
+            (
+                f"unclaimed-steps tick over {x['open']:,} open handoffs ({x['backend']})",
+                f"scan {x['scan_p50_ms']} ms p50; whole tick ({x['due_per_tick_mean']} steps) "
+                f"max {x['tick_max_s']} s",
+                "<= 1 s per tick",
+                x["goal_met"],
+            )
+        )
+    for label, why in (r.get("skipped") or {}).items():
+        lines.append(f"\n{label}: not measured ({why}).")
+    return rows, "\n".join(lines)
+
+
 def render_drills(r: dict[str, Any]) -> tuple[list[Row], str]:
     rows: list[Row] = []
     lines = [
@@ -503,6 +536,14 @@ MEASURES = [
         render_balanced,
     ),
     Measure(
+        "9",
+        "9. Unclaimed-handoff scan: 100,000 open handoffs across 1,000 accounts",
+        "bench/reminder_scan.py",
+        ("--json",),
+        900,
+        render_reminder_scan,
+    ),
+    Measure(
         "drills",
         "Fault drills (`make drills`)",
         "bench/drills.py",
@@ -627,7 +668,9 @@ NOTES_FILE = ROOT / "bench" / "NOTES.md"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="", help="comma-separated keys: 1,1pg,2,8,3,4,5,6,drills")
+    parser.add_argument(
+        "--only", default="", help="comma-separated keys: 1,1pg,2,8,3,4,5,6,7,9,drills"
+    )
     parser.add_argument("--skip", default="", help="comma-separated keys to leave out")
     parser.add_argument("--render-only", action="store_true")
     parser.add_argument("--output", default=str(OUTPUT))

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from models import handoff_steps
 from models.db import db, transaction
 from models.entities import DEFAULT_BASELINE_MINUTES, ROLES, Account, ApiToken, User
 from models.errors import Conflict, ValidationFailed
+from models.timezones import validate_timezone
 
 
 def hash_token(token: str) -> str:
@@ -28,18 +29,6 @@ def _issue_token(user: User) -> str:
 
 def normalize_email(email: str) -> str:
     return email.strip().lower()
-
-
-def validate_timezone(name: str) -> str:
-    if name not in available_timezones():
-        raise ValidationFailed(
-            "Unknown time zone.", {"timezone": [f"Not an IANA time zone: {name!r}."]}
-        )
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValidationFailed("Unknown time zone.", {"timezone": [str(exc)]}) from exc
-    return name
 
 
 def _email_taken() -> Conflict:
@@ -132,12 +121,25 @@ _DUMMY_HASH = generate_password_hash("not-a-real-password")
 
 
 def update_account(
-    account: Account, manual_baseline_minutes: int | None = None, timezone: str | None = None
+    account: Account,
+    manual_baseline_minutes: int | None = None,
+    timezone: str | None = None,
+    policy: dict | None = None,
 ) -> Account:
+    """Change the account's settings. `policy` holds the escalation-policy fields given
+    (a None value turns that step off); open handoffs are rescheduled to it at once."""
+    policy = handoff_steps.validate_policy(policy or {})
+    if timezone is not None:
+        validate_timezone(timezone)
     with transaction():
         if timezone is not None:
-            account.timezone = validate_timezone(timezone)
+            account.timezone = timezone
         if manual_baseline_minutes is not None:
             account.manual_baseline_minutes = manual_baseline_minutes
             account.baseline_is_set = True
+        for name, value in policy.items():
+            setattr(account, name, value)
+        if policy:
+            db.session.flush()
+            handoff_steps.reschedule_open_handoffs(account)
     return account

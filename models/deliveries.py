@@ -116,6 +116,19 @@ def claim_follow_up_deliveries(event: OutboxEvent, claimer_id: int | None) -> li
     return deliveries
 
 
+def labelled_email_deliveries(
+    event: OutboxEvent, label: str, recipient_ids: list[int]
+) -> list[Delivery]:
+    """One email per (handoff, label, recipient): `email:<handoff>:<label>:<user>`, where the
+    label names the step (`reminder-2`, `admins`) or the event (`reassigned-<event id>`)."""
+    deliveries = [
+        _for_event(event, EMAIL, f"email:{event.handoff_id}:{label}:{recipient_id}", recipient_id)
+        for recipient_id in recipient_ids
+    ]
+    db.session.commit()
+    return deliveries
+
+
 def _claimable(now: datetime):
     return and_(
         Delivery.status.in_(("pending", "retrying")),

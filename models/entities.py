@@ -47,6 +47,14 @@ class Account(db.Model):
     # False while the baseline is still the default nobody chose; analytics says so.
     baseline_is_set: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The escalation policy for unclaimed handoffs (models/handoff_steps.py); null: step off.
+    renotify_after_minutes: Mapped[int | None] = mapped_column(
+        Integer, default=5, server_default="5"
+    )
+    renotify_max: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
+    escalate_to_admins_after_minutes: Mapped[int | None] = mapped_column(
+        Integer, default=15, server_default="15"
+    )
 
 
 class User(db.Model):
@@ -169,6 +177,15 @@ class Handoff(db.Model):
         Index("ix_handoffs_account_created", "account_id", "created_at"),
         Index("ix_handoffs_account_first_action", "account_id", "first_action_at"),
         Index("ix_handoffs_account_claimed_by", "account_id", "claimed_by_id", "status"),
+        # The reminder scan: open handoffs whose next step is due, a range scan by due time.
+        Index(
+            "ix_handoffs_open_next_step",
+            "next_step_at",
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+        Index("ix_handoffs_account_first_claimed", "account_id", "first_claimed_at"),
+        Index("ix_handoffs_account_admins_told", "account_id", "escalated_to_admins_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -190,6 +207,13 @@ class Handoff(db.Model):
     first_action_kind: Mapped[str | None] = mapped_column(String(20))
     # Stored with the first action so the monthly rollup is a plain AVG on any database.
     time_to_first_action_seconds: Mapped[float | None]
+    # Unclaimed steps: when the next one is due (null: none), reminders sent, admins told.
+    next_step_at: Mapped[datetime | None]
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    escalated_to_admins_at: Mapped[datetime | None]
+    # The first claim, kept through releases and reassignments (time to claim).
+    first_claimed_at: Mapped[datetime | None]
+    time_to_claim_seconds: Mapped[float | None]
 
     escalated_by: Mapped[User] = relationship(foreign_keys=[escalated_by_id], lazy="joined")
     claimed_by: Mapped[User | None] = relationship(foreign_keys=[claimed_by_id], lazy="joined")
@@ -250,6 +274,42 @@ class Delivery(db.Model):
     recipient: Mapped[User | None] = relationship(lazy="joined")
 
 
+class HandoffStep(db.Model):
+    """One unclaimed-handoff step taken (`reminder-<n>` or `admins`): the unique key makes
+    each happen once per handoff, whatever duplicate ticks or crashes occur."""
+
+    __tablename__ = "handoff_steps"
+    __table_args__ = (UniqueConstraint("handoff_id", "step", name="uq_handoff_steps_step"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    handoff_id: Mapped[int] = mapped_column(ForeignKey("handoffs.id"))
+    step: Mapped[str] = mapped_column(String(20))
+    due_at: Mapped[datetime]
+    outbox_event_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_events.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    outbox_event: Mapped[OutboxEvent | None] = relationship(lazy="select")
+
+
+class HandoffEvent(db.Model):
+    """The handoff's timeline: one row per change, written in the change's transaction."""
+
+    __tablename__ = "handoff_events"
+    __table_args__ = (Index("ix_handoff_events_handoff", "handoff_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    handoff_id: Mapped[int] = mapped_column(ForeignKey("handoffs.id"))
+    kind: Mapped[str] = mapped_column(String(30))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    actor: Mapped[User | None] = relationship(lazy="joined")
+    handoff: Mapped[Handoff] = relationship(lazy="select")
+
+
 class MonthlyRollup(db.Model):
     """Escalation metrics per account and calendar month (in the account's time zone)."""
 
@@ -262,6 +322,10 @@ class MonthlyRollup(db.Model):
     avg_time_to_first_action_minutes: Mapped[float | None]
     manual_baseline_minutes: Mapped[int] = mapped_column(Integer)
     minutes_recovered_per_escalation: Mapped[float | None]
+    # Handoffs first claimed in the month: their average time from creation to claim.
+    avg_time_to_claim_minutes: Mapped[float | None]
+    # Handoffs whose escalation to the admins happened in the month.
+    escalated_to_admins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     computed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -1,11 +1,13 @@
-"""The handoff lifecycle: escalate, claim, resolve, and the seniors' queue."""
+"""The handoff lifecycle: escalate, claim, release, reassign, resolve, and the seniors' queue.
+
+Every change writes its timeline row (models/timeline.py) in its own transaction."""
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from models import outbox, queue, telemetry
+from models import outbox, queue, telemetry, timeline
 from models.db import db, transaction, utcnow
 from models.entities import (
     LIVE_HANDOFF_STATUSES,
@@ -16,6 +18,7 @@ from models.entities import (
     User,
 )
 from models.errors import Conflict, Forbidden, NotFound
+from models.handoff_steps import Policy
 from models.sessions import get_session
 
 RECENT_MESSAGES_IN_PACKAGE = 20
@@ -111,6 +114,7 @@ def escalate(
     # the IntegrityError below answers it; escalate's hot path saves a query.
     try:
         with transaction(expire_on_commit=False):
+            created_at = utcnow()
             handoff = Handoff(
                 account_id=session.account_id,
                 session_id=session.id,
@@ -120,11 +124,14 @@ def escalate(
                 reason=reason,
                 escalation_package=_package(session, user, reason, notes),
                 idempotency_key=idempotency_key,
-                created_at=utcnow(),
+                created_at=created_at,
+                reminders_sent=0,
+                next_step_at=Policy.of(user.account).next_step_at(created_at, 0, False),
             )
             db.session.add(handoff)
             session.status = "escalated"
             outbox.announce(handoff, outbox.HANDOFF_CREATED)
+            timeline.record(handoff, timeline.CREATED, user, created_at, reason=reason)
     except IntegrityError:
         # A concurrent request won: the same key replayed, or the same session escalated.
         if idempotency_key and (existing := _by_idempotency_key(user, idempotency_key)):
@@ -146,10 +153,14 @@ def already_claimed(handoff: Handoff) -> Conflict:
     )
 
 
-def claim(user: User, handoff_id: int) -> Handoff:
-    """Exactly one of any number of racing seniors wins: one conditional UPDATE, checked by
-    its row count. The same senior claiming again gets the handoff back."""
-    handoff = get_handoff(user, handoff_id)
+# A claim whose UPDATE lost to a holder who released it before we looked again tries again.
+CLAIM_ATTEMPTS = 3
+
+
+def _try_claim(user: User, handoff: Handoff) -> bool:
+    """One conditional UPDATE (status 'open' → 'claimed'), checked by its row count."""
+    now = utcnow()
+    waited = max((now - handoff.created_at).total_seconds(), 0.0)
     with transaction():
         won = db.session.execute(
             update(Handoff)
@@ -158,10 +169,19 @@ def claim(user: User, handoff_id: int) -> Handoff:
                 Handoff.account_id == user.account_id,
                 Handoff.status == "open",
             )
-            .values(status="claimed", claimed_by_id=user.id, claimed_at=utcnow())
+            .values(
+                status="claimed",
+                claimed_by_id=user.id,
+                claimed_at=now,
+                # A claim stops the unclaimed steps; the first claim is kept for analytics.
+                next_step_at=None,
+                first_claimed_at=func.coalesce(Handoff.first_claimed_at, now),
+                time_to_claim_seconds=func.coalesce(Handoff.time_to_claim_seconds, waited),
+            )
             .execution_options(synchronize_session=False)
         ).rowcount
         if won:
+            timeline.record(handoff, timeline.CLAIMED, user, now)
             db.session.execute(
                 update(FlowSession)
                 .where(FlowSession.id == handoff.session_id)
@@ -169,7 +189,19 @@ def claim(user: User, handoff_id: int) -> Handoff:
                 .execution_options(synchronize_session=False)
             )
             outbox.announce(handoff, outbox.HANDOFF_CLAIMED)
-    db.session.refresh(handoff)
+    return bool(won)
+
+
+def claim(user: User, handoff_id: int) -> Handoff:
+    """Exactly one of any number of racing seniors wins: one conditional UPDATE, checked by
+    its row count. The same senior claiming again gets the handoff back. A claim that lost
+    to a holder who has released it by the time we look again tries again."""
+    handoff = get_handoff(user, handoff_id)
+    for _ in range(CLAIM_ATTEMPTS):
+        won = _try_claim(user, handoff)
+        db.session.refresh(handoff)
+        if won or handoff.status != "open":
+            break
     if won or (handoff.status == "claimed" and handoff.claimed_by_id == user.id):
         return handoff
     if handoff.status == "resolved":
@@ -189,6 +221,7 @@ def resolve(user: User, handoff_id: int, outcome: str | None = None) -> Handoff:
     """Close a claimed handoff (its claimer or an admin), with an optional note on how it
     ended. Resolving again changes nothing, the first outcome included."""
     handoff = get_handoff(user, handoff_id)
+    now = utcnow()
     if not user.is_senior:
         # A technician can never be the claimer, whatever the handoff's state.
         raise Forbidden("Only the senior who claimed it or an admin may resolve it.")
@@ -202,7 +235,7 @@ def resolve(user: User, handoff_id: int, outcome: str | None = None) -> Handoff:
         done = db.session.execute(
             update(Handoff)
             .where(Handoff.id == handoff.id, Handoff.status == "claimed")
-            .values(status="resolved", resolved_at=utcnow(), outcome=outcome or None)
+            .values(status="resolved", resolved_at=now, outcome=outcome or None)
             .execution_options(synchronize_session=False)
         ).rowcount
         if done:
@@ -213,6 +246,7 @@ def resolve(user: User, handoff_id: int, outcome: str | None = None) -> Handoff:
                 .execution_options(synchronize_session=False)
             )
             outbox.announce(handoff, outbox.HANDOFF_RESOLVED)
+            timeline.record(handoff, timeline.RESOLVED, user, now)
     db.session.refresh(handoff)
     return handoff
 

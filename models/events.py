@@ -9,11 +9,22 @@ class HandoffEvent(StrEnum):
     CREATED = "handoff.created"
     CLAIMED = "handoff.claimed"
     RESOLVED = "handoff.resolved"
+    REMINDER = "handoff.reminder"
+    UNCLAIMED = "handoff.unclaimed"
+    RELEASED = "handoff.released"
+    REASSIGNED = "handoff.reassigned"
 
 
 HANDOFF_CREATED = HandoffEvent.CREATED
 HANDOFF_CLAIMED = HandoffEvent.CLAIMED
 HANDOFF_RESOLVED = HandoffEvent.RESOLVED
+HANDOFF_REMINDER = HandoffEvent.REMINDER
+HANDOFF_UNCLAIMED = HandoffEvent.UNCLAIMED
+HANDOFF_RELEASED = HandoffEvent.RELEASED
+HANDOFF_REASSIGNED = HandoffEvent.REASSIGNED
+HANDOFF_EVENTS = tuple(HandoffEvent)
+# The unclaimed steps: worth sending only while the handoff is still open.
+STEP_EVENTS = (HANDOFF_REMINDER, HANDOFF_UNCLAIMED)
 
 # Not a Socket.IO event: a note to post to the session's PSA ticket (models.psa.outbound),
 # carried by the same outbox so it is committed with the writeback.

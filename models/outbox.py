@@ -23,14 +23,29 @@ from models.entities import Delivery, Handoff, OutboxEvent
 from models.events import (
     HANDOFF_CLAIMED,
     HANDOFF_CREATED,
+    HANDOFF_REASSIGNED,
+    HANDOFF_RELEASED,
+    HANDOFF_REMINDER,
     HANDOFF_RESOLVED,
+    HANDOFF_UNCLAIMED,
     PSA_WRITEBACK,
+    STEP_EVENTS,
     is_live,
 )
 from models.representations import event_payload
 from models.rooms import recipient_rooms
 
-__all__ = ["HANDOFF_CLAIMED", "HANDOFF_CREATED", "HANDOFF_RESOLVED", "PSA_WRITEBACK"]
+__all__ = [
+    "HANDOFF_CLAIMED",
+    "HANDOFF_CREATED",
+    "HANDOFF_REASSIGNED",
+    "HANDOFF_RELEASED",
+    "HANDOFF_REMINDER",
+    "HANDOFF_RESOLVED",
+    "HANDOFF_UNCLAIMED",
+    "PSA_WRITEBACK",
+    "STEP_EVENTS",
+]
 
 log = logging.getLogger(__name__)
 

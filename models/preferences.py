@@ -6,11 +6,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from models.accounts import validate_timezone
 from models.db import db, transaction
 from models.email_rules import EmailPreference
 from models.entities import NOTIFY_EMAIL_CHOICES, Account, User
 from models.errors import ValidationFailed
+from models.timezones import validate_timezone
 
 UNSET: Any = object()
 

@@ -45,6 +45,8 @@ class HandoffSchema(Schema):
     first_action_at = UtcDateTime(allow_none=True)
     first_action_kind = fields.String(allow_none=True)
     time_to_first_action_seconds = fields.Float(allow_none=True)
+    reminders_sent = fields.Integer()
+    escalated_to_admins_at = UtcDateTime(allow_none=True)
 
 
 class HandoffSummarySchema(Schema):

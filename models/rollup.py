@@ -5,7 +5,10 @@ Per account and month (the account's time zone):
 - escalations: handoffs created in the month;
 - first_actions: handoffs whose first action falls in the month;
 - avg_time_to_first_action_minutes: the average TTFA of those, null when there are none;
-- minutes_recovered_per_escalation: the account's manual baseline minus that average.
+- minutes_recovered_per_escalation: the account's manual baseline minus that average;
+- avg_time_to_claim_minutes: over the handoffs first claimed in the month, the average time
+  from creation to that first claim (null when there are none);
+- escalated_to_admins: handoffs whose unclaimed escalation to the admins happened in the month.
 
 A handoff escalated on the 31st and first acted on the 1st counts as an escalation of the
 old month and is averaged in the new one: both sides of the metric are dated by what happened.
@@ -144,6 +147,8 @@ class MonthlyMetrics:
     manual_baseline_minutes: int
     minutes_recovered_per_escalation: float | None
     computed_at: datetime | None
+    avg_time_to_claim_minutes: float | None = None
+    escalated_to_admins: int = 0
 
 
 @dataclass(frozen=True)
@@ -155,6 +160,17 @@ class RollupRun:
     batches: int
     seconds: float
     months: tuple[str, ...]
+
+
+def claim_figures(avg_claim_seconds: float | None, escalated_to_admins: int) -> dict[str, Any]:
+    """The unclaimed-handoff figures: the average time to the first claim, in minutes (null
+    with none), and how many handoffs reached the admin step."""
+    return {
+        "avg_time_to_claim_minutes": (
+            None if avg_claim_seconds is None else round(float(avg_claim_seconds) / 60.0, DECIMALS)
+        ),
+        "escalated_to_admins": int(escalated_to_admins or 0),
+    }
 
 
 def figures(
@@ -210,6 +226,16 @@ def _aggregate(
         Handoff.first_action_at >= window.c.start_at,
         Handoff.first_action_at < window.c.end_at,
     )
+    claimed_in_window = and_(
+        Handoff.account_id == Account.id,
+        Handoff.first_claimed_at >= window.c.start_at,
+        Handoff.first_claimed_at < window.c.end_at,
+    )
+    admins_told_in_window = and_(
+        Handoff.account_id == Account.id,
+        Handoff.escalated_to_admins_at >= window.c.start_at,
+        Handoff.escalated_to_admins_at < window.c.end_at,
+    )
     query = (
         select(
             Account.id.label("account_id"),
@@ -221,6 +247,14 @@ def _aggregate(
             .where(acted_in_window)
             .scalar_subquery()
             .label("avg_seconds"),
+            select(func.avg(Handoff.time_to_claim_seconds))
+            .where(claimed_in_window)
+            .scalar_subquery()
+            .label("avg_claim_seconds"),
+            select(func.count())
+            .where(admins_told_in_window)
+            .scalar_subquery()
+            .label("escalated_to_admins"),
         )
         .join_from(Account, window, Account.timezone == window.c.timezone)
         .where(Account.id.between(first_id, last_id))
@@ -299,6 +333,7 @@ def roll_up(
                 **figures(
                     result.escalations, result.first_actions, result.avg_seconds, result.baseline
                 ),
+                **claim_figures(result.avg_claim_seconds, result.escalated_to_admins),
                 "computed_at": now,
             }
             for result in _aggregate(accounts[0].id, accounts[-1].id, windows)
@@ -355,6 +390,8 @@ def metrics_for(account: Account, months: Sequence[Month]) -> list[MonthlyMetric
                 row.manual_baseline_minutes,
                 row.minutes_recovered_per_escalation,
                 row.computed_at,
+                row.avg_time_to_claim_minutes,
+                row.escalated_to_admins,
             )
         )
     return result

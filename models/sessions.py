@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 
+from models import timeline
 from models.db import db, transaction
 from models.entities import (
     DEFAULT_PRIORITY,
@@ -166,11 +167,10 @@ def write_back_to_psa(author: User, session_id: int, note: str) -> PsaWriteback:
 def record_first_action(session: FlowSession, actor: User, at: datetime, kind: str) -> bool:
     """The claiming senior's first chat message or PSA writeback after the claim.
 
-    One conditional UPDATE: only the claimer, only after the claim, and only if no earlier
-    action is stored; so the technician's messages never count, a later action never
-    overwrites an earlier one, and a note read late from the PSA (written before a chat
-    message we already counted) still wins with its own earlier time. Runs in the caller's
-    transaction; returns whether it recorded.
+    One conditional UPDATE: only the senior holding the claim when they act (after a release
+    or a reassignment, the new holder), only after their claim, only while unset; so the
+    technician's messages never count and a later action never overwrites an earlier one.
+    TTFA runs from the handoff's creation whoever acts: queue time is included.
     """
     handoff = latest_handoff(session)
     if handoff is None or handoff.claimed_by_id != actor.id:
@@ -189,6 +189,8 @@ def record_first_action(session: FlowSession, actor: User, at: datetime, kind: s
         .values(first_action_at=at, first_action_kind=kind, time_to_first_action_seconds=seconds)
         .execution_options(synchronize_session=False)
     ).rowcount
+    if recorded:
+        timeline.record(handoff, timeline.FIRST_ACTION, actor, at, action=kind)
     db.session.expire(handoff)
     return bool(recorded)
 

@@ -10,6 +10,7 @@ from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
 from models.errors import DomainError
+from models.handoff_steps import set_policy_minute
 from web import config as config_module
 from web import errors
 from web.extensions import csrf, db, limiter, migrate, socketio
@@ -30,6 +31,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = config_module.engine_options(
             app.config, app.config.get("PROCESS_TYPE") or "web"
         )
+    # Test-only: end-to-end tests shorten the policy's minutes to seconds.
+    set_policy_minute(float(app.config.get("POLICY_MINUTE_SECONDS") or 60))
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(config_module.ROOT / "migrations"))

@@ -128,6 +128,10 @@ def from_env(env: dict[str, str] | os._Environ = os.environ) -> dict:
         "EMIT_FROM_WEB": _bool(env.get("EMIT_FROM_WEB"), default=True),
         # How long the web process may spend handing a notification to the broker.
         "PUBLISH_TIMEOUT_SECONDS": float(env.get("PUBLISH_TIMEOUT_SECONDS") or 0.5),
+        # Test-only: how many seconds a "minute" of the escalation policy lasts (60).
+        "POLICY_MINUTE_SECONDS": float(env.get("POLICY_MINUTE_SECONDS") or 60),
+        # Test-only: how often beat looks for due unclaimed steps (15 s).
+        "HANDOFF_STEPS_INTERVAL_SECONDS": float(env.get("HANDOFF_STEPS_INTERVAL_SECONDS") or 15),
         # Registers the benchmark-only routes of web/api/bench.py; never on in production.
         "BENCH_ENDPOINTS": _bool(env.get("BENCH_ENDPOINTS")),
         "MAX_CONTENT_LENGTH": 1024 * 1024,

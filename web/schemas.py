@@ -72,6 +72,9 @@ class AccountSchema(Schema):
     timezone = fields.String()
     manual_baseline_minutes = fields.Integer()
     baseline_is_set = fields.Boolean()
+    renotify_after_minutes = fields.Integer(allow_none=True)
+    renotify_max = fields.Integer()
+    escalate_to_admins_after_minutes = fields.Integer(allow_none=True)
 
 
 HH_MM = r"([01]\d|2[0-3]):[0-5]\d\Z"
@@ -114,6 +117,26 @@ class AccountPatchSchema(Input):
         strict=True, validate=validate.Range(min=0, max=100_000)
     )
     timezone = fields.String(validate=validate.Length(min=1, max=64))
+    renotify_after_minutes = fields.Integer(
+        strict=True,
+        allow_none=True,
+        validate=validate.Range(min=1, max=240),
+        metadata={"description": "Remind the seniors after this many minutes; null: never."},
+    )
+    renotify_max = fields.Integer(
+        strict=True,
+        validate=validate.Range(min=0, max=10),
+        metadata={"description": "How many reminders at most."},
+    )
+    escalate_to_admins_after_minutes = fields.Integer(
+        strict=True,
+        allow_none=True,
+        validate=validate.Range(min=1, max=1440),
+        metadata={"description": "Tell every admin after this many minutes; null: never."},
+    )
+
+
+POLICY_FIELDS = ("renotify_after_minutes", "renotify_max", "escalate_to_admins_after_minutes")
 
 
 # --- sessions ---
@@ -299,6 +322,27 @@ class HandoffPageSchema(Schema):
 class ClaimResultSchema(Schema):
     handoff = fields.Nested(HandoffSchema)
     redirect_url = fields.String()
+
+
+class ReleaseSchema(Input):
+    reason = Text(2_000, required=True)
+
+
+class ReassignSchema(Input):
+    user_id = fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=2**63 - 1)
+    )
+
+
+class TimelineItemSchema(Schema):
+    at = UtcDateTime()
+    kind = fields.String()
+    actor = fields.Nested(Ref, allow_none=True)
+    details = fields.Dict()
+
+
+class TimelineSchema(Schema):
+    items = fields.List(fields.Nested(TimelineItemSchema))
 
 
 class RecipientSchema(Schema):

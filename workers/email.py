@@ -27,8 +27,16 @@ from models.db import db, record_despite_outage
 from models.entities import Account, Delivery, Handoff
 from models.events import HANDOFF_CLAIMED
 from models.logcontext import bind_handoff
+from models.rooms import not_worth_sending
 from workers import names
-from workers.email_message import CLAIMED, CREATED, compose, message_id, notice_for
+from workers.email_message import (
+    CLAIMED,
+    CREATED,
+    compose,
+    message_id,
+    notice_for,
+    retitle_for_event,
+)
 from workers.settings import MAX_COUNTDOWN_SECONDS
 
 log = logging.getLogger(__name__)
@@ -261,10 +269,13 @@ def build_message(delivery: Delivery, settings: EmailSettings) -> tuple[EmailMes
     handoff = db.session.get(Handoff, delivery.handoff_id)
     if handoff is None:
         raise PermanentFailure("The escalation no longer exists.")
+    if stale := not_worth_sending(delivery.event, handoff, delivery.recipient_id):
+        raise PermanentFailure(stale)  # a claim won the race: this step says nothing now
     account = db.session.get(Account, handoff.account_id)
     try:
+        notice = notice_for(handoff, account.timezone if account else "UTC")
         message = compose(
-            notice_for(handoff, account.timezone if account else "UTC"),
+            notice,
             recipient_name=recipient.name,
             recipient_email=recipient.email,
             mail_from=settings.mail_from,
@@ -273,6 +284,7 @@ def build_message(delivery: Delivery, settings: EmailSettings) -> tuple[EmailMes
             date=datetime.now(UTC),
             kind=CLAIMED if delivery.event == HANDOFF_CLAIMED else CREATED,
         )
+        retitle_for_event(message, delivery.event, notice)
     except (MessageError, ValueError, TypeError) as error:
         raise PermanentFailure(f"Cannot build the message: {error}") from error
     return message, recipient.email

@@ -241,3 +241,21 @@ def compose(
     message.set_content(text_of(notice, recipient_name, base_url))
     message.add_alternative(html_of(notice, recipient_name, base_url), subtype="html")
     return message
+
+
+# Subjects of the emails after the first one: reminders, the admin step, a reassignment.
+EVENT_SUBJECT_PREFIXES = {
+    "handoff.reminder": "Reminder, still unclaimed: ",
+    "handoff.unclaimed": "Nobody has claimed: ",
+    "handoff.reassigned": "Assigned to you: ",
+}
+
+
+def retitle_for_event(message: EmailMessage, event: str, notice: EscalationNotice) -> None:
+    """Give a reminder, admin-step or reassignment email its own subject (and a header a
+    mail filter can use); the new-handoff email keeps `subject(notice)`."""
+    prefix = EVENT_SUBJECT_PREFIXES.get(event)
+    if prefix is None:
+        return
+    message.replace_header("Subject", prefix + one_line(notice.title, MAX_TITLE_IN_SUBJECT))
+    message["X-Escalation-Event"] = event

@@ -20,11 +20,24 @@ from models import deliveries, telemetry
 from models.broadcast import CheckedRedisManager, EmitFailed, NoWebNodeListening, broadcaster
 from models.db import db, record_despite_outage
 from models.entities import Handoff, OutboxEvent
-from models.events import HANDOFF_CLAIMED, HANDOFF_CREATED, PSA_WRITEBACK
+from models.events import (
+    HANDOFF_CLAIMED,
+    HANDOFF_CREATED,
+    HANDOFF_REASSIGNED,
+    PSA_WRITEBACK,
+    STEP_EVENTS,
+)
+from models.handoff_steps import email_label
 from models.logcontext import bind_handoff
 from models.presence import Presence, presence_of
 from models.representations import event_payload
-from models.rooms import listeners, recipient_rooms, seniors_to_email
+from models.rooms import (
+    listeners,
+    not_worth_sending,
+    recipient_rooms,
+    seniors_to_email,
+    step_email_audience,
+)
 from workers import names, psa
 
 log = logging.getLogger(__name__)
@@ -83,6 +96,19 @@ def email_claim_follow_ups(event: OutboxEvent, handoff: Handoff) -> list[int]:
     return _send_new(deliveries.claim_follow_up_deliveries(event, handoff.claimed_by_id))
 
 
+def email_step_recipients(event: OutboxEvent, handoff: Handoff) -> list[int]:
+    """The emails of a step or a reassignment: a delivery per recipient (created once,
+    however often this runs) and a send task for each not yet attempted."""
+    audience = step_email_audience(event.event, handoff)
+    label = email_label(event)
+    if audience is None or label is None:
+        return []
+    recipients = audience.user_ids
+    if audience.offline_only:
+        recipients = _presence().offline(recipients)
+    return _send_new(deliveries.labelled_email_deliveries(event, label, recipients))
+
+
 def _send_new(rows: list) -> list[int]:
     """A send task for each email delivery not attempted yet; the ids enqueued."""
     celery = current_app.extensions["celery"]
@@ -98,6 +124,19 @@ def _record(action):
     """Record the dispatch's outcome even through a database restart (within the lease): an
     event already emitted must not be emitted again by the relay."""
     return record_despite_outage(action, SOCKET_LEASE.total_seconds() - 5)
+
+
+# Events whose dispatch sends emails too.
+EMAILED_EVENTS = (HANDOFF_CREATED, HANDOFF_REASSIGNED, *STEP_EVENTS)
+
+
+def email_for_event(event: OutboxEvent, handoff: Handoff) -> None:
+    """A new handoff emails the offline seniors; the unclaimed steps and a reassignment
+    email their own audience (workers/handoff_steps.py)."""
+    if event.event == HANDOFF_CREATED:
+        email_seniors(event)
+        return
+    email_step_recipients(event, handoff)
 
 
 def _describe(error: Exception) -> str:
@@ -132,6 +171,10 @@ def dispatch(outbox_event_id: int, emitted: bool = False) -> str:
         log.info("Outbox event %s is dispatched or being dispatched; skipping", event.id)
         return "skipped"
     handoff = db.session.get(Handoff, event.handoff_id)
+    if stale := not_worth_sending(event.event, handoff, None):
+        deliveries.mark_failed(delivery, stale)
+        log.info("Outbox event %s (%s): %s", event.id, event.event, stale)
+        return "failed"
     emitted = emitted or event.emitted_at is not None
     errors: list[str] = []
     if not emitted:
@@ -140,10 +183,10 @@ def dispatch(outbox_event_id: int, emitted: bool = False) -> str:
             emitted = True
         except Exception as exc:  # the message queue or presence (Redis)
             errors.append(_describe(exc))
-    emailed = event.event != HANDOFF_CREATED
+    emailed = event.event not in EMAILED_EVENTS
     if not emailed:
         try:
-            email_seniors(event)
+            email_for_event(event, handoff)
             emailed = True
         except Exception as exc:  # presence (Redis) or the broker
             errors.append(f"Emails: {_describe(exc)}")

@@ -34,7 +34,16 @@ BEAT_SCHEDULE = {
     "sweep-deliveries": {"task": names.SWEEP_DELIVERIES, "schedule": timedelta(seconds=5)},
     "rollup-metrics": {"task": names.ROLLUP_METRICS, "schedule": timedelta(seconds=30)},
     "psa-poll": {"task": names.PSA_POLL, "schedule": timedelta(seconds=60)},
+    "handoff-steps": {"task": names.RUN_HANDOFF_STEPS, "schedule": timedelta(seconds=15)},
 }
+
+
+def beat_schedule(config: Any) -> dict[str, Any]:
+    """BEAT_SCHEDULE, with the unclaimed-steps tick shortened when tests ask for it."""
+    schedule = {name: dict(entry) for name, entry in BEAT_SCHEDULE.items()}
+    if seconds := config.get("HANDOFF_STEPS_INTERVAL_SECONDS"):
+        schedule["handoff-steps"]["schedule"] = timedelta(seconds=float(seconds))
+    return schedule
 
 
 def settings(config: Any) -> dict[str, Any]:
@@ -55,6 +64,7 @@ def settings(config: Any) -> dict[str, Any]:
             "workers.outbox_relay",
             "workers.rollup",
             "workers.psa",
+            "workers.handoff_steps",
         ],
         # Never lose work to a crash: ack after the task ran, and requeue if the worker died.
         "task_acks_late": True,
@@ -92,6 +102,7 @@ def settings(config: Any) -> dict[str, Any]:
             names.PSA_POST_NOTE: {"queue": names.QUEUE_PSA},
             names.PSA_SYNC_TICKET: {"queue": names.QUEUE_PSA},
             names.PSA_POLL: {"queue": names.QUEUE_PSA},
+            names.RUN_HANDOFF_STEPS: {"queue": names.QUEUE_MAINTENANCE},
         },
         # One direct exchange and routing key per queue, so a worker can be given any of them
         # (`-Q realtime` for a fan-out-only worker) and nothing lands in a queue by accident.
@@ -105,7 +116,7 @@ def settings(config: Any) -> dict[str, Any]:
             )
         ],
         "task_default_queue": names.QUEUE_REALTIME,
-        "beat_schedule": BEAT_SCHEDULE,
+        "beat_schedule": beat_schedule(config),
         "beat_schedule_filename": _beat_schedule_file(),
         "timezone": "UTC",
     }

@@ -49,6 +49,13 @@ class EscalationMetricsSchema(Schema):
     avg_time_to_first_action_minutes = fields.Float(allow_none=True)
     manual_baseline_minutes = fields.Integer()
     minutes_recovered_per_escalation = fields.Float(allow_none=True)
+    avg_time_to_claim_minutes = fields.Float(
+        allow_none=True,
+        metadata={"description": "Handoffs first claimed in the month: minutes to that claim."},
+    )
+    escalated_to_admins = fields.Integer(
+        metadata={"description": "Handoffs that reached the admin step in the month."}
+    )
     computed_at = UtcDateTime(
         allow_none=True,
         metadata={"description": "When the rollup wrote these figures; null: not rolled up yet."},

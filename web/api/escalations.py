@@ -10,7 +10,7 @@ import re
 from flask import request
 from marshmallow import ValidationError
 
-from models import escalations, telemetry
+from models import escalations, handover, telemetry, timeline
 from models.logcontext import bind_handoff
 from models.queue import QueueFilter, find_handoffs, tab_counts
 from web.api import ApiBlueprint, parse_json_object
@@ -25,7 +25,10 @@ from web.schemas import (
     HandoffListQuerySchema,
     HandoffPageSchema,
     HandoffSchema,
+    ReassignSchema,
+    ReleaseSchema,
     ResolveSchema,
+    TimelineSchema,
 )
 
 log = logging.getLogger(__name__)
@@ -197,3 +200,36 @@ def resolve(handoff_id: int):
 def deliveries(handoff_id: int):
     """How the handoff's notifications went: one row per channel and recipient."""
     return {"items": escalations.deliveries_of(current_user(), handoff_id)}
+
+
+@blp.post("/escalations/<id:handoff_id>/release")
+@engineer_or_admin
+@blp.arguments(ReleaseSchema)
+@blp.response(200, HandoffSchema)
+@blp.errors(400, 401, 403, 404, 409, 422)
+def release(body, handoff_id: int):
+    """Give a claimed handoff back to the queue (its claimer or an admin), with a reason."""
+    handoff = handover.release(current_user(), handoff_id, body["reason"])
+    return handoff
+
+
+@blp.post("/escalations/<id:handoff_id>/reassign")
+@engineer_or_admin
+@blp.arguments(ReassignSchema)
+@blp.response(200, HandoffSchema)
+@blp.errors(400, 401, 403, 404, 409, 422)
+def reassign(body, handoff_id: int):
+    """Hand a claimed handoff to another engineer or admin of the account."""
+    handoff = handover.reassign(current_user(), handoff_id, body["user_id"])
+    return handoff
+
+
+@blp.get("/escalations/<id:handoff_id>/timeline")
+@authenticated
+@blp.response(200, TimelineSchema)
+@blp.errors(401, 403, 404)
+def handoff_timeline(handoff_id: int):
+    """What happened to the handoff, oldest first: changes with their actor, and every
+    notification with its channel, recipient and state."""
+    handoff = escalations.get_handoff(current_user(), handoff_id)
+    return {"items": timeline.timeline_of(handoff)}

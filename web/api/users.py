@@ -6,6 +6,7 @@ from models import accounts, preferences
 from web.api import ApiBlueprint
 from web.auth import admin_only, authenticated, current_user
 from web.schemas import (
+    POLICY_FIELDS,
     AccountPatchSchema,
     AccountSchema,
     MePatchSchema,
@@ -54,5 +55,6 @@ def update_me(body):
 @blp.response(200, AccountSchema)
 @blp.errors(400, 401, 403, 422)
 def update_account(body):
-    """Change the account's manual baseline or time zone (admin)."""
-    return accounts.update_account(current_user().account, **body)
+    """Change the account's manual baseline, time zone or escalation policy (admin)."""
+    policy = {name: body.pop(name) for name in POLICY_FIELDS if name in body}
+    return accounts.update_account(current_user().account, policy=policy, **body)

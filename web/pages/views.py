@@ -22,7 +22,7 @@ from flask import (
 )
 from marshmallow import ValidationError
 
-from models import queue, rollup, sessions
+from models import handover, queue, rollup, sessions
 from models.accounts import user_for_password
 from models.entities import LIVE_HANDOFF_STATUSES, SENIOR_ROLES, User
 from models.errors import Forbidden, ValidationFailed
@@ -218,6 +218,8 @@ def pilot(session_id: int):
         "read_only": refusal is not None,
         "read_only_reason": refusal.message if refusal is not None else "",
         "idempotency_key": secrets.token_urlsafe(16),
+        # Release / Reassign (pages/_handoff_actions.html): who the claim can go to.
+        "reassign_candidates": handover.reassign_candidates(user),
     }
     return render_template("pages/pilot.html", **context)
 

@@ -115,10 +115,44 @@
     queue.appendChild(card);
   }
 
+  /* The unclaimed steps taken so far: "reminded twice · owner told". */
+  const TIMES = ["", "once", "twice"];
+  function stepsText(handoff) {
+    const parts = [];
+    const reminders = Number(handoff.reminders_sent) || 0;
+    if (reminders) parts.push("reminded " + (TIMES[reminders] || reminders + " times"));
+    if (handoff.escalated_to_admins_at) parts.push("owner told");
+    return parts.join(" · ");
+  }
+
+  function showSteps(card, handoff) {
+    let line = card.querySelector('[data-field="steps"]');
+    if (!line) {
+      line = document.createElement("p");
+      line.className = "card-steps";
+      line.dataset.field = "steps";
+      card.querySelector(".card-wait").after(line);
+    }
+    line.textContent = stepsText(handoff);
+    line.hidden = !line.textContent;
+  }
+
+  function stepTaken(payload) {
+    const handoff = EM.handoffOf(payload);
+    if (handoff && handoff.status === "open" && liveUnclaimed && matchesFilters(handoff)) {
+      addOpen(handoff);
+    }
+  }
+
   function addOpen(handoff) {
-    if (cardFor(handoff.id)) return;
+    const existing = cardFor(handoff.id);
+    if (existing) {
+      showSteps(existing, handoff);
+      return;
+    }
     const card = EM.cloneTemplate("card-template");
     applyHandoff(card, handoff);
+    showSteps(card, handoff);
     insertInOrder(card);
     card.classList.add("is-new");
     paintWaits(Date.now());
@@ -280,7 +314,14 @@
         if (stale) stale.remove();
         addOpen(handoff);
       },
-      "handoff.reassigned": function () { countsSoon(); },
+      "handoff.reassigned": function (payload) {
+        const handoff = EM.handoffOf(payload);
+        if (handoff) markTaken(handoff);
+        countsSoon();
+      },
+      // Reminders and the admin step: the card's "reminded twice · owner told" line.
+      "handoff.reminder": stepTaken,
+      "handoff.unclaimed": stepTaken,
       "handoff.resolved": settled,
     },
     function () {

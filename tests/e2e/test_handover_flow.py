@@ -1,0 +1,89 @@
+"""Handing a claimed escalation back, in headless Chromium against the real stack: a
+senior releases it from the session page, another senior sees it return to their open
+queue live and claims it, and the session page's timeline shows every step."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import Stack, Tenant
+from tests.e2e.test_pages_flow import card, escalate, start_session, unique_title
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(180)]
+
+LIVE_MS = 5000
+TIMELINE_REFRESH_MS = 15000  # the page re-reads the timeline every 10 s at most
+
+
+def test_release_then_another_senior_claims_it_from_the_live_queue(
+    stack: Stack, acme: Tenant, sign_in, artifacts
+):
+    technician, erin, sam = acme["tech"], acme["eng"], acme["eng2"]
+    title = unique_title("Shared mailbox will not sync")
+    session = start_session(stack, technician, title)
+    handoff = escalate(stack, technician, session["id"], "Outlook keeps asking for a password")
+    claimed = stack.api(erin.token, "POST", f"/escalations/{handoff['id']}/claim")
+    assert claimed.status_code == 200, claimed.text
+
+    queue = sign_in(sam, "/escalations")
+    expect(card(queue, title)).to_have_count(0)
+    pilot_erin = sign_in(erin, f"/pilot/{session['id']}")
+    panel = pilot_erin.locator("#handoff-actions")
+    expect(panel).to_be_visible()
+    pilot_erin.get_by_label("Why are you releasing it?").fill("Exchange is Sam's area")
+    pilot_erin.get_by_role("button", name="Release").click()
+    expect(pilot_erin.locator("#handoff-status")).to_have_text("Waiting for a senior to claim it.")
+    expect(panel).to_be_hidden()
+
+    returned = card(queue, title)
+    expect(returned).to_be_visible(timeout=LIVE_MS)  # handoff.released, live
+    returned.get_by_role("button", name="Claim").click()
+    queue.wait_for_url(f"{stack.url}/pilot/{session['id']}")
+    pilot_sam = queue
+    expect(pilot_sam.locator("#handoff-actions")).to_be_visible()
+    # Erin's page learns who holds it now, live.
+    expect(pilot_erin.locator("#handoff-status")).to_have_text(f"Claimed by {sam.name}.")
+    pilot_sam.get_by_label("Message").fill("Sam here: re-adding the mailbox now")
+    pilot_sam.get_by_role("button", name="Send").click()
+    expect(pilot_sam.locator("#messages")).to_contain_text("re-adding the mailbox")
+
+    timeline = pilot_erin.locator("#timeline-items")
+    expect(timeline.locator('li[data-kind="first_action"]')).to_have_count(
+        1, timeout=TIMELINE_REFRESH_MS
+    )
+    kinds = [
+        kind
+        for kind in timeline.locator("li").evaluate_all("items => items.map(i => i.dataset.kind)")
+        if kind != "notified"
+    ]
+    assert kinds == ["created", "claimed", "released", "claimed", "first_action"]
+    expect(timeline).to_contain_text(f"Released by {erin.name}: Exchange is Sam's area")
+    expect(timeline).to_contain_text(f"Claimed by {sam.name}")
+    expect(timeline.locator('li[data-kind="notified"]').first).to_be_visible()
+    pilot_erin.screenshot(path=str(artifacts / "pilot-timeline.png"), full_page=True)
+
+
+def test_the_owner_sets_the_escalation_policy_on_settings(stack: Stack, acme: Tenant, sign_in):
+    owner = acme["admin"]
+    page = sign_in(owner, "/settings")
+    after = page.get_by_label("Remind the seniors after (minutes, 1–240)")
+    expect(after).to_have_value("5")
+    expect(page.get_by_label("At most this many reminders (0–10)")).to_have_value("2")
+    admins = page.get_by_label("Tell every admin after (minutes, 1–1440)")
+    expect(admins).to_have_value("15")
+    after.fill("7")
+    admins.fill("")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#policy-status")).to_have_text("Saved.")
+    account = stack.api(owner.token, "GET", "/me").json()["account"]
+    assert (account["renotify_after_minutes"], account["escalate_to_admins_after_minutes"]) == (
+        7,
+        None,
+    )
+    stack.api(
+        owner.token,
+        "PATCH",
+        "/account",
+        json={"renotify_after_minutes": 5, "escalate_to_admins_after_minutes": 15},
+    )
