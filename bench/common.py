@@ -14,6 +14,7 @@ import math
 import os
 import platform
 import re
+import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -323,7 +324,7 @@ class BenchStack:
                     "PORT": str(port),
                     "HOST": "127.0.0.1",
                     "BASE_URL": f"http://127.0.0.1:{port}",
-                    "SECRET_KEY": "bench-secret",
+                    "SECRET_KEY": secrets.token_urlsafe(48),
                     "FLASK_DEBUG": "0",
                     "BENCH_ENDPOINTS": "1",
                 }

@@ -6,11 +6,11 @@ import hashlib
 import secrets
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from models.db import db, transaction
+from models.db import db, transaction, utcnow
 from models.entities import ROLES, Account, ApiToken, User
 from models.errors import Conflict, ValidationFailed
 
@@ -20,9 +20,9 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _issue_token(user: User) -> str:
+def _issue_token(user: User, name: str | None = None) -> str:
     token = secrets.token_urlsafe(32)
-    db.session.add(ApiToken(user=user, token_hash=hash_token(token)))
+    db.session.add(ApiToken(user=user, token_hash=hash_token(token), name=name))
     return token
 
 
@@ -102,9 +102,9 @@ def create_user(
     return user, token
 
 
-def issue_token(user: User) -> str:
+def issue_token(user: User, name: str | None = None) -> str:
     with transaction():
-        token = _issue_token(user)
+        token = _issue_token(user, name)
     return token
 
 
@@ -114,7 +114,12 @@ def user_for_token(token: str) -> User | None:
     return db.session.scalar(
         select(User)
         .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == hash_token(token))
+        .where(
+            ApiToken.token_hash == hash_token(token),
+            ApiToken.revoked_at.is_(None),
+            or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > utcnow()),
+            User.active.is_(True),
+        )
     )
 
 

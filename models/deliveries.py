@@ -44,7 +44,11 @@ def seniors(account_id: int) -> list[User]:
     return list(
         db.session.scalars(
             select(User)
-            .where(User.account_id == account_id, User.role.in_(SENIOR_ROLES))
+            .where(
+                User.account_id == account_id,
+                User.role.in_(SENIOR_ROLES),
+                User.active.is_(True),
+            )
             .order_by(User.id)
         )
     )
@@ -55,7 +59,11 @@ def senior_ids(account_id: int) -> list[int]:
     return list(
         db.session.scalars(
             select(User.id)
-            .where(User.account_id == account_id, User.role.in_(SENIOR_ROLES))
+            .where(
+                User.account_id == account_id,
+                User.role.in_(SENIOR_ROLES),
+                User.active.is_(True),
+            )
             .order_by(User.id)
         )
     )

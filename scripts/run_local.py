@@ -21,6 +21,7 @@ already in the environment win.
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -169,6 +170,18 @@ def announce_when_up(url: str, mail_note: str) -> None:
         time.sleep(0.5)
 
 
+def local_secret_key() -> str:
+    """This checkout's own signing key: random, made once, kept in var/ (ignored by git)."""
+    path = VAR / "secret_key"
+    if not path.exists():
+        VAR.mkdir(exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        say(f"generated a signing key for this checkout in {rel(path)}")
+    return path.read_text().strip()
+
+
 def main() -> int:
     os.chdir(REPO_ROOT)
     VAR.mkdir(exist_ok=True)
@@ -183,7 +196,7 @@ def main() -> int:
     port = int(env["PORT"])
     url = f"http://127.0.0.1:{port}"
     env.setdefault("BASE_URL", url)
-    env.setdefault("SECRET_KEY", "local-development-only-not-a-secret")
+    env.setdefault("SECRET_KEY", local_secret_key())
     env.setdefault("MAIL_FROM", "Escalation Mode <escalations@localhost>")
 
     procfile = parse_procfile((REPO_ROOT / "Procfile").read_text()).processes

@@ -13,6 +13,7 @@ from models.errors import DomainError
 from web import config as config_module
 from web import errors
 from web.extensions import csrf, db, limiter, migrate, socketio
+from web.secret_key import require_secret_key
 from workers import celery_init_app
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(config_module.from_env())
     if config:
         app.config.update(config)
+    if not app.config.get("TESTING"):
+        require_secret_key(app.config.get("SECRET_KEY"), config_module.ROOT)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(config_module.ROOT / "migrations"))

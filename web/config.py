@@ -29,7 +29,8 @@ def from_env(env: dict[str, str] | os._Environ = os.environ) -> dict:
     """Every setting the web and worker processes read, in one place."""
     redis_url = env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
     return {
-        "SECRET_KEY": env.get("SECRET_KEY") or "dev-only-insecure-secret-key",
+        # Required: the web process refuses to start without a good one (web/secret_key.py).
+        "SECRET_KEY": env.get("SECRET_KEY") or None,
         "SQLALCHEMY_DATABASE_URI": database_url(env),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": redis_url,
@@ -79,8 +80,20 @@ def from_env(env: dict[str, str] | os._Environ = os.environ) -> dict:
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "LOGIN_RATE_LIMIT_PER_ADDRESS": env.get("LOGIN_RATE_LIMIT_PER_ADDRESS")
         or "20 per minute;100 per hour",
-        "LOGIN_RATE_LIMIT_PER_EMAIL": env.get("LOGIN_RATE_LIMIT_PER_EMAIL")
+        "LOGIN_RATE_LIMIT_PER_ADDRESS_AND_EMAIL": env.get("LOGIN_RATE_LIMIT_PER_ADDRESS_AND_EMAIL")
         or "5 per minute;20 per hour",
+        # Per email, sign-ins are slowed down, never refused (web/pages/security.py).
+        "LOGIN_SLOWDOWN_AFTER": int(env.get("LOGIN_SLOWDOWN_AFTER") or 5),
+        "LOGIN_SLOWDOWN_STEP_SECONDS": float(env.get("LOGIN_SLOWDOWN_STEP_SECONDS") or 0.5),
+        "LOGIN_SLOWDOWN_MAX_SECONDS": float(env.get("LOGIN_SLOWDOWN_MAX_SECONDS") or 4),
+        "LOGIN_SLOWDOWN_WINDOW_SECONDS": int(env.get("LOGIN_SLOWDOWN_WINDOW_SECONDS") or 900),
+        # Per API token (docs/security.md); 429 `rate_limited` with Retry-After past it.
+        "API_RATE_LIMIT_PER_TOKEN": env.get("API_RATE_LIMIT_PER_TOKEN")
+        or "600 per minute;10000 per hour",
+        # How often each web node re-checks the credentials of its open sockets.
+        "CREDENTIAL_CHECK_SECONDS": float(env.get("CREDENTIAL_CHECK_SECONDS") or 2),
+        # Strict-Transport-Security is sent only when the site is served over TLS.
+        "HSTS_SECONDS": int(env.get("HSTS_SECONDS") or 0),
         "API_TITLE": "Escalation Mode",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",
