@@ -12,6 +12,10 @@ from kombu import Exchange, Queue
 from web import create_app
 from web.config import ROOT
 from workers import names
+from workers.serialization import use_finite_json
+
+# Task payloads: JSON with finite numbers only (a NaN in a payload fails at the sender).
+use_finite_json()
 
 # Longest countdown a task may ask for (email backoff caps at 10 minutes); the Redis
 # visibility timeout must stay above it or a waiting task is delivered twice.

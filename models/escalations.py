@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -35,9 +37,19 @@ def get_handoff(user: User, handoff_id: int) -> Handoff:
     return handoff
 
 
+def scoped_idempotency_key(user: User, key: str) -> str:
+    """Keys belong to the user who sent them: a colleague replaying the same key gets their
+    own handoff, never a 409 that names someone else's. Stored as `u<id>:<sha256 of key>`
+    (fits the column whatever the key's length)."""
+    return f"u{user.id}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
 def _by_idempotency_key(user: User, key: str) -> Handoff | None:
     return db.session.scalar(
-        select(Handoff).where(Handoff.account_id == user.account_id, Handoff.idempotency_key == key)
+        select(Handoff).where(
+            Handoff.account_id == user.account_id,
+            Handoff.idempotency_key == scoped_idempotency_key(user, key),
+        )
     )
 
 
@@ -120,7 +132,9 @@ def escalate(
                 title=session.title,
                 reason=reason,
                 escalation_package=_package(session, user, reason, notes),
-                idempotency_key=idempotency_key,
+                idempotency_key=(
+                    scoped_idempotency_key(user, idempotency_key) if idempotency_key else None
+                ),
                 created_at=utcnow(),
             )
             db.session.add(handoff)

@@ -59,8 +59,6 @@ def from_env(env: dict[str, str] | os._Environ = os.environ) -> dict:
         "PORT": int(env.get("PORT") or 5000),
         # How long the web process may spend handing a notification to the broker.
         "PUBLISH_TIMEOUT_SECONDS": float(env.get("PUBLISH_TIMEOUT_SECONDS") or 0.5),
-        # Registers the benchmark-only routes of web/api/bench.py; never on in production.
-        "BENCH_ENDPOINTS": _bool(env.get("BENCH_ENDPOINTS")),
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -36,16 +36,16 @@ IDEMPOTENCY_KEY_PARAMETER = {
 }
 
 
-def _encode_cursor(after_id: int | None) -> str | None:
+def encode_cursor(after_id: int | None) -> str | None:
     return base64.urlsafe_b64encode(str(after_id).encode()).decode() if after_id else None
 
 
-def _decode_cursor(cursor: str | None) -> int | None:
+def decode_cursor(cursor: str | None) -> int | None:
     if cursor is None:
         return None
     try:
         value = base64.urlsafe_b64decode(cursor.encode()).decode()
-        if value.isdigit() and len(value) <= 18:
+        if value.isascii() and value.isdigit() and len(value) <= 18:
             return int(value)
     except (binascii.Error, UnicodeError, ValueError):
         pass
@@ -100,9 +100,9 @@ def escalate(body, session_id: int):
 def list_escalations(query):
     """The account's handoffs, oldest first."""
     items, after_id = escalations.list_handoffs(
-        current_user(), query["status"], query["limit"], _decode_cursor(query["cursor"])
+        current_user(), query["status"], query["limit"], decode_cursor(query["cursor"])
     )
-    return {"items": items, "next_cursor": _encode_cursor(after_id)}
+    return {"items": items, "next_cursor": encode_cursor(after_id)}
 
 
 @blp.get("/escalations/<id:handoff_id>")
