@@ -140,7 +140,6 @@ def login():
     user, key = signed_in
     # A fresh session: nothing from before the sign-in (including its CSRF token) carries over.
     session.clear()
-    session.permanent = True
     session[SESSION_USER_KEY] = user.id
     session[SESSION_LOGIN_KEY] = key
     log.info("User %s signed in", user.id)
