@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
 ROOT = Path(__file__).resolve().parent.parent
+RATE_LIMIT_REDIS_TIMEOUT_SECONDS = 0.2
 
 
 def _bool(value: str | None, default: bool = False) -> bool:
@@ -76,6 +80,12 @@ def from_env(env: dict[str, str] | os._Environ = os.environ) -> dict:
         # counts the same attempts; if Redis is unreachable, each process counts in memory.
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or redis_url,
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        # A frozen Redis must not hold up requests: counters answer fast or not at all.
+        "RATELIMIT_STORAGE_OPTIONS": {
+            "socket_timeout": RATE_LIMIT_REDIS_TIMEOUT_SECONDS,
+            "socket_connect_timeout": RATE_LIMIT_REDIS_TIMEOUT_SECONDS,
+            "retry": Retry(NoBackoff(), 0),
+        },
         "LOGIN_RATE_LIMIT_PER_ADDRESS": env.get("LOGIN_RATE_LIMIT_PER_ADDRESS")
         or "20 per minute;100 per hour",
         "LOGIN_RATE_LIMIT_PER_ADDRESS_AND_EMAIL": env.get("LOGIN_RATE_LIMIT_PER_ADDRESS_AND_EMAIL")

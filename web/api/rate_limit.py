@@ -20,14 +20,22 @@ from web.extensions import limiter
 
 log = logging.getLogger(__name__)
 
+# After the counters' store fails, requests go unlimited for this long instead of each one
+# waiting on it again (a frozen Redis must not slow the API down).
+STORE_DOWN_BACKOFF_SECONDS = 10.0
+_store_down_until = 0.0
+
 
 def init_api_rate_limit(app: Flask) -> None:
     app.before_request(_check_token_budget)
 
 
 def _check_token_budget():
+    global _store_down_until
     config = current_app.config
     if not config.get("RATELIMIT_ENABLED", True) or not request.path.startswith("/api/"):
+        return None
+    if time.monotonic() < _store_down_until:
         return None
     token = bearer_token()
     if token is None:
@@ -49,5 +57,10 @@ def _check_token_budget():
             response.headers["Retry-After"] = str(retry_after)
             return response
     except Exception:  # the counters' store is down: serve rather than refuse everyone
-        log.warning("API rate limit: counter storage unreachable", exc_info=True)
+        _store_down_until = time.monotonic() + STORE_DOWN_BACKOFF_SECONDS
+        log.warning(
+            "API rate limit: counter storage unreachable; unlimited for %.0f s",
+            STORE_DOWN_BACKOFF_SECONDS,
+            exc_info=True,
+        )
     return None
