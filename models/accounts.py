@@ -10,9 +10,11 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from models import security_log
 from models.db import db, transaction, utcnow
 from models.entities import ROLES, Account, ApiToken, User
 from models.errors import Conflict, ValidationFailed
+from models.security_log import NO_CLIENT, Client
 
 
 def hash_token(token: str) -> str:
@@ -91,12 +93,29 @@ def create_account(
 
 
 def create_user(
-    account: Account, name: str, email: str, role: str, password: str | None = None
+    account: Account,
+    name: str,
+    email: str,
+    role: str,
+    password: str | None = None,
+    *,
+    actor: User | None = None,
+    client: Client = NO_CLIENT,
 ) -> tuple[User, str]:
     try:
         with transaction():
             user = _new_user(account, name, email, role, password)
             token = _issue_token(user)
+            if actor is not None:
+                db.session.flush()
+                security_log.add(
+                    security_log.USER_CREATED,
+                    account.id,
+                    client,
+                    actor=actor,
+                    subject=user,
+                    role=role,
+                )
     except IntegrityError as exc:  # a concurrent insert of the same email
         raise _email_taken() from exc
     return user, token

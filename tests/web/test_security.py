@@ -398,3 +398,15 @@ def test_the_security_log_is_admin_only_paged_and_per_account(client, tenant, ot
     assert [item["details"]["name"] for item in rest["items"]] == ["a"]
     assert rest["next_cursor"] is None
     assert_error(client.get(f"{API}/security-log?cursor=nope", headers=tenant.auth("admin")), 422)
+
+
+def test_inviting_a_user_is_in_the_security_log(client, tenant):
+    invited = client.post(
+        f"{API}/users",
+        json={"name": "New Hire", "email": "new@alpha-msp.example", "role": "engineer"},
+        headers=tenant.auth("admin"),
+    )
+    assert invited.status_code == 201
+    log = client.get(f"{API}/security-log", headers=tenant.auth("admin")).get_json()["items"]
+    assert log[0]["kind"] == "user_created"
+    assert log[0]["subject"]["name"] == "New Hire" and log[0]["actor"]["id"] == tenant.users["admin"]

@@ -66,13 +66,19 @@ def page_login(*roles: str) -> Callable[[F], F]:
             if user is None:
                 return redirect(url_for("pages.login", next=_this_path()))
             if roles and user.role not in roles:
-                raise Forbidden("This page is for engineers and admins.")
+                raise Forbidden(_FOR_ROLES.get(tuple(roles), "This page is not for your role."))
             g.user = user
             return view(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
 
     return decorator
+
+
+_FOR_ROLES = {
+    tuple(SENIOR_ROLES): "This page is for engineers and admins.",
+    ("admin",): "This page is for admins.",
+}
 
 
 def _this_path() -> str:
