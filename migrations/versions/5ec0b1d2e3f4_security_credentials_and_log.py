@@ -16,15 +16,15 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("active", sa.Boolean(), server_default=sa.true(), nullable=False)
-        )
-    with op.batch_alter_table("api_tokens", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("name", sa.String(length=100), nullable=True))
-        batch_op.add_column(sa.Column("expires_at", sa.DateTime(), nullable=True))
-        batch_op.add_column(sa.Column("last_used_at", sa.DateTime(), nullable=True))
-        batch_op.add_column(sa.Column("revoked_at", sa.DateTime(), nullable=True))
+    # Plain ALTER TABLE ... ADD COLUMN on every database: a batch copy of `users` on SQLite
+    # would drop a table other rows point at, which its foreign keys refuse.
+    op.add_column(
+        "users", sa.Column("active", sa.Boolean(), server_default=sa.true(), nullable=False)
+    )
+    op.add_column("api_tokens", sa.Column("name", sa.String(length=100), nullable=True))
+    op.add_column("api_tokens", sa.Column("expires_at", sa.DateTime(), nullable=True))
+    op.add_column("api_tokens", sa.Column("last_used_at", sa.DateTime(), nullable=True))
+    op.add_column("api_tokens", sa.Column("revoked_at", sa.DateTime(), nullable=True))
     op.create_table(
         "login_sessions",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -41,8 +41,7 @@ def upgrade():
         sa.PrimaryKeyConstraint("id", name=op.f("pk_login_sessions")),
         sa.UniqueConstraint("key_hash", name=op.f("uq_login_sessions_key_hash")),
     )
-    with op.batch_alter_table("login_sessions", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_login_sessions_user_id"), ["user_id"], unique=False)
+    op.create_index(op.f("ix_login_sessions_user_id"), "login_sessions", ["user_id"])
     op.create_table(
         "security_events",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -67,23 +66,16 @@ def upgrade():
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_security_events")),
     )
-    with op.batch_alter_table("security_events", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_security_events_account_id_desc", ["account_id", "id"], unique=False
-        )
+    op.create_index("ix_security_events_account_id_desc", "security_events", ["account_id", "id"])
 
 
 def downgrade():
-    with op.batch_alter_table("security_events", schema=None) as batch_op:
-        batch_op.drop_index("ix_security_events_account_id_desc")
+    op.drop_index("ix_security_events_account_id_desc", table_name="security_events")
     op.drop_table("security_events")
-    with op.batch_alter_table("login_sessions", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_login_sessions_user_id"))
+    op.drop_index(op.f("ix_login_sessions_user_id"), table_name="login_sessions")
     op.drop_table("login_sessions")
-    with op.batch_alter_table("api_tokens", schema=None) as batch_op:
-        batch_op.drop_column("revoked_at")
-        batch_op.drop_column("last_used_at")
-        batch_op.drop_column("expires_at")
-        batch_op.drop_column("name")
-    with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.drop_column("active")
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35+ has it): a batch copy of `users` would
+    # drop a table other rows point at, which SQLite's foreign keys refuse.
+    for column in ("revoked_at", "last_used_at", "expires_at", "name"):
+        op.drop_column("api_tokens", column)
+    op.drop_column("users", "active")
