@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from flask import Flask, current_app, request
@@ -45,8 +46,7 @@ class LocalConnections:
             if self._heartbeat_started:
                 return
             self._heartbeat_started = True
-        socketio.start_background_task(_heartbeat, app, self)
-        socketio.start_background_task(_credential_sweep, app, self)
+        socketio.start_background_task(_background, app, self)
 
 
 def register_realtime(app: Flask) -> None:
@@ -125,40 +125,52 @@ def on_disconnect(reason: Any = None) -> None:
         log.warning("Presence: could not remove connection of user %s", user_id, exc_info=True)
 
 
-def _heartbeat(app: Flask, local: LocalConnections) -> None:
-    """Every few seconds, push this process's connections' expiry forward. Never exits."""
-    interval = float(app.config.get("PRESENCE_HEARTBEAT_SECONDS", DEFAULT_HEARTBEAT_SECONDS))
+def _background(app: Flask, local: LocalConnections) -> None:
+    """One loop per process, never exits: every PRESENCE_HEARTBEAT_SECONDS push this
+    process's connections' expiry forward; every CREDENTIAL_CHECK_SECONDS close the ones
+    whose credential no longer authenticates."""
+    heartbeat = float(app.config.get("PRESENCE_HEARTBEAT_SECONDS", DEFAULT_HEARTBEAT_SECONDS))
+    check = float(app.config.get("CREDENTIAL_CHECK_SECONDS", DEFAULT_CREDENTIAL_CHECK_SECONDS))
+    tick = min(heartbeat, check)
+    last_heartbeat = last_check = time.monotonic()
     while True:
-        socketio.sleep(interval)
-        connections = dict(local.users_by_sid)
-        if not connections:
-            continue
-        try:
-            with app.app_context():
-                current_presence().refresh(connections)
-        except Exception:
-            log.warning("Presence heartbeat failed; retrying in %.0f s", interval, exc_info=True)
+        socketio.sleep(tick)
+        now = time.monotonic()
+        if now >= last_heartbeat + heartbeat:
+            last_heartbeat = now
+            _heartbeat(app, local, heartbeat)
+        if now >= last_check + check:
+            last_check = now
+            _credential_sweep(app, local)
+
+
+def _heartbeat(app: Flask, local: LocalConnections, interval: float) -> None:
+    connections = dict(local.users_by_sid)
+    if not connections:
+        return
+    try:
+        with app.app_context():
+            current_presence().refresh(connections)
+    except Exception:
+        log.warning("Presence heartbeat failed; retrying in %.0f s", interval, exc_info=True)
 
 
 def _credential_sweep(app: Flask, local: LocalConnections) -> None:
-    """Every CREDENTIAL_CHECK_SECONDS, close this node's connections whose token was revoked,
-    whose login ended or whose user was deactivated. Each node checks its own connections
-    against the database, so no message between nodes can be lost. Never exits."""
-    interval = float(app.config.get("CREDENTIAL_CHECK_SECONDS", DEFAULT_CREDENTIAL_CHECK_SECONDS))
-    while True:
-        socketio.sleep(interval)
-        connections = dict(local.credentials_by_sid)
-        if not connections:
-            continue
+    """Close this node's connections whose token was revoked, whose login ended or whose
+    user was deactivated. Each node checks its own connections against the database, so no
+    message between nodes can be lost."""
+    connections = dict(local.credentials_by_sid)
+    if not connections:
+        return
+    try:
+        with app.app_context():
+            stale = invalid_connections(connections)
+    except Exception:
+        log.warning("Credential sweep failed; retrying shortly", exc_info=True)
+        return
+    for sid in stale:
+        log.info("Closing socket %s: its credential no longer authenticates", sid)
         try:
-            with app.app_context():
-                stale = invalid_connections(connections)
+            socketio.server.disconnect(sid, namespace="/", ignore_queue=True)
         except Exception:
-            log.warning("Credential sweep failed; retrying in %.0f s", interval, exc_info=True)
-            continue
-        for sid in stale:
-            log.info("Closing socket %s: its credential no longer authenticates", sid)
-            try:
-                socketio.server.disconnect(sid, namespace="/", ignore_queue=True)
-            except Exception:
-                log.warning("Could not close socket %s", sid, exc_info=True)
+            log.warning("Could not close socket %s", sid, exc_info=True)

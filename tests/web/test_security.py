@@ -409,4 +409,5 @@ def test_inviting_a_user_is_in_the_security_log(client, tenant):
     assert invited.status_code == 201
     log = client.get(f"{API}/security-log", headers=tenant.auth("admin")).get_json()["items"]
     assert log[0]["kind"] == "user_created"
-    assert log[0]["subject"]["name"] == "New Hire" and log[0]["actor"]["id"] == tenant.users["admin"]
+    assert log[0]["subject"]["name"] == "New Hire"
+    assert log[0]["actor"]["id"] == tenant.users["admin"]
