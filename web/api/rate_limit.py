@@ -23,19 +23,20 @@ log = logging.getLogger(__name__)
 # After the counters' store fails, requests go unlimited for this long instead of each one
 # waiting on it again (a frozen Redis must not slow the API down).
 STORE_DOWN_BACKOFF_SECONDS = 10.0
-_store_down_until = 0.0
+STATE_KEY = "api_rate_limit"
 
 
 def init_api_rate_limit(app: Flask) -> None:
+    app.extensions[STATE_KEY] = {"store_down_until": 0.0}
     app.before_request(_check_token_budget)
 
 
 def _check_token_budget():
-    global _store_down_until
     config = current_app.config
+    state = current_app.extensions[STATE_KEY]
     if not config.get("RATELIMIT_ENABLED", True) or not request.path.startswith("/api/"):
         return None
-    if time.monotonic() < _store_down_until:
+    if time.monotonic() < state["store_down_until"]:
         return None
     token = bearer_token()
     if token is None:
@@ -57,7 +58,7 @@ def _check_token_budget():
             response.headers["Retry-After"] = str(retry_after)
             return response
     except Exception:  # the counters' store is down: serve rather than refuse everyone
-        _store_down_until = time.monotonic() + STORE_DOWN_BACKOFF_SECONDS
+        state["store_down_until"] = time.monotonic() + STORE_DOWN_BACKOFF_SECONDS
         log.warning(
             "API rate limit: counter storage unreachable; unlimited for %.0f s",
             STORE_DOWN_BACKOFF_SECONDS,
