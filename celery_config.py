@@ -10,7 +10,11 @@ from functools import cache
 
 from web import create_app
 from workers import celery_init_app, routine_logs
+from workers.serialization import use_finite_json
 from workers.settings import worker_settings
+
+# Task payloads: JSON with finite numbers only (a NaN in a payload fails at the sender).
+use_finite_json()
 
 # Routine beat ticks (relay, sweep, rollup) are not worth an INFO line every few seconds.
 routine_logs.install()

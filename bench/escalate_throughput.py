@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/escalate_throughput.py [--duration 10] [--database sqlite|postgres]
 
-Starts Redis and `python wsgi.py` (BENCH_ENDPOINTS=1) on 127.0.0.1, seeds one account with
-enough sessions that every escalate hits a fresh one, then drives both endpoints with wrk at
-16 and 64 connections, alternating bare / escalate so both sides see the same machine state:
+Starts Redis and `python -m bench.web` (the real app plus bench/endpoints.py) on 127.0.0.1,
+seeds one account with enough sessions that every escalate hits a fresh one, then drives
+both endpoints with wrk at 16 and 64 connections, alternating bare / escalate so both sides
+see the same machine state:
 
 - bare:     POST /api/v1/_bench/bare/<session_id>  (authenticate, INSERT one row, COMMIT)
 - escalate: POST /api/v1/sessions/<id>/escalate    (the real endpoint: handoff + outbox row

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import sys
 import time
 from datetime import datetime, timedelta
@@ -186,6 +187,7 @@ def run_backend(backend: str, url: str, args: argparse.Namespace) -> dict[str, A
             "SOCKETIO_MESSAGE_QUEUE": "",
             "SOCKETIO_ASYNC_MODE": "threading",
             "RATELIMIT_ENABLED": False,
+            "SECRET_KEY": secrets.token_urlsafe(48),
         }
     )
     result: dict[str, Any] = {

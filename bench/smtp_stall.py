@@ -2,9 +2,9 @@
 
     .venv/bin/python bench/smtp_stall.py [--requests 60] [--blocks 2] [--rate 10]
 
-Starts Redis, the SMTP sink, `python wsgi.py` (BENCH_ENDPOINTS=1) and the Procfile's Celery
-worker (prefork x2) on 127.0.0.1, with the default SMTP_TIMEOUT (10 s). One account: the
-owner and two engineers are offline, so every escalation owes three emails.
+Starts Redis, the SMTP sink, `python -m bench.web` (the real app plus bench/endpoints.py) and
+the Procfile's Celery worker (prefork x2) on 127.0.0.1, with the default SMTP_TIMEOUT
+(10 s). One account: the owner and two engineers are offline, so every escalation owes three emails.
 
 - outbox, healthy:  POST /sessions/<id>/escalate while the sink accepts mail;
 - outbox, stalled:  the same while the sink accepts TCP connections and never answers, so

@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from models import handoff_steps
-from models.db import db, transaction
+from models import handoff_steps, security_log
+from models.db import db, transaction, utcnow
 from models.entities import DEFAULT_BASELINE_MINUTES, ROLES, Account, ApiToken, User
 from models.errors import Conflict, ValidationFailed
+from models.security_log import NO_CLIENT, Client
 from models.timezones import validate_timezone
 
 
@@ -21,9 +22,9 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _issue_token(user: User) -> str:
+def _issue_token(user: User, name: str | None = None) -> str:
     token = secrets.token_urlsafe(32)
-    db.session.add(ApiToken(user=user, token_hash=hash_token(token)))
+    db.session.add(ApiToken(user=user, token_hash=hash_token(token), name=name))
     return token
 
 
@@ -81,20 +82,37 @@ def create_account(
 
 
 def create_user(
-    account: Account, name: str, email: str, role: str, password: str | None = None
+    account: Account,
+    name: str,
+    email: str,
+    role: str,
+    password: str | None = None,
+    *,
+    actor: User | None = None,
+    client: Client = NO_CLIENT,
 ) -> tuple[User, str]:
     try:
         with transaction():
             user = _new_user(account, name, email, role, password)
             token = _issue_token(user)
+            if actor is not None:
+                db.session.flush()
+                security_log.add(
+                    security_log.USER_CREATED,
+                    account.id,
+                    client,
+                    actor=actor,
+                    subject=user,
+                    role=role,
+                )
     except IntegrityError as exc:  # a concurrent insert of the same email
         raise _email_taken() from exc
     return user, token
 
 
-def issue_token(user: User) -> str:
+def issue_token(user: User, name: str | None = None) -> str:
     with transaction():
-        token = _issue_token(user)
+        token = _issue_token(user, name)
     return token
 
 
@@ -104,7 +122,12 @@ def user_for_token(token: str) -> User | None:
     return db.session.scalar(
         select(User)
         .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == hash_token(token))
+        .where(
+            ApiToken.token_hash == hash_token(token),
+            ApiToken.revoked_at.is_(None),
+            or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > utcnow()),
+            User.active.is_(True),
+        )
     )
 
 

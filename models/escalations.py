@@ -4,6 +4,8 @@ Every change writes its timeline row (models/timeline.py) in its own transaction
 
 from __future__ import annotations
 
+import hashlib
+
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -37,9 +39,19 @@ def get_handoff(user: User, handoff_id: int) -> Handoff:
     return handoff
 
 
+def scoped_idempotency_key(user: User, key: str) -> str:
+    """Keys belong to the user who sent them: a colleague replaying the same key gets their
+    own handoff, never a 409 that names someone else's. Stored as `u<id>:<sha256 of key>`
+    (fits the column whatever the key's length)."""
+    return f"u{user.id}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
 def _by_idempotency_key(user: User, key: str) -> Handoff | None:
     return db.session.scalar(
-        select(Handoff).where(Handoff.account_id == user.account_id, Handoff.idempotency_key == key)
+        select(Handoff).where(
+            Handoff.account_id == user.account_id,
+            Handoff.idempotency_key == scoped_idempotency_key(user, key),
+        )
     )
 
 
@@ -123,7 +135,9 @@ def escalate(
                 title=session.title,
                 reason=reason,
                 escalation_package=_package(session, user, reason, notes),
-                idempotency_key=idempotency_key,
+                idempotency_key=(
+                    scoped_idempotency_key(user, idempotency_key) if idempotency_key else None
+                ),
                 created_at=created_at,
                 reminders_sent=0,
                 next_step_at=Policy.of(user.account).next_step_at(created_at, 0, False),

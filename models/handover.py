@@ -94,7 +94,11 @@ def reassign_candidates(user: User) -> list[User]:
     return list(
         db.session.scalars(
             select(User)
-            .where(User.account_id == user.account_id, User.role.in_(SENIOR_ROLES))
+            .where(
+                User.account_id == user.account_id,
+                User.role.in_(SENIOR_ROLES),
+                User.active.is_(True),
+            )
             .order_by(User.name, User.id)
         )
     )

@@ -66,7 +66,8 @@ class Month:
     @classmethod
     def parse(cls, text: str, field: str = "month") -> Month:
         """`YYYY-MM` between FIRST_MONTH and LAST_MONTH, else ValidationFailed."""
-        match = _MONTH.fullmatch(text.strip()) if isinstance(text, str) else None
+        # Exactly YYYY-MM in ASCII digits: no surrounding spaces (a "+" in a URL is one).
+        match = _MONTH.fullmatch(text) if isinstance(text, str) else None
         if match is None:
             raise ValidationFailed("Invalid month.", {field: ["Must be a month as YYYY-MM."]})
         parsed = cls(int(match[1]), int(match[2]))

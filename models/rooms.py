@@ -97,7 +97,7 @@ def _user_ids(account_id: int, roles: tuple[str, ...]) -> list[int]:
     return list(
         db.session.scalars(
             select(User.id)
-            .where(User.account_id == account_id, User.role.in_(roles))
+            .where(User.account_id == account_id, User.role.in_(roles), User.active.is_(True))
             .order_by(User.id)
         )
     )

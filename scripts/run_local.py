@@ -26,6 +26,7 @@ already in the environment win.
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -228,6 +229,18 @@ def wait_until_up(url: str, supervisor: Supervisor, timeout: float = 120) -> boo
     return False
 
 
+def local_secret_key() -> str:
+    """This checkout's own signing key: random, made once, kept in var/ (ignored by git)."""
+    path = VAR / "secret_key"
+    if not path.exists():
+        VAR.mkdir(exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        emit(f"generated a signing key for this checkout in {path.relative_to(REPO_ROOT)}")
+    return path.read_text().strip()
+
+
 def local_psa_key() -> str:
     """A Fernet key for PSA secrets on this machine, kept in var/ (production sets
     PSA_ENCRYPTION_KEYS itself; docs/psa.md)."""
@@ -384,7 +397,7 @@ def local_env() -> dict[str, str]:
     # Demo passwords are public: listen on this machine only unless HOST says otherwise.
     env.setdefault("HOST", "127.0.0.1")
     env.setdefault("BASE_URL", f"http://127.0.0.1:{env['PORT']}")
-    env.setdefault("SECRET_KEY", "local-development-only-not-a-secret")
+    env.setdefault("SECRET_KEY", local_secret_key())
     env.setdefault("MAIL_FROM", "Escalation Mode <escalations@localhost>")
     if not env.get("PSA_ENCRYPTION_KEYS"):
         env["PSA_ENCRYPTION_KEYS"] = local_psa_key()

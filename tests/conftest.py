@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass, field
 
 import pytest
@@ -19,7 +20,7 @@ UNREACHABLE_REDIS = "redis://127.0.0.1:9/0"
 def app_config(database_url: str, **overrides) -> dict:
     return {
         "TESTING": True,
-        "SECRET_KEY": "test-secret",
+        "SECRET_KEY": secrets.token_urlsafe(48),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": UNREACHABLE_REDIS,
         "CELERY_BROKER_URL": "memory://",
@@ -150,3 +151,20 @@ def new_handoff(client, tenant: Tenant, reason: str = "Stuck after the VPN reset
 
 def postgres_url() -> str | None:
     return os.environ.get("TEST_POSTGRES_URL") or None
+
+
+def cookie_login(client, user_id: int) -> str:
+    """Sign `user_id` in on `client` as the login form does (a server-side login and its
+    cookie); returns the login's key."""
+    from datetime import timedelta
+
+    from models import User
+    from models.credentials import start_login
+    from models.security_log import Client
+    from web.auth import SESSION_LOGIN_KEY, SESSION_USER_KEY
+
+    key = start_login(db.session.get(User, user_id), Client("127.0.0.1"), timedelta(days=1))
+    with client.session_transaction() as cookie_session:
+        cookie_session[SESSION_USER_KEY] = user_id
+        cookie_session[SESSION_LOGIN_KEY] = key
+    return key

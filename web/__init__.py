@@ -12,18 +12,25 @@ from werkzeug.exceptions import HTTPException
 from models.errors import DomainError
 from models.handoff_steps import set_policy_minute
 from web import config as config_module
-from web import errors
+from web import errors, finite_json
+from web.api.rate_limit import init_api_rate_limit
 from web.extensions import csrf, db, limiter, migrate, socketio
+from web.finite_json import FiniteJSONProvider
 from web.observability import init_observability
+from web.secret_key import require_secret_key
+from web.security_headers import init_security_headers
 
 log = logging.getLogger(__name__)
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
+    app.json = FiniteJSONProvider(app)
     app.config.update(config_module.from_env())
     if config:
         app.config.update(config)
+    if not app.config.get("TESTING"):
+        require_secret_key(app.config.get("SECRET_KEY"), config_module.ROOT)
     app.config["SQLALCHEMY_DATABASE_URI"] = config_module.normalize_database_url(
         str(app.config["SQLALCHEMY_DATABASE_URI"])
     )
@@ -45,13 +52,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from web.api import init_api
 
     init_api(app)
-    if app.config.get("BENCH_ENDPOINTS"):
-        from web.api import bench  # benchmark-only routes; off unless BENCH_ENDPOINTS=1
-
-        bench.register(app)
     _register_error_handlers(app)
     _register_health(app)
     init_observability(app)
+    init_security_headers(app)
+    init_api_rate_limit(app)
 
     from web.pages import init_pages
 
@@ -75,6 +80,8 @@ def _init_socketio(app: Flask) -> None:
         # None: a browser may connect from this site's own origin only (a page elsewhere
         # must not open a socket riding on the login cookie).
         cors_allowed_origins=None,
+        # Packets in and out: finite numbers only (web/finite_json.py).
+        json=finite_json,
     )
     if app.config["SOCKETIO_ASYNC_MODE"] == "eventlet":
         app.before_request(_take_turns)

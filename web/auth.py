@@ -11,14 +11,19 @@ from typing import TypeVar
 
 from flask import request, session
 
-from models import User, db
-from models.accounts import user_for_token
+from models import User
+from models.credentials import Credential, authenticate_login, authenticate_token
 from models.entities import SENIOR_ROLES
+from models.security_log import Client
 from web.errors import ApiError
 
 F = TypeVar("F", bound=Callable)
 
+# The signed cookie carries the login's random key (checked against the server's login
+# sessions on every request) and, for convenience, the user's id. The id alone is never
+# trusted: a cookie without a live login key is no login.
 SESSION_USER_KEY = "user_id"
+SESSION_LOGIN_KEY = "login_key"
 ENGINEER_OR_ADMIN = SENIOR_ROLES
 
 
@@ -35,16 +40,30 @@ def resolve_user() -> User | None:
     (and a bad bearer token is not rescued by a cookie)."""
     if hasattr(request, "auth_user"):
         return request.auth_user
-    user, method = None, None
+    credential, method = None, None
     if "Authorization" in request.headers:
         token = bearer_token()
-        user = user_for_token(token) if token else None
+        credential = authenticate_token(token) if token else None
         method = "token"
-    elif (user_id := session.get(SESSION_USER_KEY)) is not None:
-        user = db.session.get(User, user_id) if isinstance(user_id, int) else None
+    elif (key := session.get(SESSION_LOGIN_KEY)) is not None:
+        credential = authenticate_login(key) if isinstance(key, str) else None
         method = "cookie"
-    request.auth_user, request.auth_method = user, method
-    return user
+    elif session.get(SESSION_USER_KEY) is not None:
+        method = "cookie"  # an id without a login key: forged or from before logins were kept
+    request.auth_credential = credential
+    request.auth_user = credential.user if credential is not None else None
+    request.auth_method = method
+    return request.auth_user
+
+
+def resolve_credential() -> Credential | None:
+    resolve_user()
+    return request.auth_credential
+
+
+def client_info() -> Client:
+    """The caller's address and browser, for the security log."""
+    return Client(ip=request.remote_addr, user_agent=request.headers.get("User-Agent"))
 
 
 def current_user() -> User:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from models import User, db
 from models.accounts import create_account, create_user, issue_token
+from models.credentials import revoke_all_tokens
 from models.demo import seed_history
 from models.errors import DomainError
 from models.psa.connection import rotate_keys
@@ -19,6 +20,7 @@ from models.rollup import Month, roll_up
 
 DEMO_PASSWORD = "demo-password"
 DEMO_ACCOUNT = "Demo MSP"
+DEMO_TOKEN_NAME = "demo"
 DEMO_USERS = [
     ("Olivia Owner", "owner@demo.example", "admin"),
     ("Terry Technician", "tech@demo.example", "technician"),
@@ -51,7 +53,8 @@ def register_cli(app: Flask) -> None:
         "--history", is_flag=True, help="Also a few months of demo escalations (once), rolled up."
     )
     def seed_demo_command(history: bool):
-        """Create the demo account once (idempotent) and print its logins and fresh API tokens."""
+        """Create the demo account once (idempotent) and print its logins and fresh API tokens;
+        the tokens printed by earlier runs are revoked."""
         owner_name, owner_email, _ = DEMO_USERS[0]
         owner = db.session.scalar(select(User).where(User.email == owner_email))
         if owner is None:
@@ -70,7 +73,9 @@ def register_cli(app: Flask) -> None:
         )
         for name, email, role in DEMO_USERS:
             user = db.session.scalar(select(User).where(User.email == email))
-            click.echo(f"  {role:<10} {name:<18} {email:<22} token {issue_token(user)}")
+            revoke_all_tokens(user)
+            token = issue_token(user, DEMO_TOKEN_NAME)
+            click.echo(f"  {role:<10} {name:<18} {email:<22} token {token}")
 
     @app.cli.command("rollup")
     @click.option("--month", default=None, help="YYYY-MM; default: what the scheduled run does.")

@@ -6,7 +6,11 @@ import os
 import re
 from pathlib import Path
 
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
 ROOT = Path(__file__).resolve().parent.parent
+RATE_LIMIT_REDIS_TIMEOUT_SECONDS = 0.2
 
 
 def _bool(value: str | None, default: bool = False) -> bool:
@@ -78,7 +82,8 @@ def from_env(env: dict[str, str] | os._Environ = os.environ) -> dict:
     """Every setting the web and worker processes read, in one place."""
     redis_url = env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
     return {
-        "SECRET_KEY": env.get("SECRET_KEY") or "dev-only-insecure-secret-key",
+        # Required: the web process refuses to start without a good one (web/secret_key.py).
+        "SECRET_KEY": env.get("SECRET_KEY") or None,
         "SQLALCHEMY_DATABASE_URI": database_url(env),
         # Which process this is ("web", "worker", "beat"): picks pool defaults and log labels.
         "PROCESS_TYPE": env.get("PROCESS_TYPE") or "web",
@@ -124,7 +129,8 @@ def from_env(env: dict[str, str] | os._Environ = os.environ) -> dict:
         "BASE_URL": (env.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
         "PORT": int(env.get("PORT") or 5000),
         # The web process emits live events itself right after the commit (docs/realtime.md);
-        # 0 leaves every emit to the worker, the earlier design (the benchmarks compare).
+        # 0 leaves every emit to the worker: the earlier design, kept so both can be measured
+        # side by side (BENCHMARKS.md, measure 8).
         "EMIT_FROM_WEB": _bool(env.get("EMIT_FROM_WEB"), default=True),
         # How long the web process may spend handing a notification to the broker.
         "PUBLISH_TIMEOUT_SECONDS": float(env.get("PUBLISH_TIMEOUT_SECONDS") or 0.5),
@@ -132,8 +138,6 @@ def from_env(env: dict[str, str] | os._Environ = os.environ) -> dict:
         "POLICY_MINUTE_SECONDS": float(env.get("POLICY_MINUTE_SECONDS") or 60),
         # Test-only: how often beat looks for due unclaimed steps (15 s).
         "HANDOFF_STEPS_INTERVAL_SECONDS": float(env.get("HANDOFF_STEPS_INTERVAL_SECONDS") or 15),
-        # Registers the benchmark-only routes of web/api/bench.py; never on in production.
-        "BENCH_ENDPOINTS": _bool(env.get("BENCH_ENDPOINTS")),
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -151,9 +155,15 @@ def from_env(env: dict[str, str] | os._Environ = os.environ) -> dict:
         # counts the same attempts; if Redis is unreachable, each process counts in memory.
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or redis_url,
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        # A frozen Redis must not hold up requests: counters answer fast or not at all.
+        "RATELIMIT_STORAGE_OPTIONS": {
+            "socket_timeout": RATE_LIMIT_REDIS_TIMEOUT_SECONDS,
+            "socket_connect_timeout": RATE_LIMIT_REDIS_TIMEOUT_SECONDS,
+            "retry": Retry(NoBackoff(), 0),
+        },
         "LOGIN_RATE_LIMIT_PER_ADDRESS": env.get("LOGIN_RATE_LIMIT_PER_ADDRESS")
         or "20 per minute;100 per hour",
-        "LOGIN_RATE_LIMIT_PER_EMAIL": env.get("LOGIN_RATE_LIMIT_PER_EMAIL")
+        "LOGIN_RATE_LIMIT_PER_ADDRESS_AND_EMAIL": env.get("LOGIN_RATE_LIMIT_PER_ADDRESS_AND_EMAIL")
         or "5 per minute;20 per hour",
         # PSA connections (docs/psa.md): Fernet keys, comma-separated; the first encrypts,
         # any decrypts (rotation). Without them no PSA connection can be saved.
@@ -162,6 +172,18 @@ def from_env(env: dict[str, str] | os._Environ = os.environ) -> dict:
         "PSA_FIRST_RETRY_SECONDS": float(env.get("PSA_FIRST_RETRY_SECONDS") or 5),
         "PSA_MAX_BACKOFF_SECONDS": float(env.get("PSA_MAX_BACKOFF_SECONDS") or 300),
         "PSA_RETRY_WINDOW_SECONDS": float(env.get("PSA_RETRY_WINDOW_SECONDS") or 86400),
+        # Per email, sign-ins are slowed down, never refused (web/pages/security.py).
+        "LOGIN_SLOWDOWN_AFTER": int(env.get("LOGIN_SLOWDOWN_AFTER") or 5),
+        "LOGIN_SLOWDOWN_STEP_SECONDS": float(env.get("LOGIN_SLOWDOWN_STEP_SECONDS") or 0.5),
+        "LOGIN_SLOWDOWN_MAX_SECONDS": float(env.get("LOGIN_SLOWDOWN_MAX_SECONDS") or 4),
+        "LOGIN_SLOWDOWN_WINDOW_SECONDS": int(env.get("LOGIN_SLOWDOWN_WINDOW_SECONDS") or 900),
+        # Per API token (docs/security.md); 429 `rate_limited` with Retry-After past it.
+        "API_RATE_LIMIT_PER_TOKEN": env.get("API_RATE_LIMIT_PER_TOKEN")
+        or "600 per minute;10000 per hour",
+        # How often each web node re-checks the credentials of its open sockets.
+        "CREDENTIAL_CHECK_SECONDS": float(env.get("CREDENTIAL_CHECK_SECONDS") or 2),
+        # Strict-Transport-Security is sent only when the site is served over TLS.
+        "HSTS_SECONDS": int(env.get("HSTS_SECONDS") or 0),
         "API_TITLE": "Escalation Mode",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",

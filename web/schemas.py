@@ -39,6 +39,15 @@ class JsonObject(fields.Dict):
         return result
 
 
+class AsciiInteger(fields.Integer):
+    """An integer written in ASCII digits only: "١" or "+5" is not a number here."""
+
+    def _validated(self, value):
+        if isinstance(value, str) and not re.fullmatch(r"-?[0-9]+", value):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
 class Input(Schema):
     class Meta:
         unknown = EXCLUDE
@@ -287,7 +296,7 @@ USER_ID_OR_ME = r"(me|\d{1,18})\Z"
 
 class HandoffListQuerySchema(Input):
     status = fields.String(load_default="open", validate=validate.OneOf(STATUS_FILTERS))
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    limit = AsciiInteger(load_default=50, validate=validate.Range(min=1, max=200))
     cursor = fields.String(load_default=None, validate=validate.Length(max=64))
     claimed_by = fields.String(
         load_default=None,
@@ -378,3 +387,68 @@ class ErrorBodySchema(Schema):
 
 class ErrorSchema(Schema):
     error = fields.Nested(ErrorBodySchema)
+
+
+# --- credentials and the security log ---
+
+
+class UserAdminSchema(UserSchema):
+    active = fields.Boolean()
+
+
+class UserListSchema(Schema):
+    items = fields.List(fields.Nested(UserAdminSchema))
+
+
+class UserPatchSchema(Input):
+    role = fields.String(validate=validate.OneOf(ROLES))
+    active = fields.Boolean(truthy={True}, falsy={False})
+
+
+class TokenSchema(Schema):
+    id = fields.Integer()
+    name = fields.String(allow_none=True)
+    created_at = UtcDateTime()
+    expires_at = UtcDateTime(allow_none=True)
+    last_used_at = UtcDateTime(allow_none=True)
+
+
+class TokenListSchema(Schema):
+    items = fields.List(fields.Nested(TokenSchema))
+
+
+class TokenListQuerySchema(Input):
+    user_id = AsciiInteger(validate=validate.Range(min=1, max=2**63 - 1))
+
+
+class TokenCreateSchema(Input):
+    name = Text(100, required=True)
+    expires_in_days = fields.Integer(
+        strict=True, load_default=None, allow_none=True, validate=validate.Range(min=1, max=3650)
+    )
+
+
+class TokenCreatedSchema(Schema):
+    token = fields.Nested(TokenSchema)
+    secret = fields.String()
+
+
+class SecurityEventSchema(Schema):
+    id = fields.Integer()
+    kind = fields.String()
+    actor = fields.Nested(Ref, allow_none=True)
+    subject = fields.Nested(Ref, allow_none=True)
+    ip = fields.String(allow_none=True)
+    user_agent = fields.String(allow_none=True)
+    details = fields.Dict()
+    created_at = UtcDateTime()
+
+
+class SecurityLogQuerySchema(Input):
+    limit = AsciiInteger(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = fields.String(load_default=None, validate=validate.Length(max=64))
+
+
+class SecurityLogPageSchema(Schema):
+    items = fields.List(fields.Nested(SecurityEventSchema))
+    next_cursor = fields.String(allow_none=True)

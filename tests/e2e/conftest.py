@@ -8,6 +8,7 @@ Screenshots go to test-artifacts/ at the repository root (gitignored).
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,7 +96,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, request) -> Iterator[Stack]:
             "REDIS_URL": redis.url,
             "PORT": str(port),
             "BASE_URL": f"http://127.0.0.1:{port}",
-            "SECRET_KEY": "e2e-secret",
+            "SECRET_KEY": secrets.token_urlsafe(48),
             "MAIL_FROM": "Escalation Mode <escalations@example.test>",
             "FLASK_DEBUG": "0",
             # PSA connections are sealed with this key (a fresh one per stack).

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -120,7 +121,7 @@ def stack_env(tmp_path: Path, redis_url: str, smtp_sink: SmtpSink) -> dict[str, 
             "MAIL_FROM": "Escalation Mode <escalations@example.test>",
             "PORT": str(port),
             "BASE_URL": f"http://127.0.0.1:{port}",
-            "SECRET_KEY": "integration-test-secret",
+            "SECRET_KEY": secrets.token_urlsafe(48),
             "FLASK_DEBUG": "0",
         }
     )

@@ -9,6 +9,7 @@ in seconds; every wait is bounded.
 
 from __future__ import annotations
 
+import secrets
 import signal
 import time
 from collections import Counter
@@ -142,7 +143,7 @@ def stack(redis_server: RedisServer, tmp_path_factory) -> Iterator[Stack]:
             "MAIL_FROM": "Escalation Mode <escalations@example.test>",
             "PORT": str(port),
             "BASE_URL": f"http://127.0.0.1:{port}",
-            "SECRET_KEY": "integration-test-secret",
+            "SECRET_KEY": secrets.token_urlsafe(48),
             "FLASK_DEBUG": "0",
             **FAST_EMAIL_SETTINGS,
             **sink.env(),

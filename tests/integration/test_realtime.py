@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import signal
 import threading
 import time
@@ -202,7 +203,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 "REDIS_URL": redis.url,
                 "MAIL_FROM": "Escalation Mode <escalations@example.test>",
                 "BASE_URL": "http://127.0.0.1:5000",
-                "SECRET_KEY": "integration-test-secret",
+                "SECRET_KEY": secrets.token_urlsafe(48),
                 "HOST": "127.0.0.1",
                 "FLASK_DEBUG": "0",
                 **FAST_PRESENCE,

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from models import db
 from models.accounts import create_user
 from models.entities import Account, Handoff, User
-from tests.conftest import Tenant, make_tenant, new_handoff, new_session
+from tests.conftest import Tenant, cookie_login, make_tenant, new_handoff, new_session
 from tests.conftest import app_config as make_config
 from tests.factories import wired_app
 from tests.web.contract import assert_error, database_snapshot
@@ -194,8 +194,7 @@ def test_the_scheme_is_case_insensitive(world):
 
 
 def test_a_bad_bearer_token_is_not_rescued_by_a_login_cookie(app, client, tenant):
-    with client.session_transaction() as cookie_session:
-        cookie_session["user_id"] = tenant.users["eng"]
+    cookie_login(client, tenant.users["eng"])
     assert client.get(f"{API}/me").get_json()["id"] == tenant.users["eng"]
     assert_error(client.get(f"{API}/me", headers={"Authorization": "Bearer nope"}), 401)
 

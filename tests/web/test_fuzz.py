@@ -51,7 +51,7 @@ class Ids:
     """Path ids by parameter name."""
 
     by_param: dict[str, list[int]] = field(
-        default_factory=lambda: {"session_id": [], "handoff_id": []}
+        default_factory=lambda: {"session_id": [], "handoff_id": [], "user_id": [], "token_id": []}
     )
 
     def add(self, session_id: int, handoff_id: int | None = None) -> None:
@@ -72,6 +72,20 @@ def populate(client, tenant: Tenant) -> Ids:
         if final_state == "resolved":
             assert client.post(f"{url}/resolve", headers=tenant.auth("eng")).status_code == 200
         ids.add(handoff["session_id"], handoff["id"])
+    # Throwaway users and their tokens: fuzzing may deactivate or revoke these, never the
+    # callers' own credentials.
+    for n in (1, 2):
+        made = client.post(
+            f"{API}/users",
+            json={"name": f"Spare {n}", "email": f"spare{n}-{tenant.account_id}@x.example",
+                  "role": "engineer"},
+            headers=tenant.auth("admin"),
+        )  # fmt: skip
+        assert made.status_code == 201, made.get_json()
+        user_id = made.get_json()["user"]["id"]
+        ids.by_param["user_id"].append(user_id)
+        tokens = client.get(f"{API}/tokens?user_id={user_id}", headers=tenant.auth("admin"))
+        ids.by_param["token_id"].extend(item["id"] for item in tokens.get_json()["items"])
     return ids
 
 

@@ -6,14 +6,16 @@ the real stack are in tests/e2e/."""
 from __future__ import annotations
 
 import re
+import time
 from html import unescape
 
 import pytest
 from flask import g
+from sqlalchemy import select
 
 from models import db
 from models.accounts import create_user
-from models.entities import Account
+from models.entities import Account, SecurityEvent
 from models.rollup import roll_up
 from tests.conftest import Tenant, app_config, make_tenant, new_handoff, new_session
 from tests.factories import wired_app
@@ -23,6 +25,8 @@ from web.pages.live import MESSAGE_CREATED, WATCH_SESSION
 PASSWORD = "user-password"
 LIMIT_PER_EMAIL = 3
 LIMIT_PER_ADDRESS = 6
+SLOWDOWN_AFTER = 4
+SLOWDOWN_STEP = 0.3
 
 
 @pytest.fixture
@@ -34,8 +38,11 @@ def app(database_url):
             WTF_CSRF_ENABLED=True,
             RATELIMIT_ENABLED=True,
             RATELIMIT_STORAGE_URI="memory://",
-            LOGIN_RATE_LIMIT_PER_EMAIL=f"{LIMIT_PER_EMAIL} per minute",
+            LOGIN_RATE_LIMIT_PER_ADDRESS_AND_EMAIL=f"{LIMIT_PER_EMAIL} per minute",
             LOGIN_RATE_LIMIT_PER_ADDRESS=f"{LIMIT_PER_ADDRESS} per minute",
+            LOGIN_SLOWDOWN_AFTER=SLOWDOWN_AFTER,
+            LOGIN_SLOWDOWN_STEP_SECONDS=SLOWDOWN_STEP,
+            LOGIN_SLOWDOWN_MAX_SECONDS=SLOWDOWN_STEP * 2,
         )
     )
 
@@ -62,12 +69,19 @@ def csrf_token(html: str) -> str:
     return match.group(1)
 
 
-def login(client, email: str, password: str = PASSWORD, next_path: str | None = None):
-    token = csrf_token(client.get("/login").text)
+def login(
+    client,
+    email: str,
+    password: str = PASSWORD,
+    next_path: str | None = None,
+    address: str = "127.0.0.1",
+):
+    environ = {"REMOTE_ADDR": address}
+    token = csrf_token(client.get("/login", environ_base=environ).text)
     form = {"email": email, "password": password, "csrf_token": token}
     if next_path is not None:
         form["next"] = next_path
-    return client.post("/login", data=form)
+    return client.post("/login", data=form, environ_base=environ)
 
 
 def signed_in(app, tenant_name: str, who: str):
@@ -214,7 +228,7 @@ def test_bearer_token_calls_need_no_csrf_token_and_no_login_is_still_401(client,
 # --- the login rate limit ----------------------------------------------------------------------
 
 
-def test_failed_sign_ins_are_limited_per_email(client, tenant):
+def test_failed_sign_ins_are_limited_per_address_and_email(client, tenant):
     email = email_of("Alpha MSP", "eng")
     for _ in range(LIMIT_PER_EMAIL):
         assert login(client, email, "wrong-password").status_code == 200
@@ -224,6 +238,29 @@ def test_failed_sign_ins_are_limited_per_email(client, tenant):
     assert client.get("/escalations").status_code == 302
     # Another account's email is not blocked by this one's failures.
     assert login(client, email_of("Alpha MSP", "eng2")).status_code == 303
+
+
+def test_failures_for_an_email_never_lock_its_owner_out_from_another_address(app, tenant):
+    """Finding: five wrong passwords for an admin's email locked the admin out. Failures
+    from many addresses now slow that email's sign-ins down, never refuse them."""
+    email = email_of("Alpha MSP", "owner")
+    attacker = app.test_client()
+    for attempt in range(SLOWDOWN_AFTER + 2):
+        address = f"203.0.113.{attempt}"  # each address stays under its own limits
+        assert login(attacker, email, "wrong-password", address=address).status_code == 200
+    owner = app.test_client()
+    started = time.monotonic()
+    response = login(owner, email, "owner-password", address="198.51.100.7")
+    waited = time.monotonic() - started
+    assert response.status_code == 303  # signed in
+    assert SLOWDOWN_STEP * 2 * 0.9 <= waited < 5  # slowed down, capped
+    events = db.session.scalars(
+        select(SecurityEvent).where(SecurityEvent.subject_user_id == tenant.users["admin"])
+    ).all()
+    kinds = [event.kind for event in events]
+    assert kinds.count("sign_in_failed") == SLOWDOWN_AFTER + 2
+    assert kinds.count("sign_in") == 1
+    assert {event.ip for event in events if event.kind == "sign_in"} == {"198.51.100.7"}
 
 
 def test_failed_sign_ins_are_limited_per_client_address(client, tenant):
@@ -517,7 +554,7 @@ def test_with_the_counter_store_unreachable_sign_in_works_and_stays_limited(data
             database_url,
             RATELIMIT_ENABLED=True,
             RATELIMIT_STORAGE_URI="redis://127.0.0.1:9/0",  # nothing listens there
-            LOGIN_RATE_LIMIT_PER_EMAIL=f"{LIMIT_PER_EMAIL} per minute",
+            LOGIN_RATE_LIMIT_PER_ADDRESS_AND_EMAIL=f"{LIMIT_PER_EMAIL} per minute",
         )
     )
     with app.app_context():

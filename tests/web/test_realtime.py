@@ -11,8 +11,7 @@ import pytest
 
 from models.presence import Presence
 from models.rooms import seniors_room, technicians_room, user_room
-from tests.conftest import make_tenant
-from web.auth import SESSION_USER_KEY
+from tests.conftest import cookie_login, make_tenant
 from web.extensions import socketio
 
 PAYLOAD = {"id": 1}
@@ -74,8 +73,7 @@ def test_connections_without_valid_credentials_are_refused(app, tenant, presence
 
 
 def test_the_login_cookie_authenticates_a_browser_connection(app, client, tenant, presence):
-    with client.session_transaction() as session:
-        session[SESSION_USER_KEY] = tenant.users["eng2"]
+    cookie_login(client, tenant.users["eng2"])
     browser = connect(app, flask_test_client=client)
     assert browser.is_connected()
     socketio.emit("handoff.created", PAYLOAD, to=seniors_room(tenant.account_id))
@@ -87,10 +85,11 @@ def test_a_cookie_signed_with_another_key_is_refused(app, tenant, presence):
     from tests.conftest import app_config
     from tests.factories import wired_app
 
-    forger = wired_app(app_config(app.config["SQLALCHEMY_DATABASE_URI"], SECRET_KEY="other"))
+    other_key = "other-" + "k" * 40
+    forger = wired_app(app_config(app.config["SQLALCHEMY_DATABASE_URI"], SECRET_KEY=other_key))
     forged = forger.test_client()
-    with forged.session_transaction() as session:
-        session[SESSION_USER_KEY] = tenant.users["admin"]
+    with forger.app_context():
+        cookie_login(forged, tenant.users["admin"])
     cookie = forged.get_cookie("session")
     flask_client = app.test_client()
     flask_client.set_cookie("session", cookie.value)
@@ -98,8 +97,7 @@ def test_a_cookie_signed_with_another_key_is_refused(app, tenant, presence):
 
 
 def test_a_bad_token_is_not_rescued_by_a_valid_cookie(app, client, tenant, presence):
-    with client.session_transaction() as session:
-        session[SESSION_USER_KEY] = tenant.users["eng"]
+    cookie_login(client, tenant.users["eng"])
     refused = connect(app, auth={"token": "forged"}, flask_test_client=client)
     assert not refused.is_connected()
 

@@ -14,6 +14,7 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.routing import IntegerConverter
 
 from web.errors import ApiError
+from web.finite_json import NonFiniteNumber, finite_float, reject_constant
 from web.schemas import ErrorSchema
 
 API_PREFIX = "/api/v1"
@@ -22,7 +23,7 @@ API_PREFIX = "/api/v1"
 class IdConverter(IntegerConverter):
     """Positive ids that fit a 64-bit column; anything else is simply not found."""
 
-    regex = r"\d{1,18}"
+    regex = r"[0-9]{1,18}"  # ASCII digits only: "١" (an Arabic-Indic one) is not an id
 
 
 class JsonBodyParser(FlaskParser):
@@ -53,10 +54,6 @@ class EscalationApi(Api):
 
     def _register_error_handlers(self):
         """The app registers the contract's error handlers itself (see web.create_app)."""
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 MAX_JSON_DEPTH = 32
@@ -100,7 +97,14 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         raise ApiError(400, "The request body must be a JSON object.")
     try:
-        body = json.loads(raw, parse_constant=_reject_constant)
+        body = json.loads(raw, parse_constant=reject_constant, parse_float=finite_float)
+    except NonFiniteNumber as exc:
+        raise ApiError(
+            422,
+            "Some fields are invalid.",
+            {"_schema": ["JSON numbers must be finite (not 1e999, NaN or Infinity)."]},
+            code="validation_error",
+        ) from exc
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ApiError(400, "The request body is not valid JSON.") from exc
     if not isinstance(body, dict):
@@ -120,8 +124,8 @@ def init_api(app: Flask) -> Api:
             "security": [{"bearerAuth": []}],
         },
     )
-    from web.api import analytics, escalations, psa, sessions, users
+    from web.api import analytics, credentials, escalations, psa, sessions, users
 
-    for module in (users, sessions, escalations, analytics, psa):
+    for module in (users, sessions, escalations, analytics, psa, credentials):
         api.register_blueprint(module.blp, url_prefix=API_PREFIX)
     return api

@@ -9,7 +9,7 @@ from models import rollup
 from models.errors import ValidationFailed
 from web.api import ApiBlueprint
 from web.auth import current_user, engineer_or_admin
-from web.schemas import Input, UtcDateTime
+from web.schemas import AsciiInteger, Input, UtcDateTime
 
 blp = ApiBlueprint("analytics", __name__, description="Escalation metrics")
 
@@ -35,7 +35,7 @@ class MetricsQuerySchema(Input):
             "With `months`, the newest month of the history."
         },
     )
-    months = fields.Integer(
+    months = AsciiInteger(
         load_default=None,
         validate=validate.Range(min=1, max=MAX_HISTORY_MONTHS),
         metadata={"description": "Return the last N months, newest first, as `items`."},

@@ -47,11 +47,11 @@ IDEMPOTENCY_KEY_PARAMETER = {
 }
 
 
-def _encode_cursor(position: str | None) -> str | None:
+def encode_cursor(position: str | None) -> str | None:
     return base64.urlsafe_b64encode(position.encode()).decode() if position else None
 
 
-def _decode_cursor(cursor: str | None) -> str | None:
+def decode_cursor(cursor: str | None) -> str | None:
     """The page position inside a cursor; models.queue checks it against the sort."""
     if cursor is None:
         return None
@@ -61,12 +61,30 @@ def _decode_cursor(cursor: str | None) -> str | None:
             return value
     except (binascii.Error, UnicodeError, ValueError):
         pass
-    raise ApiError(
+    raise _bad_cursor()
+
+
+def _bad_cursor() -> ApiError:
+    return ApiError(
         422,
         "Some fields are invalid.",
         {"cursor": ["Not a cursor from this API."]},
         code="validation_error",
     )
+
+
+def encode_id_cursor(after_id: int | None) -> str | None:
+    """A cursor for lists paged by id (newest or oldest first)."""
+    return encode_cursor(str(after_id)) if after_id else None
+
+
+def decode_id_cursor(cursor: str | None) -> int | None:
+    position = decode_cursor(cursor)
+    if position is None:
+        return None
+    if position.isascii() and position.isdigit() and len(position) <= 18:
+        return int(position)
+    raise _bad_cursor()
 
 
 def _queue_filter(query: dict, status: str = "all") -> QueueFilter:
@@ -132,9 +150,9 @@ def list_escalations(query):
         _queue_filter(query, query["status"]),
         query["sort"],
         query["limit"],
-        _decode_cursor(query["cursor"]),
+        decode_cursor(query["cursor"]),
     )
-    return {"items": items, "next_cursor": _encode_cursor(position)}
+    return {"items": items, "next_cursor": encode_cursor(position)}
 
 
 @blp.get("/escalations/counts")

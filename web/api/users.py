@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from models import accounts, preferences
 from web.api import ApiBlueprint
-from web.auth import admin_only, authenticated, current_user
+from web.auth import admin_only, authenticated, client_info, current_user
 from web.schemas import (
     POLICY_FIELDS,
     AccountPatchSchema,
@@ -26,7 +26,7 @@ blp = ApiBlueprint("users", __name__, description="Users and the account")
 def create_user(body):
     """Add a user to the caller's account (admin). Returns the user and an API token."""
     admin = current_user()
-    user, token = accounts.create_user(admin.account, **body)
+    user, token = accounts.create_user(admin.account, **body, actor=admin, client=client_info())
     return {"user": user, "token": token}
 
 

@@ -13,18 +13,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import current_app, request, session
+from flask import current_app, request
 from flask_socketio import join_room
 
 from models import Message, User, db
 from models.entities import PsaWriteback
 from models.errors import DomainError
 from models.sessions import get_session
-from web.auth import SESSION_USER_KEY
 from web.extensions import socketio
 
 log = logging.getLogger(__name__)
 
+# Ids are 64-bit columns; a larger number would overflow the query, so it is simply unknown.
+MAX_ID = 2**63 - 1
 MESSAGE_CREATED = "message.created"
 WRITEBACK_CREATED = "writeback.created"
 WATCH_SESSION = "session.watch"
@@ -38,16 +39,19 @@ def _socket_user() -> User | None:
     """Who opened this connection: web.realtime checked the token or cookie on connect."""
     connections = current_app.extensions.get("realtime")
     user_id = getattr(connections, "users_by_sid", {}).get(request.sid)
-    if user_id is None:
-        user_id = session.get(SESSION_USER_KEY)
-    return db.session.get(User, user_id) if isinstance(user_id, int) else None
+    user = db.session.get(User, user_id) if isinstance(user_id, int) else None
+    return user if user is not None and user.active else None
 
 
 @socketio.on(WATCH_SESSION)
 def watch_session(data: Any) -> dict[str, Any]:
     """Join the room of a session the signed-in user may see; the ack says whether it did."""
     session_id = data.get("session_id") if isinstance(data, dict) else None
-    if not isinstance(session_id, int) or isinstance(session_id, bool) or session_id <= 0:
+    if (
+        not isinstance(session_id, int)
+        or isinstance(session_id, bool)
+        or not 0 < session_id <= MAX_ID
+    ):
         return {"ok": False, "error": "session_id must be a positive integer."}
     user = _socket_user()
     if user is None:

@@ -5,23 +5,25 @@
 - API calls with an `Authorization` header are exempt: a bearer token is never sent by the
   browser on its own, so a forged cross-site request cannot carry one.
 - A refused API call gets the contract's error shape: 403 `forbidden`.
-- Failed sign-ins are rate limited per client address and per email address
-  (LOGIN_RATE_LIMIT_PER_ADDRESS, LOGIN_RATE_LIMIT_PER_EMAIL in web/config.py).
+- Failed sign-ins are refused past a limit per client address and per (address, email),
+  and slowed down (never refused) per email; see "the login rate limit" below.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from urllib.parse import urlsplit
 
 from flask import Flask, current_app, request, session
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError
+from limits import RateLimitItem, RateLimitItemPerSecond
 
 from models.accounts import normalize_email
 from web import errors
-from web.auth import SESSION_USER_KEY
-from web.extensions import csrf
+from web.auth import SESSION_LOGIN_KEY, SESSION_USER_KEY
+from web.extensions import csrf, limiter
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,8 @@ def _check_csrf() -> None:
         return
     if "Authorization" in request.headers:
         return
-    if errors.wants_json() and session.get(SESSION_USER_KEY) is None:
+    cookie_login = session.get(SESSION_LOGIN_KEY) or session.get(SESSION_USER_KEY)
+    if errors.wants_json() and cookie_login is None:
         return  # no cookie login: the API answers 401 on its own
     csrf.protect()
 
@@ -69,28 +72,88 @@ def _csrf_refused(error: CSRFError):
 
 
 # --- the login rate limit -------------------------------------------------------------
+#
+# Refused (429) per client address, and per (address, email): one network cannot guess
+# many passwords. Per email alone nothing is refused, or anyone could lock an admin out by
+# failing on purpose; instead, once an email has collected LOGIN_SLOWDOWN_AFTER failures
+# (from anywhere) in LOGIN_SLOWDOWN_WINDOW, each further attempt for it waits, doubling up
+# to LOGIN_SLOWDOWN_MAX_SECONDS. The rightful user, from their own address, still gets in.
+
+# A counter, not a limit: its "remaining" tells how many failures the window holds.
+_FAILURE_COUNTER_SIZE = 1_000_000
 
 
 def login_limit_per_address() -> str:
     return current_app.config["LOGIN_RATE_LIMIT_PER_ADDRESS"]
 
 
-def login_limit_per_email() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT_PER_EMAIL"]
+def login_limit_per_address_and_email() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT_PER_ADDRESS_AND_EMAIL"]
 
 
 def client_address_key() -> str:
     return f"login-address:{get_remote_address()}"
 
 
-def login_email_key() -> str:
-    email = normalize_email(request.form.get("email", ""))[:254]
-    return f"login-email:{email}"
+def _login_email() -> str:
+    return normalize_email(request.form.get("email", ""))[:254]
+
+
+def login_address_and_email_key() -> str:
+    return f"login-address-email:{get_remote_address()}:{_login_email()}"
 
 
 def login_failed(response) -> bool:
     """Only failed attempts count: a successful sign-in answers with a redirect."""
     return response.status_code != 303
+
+
+def _email_failures_item() -> RateLimitItem | None:
+    if not current_app.config.get("RATELIMIT_ENABLED", True):
+        return None
+    window = int(current_app.config["LOGIN_SLOWDOWN_WINDOW_SECONDS"])
+    return RateLimitItemPerSecond(_FAILURE_COUNTER_SIZE, window)
+
+
+def slowdown_seconds(failures: int, after: int, step: float, cap: float) -> float:
+    """0 until `after` failures, then step, 2*step, 4*step... never more than `cap`."""
+    if failures < after:
+        return 0.0
+    return min(cap, step * 2 ** min(failures - after, 16))
+
+
+def slow_down_for_email(email: str) -> float:
+    """Wait before checking a password for an email that has failed a lot recently."""
+    item = _email_failures_item()
+    if item is None or not email:
+        return 0.0
+    config = current_app.config
+    try:
+        stats = limiter.limiter.get_window_stats(item, f"login-email:{normalize_email(email)}")
+    except Exception:
+        log.warning("Sign-in slowdown: counter storage unreachable", exc_info=True)
+        return 0.0
+    failures = _FAILURE_COUNTER_SIZE - stats.remaining
+    delay = slowdown_seconds(
+        failures,
+        int(config["LOGIN_SLOWDOWN_AFTER"]),
+        float(config["LOGIN_SLOWDOWN_STEP_SECONDS"]),
+        float(config["LOGIN_SLOWDOWN_MAX_SECONDS"]),
+    )
+    if delay:
+        log.info("Sign-in for an email with %s recent failures waits %.2f s", failures, delay)
+        time.sleep(delay)  # cooperative under eventlet: other requests keep being served
+    return delay
+
+
+def note_failed_sign_in(email: str) -> None:
+    item = _email_failures_item()
+    if item is None or not email:
+        return
+    try:
+        limiter.limiter.hit(item, f"login-email:{normalize_email(email)}")
+    except Exception:
+        log.warning("Sign-in slowdown: counter storage unreachable", exc_info=True)
 
 
 # --- redirects after sign-in -----------------------------------------------------------

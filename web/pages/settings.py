@@ -1,28 +1,50 @@
-"""/settings (admin): a page made of sections, every template under
-pages/settings/sections/ included in file-name order, each with its own script talking to
-the JSON API."""
+"""/settings (admin): the account's settings, its users, the admin's own API tokens and
+the security log. Changes go through the JSON API from static/settings.js.
+
+Other features add a section by dropping `templates/pages/settings/sections/NN_name.html`
+(HTML plus its own static JS file); they are included after these, in file-name order.
+"""
 
 from __future__ import annotations
 
-from flask import current_app, g, render_template
+from zoneinfo import available_timezones
 
+from flask import g, render_template
+
+from models import credentials, security_log
+from web.api.escalations import encode_cursor
+from web.config import ROOT
 from web.pages import blp
 from web.pages.views import page_login
 
-SECTIONS = "pages/settings/sections/"
+SECTIONS_DIR = ROOT / "web" / "pages" / "templates" / "pages" / "settings" / "sections"
+SECURITY_LOG_PAGE = 50
 
 
-def section_templates() -> list[str]:
-    return sorted(
-        name
-        for name in current_app.jinja_env.list_templates()
-        if name.startswith(SECTIONS) and name.endswith(".html")
-    )
+def settings_sections() -> list[str]:
+    """Template names of the extra sections, in file-name order."""
+    if not SECTIONS_DIR.is_dir():
+        return []
+    return [
+        f"pages/settings/sections/{path.name}"
+        for path in sorted(SECTIONS_DIR.glob("*.html"))
+        if not path.name.startswith(("_", "."))
+    ]
 
 
 @blp.get("/settings")
 @page_login("admin")
 def settings():
+    admin = g.user
+    events = security_log.page(admin, SECURITY_LOG_PAGE)
     return render_template(
-        "pages/settings.html", sections=section_templates(), account=g.user.account
+        "pages/settings.html",
+        active="settings",
+        account=admin.account,
+        timezones=sorted(available_timezones()),
+        users=credentials.users_of(admin),
+        tokens=credentials.tokens_of(admin),
+        events=events,
+        log_cursor=encode_cursor(events[-1].id) if len(events) == SECURITY_LOG_PAGE else None,
+        sections=settings_sections(),
     )

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from flask import (
     abort,
+    current_app,
     g,
     redirect,
     render_template,
@@ -22,22 +23,23 @@ from flask import (
 )
 from marshmallow import ValidationError
 
-from models import handover, queue, rollup, sessions
-from models.accounts import user_for_password
+from models import credentials, handover, queue, rollup, sessions
 from models.entities import LIVE_HANDOFF_STATUSES, SENIOR_ROLES, User
 from models.errors import Forbidden, ValidationFailed
 from models.psa import connection as psa_connection
-from web.auth import SESSION_USER_KEY, resolve_user
+from web.auth import SESSION_LOGIN_KEY, SESSION_USER_KEY, client_info, resolve_user
 from web.config import ROOT
 from web.extensions import limiter
 from web.pages import blp, present
 from web.pages.security import (
     client_address_key,
-    login_email_key,
+    login_address_and_email_key,
     login_failed,
     login_limit_per_address,
-    login_limit_per_email,
+    login_limit_per_address_and_email,
+    note_failed_sign_in,
     safe_next,
+    slow_down_for_email,
 )
 from web.schemas import (
     HandoffSchema,
@@ -73,13 +75,19 @@ def page_login(*roles: str) -> Callable[[F], F]:
             if user is None:
                 return redirect(url_for("pages.login", next=_this_path()))
             if roles and user.role not in roles:
-                raise Forbidden("This page is for engineers and admins.")
+                raise Forbidden(_FOR_ROLES.get(tuple(roles), "This page is not for your role."))
             g.user = user
             return view(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
 
     return decorator
+
+
+_FOR_ROLES = {
+    tuple(SENIOR_ROLES): "This page is for engineers and admins.",
+    ("admin",): "This page is for admins.",
+}
 
 
 def _this_path() -> str:
@@ -121,8 +129,8 @@ def home():
     error_message="Too many sign-in attempts from your network. Wait a minute and try again.",
 )
 @limiter.limit(
-    login_limit_per_email,
-    key_func=login_email_key,
+    login_limit_per_address_and_email,
+    key_func=login_address_and_email_key,
     methods=["POST"],
     deduct_when=login_failed,
     error_message="Too many sign-in attempts for this email. Wait a minute and try again.",
@@ -136,20 +144,28 @@ def login():
         return render_template("pages/login.html", next_path=next_path, email="", error=None)
     email = request.form.get("email", "").strip()
     password = request.form.get("password", "")
-    user = user_for_password(email, password) if email and password else None
-    if user is None:
+    slow_down_for_email(email)
+    lifetime = current_app.permanent_session_lifetime
+    signed_in = credentials.sign_in(email, password, client_info(), lifetime)
+    if signed_in is None:
+        note_failed_sign_in(email)
         log.info("Failed sign-in for %r from %s", email[:254], request.remote_addr)
         error = "That email and password do not match an account."
         return render_template("pages/login.html", next_path=next_path, email=email, error=error)
+    user, key = signed_in
     # A fresh session: nothing from before the sign-in (including its CSRF token) carries over.
     session.clear()
     session[SESSION_USER_KEY] = user.id
+    session[SESSION_LOGIN_KEY] = key
     log.info("User %s signed in", user.id)
     return redirect(next_path or _home_for(user), code=303)
 
 
 @blp.post("/logout")
 def logout():
+    key = session.get(SESSION_LOGIN_KEY)
+    if isinstance(key, str):
+        credentials.sign_out(key, client_info())
     session.clear()
     return redirect(url_for("pages.login", signed_out=1), code=303)
 

@@ -1,20 +1,24 @@
-"""The benchmark-only routes: absent unless BENCH_ENDPOINTS is on, and doing what they claim."""
+"""The benchmark-only routes (bench/endpoints.py): never in the shipped app, added only by the
+benchmarks' own app (bench/web.py), and doing what they claim."""
 
 from __future__ import annotations
 
 import pytest
 
+from bench.endpoints import register
 from models import db
 from models.entities import Handoff, Message
 from tests.conftest import app_config, make_tenant
 from tests.factories import wired_app
 from tests.integration.services import SmtpSink
+from web.config import ROOT
 
 
 @pytest.fixture
 def bench_app(database_url, request):
     overrides = getattr(request, "param", {})
-    app = wired_app(app_config(database_url, BENCH_ENDPOINTS=True, **overrides))
+    app = wired_app(app_config(database_url, **overrides))
+    register(app)
     with app.app_context():
         db.create_all()
         yield app
@@ -32,11 +36,16 @@ def _session(client, tenant) -> int:
     return response.get_json()["id"]
 
 
-def test_off_by_default_and_never_in_the_openapi_document(client, tenant):
+def test_the_shipped_app_has_no_bench_route_and_web_never_imports_them(app, client, tenant):
+    """Finding: /_bench/bare/<id> wrote into any tenant's session when switched on. The code
+    now lives outside web/, so no setting can switch it on in the shipped app."""
     session_id = _session(client, tenant)
     response = client.post(f"/api/v1/_bench/bare/{session_id}", headers=tenant.auth("tech"))
     assert response.status_code == 404
+    assert not any("_bench" in rule.rule for rule in app.url_map.iter_rules())
     assert not any("_bench" in path for path in client.get("/api/v1/openapi.json").json["paths"])
+    web_sources = [path.read_text() for path in (ROOT / "web").rglob("*.py")]
+    assert not any("bench" in source for source in web_sources)
 
 
 def test_bare_inserts_one_row_behind_authentication(bench_app):
@@ -54,12 +63,12 @@ def test_naive_escalate_emails_every_senior_before_answering(database_url):
     with SmtpSink() as sink:
         config = app_config(
             database_url,
-            BENCH_ENDPOINTS=True,
             SMTP_HOST=sink.host,
             SMTP_PORT=sink.port,
             SMTP_TIMEOUT=5.0,
         )
         app = wired_app(config)
+        register(app)
         with app.app_context():
             db.create_all()
             client = app.test_client()

@@ -1,6 +1,6 @@
-"""Benchmark-only endpoints, registered only when BENCH_ENDPOINTS is on (never in production).
-
-They live in the same server as the real API so a benchmark can compare both sides in one run:
+"""Benchmark-only endpoints. They are not part of the shipped app (nothing under web/ imports
+them): `python -m bench.web` builds the real app and adds them, so a benchmark can compare
+both sides against one server in one run:
 
 - `POST /api/v1/_bench/bare/<session_id>`: authenticate, insert one row (a chat message,
   written directly: no first-action rule), commit. The floor any write endpoint pays.
