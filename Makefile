@@ -2,7 +2,7 @@
 #
 #   make run     install, then run Redis + mail sink + web + worker + beat locally
 #   make test    install, then run the whole test suite (real Redis/SMTP/PostgreSQL)
-#   make lint    ruff check
+#   make lint    ruff check and format, import-linter's layer contracts
 #   make bench   benchmarks (bench/run_all.py)
 #   make drills  failure drills (bench/drills.py)
 #   make clean   remove local state and caches (var/, caches); distclean also .venv, node_modules
@@ -26,7 +26,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run      start the app locally (http://127.0.0.1:5000, PORT overrides)"
 	@echo "make test     run the test suite (PYTEST_ARGS='...' to pass options)"
-	@echo "make lint     ruff check"
+	@echo "make lint     ruff check and format, layer contracts (import-linter)"
 	@echo "make format   ruff format + ruff check --fix"
 	@echo "make bench    run benchmarks;  make drills  run failure drills"
 	@echo "make install  create .venv and install Python and npm dependencies"
@@ -89,6 +89,8 @@ postgres-stop:
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format .
