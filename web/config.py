@@ -82,8 +82,18 @@ def from_env(env: dict[str, str] | os._Environ = os.environ) -> dict:
     """Every setting the web and worker processes read, in one place."""
     redis_url = env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
     return {
-        # Required: the web process refuses to start without a good one (web/secret_key.py).
-        "SECRET_KEY": env.get("SECRET_KEY") or None,
+        **_process(env),
+        **_realtime(env, redis_url),
+        **_email(env),
+        **_security(env, redis_url),
+        **_psa(env),
+        **_http(env),
+    }
+
+
+def _process(env) -> dict:
+    """Which process this is, its database pool, proxies and what operators read."""
+    return {
         "SQLALCHEMY_DATABASE_URI": database_url(env),
         # Which process this is ("web", "worker", "beat"): picks pool defaults and log labels.
         "PROCESS_TYPE": env.get("PROCESS_TYPE") or "web",
@@ -104,6 +114,12 @@ def from_env(env: dict[str, str] | os._Environ = os.environ) -> dict:
         "METRICS_TOKEN": env.get("METRICS_TOKEN") or "",
         # "json": one JSON object per log line; anything else: plain text.
         "LOG_FORMAT": env.get("LOG_FORMAT") or "text",
+    }
+
+
+def _realtime(env, redis_url: str) -> dict:
+    """Redis, Socket.IO, presence, the outbox and the live path."""
+    return {
         "REDIS_URL": redis_url,
         # The Socket.IO message queue channel, set explicitly on every emitting side.
         "SOCKETIO_CHANNEL": env.get("SOCKETIO_CHANNEL") or "escalation-mode-socketio",
@@ -119,15 +135,6 @@ def from_env(env: dict[str, str] | os._Environ = os.environ) -> dict:
         # The outbox relay re-publishes events the web process could not hand to the broker
         # (Redis down) once they are this old.
         "OUTBOX_RELAY_AFTER_SECONDS": float(env.get("OUTBOX_RELAY_AFTER_SECONDS") or 5),
-        "SMTP_HOST": env.get("SMTP_HOST") or "",
-        "SMTP_PORT": int(env.get("SMTP_PORT") or 25),
-        "SMTP_USERNAME": env.get("SMTP_USERNAME") or "",
-        "SMTP_PASSWORD": env.get("SMTP_PASSWORD") or "",
-        "SMTP_STARTTLS": _bool(env.get("SMTP_STARTTLS")),
-        "SMTP_TIMEOUT": float(env.get("SMTP_TIMEOUT") or 10),
-        "MAIL_FROM": env.get("MAIL_FROM") or "Escalation Mode <escalations@localhost>",
-        "BASE_URL": (env.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
-        "PORT": int(env.get("PORT") or 5000),
         # The web process emits live events itself right after the commit (docs/realtime.md);
         # 0 leaves every emit to the worker: the earlier design, kept so both can be measured
         # side by side (BENCHMARKS.md, measure 8).
@@ -138,10 +145,19 @@ def from_env(env: dict[str, str] | os._Environ = os.environ) -> dict:
         "POLICY_MINUTE_SECONDS": float(env.get("POLICY_MINUTE_SECONDS") or 60),
         # Test-only: how often beat looks for due unclaimed steps (15 s).
         "HANDOFF_STEPS_INTERVAL_SECONDS": float(env.get("HANDOFF_STEPS_INTERVAL_SECONDS") or 15),
-        "MAX_CONTENT_LENGTH": 1024 * 1024,
-        "SESSION_COOKIE_HTTPONLY": True,
-        "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE")),
+    }
+
+
+def _email(env) -> dict:
+    """SMTP and email delivery (docs/email.md)."""
+    return {
+        "SMTP_HOST": env.get("SMTP_HOST") or "",
+        "SMTP_PORT": int(env.get("SMTP_PORT") or 25),
+        "SMTP_USERNAME": env.get("SMTP_USERNAME") or "",
+        "SMTP_PASSWORD": env.get("SMTP_PASSWORD") or "",
+        "SMTP_STARTTLS": _bool(env.get("SMTP_STARTTLS")),
+        "SMTP_TIMEOUT": float(env.get("SMTP_TIMEOUT") or 10),
+        "MAIL_FROM": env.get("MAIL_FROM") or "Escalation Mode <escalations@localhost>",
         # Email delivery (docs/email.md). The defaults meet the contract: first retry within
         # 30 s, backoff capped at 10 minutes, retried for at least 24 hours.
         "EMAIL_FIRST_RETRY_SECONDS": float(env.get("EMAIL_FIRST_RETRY_SECONDS") or 15),
@@ -151,6 +167,17 @@ def from_env(env: dict[str, str] | os._Environ = os.environ) -> dict:
         "DELIVERY_LEASE_SECONDS": float(env.get("DELIVERY_LEASE_SECONDS") or 120),
         # The sweeper re-sends a delivery this long after it should have been attempted.
         "DELIVERY_SWEEP_GRACE_SECONDS": float(env.get("DELIVERY_SWEEP_GRACE_SECONDS") or 60),
+    }
+
+
+def _security(env, redis_url: str) -> dict:
+    """Signing, cookies, sign-in limits, API rate limits (docs/security.md)."""
+    return {
+        # Required: the web process refuses to start without a good one (web/secret_key.py).
+        "SECRET_KEY": env.get("SECRET_KEY") or None,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": _bool(env.get("SESSION_COOKIE_SECURE")),
         # Login rate-limit counters (docs/pages.md): shared in Redis so every web process
         # counts the same attempts; if Redis is unreachable, each process counts in memory.
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or redis_url,
@@ -165,13 +192,6 @@ def from_env(env: dict[str, str] | os._Environ = os.environ) -> dict:
         or "20 per minute;100 per hour",
         "LOGIN_RATE_LIMIT_PER_ADDRESS_AND_EMAIL": env.get("LOGIN_RATE_LIMIT_PER_ADDRESS_AND_EMAIL")
         or "5 per minute;20 per hour",
-        # PSA connections (docs/psa.md): Fernet keys, comma-separated; the first encrypts,
-        # any decrypts (rotation). Without them no PSA connection can be saved.
-        "PSA_ENCRYPTION_KEYS": env.get("PSA_ENCRYPTION_KEYS") or "",
-        "PSA_TIMEOUT_SECONDS": float(env.get("PSA_TIMEOUT_SECONDS") or 10),
-        "PSA_FIRST_RETRY_SECONDS": float(env.get("PSA_FIRST_RETRY_SECONDS") or 5),
-        "PSA_MAX_BACKOFF_SECONDS": float(env.get("PSA_MAX_BACKOFF_SECONDS") or 300),
-        "PSA_RETRY_WINDOW_SECONDS": float(env.get("PSA_RETRY_WINDOW_SECONDS") or 86400),
         # Per email, sign-ins are slowed down, never refused (web/pages/security.py).
         "LOGIN_SLOWDOWN_AFTER": int(env.get("LOGIN_SLOWDOWN_AFTER") or 5),
         "LOGIN_SLOWDOWN_STEP_SECONDS": float(env.get("LOGIN_SLOWDOWN_STEP_SECONDS") or 0.5),
@@ -184,6 +204,28 @@ def from_env(env: dict[str, str] | os._Environ = os.environ) -> dict:
         "CREDENTIAL_CHECK_SECONDS": float(env.get("CREDENTIAL_CHECK_SECONDS") or 2),
         # Strict-Transport-Security is sent only when the site is served over TLS.
         "HSTS_SECONDS": int(env.get("HSTS_SECONDS") or 0),
+    }
+
+
+def _psa(env) -> dict:
+    """PSA connections (docs/psa.md)."""
+    return {
+        # PSA connections (docs/psa.md): Fernet keys, comma-separated; the first encrypts,
+        # any decrypts (rotation). Without them no PSA connection can be saved.
+        "PSA_ENCRYPTION_KEYS": env.get("PSA_ENCRYPTION_KEYS") or "",
+        "PSA_TIMEOUT_SECONDS": float(env.get("PSA_TIMEOUT_SECONDS") or 10),
+        "PSA_FIRST_RETRY_SECONDS": float(env.get("PSA_FIRST_RETRY_SECONDS") or 5),
+        "PSA_MAX_BACKOFF_SECONDS": float(env.get("PSA_MAX_BACKOFF_SECONDS") or 300),
+        "PSA_RETRY_WINDOW_SECONDS": float(env.get("PSA_RETRY_WINDOW_SECONDS") or 86400),
+    }
+
+
+def _http(env) -> dict:
+    """The HTTP server, its links and the OpenAPI document."""
+    return {
+        "BASE_URL": (env.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
+        "PORT": int(env.get("PORT") or 5000),
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
         "API_TITLE": "Escalation Mode",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",

@@ -11,6 +11,7 @@ backoff until the delivery's retry window closes; then the row says `failed`, wi
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from celery import shared_task
@@ -152,8 +153,8 @@ class DispatchIncomplete(Exception):
 
 def dispatch(outbox_event_id: int, emitted: bool = False) -> str:
     """Run one outbox event's fan-out; returns sent | skipped | failed | missing, or raises
-    DispatchIncomplete with when to try again. `emitted`: a previous attempt already
-    emitted the event, only the emails were left.
+    DispatchIncomplete with when to try again. `emitted`: the event already went live (the
+    web process emitted it, or a previous attempt did); only the emails are left.
 
     The emails of a new handoff do not wait for the socket: an emit that keeps failing
     still lets the offline seniors' emails go, and when the dispatch finally gives up
@@ -175,30 +176,46 @@ def dispatch(outbox_event_id: int, emitted: bool = False) -> str:
         deliveries.mark_failed(delivery, stale)
         log.info("Outbox event %s (%s): %s", event.id, event.event, stale)
         return "failed"
-    emitted = emitted or event.emitted_at is not None
-    errors: list[str] = []
-    if not emitted:
+    outcome = _fan_out(event, handoff, emitted or event.emitted_at is not None)
+    if not outcome.errors:
+        _record(lambda: deliveries.mark_sent(delivery))
+        return "sent"
+    return _retry_or_give_up(event, delivery, outcome)
+
+
+@dataclass
+class _Outcome:
+    emitted: bool
+    emailed: bool
+    errors: list[str] = field(default_factory=list)
+
+
+def _fan_out(event: OutboxEvent, handoff: Handoff, emitted: bool) -> _Outcome:
+    """The emit (unless it went live already), then the event's emails; every failure is
+    collected, none stops the others."""
+    outcome = _Outcome(emitted=emitted, emailed=event.event not in EMAILED_EVENTS)
+    if not outcome.emitted:
         try:
             emit_handoff_event(event, handoff)
-            emitted = True
+            outcome.emitted = True
         except Exception as exc:  # the message queue or presence (Redis)
-            errors.append(_describe(exc))
-    emailed = event.event not in EMAILED_EVENTS
-    if not emailed:
+            outcome.errors.append(_describe(exc))
+    if not outcome.emailed:
         try:
             email_for_event(event, handoff)
-            emailed = True
+            outcome.emailed = True
         except Exception as exc:  # presence (Redis) or the broker
-            errors.append(f"Emails: {_describe(exc)}")
+            outcome.errors.append(f"Emails: {_describe(exc)}")
     if event.event == HANDOFF_CLAIMED:
         try:
             email_claim_follow_ups(event, handoff)
         except Exception as exc:  # the broker
-            errors.append(f"Claimed emails: {_describe(exc)}")
-    if not errors:
-        _record(lambda: deliveries.mark_sent(delivery))
-        return "sent"
-    reason = "; ".join(errors)
+            outcome.errors.append(f"Claimed emails: {_describe(exc)}")
+    return outcome
+
+
+def _retry_or_give_up(event: OutboxEvent, delivery, outcome: _Outcome) -> str:
+    reason = "; ".join(outcome.errors)
     delay = _record(lambda: deliveries.mark_retrying(delivery, reason, SOCKET_RETRY))
     if delay is not None:
         log.warning(
@@ -208,9 +225,9 @@ def dispatch(outbox_event_id: int, emitted: bool = False) -> str:
             reason,
             delay,
         )
-        raise DispatchIncomplete(reason, delay + COUNTDOWN_MARGIN_SECONDS, emitted)
+        raise DispatchIncomplete(reason, delay + COUNTDOWN_MARGIN_SECONDS, outcome.emitted)
     log.error("Outbox event %s: gave up dispatching: %s", event.id, reason)
-    if event.event == HANDOFF_CREATED and not (emitted and emailed):
+    if event.event == HANDOFF_CREATED and not (outcome.emitted and outcome.emailed):
         # Nobody may go untold: without the socket event, or without knowing who was
         # offline, every senior gets the email.
         try:

@@ -73,6 +73,18 @@ def settings(config: Any) -> dict[str, Any]:
         "task_serializer": "json",
         "result_serializer": "json",
         "accept_content": ["json"],
+        **_broker(socket_timeout),
+        **_routing(),
+        "task_default_queue": names.QUEUE_REALTIME,
+        "beat_schedule": beat_schedule(config),
+        "beat_schedule_filename": _beat_schedule_file(),
+        "timezone": "UTC",
+    }
+
+
+def _broker(socket_timeout: float) -> dict[str, Any]:
+    """Talking to Redis: bounded publishing from the web process, reconnecting forever."""
+    return {
         # Publishing must fail fast when Redis is down (PUBLISH_TIMEOUT_SECONDS in all): a
         # second try at once for a dropped pooled connection, then kombu's OperationalError,
         # which workers.publish catches; the outbox relay sends it later.
@@ -93,6 +105,12 @@ def settings(config: Any) -> dict[str, Any]:
             "socket_connect_timeout": socket_timeout,
             "max_retries": PUBLISH_ATTEMPTS - 1,
         },
+    }
+
+
+def _routing() -> dict[str, Any]:
+    """Which queue each task goes to, and the queues themselves."""
+    return {
         "task_routes": {
             names.DISPATCH_OUTBOX_EVENT: {"queue": names.QUEUE_REALTIME},
             names.SEND_EMAIL: {"queue": names.QUEUE_EMAIL},
@@ -115,10 +133,6 @@ def settings(config: Any) -> dict[str, Any]:
                 names.QUEUE_PSA,
             )
         ],
-        "task_default_queue": names.QUEUE_REALTIME,
-        "beat_schedule": beat_schedule(config),
-        "beat_schedule_filename": _beat_schedule_file(),
-        "timezone": "UTC",
     }
 
 
