@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import event, func, select, update
@@ -60,6 +60,7 @@ class Announced:
     id: int
     event: str
     account_id: int
+    created_at: datetime
     rooms: list[str]
     payload: dict[str, Any] = field(repr=False)
 
@@ -94,6 +95,7 @@ def _ready(row: OutboxEvent) -> Announced:
         id=row.id,
         event=row.event,
         account_id=row.account_id,
+        created_at=row.created_at,
         rooms=recipient_rooms(row.event, row.handoff) if live else [],
         payload=event_payload(row.handoff) if live else {},
     )

@@ -31,8 +31,9 @@ DELIVERIES = Counter(
 )
 LIVE_FANOUT_LATENCY = Histogram(
     f"{PREFIX}_live_fanout_latency_seconds",
-    "From the handoff event's commit to its Socket.IO emit by the worker.",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+    "From the handoff event's commit to its Socket.IO emit (by the web process, or by the "
+    "worker when that first emit failed).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
 )
 EMAIL_LAG = Histogram(
     f"{PREFIX}_email_lag_seconds",

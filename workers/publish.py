@@ -22,7 +22,7 @@ from collections import deque
 
 from flask import Flask, current_app
 
-from models import outbox
+from models import outbox, telemetry
 from models.broadcast import EmitFailed, NoWebNodeListening, broadcaster
 from models.outbox import Announced
 from workers.names import DISPATCH_OUTBOX_EVENT, DISPATCH_OUTBOX_EVENTS, QUEUE_REALTIME
@@ -60,6 +60,7 @@ def emit_live(announced: list[Announced]) -> list[int]:
         except EmitFailed as failure:
             log.warning("Live emit of outbox events from %s failed (%s)", event.id, failure)
             break
+        telemetry.observe_since(telemetry.LIVE_FANOUT_LATENCY, event.created_at)
         emitted.append(event.id)
     return emitted
 

@@ -6,6 +6,7 @@ escalation arrive live, claim it, and the technician's page learns who took it."
 from __future__ import annotations
 
 import re
+import secrets
 import time
 from collections.abc import Iterator
 
@@ -67,7 +68,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, request) -> Iterator[Stack]:
             {
                 "DATABASE_URL": next(databases),
                 "REDIS_URL": redis.url,
-                "SECRET_KEY": "e2e-secret",
+                "SECRET_KEY": secrets.token_urlsafe(48),
                 "MAIL_FROM": "Escalation Mode <escalations@example.test>",
                 "FLASK_DEBUG": "0",
                 "HOST": "127.0.0.1",

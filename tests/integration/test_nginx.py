@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -181,7 +182,7 @@ def balanced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BalancedStack
                 "PYTHONWARNINGS": "ignore",
                 "DATABASE_URL": database_url,
                 "REDIS_URL": redis.url,
-                "SECRET_KEY": "integration-test-secret",
+                "SECRET_KEY": secrets.token_urlsafe(48),
                 "HOST": "127.0.0.1",
                 "FLASK_DEBUG": "0",
                 "PROXY_FIX_X_FOR": "1",

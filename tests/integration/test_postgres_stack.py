@@ -10,6 +10,7 @@ shared TEST_POSTGRES_URL one, because a test here stops it.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 import uuid
 from collections import Counter
@@ -110,7 +111,7 @@ def pg_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgStack]:
                 "PYTHONWARNINGS": "ignore",
                 "DATABASE_URL": postgres.plain_url,
                 "REDIS_URL": redis.url,
-                "SECRET_KEY": "integration-test-secret",
+                "SECRET_KEY": secrets.token_urlsafe(48),
                 "HOST": "127.0.0.1",
                 "PORT": str(port),
                 "FLASK_DEBUG": "0",
