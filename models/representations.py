@@ -68,6 +68,9 @@ class HandoffSummarySchema(Schema):
     customer = fields.String(allow_none=True)
     priority = fields.String()
     psa_ticket_id = fields.String(allow_none=True)
+    reminders_sent = fields.Integer()
+    escalated_to_admins_at = UtcDateTime(allow_none=True)
+    outcome = fields.String(allow_none=True, metadata={"maxLength": 500})
 
     @pre_dump
     def summarize(self, handoff, **kwargs):

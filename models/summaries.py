@@ -19,6 +19,7 @@ STEP_MAX_CHARS = 160
 REASON_MAX_CHARS = 600
 NAME_MAX_CHARS = 200
 PSA_TICKET_MAX_CHARS = 64
+OUTCOME_MAX_CHARS = 500
 # Keys an AI assessment usually keeps its conclusion under, most telling first.
 AI_SUMMARY_KEYS = ("summary", "gist", "assessment", "diagnosis", "likely_cause", "conclusion")
 CONFIDENCE_KEYS = ("confidence", "confidence_score", "probability")
@@ -27,7 +28,7 @@ STEPS_KEYS = ("steps_tried", "steps", "attempted_steps", "tried")
 # while measuring, each counts as this many.
 DATETIME_ALLOWANCE = 32
 # What gives way first when a summary is too large (most text-heavy, least decisive first).
-SHRINK_ORDER = ("steps_tried", "reason", "ai_summary", "customer", "title")
+SHRINK_ORDER = ("steps_tried", "outcome", "reason", "ai_summary", "customer", "title")
 
 
 def clip(text: Any, limit: int) -> str | None:
@@ -142,5 +143,10 @@ def handoff_summary(handoff: Handoff, max_bytes: int = MAX_SUMMARY_BYTES) -> dic
         "psa_ticket_id": clip(
             str(getattr(session, "psa_ticket_id", None) or ""), PSA_TICKET_MAX_CHARS
         ),
+        # What happened while nobody claimed it ("reminded twice · owner told"), and how it
+        # ended (the Resolved tab).
+        "reminders_sent": handoff.reminders_sent or 0,
+        "escalated_to_admins_at": handoff.escalated_to_admins_at,
+        "outcome": clip(handoff.outcome, OUTCOME_MAX_CHARS),
     }
     return _fit(summary, max_bytes)

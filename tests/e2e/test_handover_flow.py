@@ -33,7 +33,8 @@ def test_release_then_another_senior_claims_it_from_the_live_queue(
     expect(panel).to_be_visible()
     pilot_erin.get_by_label("Why are you releasing it?").fill("Exchange is Sam's area")
     pilot_erin.get_by_role("button", name="Release").click()
-    expect(pilot_erin.locator("#handoff-status")).to_have_text("Waiting for a senior to claim it.")
+    status = pilot_erin.locator("#handoff-status")
+    expect(status).to_contain_text("waiting for a senior to claim it")
     expect(panel).to_be_hidden()
 
     returned = card(queue, title)
@@ -74,7 +75,7 @@ def test_the_owner_sets_the_escalation_policy_on_settings(stack: Stack, acme: Te
     expect(admins).to_have_value("15")
     after.fill("7")
     admins.fill("")
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.locator("#policy-status")).to_have_text("Saved.")
     account = stack.api(owner.token, "GET", "/me").json()["account"]
     assert (account["renotify_after_minutes"], account["escalate_to_admins_after_minutes"]) == (

@@ -251,7 +251,7 @@ def test_live_arrival_alerts_a_senior_in_another_tab(stack: Stack, acme: Tenant,
 
     expect(card(page, title)).to_be_attached(timeout=3000)
     # Chromium fires "show" once the notification is on screen.
-    page.wait_for_function("window.__shown.some(n => !n.made)")
+    _wait_until(page, "() => window.__shown.some(n => !n.made)")
     notice = page.evaluate("window.__shown.find(n => !n.made)")
     assert notice["title"] == f"New escalation, priority 1: {title}"
     assert notice["body"] == "Globex Corp · Whole floor offline"
@@ -317,7 +317,7 @@ def test_phone_sticky_header_keeps_the_live_indicator_in_sight(stack: Stack, acm
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     shot(page, "queue-phone.png")
     page.mouse.wheel(0, 1500)
-    page.wait_for_function("window.scrollY > 500")
+    _wait_until(page, "() => window.scrollY > 500")
     status = page.locator("#live-status")
     expect(status).to_be_in_viewport()
     box = status.bounding_box()
@@ -380,3 +380,12 @@ def test_axe_finds_no_serious_problems(stack: Stack, acme: Tenant, open_as, brow
     finally:
         context.close()
     assert problems == {path: [] for path in problems}
+
+
+def _wait_until(page, predicate: str, timeout: float = 10.0) -> None:
+    """Poll a page-side predicate from here: the pages' CSP forbids the eval that
+    Playwright's wait_for_function would run inside the page."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(predicate):
+        assert time.monotonic() < deadline, f"timed out waiting for {predicate}"
+        page.wait_for_timeout(50)

@@ -58,6 +58,9 @@ def test_a_summary_of_the_largest_inputs_fits_4_kb_as_escaped_json():
         created_at=datetime(2026, 12, 1),
         claimed_at=datetime(2026, 12, 1),
         resolved_at=None,
+        reminders_sent=2,
+        escalated_to_admins_at=datetime(2026, 12, 1),
+        outcome=emoji * 10_000,
         escalation_package={
             "ai_assessment": {"summary": emoji * 10_000, "confidence": 0.5},
             "snapshot": {"steps_tried": [emoji * 1000] * 50},
@@ -76,6 +79,7 @@ def test_the_psa_ticket_shows_only_when_the_session_has_one():
     handoff = SimpleNamespace(
         id=1, session_id=1, status="open", title="T", reason="R", escalated_by=_person("A"),
         claimed_by=None, created_at=datetime(2026, 12, 1), claimed_at=None, resolved_at=None,
+        reminders_sent=0, escalated_to_admins_at=None, outcome=None,
         escalation_package={}, session=SimpleNamespace(customer=None, priority="p3"),
     )  # fmt: skip
     assert handoff_summary(handoff)["psa_ticket_id"] is None

@@ -340,6 +340,9 @@
       handoffListeners.push(listener);
     },
     refresh: refresh,
+    show: function (handoff) {
+      handoffPart.show(handoff);
+    },
     viewer: viewer,
   };
 

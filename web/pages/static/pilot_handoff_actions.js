@@ -10,20 +10,15 @@
   const viewerId = Number(panel.dataset.viewerId);
   const isAdmin = panel.dataset.viewerRole === "admin";
   const status = document.getElementById("handoff-actions-status");
-  const handoffStatus = document.getElementById("handoff-status");
 
+  // Only the panel is ours; the status line, Resolve and the rest follow the handoff in
+  // pilot.js, which hands every change here.
   function show(handoff) {
-    const held = handoff.status === "claimed" && handoff.claimed_by;
+    const held = handoff && handoff.status === "claimed" && handoff.claimed_by;
     panel.hidden = !(held && (isAdmin || handoff.claimed_by.id === viewerId));
-    // "Mark resolved" belongs to the holder (and admins) too: not after handing it on.
-    const resolve = document.getElementById("resolve-button");
-    if (resolve) resolve.closest(".form-actions").hidden = panel.hidden;
-    if (!handoffStatus) return;
-    handoffStatus.dataset.status = handoff.status;
-    if (handoff.status === "open") handoffStatus.textContent = "Waiting for a senior to claim it.";
-    else if (held) handoffStatus.textContent = "Claimed by " + handoff.claimed_by.name + ".";
-    else if (handoff.status === "resolved") handoffStatus.textContent = "Resolved.";
   }
+
+  if (EM.pilot) EM.pilot.onHandoff(show);
 
   async function load() {
     const result = await EM.api("GET", "/api/v1/escalations/" + handoffId);
@@ -37,7 +32,8 @@
       status.textContent = result.message || "That did not work. Try again.";
       return;
     }
-    show(result.data);
+    if (EM.pilot) EM.pilot.show(result.data);
+    else show(result.data);
     status.textContent = done;
     if (EM.refreshTimeline) EM.refreshTimeline();
   }
