@@ -195,6 +195,7 @@ def _seed_app(database_url: str):
             "CELERY_BROKER_URL": "memory://",
             "SOCKETIO_MESSAGE_QUEUE": "",
             "SOCKETIO_ASYNC_MODE": "threading",
+            "SECRET_KEY": secrets.token_urlsafe(48),
         }
     )
 
