@@ -211,6 +211,9 @@ def claim(user: User, handoff_id: int) -> Handoff:
     its row count. The same senior claiming again gets the handoff back. A claim that lost
     to a holder who has released it by the time we look again tries again."""
     handoff = get_handoff(user, handoff_id)
+    if not user.is_senior:
+        # The rule lives here, so every caller (route, page, task, CLI) gets the same answer.
+        raise Forbidden("Only the account's engineers and admins may claim an escalation.")
     for _ in range(CLAIM_ATTEMPTS):
         won = _try_claim(user, handoff)
         db.session.refresh(handoff)

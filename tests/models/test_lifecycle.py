@@ -87,3 +87,14 @@ def test_an_idempotency_key_belongs_to_one_session(people):
         escalations.escalate(people["tech"], other.id, "Stuck", None, "retry-1")
     assert refused.value.code == "idempotency_key_reused"
     assert db.session.scalar(select(Handoff).where(Handoff.session_id == other.id)) is None
+
+
+def test_the_domain_refuses_a_technician_claim_whoever_calls_it(app, tenant):
+    """The role check is the domain's, not only the route's: a direct call is refused too."""
+    technician = db.session.get(User, tenant.users["tech"])
+    session = create_session(technician, "Printer offline", {"device": "PRN-1"}, None)
+    handoff, _ = escalations.escalate(technician, session.id, "Stuck")
+    with pytest.raises(Forbidden):
+        escalations.claim(technician, handoff.id)
+    db.session.expire_all()
+    assert db.session.get(Handoff, handoff.id).status == "open"
