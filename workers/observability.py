@@ -24,6 +24,7 @@ from flask import Flask
 
 from models import logcontext
 from models import telemetry as metrics
+from workers import routine_logs
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ def connect_worker_side(flask_app: Flask, process_type: str) -> None:
         logcontext.configure_logging(
             flask_app.config.get("LOG_FORMAT") or "text", process_type, level or logging.INFO
         )
+        routine_logs.quiet_handlers()  # the relay, sweep and rollup ticks stay out of INFO
 
     def fresh_connections(**_: Any) -> None:
         from models.db import db

@@ -13,9 +13,21 @@ from typing import Any
 
 from workers import names
 
-ROUTINE_TASKS = (names.RELAY_OUTBOX, names.SWEEP_DELIVERIES, names.ROLLUP_METRICS)
+ROUTINE_TASKS = (
+    names.RELAY_OUTBOX,
+    names.SWEEP_DELIVERIES,
+    names.ROLLUP_METRICS,
+    names.RUN_HANDOFF_STEPS,
+    names.PSA_POLL,
+)
 # Beat logs the schedule entry's name ("Sending due task relay-outbox (...)").
-ROUTINE_ENTRIES = ("relay-outbox", "sweep-deliveries", "rollup-metrics")
+ROUTINE_ENTRIES = (
+    "relay-outbox",
+    "sweep-deliveries",
+    "rollup-metrics",
+    "handoff-steps",
+    "psa-poll",
+)
 # Loggers whose INFO lines only report a routine tick ("Rolled up 2 account-months ...").
 ROUTINE_LOGGERS = ("models.rollup",)
 
