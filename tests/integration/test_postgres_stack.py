@@ -210,7 +210,9 @@ def test_metrics_add_up_the_web_and_every_worker_process(pg_stack: PgStack) -> N
     def counted() -> str | None:
         text = _scrape(pg_stack.url)
         sent = _sample(text, 'escalation_deliveries_total{channel="email",state="sent"}')
-        return text if sent >= 4 and "escalation_beat_last_tick" in text else None
+        # The mailer counts a send and then observes its lag: wait for both, not between.
+        lagged = _sample(text, "escalation_email_lag_seconds_count")
+        return text if sent >= 4 and lagged >= 4 and "escalation_beat_last_tick" in text else None
 
     text = wait_for(counted, timeout=30, message="email deliveries counted by /metrics")
     assert _sample(text, "escalation_escalations_created_total") >= 2
