@@ -185,16 +185,19 @@ class Seeded:
     session_ids: list[int] = field(default_factory=list)
 
 
-def _seed_app(database_url: str):
-    """The Flask app, in this process, only to write seed rows with the domain code."""
+def in_process_app(database_url: str):
+    """The Flask app, in this process, to write seed rows or run domain code directly: no
+    Redis, no message queue, a signing key of its own."""
     from tests.factories import wired_app
 
     return wired_app(
         {
             "SQLALCHEMY_DATABASE_URI": database_url,
             "CELERY_BROKER_URL": "memory://",
+            "REDIS_URL": "redis://127.0.0.1:9/0",
             "SOCKETIO_MESSAGE_QUEUE": "",
             "SOCKETIO_ASYNC_MODE": "threading",
+            "RATELIMIT_ENABLED": False,
             "SECRET_KEY": secrets.token_urlsafe(48),
         }
     )
@@ -214,7 +217,7 @@ def seed_account(
     from models.db import db
 
     slug = slug or re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-    app = _seed_app(database_url)
+    app = in_process_app(database_url)
     with app.app_context():
         account, owner, admin_token = create_account(
             name, f"{name} Owner", f"owner@{slug}.example", "bench-password"
@@ -367,7 +370,7 @@ class BenchStack:
         return seed_account(self.database_url, **kwargs)
 
     def add_sessions(self, seeded: Seeded, count: int, title_prefix: str = "Bench session"):
-        app = _seed_app(self.database_url)
+        app = in_process_app(self.database_url)
         with app.app_context():
             from models.db import db
 

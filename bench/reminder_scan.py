@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import sys
 import time
 from datetime import datetime, timedelta
@@ -176,20 +175,10 @@ def time_ticks(ticks: int) -> dict[str, Any]:
 
 
 def run_backend(backend: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
+    from bench.common import in_process_app
     from models.db import db
-    from web import create_app
 
-    app = create_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": url,
-            "CELERY_BROKER_URL": "memory://",
-            "REDIS_URL": "redis://127.0.0.1:9/0",
-            "SOCKETIO_MESSAGE_QUEUE": "",
-            "SOCKETIO_ASYNC_MODE": "threading",
-            "RATELIMIT_ENABLED": False,
-            "SECRET_KEY": secrets.token_urlsafe(48),
-        }
-    )
+    app = in_process_app(url)
     result: dict[str, Any] = {
         "backend": backend,
         "open": args.open,

@@ -275,19 +275,10 @@ def time_endpoint(app, accounts: int, requests: int, now: datetime) -> dict[str,
 
 
 def run_backend(backend: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
+    from bench.common import in_process_app
     from models.db import db
-    from tests.factories import wired_app
 
-    app = wired_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": url,
-            "CELERY_BROKER_URL": "memory://",
-            "REDIS_URL": "redis://127.0.0.1:9/0",
-            "SOCKETIO_MESSAGE_QUEUE": "",
-            "SOCKETIO_ASYNC_MODE": "threading",
-            "RATELIMIT_ENABLED": False,
-        }
-    )
+    app = in_process_app(url)
     now = bench_now()
     # Other processes on the machine show up in the tail latencies: say how busy it was.
     result: dict[str, Any] = {
