@@ -48,7 +48,9 @@ def email_config(database_url: str, sink: SmtpSink, **overrides) -> dict:
         SMTP_STARTTLS=False,
         SMTP_USERNAME="",
         SMTP_PASSWORD="",
-        SMTP_TIMEOUT=0.5,
+        # Generous: a busy test machine can take a while to greet; the tests about
+        # timeouts set their own.
+        SMTP_TIMEOUT=3.0,
         MAIL_FROM="Escalation Mode <escalations@desk.example.com>",
         BASE_URL="https://desk.example.com",
         **overrides,
@@ -114,8 +116,8 @@ def run(delivery: Delivery) -> str:
 @both_databases
 def test_sends_one_message_and_marks_it_sent(client, tenant, smtp):
     [delivery] = email_rows(client, tenant, who=("eng",))
-    assert run(delivery) == "sent"
-    assert (delivery.status, delivery.attempts, delivery.last_error) == ("sent", 1, None)
+    assert (run(delivery), delivery.last_error) == ("sent", None)
+    assert (delivery.status, delivery.attempts) == ("sent", 1)
     assert delivery.sent_at is not None and delivery.locked_until is None
     [mail] = smtp.messages
     assert mail.rcpt_tos == ["eng@alpha-msp.example"]
@@ -186,7 +188,8 @@ def test_550_fails_at_once_and_is_not_retried(client, tenant, smtp, app):
     assert run(delivery) == "skipped" and delivery.attempts == 1
 
 
-def test_a_stalled_server_times_out_and_retries(client, tenant, smtp):
+def test_a_stalled_server_times_out_and_retries(client, tenant, smtp, app):
+    app.config.update(SMTP_TIMEOUT=0.5)
     [delivery] = email_rows(client, tenant, who=("eng",))
     smtp.stall()
     assert run(delivery) == "retrying"
@@ -216,7 +219,7 @@ def test_after_the_retry_window_a_transient_failure_fails_the_delivery(client, t
 
 def test_no_message_is_handed_over_when_the_lease_cannot_cover_the_send(client, tenant, smtp, app):
     # 4 x SMTP_TIMEOUT (0.5 s) does not fit in a 1 s lease: a second sender could overlap.
-    app.config.update(DELIVERY_LEASE_SECONDS=1.0)
+    app.config.update(DELIVERY_LEASE_SECONDS=1.0, SMTP_TIMEOUT=0.5)
     [delivery] = email_rows(client, tenant, who=("eng",))
     assert run(delivery) == "retrying"
     assert "lease" in delivery.last_error
