@@ -8,22 +8,16 @@ import pytest
 from bench.endpoints import register
 from models import db
 from models.entities import Handoff, Message
-from tests.conftest import app_config, make_tenant
-from tests.factories import wired_app
+from tests.factories import make_tenant
 from tests.integration.services import SmtpSink
 from web.config import ROOT
 
 
 @pytest.fixture
-def bench_app(database_url, request):
-    overrides = getattr(request, "param", {})
-    app = wired_app(app_config(database_url, **overrides))
-    register(app)
-    with app.app_context():
-        db.create_all()
+def bench_app(app_with, request):
+    with app_with(**getattr(request, "param", {})) as app:
+        register(app)
         yield app
-        db.session.remove()
-        db.engine.dispose()
 
 
 def _session(client, tenant) -> int:
@@ -59,18 +53,10 @@ def test_bare_inserts_one_row_behind_authentication(bench_app):
     assert not any("_bench" in path for path in client.get("/api/v1/openapi.json").json["paths"])
 
 
-def test_naive_escalate_emails_every_senior_before_answering(database_url):
+def test_naive_escalate_emails_every_senior_before_answering(app_with):
     with SmtpSink() as sink:
-        config = app_config(
-            database_url,
-            SMTP_HOST=sink.host,
-            SMTP_PORT=sink.port,
-            SMTP_TIMEOUT=5.0,
-        )
-        app = wired_app(config)
-        register(app)
-        with app.app_context():
-            db.create_all()
+        with app_with(SMTP_HOST=sink.host, SMTP_PORT=sink.port, SMTP_TIMEOUT=5.0) as app:
+            register(app)
             client = app.test_client()
             tenant = make_tenant("Naive MSP")
             session_id = _session(client, tenant)
@@ -89,5 +75,3 @@ def test_naive_escalate_emails_every_senior_before_answering(database_url):
                 "owner@naive-msp.example",
             ]
             assert all("Printer on fire" in m.subject for m in sink.messages)
-            db.session.remove()
-            db.engine.dispose()

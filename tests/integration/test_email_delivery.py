@@ -20,7 +20,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from tests import conftest
+from tests.factories import app_config, wired_app
 from tests.integration.services import (
     WORKER_READY,
     ManagedProcess,
@@ -162,12 +162,8 @@ def stack(redis_server: RedisServer, tmp_path_factory) -> Iterator[Stack]:
             name="worker",
         )
         stack = Stack(env=env, url=url, sink=sink, group=group, worker=worker)
-        from tests.factories import wired_app
-
         stack.app = wired_app(
-            conftest.app_config(
-                database_url, REDIS_URL=redis_server.url, CELERY_BROKER_URL=redis_server.url
-            )
+            app_config(database_url, REDIS_URL=redis_server.url, CELERY_BROKER_URL=redis_server.url)
         )
         _people(stack)
         yield stack

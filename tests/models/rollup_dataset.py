@@ -16,7 +16,7 @@ from sqlalchemy import insert
 from models import db
 from models.accounts import create_account, create_user
 from models.entities import FlowSession, Handoff
-from tests.conftest import Tenant
+from tests.factories import Tenant
 from tests.integration.services import (
     POSTGRES_SKIP_REASON,
     postgres_url_from_env,
@@ -38,7 +38,7 @@ def database_url(request, tmp_path) -> Iterator[str]:
 
 
 def tenant_without_passwords(name: str, timezone: str = "UTC", baseline: int = 45) -> Tenant:
-    """Like conftest.make_tenant (an admin, "tech", "eng", "eng2", API tokens), minus the
+    """Like factories.make_tenant (an admin, "tech", "eng", "eng2", API tokens), minus the
     password hashing that makes it slow; these tests never log in with a password."""
     slug = name.lower().replace(" ", "-")
     account, owner, token = create_account(

@@ -22,7 +22,7 @@ from models.accounts import create_account, create_user
 from models.entities import FlowSession, Handoff, OutboxEvent, User
 from models.errors import DomainError
 from models.sessions import create_session
-from tests.conftest import make_tenant
+from tests.factories import make_tenant
 
 CLAIMERS = 8
 TRIALS = int(os.environ.get("CLAIM_RACE_TRIALS", "200"))

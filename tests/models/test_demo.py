@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from models import db
 from models.demo import HISTORY_MONTHS, OPEN_NOW, seed_history
 from models.entities import Account, Handoff, MonthlyRollup
-from tests.conftest import make_tenant
+from tests.factories import make_tenant
 
 NOW = datetime(2026, 12, 1, 22, 0)
 

@@ -9,7 +9,7 @@ from models import db, escalations, outbox
 from models.entities import Handoff, OutboxEvent, User
 from models.errors import Conflict, Forbidden
 from models.sessions import create_session
-from tests.conftest import make_tenant
+from tests.factories import make_tenant
 
 
 @pytest.fixture

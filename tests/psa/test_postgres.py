@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from models import db
-from tests.conftest import postgres_url
-from tests.factories import wired_app
+from tests.factories import postgres_url, running_app
 from tests.integration.services import temporary_postgres_database
 from tests.psa import test_notes_in_the_psa as notes
 from tests.psa import test_writeback as writeback
-from tests.psa.conftest import psa_config
+from tests.psa.factories import psa_config
 
 pytestmark = pytest.mark.postgres
 
@@ -19,12 +17,8 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture
 def app():
     with temporary_postgres_database(postgres_url(), prefix="psa") as url:
-        app = wired_app(psa_config(url))
-        with app.app_context():
-            db.create_all()
+        with running_app(psa_config(url)) as app:
             yield app
-            db.session.remove()
-            db.engine.dispose()
 
 
 def test_a_note_created_but_its_answer_lost_is_not_posted_again(client, tenant, fake_cw):

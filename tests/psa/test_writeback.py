@@ -12,8 +12,8 @@ from sqlalchemy import select
 from models import db
 from models.db import utcnow
 from models.entities import Delivery, OutboxEvent, PsaConnection
-from tests.conftest import ASSESSMENT, SNAPSHOT
-from tests.psa.conftest import PSA_TIMEOUT, make_due
+from tests.factories import ASSESSMENT, SNAPSHOT
+from tests.psa.factories import PSA_TIMEOUT, make_due
 from workers import fanout
 from workers import psa as psa_tasks
 

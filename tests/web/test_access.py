@@ -15,9 +15,15 @@ from sqlalchemy import func, select
 from models import db
 from models.accounts import create_user
 from models.entities import Account, Handoff, User
-from tests.conftest import Tenant, cookie_login, make_tenant, new_handoff, new_session
-from tests.conftest import app_config as make_config
-from tests.factories import wired_app
+from tests.factories import (
+    Tenant,
+    app_config,
+    cookie_login,
+    make_tenant,
+    new_handoff,
+    new_session,
+    running_app,
+)
 from tests.web.contract import assert_error, database_snapshot
 
 API = "/api/v1"
@@ -69,9 +75,7 @@ class World:
 def world(tmp_path_factory):
     """Two accounts with sessions and handoffs in every state; shared by the read-only tests."""
     path = tmp_path_factory.mktemp("access") / "test.db"
-    app = wired_app(make_config(f"sqlite:///{path}"))
-    with app.app_context():
-        db.create_all()
+    with running_app(app_config(f"sqlite:///{path}")) as app:
         client = app.test_client()
         tenants = []
         for name in ("Alpha MSP", "Beta MSP"):
@@ -79,8 +83,6 @@ def world(tmp_path_factory):
             add_second_technician(tenant, name)
             tenants.append(populate(client, tenant))
         yield World(client, *tenants)
-        db.session.remove()
-        db.engine.dispose()
 
 
 # Every endpoint of Users, Account, Sessions and Escalations, with a valid request.

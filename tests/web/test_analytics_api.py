@@ -18,7 +18,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from models.rollup import Month, roll_up
-from tests.conftest import new_handoff
+from tests.factories import new_handoff
 from tests.models.rollup_dataset import (  # noqa: F401 - database_url is a fixture
     CHICAGO,
     EXPECTED,

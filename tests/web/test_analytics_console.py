@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from models.rollup import roll_up
-from tests.conftest import new_handoff
+from tests.factories import new_handoff
 from web.pages.present import bar_chart, format_duration, nice_ticks
 
 URL = "/api/v1/analytics/escalation-metrics"

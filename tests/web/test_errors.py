@@ -11,10 +11,7 @@ import json
 
 import pytest
 
-from models import db
-from tests.conftest import app_config as make_config
-from tests.conftest import make_tenant, new_session
-from tests.factories import wired_app
+from tests.factories import app_config, make_tenant, new_session, running_app
 from tests.web.contract import assert_error, assert_field_errors, database_snapshot
 
 API = "/api/v1"
@@ -24,15 +21,11 @@ API = "/api/v1"
 def world(tmp_path_factory):
     """One account and one active session; every request in these tests is refused."""
     path = tmp_path_factory.mktemp("errors") / "test.db"
-    app = wired_app(make_config(f"sqlite:///{path}"))
-    with app.app_context():
-        db.create_all()
+    with running_app(app_config(f"sqlite:///{path}")) as app:
         client = app.test_client()
         tenant = make_tenant("Alpha MSP")
         session = new_session(client, tenant)
         yield client, tenant, session["id"]
-        db.session.remove()
-        db.engine.dispose()
 
 
 # endpoint key → (method, path, who calls, a valid body)

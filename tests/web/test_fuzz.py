@@ -29,10 +29,14 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from models import db
-from tests.conftest import Tenant, make_tenant, new_handoff, new_session
-from tests.conftest import app_config as make_config
-from tests.factories import wired_app
+from tests.factories import (
+    Tenant,
+    app_config,
+    make_tenant,
+    new_handoff,
+    new_session,
+    running_app,
+)
 
 API = "/api/v1"
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))
@@ -92,14 +96,10 @@ def populate(client, tenant: Tenant) -> Ids:
 @pytest.fixture(scope="module")
 def fuzz_world(tmp_path_factory):
     path = tmp_path_factory.mktemp("fuzz") / "test.db"
-    app = wired_app(make_config(f"sqlite:///{path}"))
-    with app.app_context():
-        db.create_all()
+    with running_app(app_config(f"sqlite:///{path}")) as app:
         client = app.test_client()
         alpha, beta = make_tenant("Alpha MSP"), make_tenant("Beta MSP")
         yield app, alpha, populate(client, alpha), populate(client, beta)
-        db.session.remove()
-        db.engine.dispose()
 
 
 def case_strategy(operation, mode: GenerationMode, own: Ids, foreign: Ids):

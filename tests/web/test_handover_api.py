@@ -11,7 +11,7 @@ import time_machine
 from models import rollup
 from models.accounts import create_user
 from models.entities import Account
-from tests.conftest import new_handoff
+from tests.factories import new_handoff
 from tests.web.contract import assert_error, assert_field_errors, database_snapshot
 
 T0 = datetime(2026, 3, 10, 9, 0, 0, tzinfo=UTC)

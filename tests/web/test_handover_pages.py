@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import make_tenant, new_handoff
+from tests.factories import make_tenant, new_handoff
 from tests.web.test_pages import (
     app,  # noqa: F401 - the CSRF-on app fixture
     email_of,

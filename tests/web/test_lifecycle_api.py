@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import ASSESSMENT, SNAPSHOT, new_handoff, new_session
+from tests.factories import ASSESSMENT, SNAPSHOT, new_handoff, new_session
 
 
 def test_escalate_writes_a_handoff_with_the_package_and_moves_the_session(client, tenant):

@@ -17,8 +17,7 @@ from models import db
 from models.accounts import create_user
 from models.entities import Account, SecurityEvent
 from models.rollup import roll_up
-from tests.conftest import Tenant, app_config, make_tenant, new_handoff, new_session
-from tests.factories import wired_app
+from tests.factories import UNREACHABLE_REDIS, Tenant, make_tenant, new_handoff, new_session
 from web.extensions import socketio
 from web.pages.live import MESSAGE_CREATED, WATCH_SESSION
 
@@ -30,33 +29,27 @@ SLOWDOWN_STEP = 0.3
 
 
 @pytest.fixture
-def app(database_url):
+def app(app_with):
     """The conftest app, but with CSRF and the login rate limit on (in-memory counters)."""
-    app = wired_app(
-        app_config(
-            database_url,
-            WTF_CSRF_ENABLED=True,
-            RATELIMIT_ENABLED=True,
-            RATELIMIT_STORAGE_URI="memory://",
-            LOGIN_RATE_LIMIT_PER_ADDRESS_AND_EMAIL=f"{LIMIT_PER_EMAIL} per minute",
-            LOGIN_RATE_LIMIT_PER_ADDRESS=f"{LIMIT_PER_ADDRESS} per minute",
-            LOGIN_SLOWDOWN_AFTER=SLOWDOWN_AFTER,
-            LOGIN_SLOWDOWN_STEP_SECONDS=SLOWDOWN_STEP,
-            LOGIN_SLOWDOWN_MAX_SECONDS=SLOWDOWN_STEP * 2,
-        )
-    )
+    with app_with(
+        WTF_CSRF_ENABLED=True,
+        RATELIMIT_ENABLED=True,
+        RATELIMIT_STORAGE_URI="memory://",
+        LOGIN_RATE_LIMIT_PER_ADDRESS_AND_EMAIL=f"{LIMIT_PER_EMAIL} per minute",
+        LOGIN_RATE_LIMIT_PER_ADDRESS=f"{LIMIT_PER_ADDRESS} per minute",
+        LOGIN_SLOWDOWN_AFTER=SLOWDOWN_AFTER,
+        LOGIN_SLOWDOWN_STEP_SECONDS=SLOWDOWN_STEP,
+        LOGIN_SLOWDOWN_MAX_SECONDS=SLOWDOWN_STEP * 2,
+    ) as app:
 
-    @app.before_request
-    def _fresh_csrf_token_cache():
-        # The fixtures keep one app context open across requests, so `g` would carry one
-        # client's CSRF token into another client's request; a server has a `g` per request.
-        g.pop("csrf_token", None)
+        @app.before_request
+        def _fresh_csrf_token_cache():
+            # The fixtures keep one app context open across requests, so `g` would carry
+            # one client's CSRF token into another client's request; a server has a `g`
+            # per request.
+            g.pop("csrf_token", None)
 
-    with app.app_context():
-        db.create_all()
         yield app
-        db.session.remove()
-        db.engine.dispose()
 
 
 def email_of(tenant_name: str, who: str) -> str:
@@ -548,17 +541,12 @@ def test_watching_needs_a_session_id(app, client, tenant, payload):
     assert ack["ok"] is False
 
 
-def test_with_the_counter_store_unreachable_sign_in_works_and_stays_limited(database_url):
-    app = wired_app(
-        app_config(
-            database_url,
-            RATELIMIT_ENABLED=True,
-            RATELIMIT_STORAGE_URI="redis://127.0.0.1:9/0",  # nothing listens there
-            LOGIN_RATE_LIMIT_PER_ADDRESS_AND_EMAIL=f"{LIMIT_PER_EMAIL} per minute",
-        )
-    )
-    with app.app_context():
-        db.create_all()
+def test_with_the_counter_store_unreachable_sign_in_works_and_stays_limited(app_with):
+    with app_with(
+        RATELIMIT_ENABLED=True,
+        RATELIMIT_STORAGE_URI=UNREACHABLE_REDIS,
+        LOGIN_RATE_LIMIT_PER_ADDRESS_AND_EMAIL=f"{LIMIT_PER_EMAIL} per minute",
+    ) as app:
         make_tenant("Alpha MSP")
         client = app.test_client()
         form = {"email": email_of("Alpha MSP", "eng"), "password": PASSWORD}
@@ -567,5 +555,3 @@ def test_with_the_counter_store_unreachable_sign_in_works_and_stays_limited(data
         statuses = [client.post("/login", data=wrong).status_code for _ in range(LIMIT_PER_EMAIL)]
         assert statuses == [200] * LIMIT_PER_EMAIL
         assert client.post("/login", data=form).status_code == 429
-        db.session.remove()
-        db.engine.dispose()

@@ -12,8 +12,14 @@ from sqlalchemy import text
 
 from models import db
 from models.logcontext import HANDOFF_ID, REQUEST_ID, ContextFilter, JsonFormatter
-from tests.conftest import app_config, make_tenant, new_handoff, postgres_url
-from tests.factories import wired_app
+from tests.factories import (
+    app_config,
+    make_tenant,
+    new_handoff,
+    postgres_url,
+    running_app,
+    wired_app,
+)
 from tests.integration.services import free_port, temporary_postgres_database
 from web import config as config_module
 
@@ -130,9 +136,7 @@ def test_readyz_is_ok_when_database_and_redis_answer(app, monkeypatch) -> None:
 def test_pooled_connections_killed_by_a_server_restart_are_replaced_unnoticed() -> None:
     """A PostgreSQL restart drops every pooled connection; pre-ping swaps them for new ones."""
     with temporary_postgres_database(postgres_url(), prefix="restart") as url:
-        app = wired_app(app_config(url.replace("postgresql+psycopg2://", "postgresql://")))
-        with app.app_context():
-            db.create_all()
+        with running_app(app_config(url.replace("postgresql+psycopg2://", "postgresql://"))) as app:
             tenant = make_tenant("Restart MSP")
             client = app.test_client()
             new_handoff(client, tenant)
@@ -147,8 +151,6 @@ def test_pooled_connections_killed_by_a_server_restart_are_replaced_unnoticed() 
             response = client.get("/api/v1/escalations", headers=tenant.auth("eng"))
             assert response.status_code == 200
             assert len(response.get_json()["items"]) == 1
-            db.session.remove()
-            db.engine.dispose()
 
 
 # --------------------------------------------------------------------------- /metrics
@@ -169,16 +171,13 @@ def _value(exposition: str, name: str) -> float:
     raise AssertionError(f"{name} not in the exposition")
 
 
-def test_metrics_need_the_token_when_one_is_set(database_url) -> None:
-    app = wired_app(app_config(database_url, METRICS_TOKEN="s3cret-metrics-token"))
-    with app.app_context():
-        db.create_all()
+def test_metrics_need_the_token_when_one_is_set(app_with) -> None:
+    with app_with(METRICS_TOKEN="s3cret-metrics-token") as app:
         client = app.test_client()
         assert client.get("/metrics").status_code == 401
         wrong = client.get("/metrics", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
         assert "escalation_escalations_created_total" in _scrape(client, "s3cret-metrics-token")
-        db.engine.dispose()
 
 
 def test_metrics_count_escalations_claim_conflicts_and_show_the_outbox_backlog(

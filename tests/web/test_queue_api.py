@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import ASSESSMENT, SNAPSHOT, make_tenant
+from tests.factories import ASSESSMENT, SNAPSHOT, make_tenant
 from tests.web.contract import assert_field_errors
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from tests.conftest import ASSESSMENT, new_handoff
+from tests.factories import ASSESSMENT, new_handoff
 from tests.web.test_pages import app, csrf_token, page_text, signed_in  # noqa: F401
 
 HOSTILE = "<img src=x onerror=alert(1)>"

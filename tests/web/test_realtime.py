@@ -11,7 +11,7 @@ import pytest
 
 from models.presence import Presence
 from models.rooms import seniors_room, technicians_room, user_room
-from tests.conftest import cookie_login, make_tenant
+from tests.factories import cookie_login, make_tenant
 from web.extensions import socketio
 
 PAYLOAD = {"id": 1}
@@ -82,8 +82,7 @@ def test_the_login_cookie_authenticates_a_browser_connection(app, client, tenant
 
 
 def test_a_cookie_signed_with_another_key_is_refused(app, tenant, presence):
-    from tests.conftest import app_config
-    from tests.factories import wired_app
+    from tests.factories import app_config, wired_app
 
     other_key = "other-" + "k" * 40
     forger = wired_app(app_config(app.config["SQLALCHEMY_DATABASE_URI"], SECRET_KEY=other_key))

@@ -23,7 +23,7 @@ from models.entities import ApiToken, FlowSession, SecurityEvent, User
 from models.handover import reassign_candidates
 from models.presence import Presence
 from models.rooms import senior_ids
-from tests.conftest import app_config, cookie_login, make_tenant, new_session
+from tests.factories import app_config, cookie_login, make_tenant, new_session
 from tests.web.contract import assert_error
 from web import create_app
 from web.extensions import socketio

@@ -10,7 +10,7 @@ import pytest
 
 from models import db
 from models.entities import Handoff, Message, PsaWriteback
-from tests.conftest import Tenant, new_handoff, new_session
+from tests.factories import Tenant, new_handoff, new_session
 from tests.web.test_pages import page_text, signed_in, watching
 from web.pages.live import WRITEBACK_CREATED
 

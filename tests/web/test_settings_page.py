@@ -6,7 +6,7 @@ from __future__ import annotations
 from jinja2 import ChoiceLoader, DictLoader
 
 import web.pages.settings as settings_page
-from tests.conftest import cookie_login
+from tests.factories import cookie_login
 
 
 def test_admins_see_users_tokens_account_and_the_security_log(app, client, tenant):

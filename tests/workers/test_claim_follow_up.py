@@ -15,7 +15,7 @@ from sqlalchemy import update
 
 from models import db
 from models.entities import Account, Delivery
-from tests.conftest import new_handoff
+from tests.factories import new_handoff
 from tests.workers.test_email_message import BASE_URL, MAIL_FROM, SENT, notice, parts
 from tests.workers.test_fanout import (  # noqa: F401  (fixtures)
     email_rows,

@@ -19,9 +19,14 @@ from sqlalchemy import select
 from models import db, deliveries
 from models.db import utcnow
 from models.entities import Delivery, Handoff, OutboxEvent
-from tests import conftest
-from tests.conftest import make_tenant, new_handoff
-from tests.factories import wired_app
+from tests.factories import (
+    app_config,
+    make_tenant,
+    new_handoff,
+    postgres_url,
+    running_app,
+    wired_app,
+)
 from tests.integration.services import SmtpSink, free_port, temporary_postgres_database
 from workers import email as email_worker
 from workers.names import QUEUE_EMAIL, SEND_EMAIL
@@ -41,7 +46,7 @@ def smtp(sink):
 
 
 def email_config(database_url: str, sink: SmtpSink, **overrides) -> dict:
-    return conftest.app_config(
+    return app_config(
         database_url,
         SMTP_HOST=sink.host,
         SMTP_PORT=sink.port,
@@ -63,7 +68,7 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'test.db'}"
         return
-    base = conftest.postgres_url()
+    base = postgres_url()
     if not base:
         pytest.skip("TEST_POSTGRES_URL is not set (scripts/test_postgres.sh starts one)")
     with temporary_postgres_database(base, prefix="email") as url:
@@ -75,13 +80,9 @@ both_databases = pytest.mark.parametrize("database_url", ["sqlite", "postgres"],
 
 @pytest.fixture
 def app(database_url, sink):
-    app = wired_app(email_config(database_url, sink))
-    with app.app_context():
-        db.create_all()
+    with running_app(email_config(database_url, sink)) as app:
         drain_queue(app)
         yield app
-        db.session.remove()
-        db.engine.dispose()
 
 
 @pytest.fixture
@@ -411,7 +412,7 @@ def test_the_countdown_stays_below_the_visibility_timeout():
     from workers import settings as celery_config
 
     assert celery_config.MAX_COUNTDOWN_SECONDS < celery_config.VISIBILITY_TIMEOUT_SECONDS
-    config = wired_app(conftest.app_config("sqlite://", EMAIL_MAX_BACKOFF_SECONDS=7200)).config
+    config = wired_app(app_config("sqlite://", EMAIL_MAX_BACKOFF_SECONDS=7200)).config
     settings = email_worker.EmailSettings.from_config(config)
     assert settings.retry.max_backoff_seconds <= celery_config.MAX_COUNTDOWN_SECONDS
 

@@ -18,7 +18,7 @@ from models.db import utcnow
 from models.entities import Delivery, OutboxEvent
 from models.presence import Presence
 from models.rooms import seniors_room, user_room
-from tests.conftest import new_handoff, new_session
+from tests.factories import new_handoff, new_session
 from workers import fanout, names
 from workers.outbox_relay import relay
 

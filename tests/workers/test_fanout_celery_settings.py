@@ -9,8 +9,7 @@ from sqlalchemy import select
 
 from models import db
 from models.entities import OutboxEvent
-from tests.conftest import UNREACHABLE_REDIS, app_config, make_tenant, new_session
-from tests.factories import wired_app
+from tests.factories import UNREACHABLE_REDIS, app_config, make_tenant, new_session, wired_app
 from workers import fanout, names
 from workers import settings as celery_config
 

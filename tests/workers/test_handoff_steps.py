@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from models import db, deliveries, handoff_steps
 from models.entities import Delivery, HandoffStep, OutboxEvent
-from tests.conftest import new_handoff
+from tests.factories import new_handoff
 from tests.workers.test_fanout import (  # noqa: F401 - fixtures
     presence,
     queue_server,
@@ -61,7 +61,7 @@ def any_db(request):
 @pytest.fixture
 def on_any_db(any_db):
     """A client and a tenant on `any_db`."""
-    from tests.conftest import make_tenant
+    from tests.factories import make_tenant
 
     return any_db.test_client(), make_tenant("Alpha MSP")
 

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from models import db, deliveries
 from models.db import utcnow
 from models.entities import OutboxEvent
-from tests.conftest import new_handoff
+from tests.factories import new_handoff
 from tests.workers.test_fanout import (  # noqa: F401 - fixtures
     outbox_event,
     presence,

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from models import db
 from models.entities import OutboxEvent
-from tests.conftest import new_handoff, new_session
+from tests.factories import new_handoff, new_session
 from workers import fanout, names
 from workers.publish import MAX_BATCH, BackgroundPublisher, publish_outbox_events
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from models import MonthlyRollup, db
 from models.entities import Account
 from models.rollup import current_month
-from tests.conftest import make_tenant
+from tests.factories import make_tenant
 from workers import names
 from workers import settings as celery_config
 from workers.rollup import rollup_metrics

@@ -7,8 +7,7 @@ from types import SimpleNamespace
 from celery import signals
 
 from models import logcontext
-from tests.conftest import app_config
-from tests.factories import wired_app
+from tests.factories import app_config, wired_app
 from workers import observability
 
 
