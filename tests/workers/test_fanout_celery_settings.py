@@ -1,115 +1,254 @@
-"""The Celery settings the notification pipeline relies on (celery_config.settings)."""
+"""What the Celery settings (workers/settings.py) give the notification pipeline, shown on
+the broker: a broker that refuses or stops answering costs an escalation well under a
+second and the outbox relay sends the task later; each task waits in the queue of the
+workers meant for it; a task whose worker process dies goes back to its queue; a pickled
+message is never unpickled; a relay tick left waiting is dropped, not run late.
+
+The same guarantees against a real Redis, worker and SMTP server: tests/integration
+(test_realtime.py: Redis stopped and frozen, test_live_while_smtp_hangs.py: the live path
+while SMTP hangs, test_email_delivery.py: a worker killed mid-send)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import pickle
+import socket
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from billiard.einfo import ExceptionInfo
+from billiard.exceptions import WorkerLostError
+from celery.worker.request import Request
+from flask import Flask
+from kombu import Consumer
 from sqlalchemy import select
 
 from models import db
 from models.entities import OutboxEvent
-from tests.factories import UNREACHABLE_REDIS, app_config, make_tenant, new_session, wired_app
+from tests.factories import UNREACHABLE_REDIS, make_tenant, new_session
 from workers import fanout, names
-from workers import settings as celery_config
+from workers.outbox_relay import relay
+
+QUEUES = (names.QUEUE_REALTIME, names.QUEUE_EMAIL, names.QUEUE_MAINTENANCE, names.QUEUE_PSA)
+# What an escalation may cost while the broker is down or frozen (the API's promise; the
+# same bound as the real-Redis tests in tests/integration/test_realtime.py).
+ESCALATE_BOUND_SECONDS = 1.0
+
+
+def waiting(app: Flask) -> dict[str, list]:
+    """Take every message waiting in the app's broker (the in-memory one), by queue."""
+    taken: dict[str, list] = {queue: [] for queue in QUEUES}
+    with app.extensions["celery"].connection_for_read() as connection:
+        channel = connection.channel()
+        for queue in QUEUES:
+            while (message := channel.basic_get(queue, no_ack=True)) is not None:
+                taken[queue].append(message)
+    return taken
+
+
+def task_names(messages: list) -> list[str]:
+    return [message.headers["task"] for message in messages]
 
 
 @pytest.fixture
-def conf(app):
-    return app.extensions["celery"].conf
+def broker_app(app: Flask) -> Flask:
+    """The conftest app (in-memory broker) with every task registered, as in a worker or
+    beat, and no message left over from another test (the in-memory broker is shared by
+    every app in the process)."""
+    app.extensions["celery"].loader.import_default_modules()
+    waiting(app)
+    return app
 
 
-def test_work_survives_a_worker_crash(conf):
-    assert conf.task_acks_late is True
-    assert conf.task_reject_on_worker_lost is True
-    assert conf.worker_prefetch_multiplier == 1
+@pytest.fixture
+def frozen_redis() -> Iterator[str]:
+    """A Redis that accepts connections and never answers (as one stopped with SIGSTOP)."""
+    with socket.create_server(("127.0.0.1", 0), backlog=64) as listener:
+        yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
 
 
-def test_only_json_goes_over_the_wire(conf):
-    assert conf.task_serializer == "json"
-    assert list(conf.accept_content) == ["json"]
+# --------------------------------------------------------------------------- broker down
 
 
-def test_publishing_is_bounded(conf, app):
-    policy = conf.task_publish_retry_policy
-    transport = conf.broker_transport_options
-    assert conf.task_publish_retry is True
-    assert policy["max_retries"] <= 1
-    assert policy["interval_start"] == policy["interval_max"] == 0
-    # Each try that meets a frozen Redis costs at most a few socket timeouts, and all of them
-    # together fit in PUBLISH_TIMEOUT_SECONDS.
-    worst = celery_config.TIMEOUTS_PER_STALLED_PUBLISH * transport["socket_timeout"]
-    assert worst <= app.config["PUBLISH_TIMEOUT_SECONDS"] + 1e-9
-    assert transport["socket_connect_timeout"] == transport["socket_timeout"]
-    assert conf.broker_connection_timeout == transport["socket_timeout"]
-
-
-def test_no_countdown_outlives_the_visibility_timeout(conf):
-    visibility = conf.broker_transport_options["visibility_timeout"]
-    assert visibility > celery_config.MAX_COUNTDOWN_SECONDS
-    longest_socket_retry = fanout.SOCKET_RETRY.max_backoff_seconds + fanout.COUNTDOWN_MARGIN_SECONDS
-    assert visibility > longest_socket_retry
-
-
-def test_each_task_goes_to_its_own_queue(conf):
-    routes = conf.task_routes
-    assert routes[names.DISPATCH_OUTBOX_EVENT]["queue"] == names.QUEUE_REALTIME
-    assert routes[names.SEND_EMAIL]["queue"] == names.QUEUE_EMAIL
-    for task in (names.RELAY_OUTBOX, names.SWEEP_DELIVERIES, names.ROLLUP_METRICS):
-        assert routes[task]["queue"] == names.QUEUE_MAINTENANCE
-    for task in (names.PSA_POST_NOTE, names.PSA_SYNC_TICKET, names.PSA_POLL):
-        assert routes[task]["queue"] == names.QUEUE_PSA
-    bindings = {q.name: (q.exchange.name, q.routing_key) for q in conf.task_queues}
-    assert bindings == {
-        name: (name, name)
-        for name in (
-            names.QUEUE_REALTIME,
-            names.QUEUE_EMAIL,
-            names.QUEUE_MAINTENANCE,
-            names.QUEUE_PSA,
-        )
-    }
-
-
-def test_the_relay_runs_every_five_seconds_and_drops_stale_ticks(conf):
-    [entry] = [e for e in conf.beat_schedule.values() if e["task"] == names.RELAY_OUTBOX]
-    assert entry["schedule"] == timedelta(seconds=5)
-    from workers.outbox_relay import relay_outbox
-
-    assert relay_outbox.expires == 5
-
-
-def test_with_the_broker_refusing_escalate_still_answers_201_and_leaves_it_to_the_relay(
-    database_url,
+@pytest.mark.timeout(30)  # a publish without socket timeouts would wait for ever
+@pytest.mark.parametrize("broker", ["refusing", "frozen"])
+def test_with_the_broker_down_escalate_answers_at_once_and_the_relay_sends_it_later(
+    app_with, broker, request
 ):
-    app = wired_app(app_config(database_url, CELERY_BROKER_URL=UNREACHABLE_REDIS))
-    with app.app_context():
-        db.create_all()
+    url = UNREACHABLE_REDIS if broker == "refusing" else request.getfixturevalue("frozen_redis")
+    with app_with(CELERY_BROKER_URL=url) as web:
         tenant = make_tenant("Alpha MSP")
-        client = app.test_client()
+        client = web.test_client()
         session = new_session(client, tenant)
+        started = time.monotonic()
         response = client.post(
             f"/api/v1/sessions/{session['id']}/escalate",
             json={"reason": "Broker down"},
             headers=tenant.auth("tech"),
         )
-        assert response.status_code == 201
+        elapsed = time.monotonic() - started
+        assert response.status_code == 201, response.get_json()
+        assert elapsed < ESCALATE_BOUND_SECONDS, f"escalate took {elapsed:.3f} s"
         event = db.session.scalar(select(OutboxEvent))
         assert (event.event, event.published_at) == ("handoff.created", None)
-        db.session.remove()
-        db.engine.dispose()
+        event_id = event.id
+
+    # The worker side (beat's relay tick) on the same database, with the broker back.
+    with app_with() as worker:
+        waiting(worker)
+        assert relay(timedelta(0))["published"] == [event_id]
+        queued = waiting(worker)
+        assert task_names(queued[names.QUEUE_REALTIME]) == [names.DISPATCH_OUTBOX_EVENT]
+        assert queued[names.QUEUE_REALTIME][0].decode()[0] == [event_id]
+        assert db.session.get(OutboxEvent, event_id).published_at is not None
 
 
-def test_the_worker_and_beat_wait_longer_on_redis_than_the_web_process(app, conf):
-    """Short timeouts bound the web's publish; inside the worker's consume loop a timed-out
-    command can wedge it (the frozen-Redis integration test shows what this prevents)."""
-    worker = celery_config.worker_settings(app.config)
-    web_timeout = conf.broker_transport_options["socket_timeout"]
-    worker_transport = worker["broker_transport_options"]
-    assert worker_transport["socket_timeout"] == celery_config.WORKER_SOCKET_TIMEOUT_SECONDS
-    assert worker_transport["socket_timeout"] >= 10 * web_timeout
-    # Everything else about the broker is the same on both sides.
-    same = {k: v for k, v in worker_transport.items() if not k.startswith("socket_")}
-    assert same == {
-        k: v for k, v in conf.broker_transport_options.items() if not k.startswith("socket_")
-    }
+# --------------------------------------------------------------------------- queues
+
+
+def test_an_escalations_dispatch_waits_for_the_realtime_workers(broker_app, client, tenant):
+    session = new_session(client, tenant)
+    response = client.post(
+        f"/api/v1/sessions/{session['id']}/escalate",
+        json={"reason": "Printer on fire"},
+        headers=tenant.auth("tech"),
+    )
+    assert response.status_code == 201
+    queued = waiting(broker_app)
+    assert task_names(queued[names.QUEUE_REALTIME]) == [names.DISPATCH_OUTBOX_EVENT]
+    assert all(queued[queue] == [] for queue in QUEUES if queue != names.QUEUE_REALTIME)
+
+
+@pytest.mark.parametrize(
+    ("task", "queue"),
+    [
+        (names.SEND_EMAIL, names.QUEUE_EMAIL),
+        (names.PSA_POST_NOTE, names.QUEUE_PSA),
+        (names.PSA_SYNC_TICKET, names.QUEUE_PSA),
+    ],
+)
+def test_work_that_waits_on_smtp_or_the_psa_stays_off_the_realtime_queue(broker_app, task, queue):
+    """A hung SMTP server or PSA holds only the workers of its own queue; the live path
+    (`-Q realtime`) never picks such a task up. Sent as the dispatch, a retry and the
+    sweeper send them: by name, with or without a countdown."""
+    celery = broker_app.extensions["celery"]
+    celery.send_task(task, args=[1])
+    celery.send_task(task, args=[2], countdown=30)
+    queued = waiting(broker_app)
+    assert task_names(queued[queue]) == [task, task]
+    assert all(queued[other] == [] for other in QUEUES if other != queue)
+
+
+def test_beat_ticks_stay_off_the_realtime_and_email_queues(broker_app):
+    celery = broker_app.extensions["celery"]
+    ticks = sorted(entry["task"] for entry in celery.conf.beat_schedule.values())
+    for tick in ticks:
+        celery.tasks[tick].apply_async()  # as beat sends a registered task
+    queued = waiting(broker_app)
+    assert queued[names.QUEUE_REALTIME] == queued[names.QUEUE_EMAIL] == []
+    assert sorted(task_names(queued[names.QUEUE_MAINTENANCE] + queued[names.QUEUE_PSA])) == ticks
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+def take_for_a_worker(app: Flask, queue: str):
+    """The next message of `queue`, taken as a worker takes it (to be acknowledged later)."""
+    connection = app.extensions["celery"].connection_for_read()
+    message = connection.channel().basic_get(queue, no_ack=False)
+    assert message is not None
+    return connection, message
+
+
+def test_a_task_whose_worker_process_dies_goes_back_to_its_queue(broker_app):
+    """Acknowledged only once it ran, and given back when the pool process running it dies
+    (killed, out of memory): the next worker process runs it again."""
+    celery = broker_app.extensions["celery"]
+    celery.send_task(names.ROLLUP_METRICS)
+    connection, message = take_for_a_worker(broker_app, names.QUEUE_MAINTENANCE)
+    try:
+        # The worker's own request handling, wired to the message as its consumer wires it.
+        task = Request(
+            message,
+            app=celery,
+            task=celery.tasks[names.ROLLUP_METRICS],
+            on_ack=message.ack_log_error,
+            on_reject=message.reject_log_error,
+        )
+        try:
+            raise WorkerLostError("Worker exited prematurely: signal 9 (SIGKILL).")
+        except WorkerLostError:
+            task.on_failure(ExceptionInfo(), send_failed_event=False)
+        # Looked at while the dead worker's connection is still open: closing it would
+        # hand back anything unacknowledged by itself.
+        back = waiting(broker_app)[names.QUEUE_MAINTENANCE]
+    finally:
+        connection.release()
+    assert task_names(back) == [names.ROLLUP_METRICS]
+    # A worker process reserves no task beyond the one it runs, so no other task waits
+    # behind a slow one or dies with it.
+    assert celery.conf.worker_prefetch_multiplier == 1
+
+
+class _Tripwire:
+    """Unpickling this object records that it happened (as a crafted payload would run code)."""
+
+    tripped: list[str] = []
+
+    def __reduce__(self):
+        return (_Tripwire.tripped.append, ("unpickled",))
+
+
+def test_a_pickled_message_is_refused_never_unpickled(broker_app):
+    """Anyone who can write to Redis must not run code in the workers."""
+    celery = broker_app.extensions["celery"]
+    _Tripwire.tripped.clear()
+    with celery.connection_for_write() as connection:
+        celery.amqp.Producer(connection).publish(
+            pickle.dumps(((_Tripwire(),), {}, {})),
+            routing_key=names.QUEUE_REALTIME,
+            exchange=names.QUEUE_REALTIME,
+            content_type="application/x-python-serialize",
+            content_encoding="binary",
+            headers={"task": names.DISPATCH_OUTBOX_EVENT, "id": "crafted"},
+        )
+    refused, received = [], []
+    with celery.connection_for_read() as connection:
+        queue = next(q for q in celery.conf.task_queues if q.name == names.QUEUE_REALTIME)
+        consumer = Consumer(
+            connection,
+            queues=[queue],
+            accept=celery.conf.accept_content,  # what the worker's consumer accepts
+            callbacks=[lambda body, message: received.append(body)],
+            on_decode_error=lambda message, error: refused.append(error),
+        )
+        with consumer:
+            connection.drain_events(timeout=2)
+    assert received == [] and len(refused) == 1
+    assert _Tripwire.tripped == []
+
+
+# --------------------------------------------------------------------------- timing
+
+
+def test_a_relay_tick_left_waiting_past_its_interval_is_dropped(broker_app):
+    """A worker back after an outage runs the next relay, not a backlog of stale ones."""
+    celery = broker_app.extensions["celery"]
+    [interval] = [
+        entry["schedule"]
+        for entry in celery.conf.beat_schedule.values()
+        if entry["task"] == names.RELAY_OUTBOX
+    ]
+    sent_at = datetime.now(UTC)
+    celery.tasks[names.RELAY_OUTBOX].apply_async()  # as beat sends it
+    [message] = waiting(broker_app)[names.QUEUE_MAINTENANCE]
+    expires = datetime.fromisoformat(message.headers["expires"])
+    assert sent_at < expires <= sent_at + interval + timedelta(seconds=1)
+
+
+def test_no_dispatch_retry_outlives_the_visibility_timeout(broker_app):
+    """A task waiting in Redis longer than the visibility timeout is handed out twice."""
+    visibility = broker_app.extensions["celery"].conf.broker_transport_options["visibility_timeout"]
+    longest = fanout.SOCKET_RETRY.max_backoff_seconds + fanout.COUNTDOWN_MARGIN_SECONDS
+    assert longest < visibility
