@@ -10,8 +10,14 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from tests.factories import Tenant, app_config, make_tenant, postgres_url, running_app
-from tests.integration.services import POSTGRES_SKIP_REASON, temporary_postgres_database
+from tests.factories import (
+    Tenant,
+    app_config,
+    make_tenant,
+    own_database,
+    postgres_url,
+    running_app,
+)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -35,8 +41,10 @@ def pytest_runtest_setup(item) -> None:
 
 
 @pytest.fixture
-def database_url(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'test.db'}"
+def database_url(request, tmp_path) -> Iterator[str]:
+    """This test's own database: SQLite, unless `both_databases` asks for PostgreSQL too."""
+    with own_database(getattr(request, "param", "sqlite"), tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
@@ -62,13 +70,10 @@ def client(app):
 
 
 @pytest.fixture
-def postgres_app() -> Iterator[Flask]:
+def postgres_app(tmp_path) -> Iterator[Flask]:
     """Like `app`, on a PostgreSQL database of its own: created on the TEST_POSTGRES_URL
     server, dropped afterwards. Skipped, with the reason, when TEST_POSTGRES_URL is unset."""
-    base = postgres_url()
-    if base is None:
-        pytest.skip(POSTGRES_SKIP_REASON)
-    with temporary_postgres_database(base, prefix="app") as url:
+    with own_database("postgres", tmp_path, prefix="app") as url:
         with running_app(app_config(url)) as app:
             yield app
 

@@ -9,12 +9,15 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 
 from models import db
 from models.accounts import create_account, create_user
+from tests.integration.services import POSTGRES_SKIP_REASON, temporary_postgres_database
 from web import create_app
 from workers import celery_init_app
 
@@ -61,6 +64,25 @@ def running_app(config: dict[str, Any]) -> Iterator[Flask]:
 
 def postgres_url() -> str | None:
     return os.environ.get("TEST_POSTGRES_URL") or None
+
+
+@contextmanager
+def own_database(kind: str, tmp_path: Path, prefix: str = "test") -> Iterator[str]:
+    """A database for one test: a SQLite file under `tmp_path` ("sqlite"), or ("postgres")
+    one created on the TEST_POSTGRES_URL server and dropped afterwards; the test is skipped,
+    saying why, when that is unset."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    base = postgres_url()
+    if base is None:
+        pytest.skip(POSTGRES_SKIP_REASON)
+    with temporary_postgres_database(base, prefix=prefix) as url:
+        yield url
+
+
+# On a test: run it on SQLite and again on PostgreSQL (`database_url`, hence `app`).
+both_databases = pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
 
 
 @dataclass

@@ -16,24 +16,13 @@ from sqlalchemy import insert
 from models import db
 from models.accounts import create_account, create_user
 from models.entities import FlowSession, Handoff
-from tests.factories import Tenant
-from tests.integration.services import (
-    POSTGRES_SKIP_REASON,
-    postgres_url_from_env,
-    temporary_postgres_database,
-)
+from tests.factories import Tenant, own_database
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request, tmp_path) -> Iterator[str]:
     """Overrides conftest's: every test using it runs on SQLite and on PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'test.db'}"
-        return
-    base = postgres_url_from_env()
-    if not base:
-        pytest.skip(POSTGRES_SKIP_REASON)
-    with temporary_postgres_database(base, prefix="rollup") as url:
+    with own_database(request.param, tmp_path, prefix="rollup") as url:
         yield url
 
 

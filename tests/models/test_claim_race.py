@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import pytest
 from sqlalchemy import event, func, select
 
 from models import db, escalations, outbox
@@ -22,18 +21,12 @@ from models.accounts import create_account, create_user
 from models.entities import FlowSession, Handoff, OutboxEvent, User
 from models.errors import DomainError
 from models.sessions import create_session
-from tests.factories import make_tenant
+from tests.factories import both_databases, make_tenant
 
 CLAIMERS = 8
 TRIALS = int(os.environ.get("CLAIM_RACE_TRIALS", "200"))
 ESCALATION_TRIALS = 50
 BARRIER_TIMEOUT = 60
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def race_app(request):
-    """The app on a file SQLite database, then on a PostgreSQL database of its own."""
-    return request.getfixturevalue("app" if request.param == "sqlite" else "postgres_app")
 
 
 @dataclass
@@ -103,7 +96,8 @@ def count(model, *where) -> int:
 # ---------------------------------------------------------------- the claim race
 
 
-def test_exactly_one_of_eight_racing_seniors_wins_every_claim(race_app):
+@both_databases
+def test_exactly_one_of_eight_racing_seniors_wins_every_claim(app):
     account, _, _ = create_account("Race MSP", "Race Owner", "owner@race.example")
     technician, _ = create_user(account, "Tina Tech", "tina@race.example", "technician")
     seniors = [
@@ -158,7 +152,7 @@ def test_exactly_one_of_eight_racing_seniors_wins_every_claim(race_app):
 
     began = time.perf_counter()
     try:
-        run_together(race_app, [claimer(i) for i in senior_ids], TRIALS, new_handoff, record)
+        run_together(app, [claimer(i) for i in senior_ids], TRIALS, new_handoff, record)
     finally:
         event.remove(db.engine, "after_cursor_execute", spy)
     elapsed = time.perf_counter() - began
@@ -261,9 +255,10 @@ def race_escalations(app, tenant, idempotency_key: Callable[[int], str | None]):
     return session_ids, answers
 
 
-def test_racing_replays_of_one_idempotency_key_make_one_handoff(race_app):
+@both_databases
+def test_racing_replays_of_one_idempotency_key_make_one_handoff(app):
     tenant = make_tenant("Alpha MSP")
-    session_ids, answers = race_escalations(race_app, tenant, lambda n: f"key-{n}")
+    session_ids, answers = race_escalations(app, tenant, lambda n: f"key-{n}")
     for session_id, trial in zip(session_ids, answers, strict=True):
         statuses = sorted(status for status, _ in trial)
         assert statuses == [200] * (CLAIMERS - 1) + [201], trial
@@ -273,9 +268,10 @@ def test_racing_replays_of_one_idempotency_key_make_one_handoff(race_app):
         assert count(OutboxEvent, OutboxEvent.handoff_id == handoff_id) == 1
 
 
-def test_racing_escalations_of_one_session_make_one_handoff(race_app):
+@both_databases
+def test_racing_escalations_of_one_session_make_one_handoff(app):
     tenant = make_tenant("Alpha MSP")
-    session_ids, answers = race_escalations(race_app, tenant, lambda n: None)
+    session_ids, answers = race_escalations(app, tenant, lambda n: None)
     for session_id, trial in zip(session_ids, answers, strict=True):
         created = [body for status, body in trial if status == 201]
         refused = [body for status, body in trial if status != 201]

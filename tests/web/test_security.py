@@ -307,16 +307,12 @@ def test_security_headers_on_pages_and_the_api(app, client, tenant):
 # --- 8. per-token rate limits --------------------------------------------------------------------
 
 
-def test_each_token_has_its_own_rate_limit(database_url):
-    config = app_config(
-        database_url,
+def test_each_token_has_its_own_rate_limit(app_with):
+    with app_with(
         RATELIMIT_ENABLED=True,
         RATELIMIT_STORAGE_URI="memory://",
         API_RATE_LIMIT_PER_TOKEN="3 per minute",
-    )
-    app = create_app(config)
-    with app.app_context():
-        db.create_all()
+    ) as app:
         tenant = make_tenant("Busy MSP")
         client = app.test_client()
         statuses = [
@@ -327,8 +323,6 @@ def test_each_token_has_its_own_rate_limit(database_url):
         assert_error(limited, 429, "rate_limited")
         assert 1 <= int(limited.headers["Retry-After"]) <= 60
         assert client.get(f"{API}/me", headers=tenant.auth("eng2")).status_code == 200
-        db.session.remove()
-        db.engine.dispose()
 
 
 # --- 9. idempotency keys per user ----------------------------------------------------------------

@@ -21,13 +21,13 @@ from models.db import utcnow
 from models.entities import Delivery, Handoff, OutboxEvent
 from tests.factories import (
     app_config,
+    both_databases,
     make_tenant,
     new_handoff,
-    postgres_url,
     running_app,
     wired_app,
 )
-from tests.integration.services import SmtpSink, free_port, temporary_postgres_database
+from tests.integration.services import SmtpSink, free_port
 from workers import email as email_worker
 from workers.names import QUEUE_EMAIL, SEND_EMAIL
 
@@ -60,22 +60,6 @@ def email_config(database_url: str, sink: SmtpSink, **overrides) -> dict:
         BASE_URL="https://desk.example.com",
         **overrides,
     )
-
-
-@pytest.fixture(params=["sqlite"])
-def database_url(request, tmp_path):
-    """SQLite by default; the tests that race on the claim also run on PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'test.db'}"
-        return
-    base = postgres_url()
-    if not base:
-        pytest.skip("TEST_POSTGRES_URL is not set (scripts/test_postgres.sh starts one)")
-    with temporary_postgres_database(base, prefix="email") as url:
-        yield url
-
-
-both_databases = pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
 
 
 @pytest.fixture

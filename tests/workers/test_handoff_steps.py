@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from models import db, deliveries, handoff_steps
 from models.entities import Delivery, HandoffStep, OutboxEvent
-from tests.factories import new_handoff
+from tests.factories import both_databases, new_handoff
 from tests.workers.test_fanout import (  # noqa: F401 - fixtures
     presence,
     queue_server,
@@ -52,26 +52,12 @@ def events_of(handoff_id: int, *kinds: str) -> list[OutboxEvent]:
     )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def any_db(request):
-    """The app on SQLite, then on PostgreSQL (skipped, saying why, without one)."""
-    return request.getfixturevalue("app" if request.param == "sqlite" else "postgres_app")
-
-
-@pytest.fixture
-def on_any_db(any_db):
-    """A client and a tenant on `any_db`."""
-    from tests.factories import make_tenant
-
-    return any_db.test_client(), make_tenant("Alpha MSP")
-
-
 def tick() -> handoff_steps.StepsTaken:
     return handoff_steps.run_due_steps()
 
 
-def test_reminders_at_5_and_10_then_the_admins_at_15_each_once(on_any_db):
-    client, tenant = on_any_db
+@both_databases
+def test_reminders_at_5_and_10_then_the_admins_at_15_each_once(client, tenant):
     with time_machine.travel(T0, tick=False) as clock:
         hid = new_handoff(client, tenant)["id"]
         for minute, expected in [
@@ -95,8 +81,8 @@ def test_reminders_at_5_and_10_then_the_admins_at_15_each_once(on_any_db):
     assert reminded["escalated_to_admins_at"] == "2026-03-10T09:15:00Z"
 
 
-def test_nothing_after_a_claim_at_minute_7(on_any_db):
-    client, tenant = on_any_db
+@both_databases
+def test_nothing_after_a_claim_at_minute_7(client, tenant):
     with time_machine.travel(T0, tick=False) as clock:
         hid = new_handoff(client, tenant)["id"]
         clock.move_to(at(5))
@@ -140,13 +126,13 @@ def test_a_policy_with_steps_off_takes_none(app, client, tenant):
     assert steps_of(hid) == []
 
 
-def test_a_second_beat_that_read_the_same_state_changes_nothing(on_any_db):
+@both_databases
+def test_a_second_beat_that_read_the_same_state_changes_nothing(client, tenant):
     """Two beats (or a duplicate task) both read the handoff due: the conditional UPDATE
     advances it for one; the other, planning from the same stale read, advances nothing
     (and so records no step), however the two interleave."""
     from models.db import transaction
 
-    client, tenant = on_any_db
     with time_machine.travel(T0, tick=False) as clock:
         hid = new_handoff(client, tenant)["id"]
         clock.move_to(at(5))
