@@ -15,8 +15,8 @@ from models.accounts import create_account, create_user
 from models.db import utcnow
 from models.entities import FlowSession, Handoff, HandoffEvent, OutboxEvent, User
 from models.errors import DomainError
+from tests.factories import both_databases
 from tests.models.test_claim_race import CLAIMERS, count, run_together
-from tests.models.test_claim_race import race_app as race_app  # the fixture
 
 TRIALS = int(os.environ.get("HANDOVER_RACE_TRIALS", "200"))
 
@@ -87,7 +87,8 @@ def announced(handoff_id: int, event: str) -> int:
     return count(OutboxEvent, OutboxEvent.handoff_id == handoff_id, OutboxEvent.event == event)
 
 
-def test_a_release_racing_seven_claims_ends_consistent(race_app):
+@both_databases
+def test_a_release_racing_seven_claims_ends_consistent(app):
     _, technician_id, senior_ids = racing_account()
     holder, claimers = senior_ids[0], senior_ids[1:]
     handoff_ids = claimed_handoffs(technician_id, holder, TRIALS)
@@ -108,7 +109,7 @@ def test_a_release_racing_seven_claims_ends_consistent(race_app):
 
     began = time.perf_counter()
     run_together(
-        race_app,
+        app,
         [release] + [claimer(i) for i in claimers],
         TRIALS,
         lambda n: current.append(handoff_ids[n]),
@@ -144,7 +145,8 @@ def test_a_release_racing_seven_claims_ends_consistent(race_app):
     )
 
 
-def test_racing_reassigns_form_one_unbroken_chain(race_app):
+@both_databases
+def test_racing_reassigns_form_one_unbroken_chain(app):
     owner_id, technician_id, senior_ids = racing_account()
     holder = senior_ids[0]
     targets = senior_ids[1:] + [owner_id]  # eight distinct targets, one per thread
@@ -167,7 +169,7 @@ def test_racing_reassigns_form_one_unbroken_chain(race_app):
 
     began = time.perf_counter()
     run_together(
-        race_app,
+        app,
         [reassigner(i) for i in range(CLAIMERS)],
         TRIALS,
         lambda n: current.append(handoff_ids[n]),
