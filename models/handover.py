@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
-from models import outbox, timeline
+from models import outbox, permissions, timeline
 from models.db import db, transaction, utcnow
 from models.entities import FlowSession, Handoff, User
 from models.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -20,16 +20,15 @@ from models.rooms import SENIOR_ROLES
 
 
 def _holder_or_admin(user: User, handoff: Handoff, what: str) -> None:
-    """Only the senior holding the claim, or an admin, may hand it on; it must be claimed."""
-    if not user.is_senior:
-        raise Forbidden(f"Only the senior who claimed it or an admin may {what} it.")
-    if handoff.status == "open":
+    """Only the senior holding the claim, or an admin, may hand it on; it must be claimed.
+    A senior is told why an unclaimed handoff cannot be handed on; a technician is refused."""
+    if user.is_senior and handoff.status == "open":
         raise Conflict("Nobody holds this escalation.", {"status": "open"}, code="not_claimed")
-    if handoff.status == "resolved":
+    if user.is_senior and handoff.status == "resolved":
         raise Conflict(
             "This escalation is already resolved.", {"status": "resolved"}, code="already_resolved"
         )
-    if handoff.claimed_by_id != user.id and user.role != "admin":
+    if not permissions.holds_claim_or_admin(user, handoff):
         raise Forbidden(f"Only the senior who claimed it or an admin may {what} it.")
 
 
