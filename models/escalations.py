@@ -154,6 +154,16 @@ def escalate(
     return handoff, True
 
 
+def set_session_status(handoff: Handoff, status: str) -> None:
+    """Move the handoff's session along with it (inside the caller's transaction)."""
+    db.session.execute(
+        update(FlowSession)
+        .where(FlowSession.id == handoff.session_id)
+        .values(status=status)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def _ref(user: User | None) -> dict | None:
     return {"id": user.id, "name": user.name} if user else None
 
@@ -196,12 +206,7 @@ def _try_claim(user: User, handoff: Handoff) -> bool:
         ).rowcount
         if won:
             timeline.record(handoff, timeline.CLAIMED, user, now)
-            db.session.execute(
-                update(FlowSession)
-                .where(FlowSession.id == handoff.session_id)
-                .values(status="active")
-                .execution_options(synchronize_session=False)
-            )
+            set_session_status(handoff, "active")
             outbox.announce(handoff, outbox.HANDOFF_CLAIMED)
     return bool(won)
 
@@ -254,12 +259,7 @@ def resolve(user: User, handoff_id: int, outcome: str | None = None) -> Handoff:
             .execution_options(synchronize_session=False)
         ).rowcount
         if done:
-            db.session.execute(
-                update(FlowSession)
-                .where(FlowSession.id == handoff.session_id)
-                .values(status="resolved")
-                .execution_options(synchronize_session=False)
-            )
+            set_session_status(handoff, "resolved")
             outbox.announce(handoff, outbox.HANDOFF_RESOLVED)
             timeline.record(handoff, timeline.RESOLVED, user, now)
     db.session.refresh(handoff)
