@@ -23,7 +23,7 @@ from tests import conftest
 from tests.conftest import make_tenant, new_handoff
 from tests.factories import wired_app
 from tests.integration.services import SmtpSink, free_port, temporary_postgres_database
-from workers import email as email_worker
+from workers import mail as email_worker
 from workers.names import QUEUE_EMAIL, SEND_EMAIL
 
 
