@@ -33,9 +33,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import DateTime, String, and_, column, func, select, values
-from sqlalchemy.dialects import postgresql, sqlite
 
-from models.db import db, transaction, utcnow
+from models.db import db, insert_on_conflict, transaction, utcnow
 from models.entities import Account, Handoff, MonthlyRollup, User
 from models.errors import NotFound, ValidationFailed
 
@@ -260,13 +259,7 @@ def _aggregate(first_id: int, last_id: int, windows: list[Window]) -> list[Any]:
 
 def _upsert(rows: list[dict[str, Any]]) -> None:
     """Insert or overwrite each (account_id, month) row: a rerun rewrites the same figures."""
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        statement = postgresql.insert(MonthlyRollup)
-    elif dialect == "sqlite":
-        statement = sqlite.insert(MonthlyRollup)
-    else:  # pragma: no cover - the service runs on SQLite or PostgreSQL only
-        raise RuntimeError(f"No upsert for the {dialect} dialect")
+    statement = insert_on_conflict(MonthlyRollup)
     updated = {
         name: statement.excluded[name] for name in rows[0] if name not in ("account_id", "month")
     }
