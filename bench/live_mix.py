@@ -385,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
         result = run(args, postgres=base)
     else:
         result = run(args)
-    report({"database": args.database, "designs": result,
+    report({"database": args.database, "rate_per_second": args.rate, "online": args.online,
+            "seconds": args.seconds, "designs": result,
             "wall_seconds": round(time.monotonic() - started, 1)}, args.json)  # fmt: skip
     return 0
 
