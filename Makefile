@@ -91,6 +91,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(PY) scripts/function_lengths.py
 
 format: install
 	$(BIN)/ruff format .

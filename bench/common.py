@@ -400,14 +400,19 @@ class BenchStack:
         pool: str = "solo",
         concurrency: int = 1,
         queues: Iterable[str] | None = None,
+        niceness: int = 0,
+        label: str = "worker",
     ) -> ManagedProcess:
+        """A Celery worker; `niceness` > 0 runs it under `nice`, as the Procfile may."""
         self._workers += 1
         env = {**self.env, **(extra_env or {})}
         name = f"{self.name}-w{self._workers}-{os.getpid()}"
         cmd = worker_command(pool=pool, concurrency=concurrency, name=name, queues=queues)
+        if niceness:
+            cmd = ["nice", "-n", str(niceness), *cmd]
         # Celery logs "<hostname> ready." once it consumes; the hostname is ours.
         ready = log_contains(rf"{re.escape(name)}@\S+ ready\.")
-        return self.group.start(cmd, env, ready_check=ready, name="worker", timeout=60)
+        return self.group.start(cmd, env, ready_check=ready, name=label, timeout=60)
 
     def start_beat(self, extra_env: Mapping[str, str] | None = None) -> ManagedProcess:
         env = {**self.env, **(extra_env or {})}
@@ -418,6 +423,46 @@ class BenchStack:
             name="beat",
             timeout=60,
         )
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) each running process has used so far, its children
+        (a prefork pool's processes) included, by process name."""
+
+        used = {
+            managed.name: process_tree_cpu(managed.pid)
+            for managed in self.group.processes
+            if managed.pid is not None and managed.alive
+        }
+        if self.redis.process is not None:
+            used["redis"] = process_tree_cpu(self.redis.process.pid)
+        return used
+
+
+def process_tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process and its live children (0 if it is gone)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for proc in tree:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def procfile_niceness(entry: str) -> int:
+    """The `nice -n N` a Procfile entry runs under (0 when none)."""
+    from tests.integration.services import procfile_entry
+
+    match = re.match(r"nice\s+-n\s+(\d+)\s", procfile_entry(entry))
+    return int(match.group(1)) if match else 0
 
 
 # --------------------------------------------------------------------------- scripts

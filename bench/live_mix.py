@@ -22,7 +22,14 @@ For each design and condition, on a fresh stack, in one run:
 
 Designs: `worker-emits` is the earlier shape (the Celery worker emits every event, and the
 same two prefork processes send the emails, one connection per message); `web-emits` is
-today's (the web process emits right after the commit; email runs in the mailer pool).
+today's processes (the web process emits right after the commit; email runs in the mailer
+pool) all at one CPU priority; `web-first` is the Procfile as shipped: the same processes,
+with the background pools (worker, mailer) under `nice`, so on a shared box the web
+process, which serves the live path, gets the CPU first and email waits instead.
+
+Each run also reports the CPU seconds every process used while the load ran (the web, each
+pool, beat, Redis, the SMTP sink and this process's clients): on one small box they all
+share the same cores.
 Retries are shortened (first after 2 s, at most 5 s apart) so recovery fits the run.
 """
 
@@ -44,6 +51,8 @@ from bench.common import (  # noqa: E402
     note,
     percentile,
     postgres_base_url,
+    process_tree_cpu,
+    procfile_niceness,
     raise_open_files_limit,
     report,
     summarize,
@@ -55,7 +64,7 @@ GOAL_P99_MS = 50.0
 GOAL_FLOOR_RATIO = 2.0
 GOAL_EMAIL_LAG_P99_S = 5.0
 CONDITIONS = {"slow": "ok", "stalled": "stall", "refusing": "down"}
-DESIGNS = ("worker-emits", "web-emits")
+DESIGNS = ("worker-emits", "web-emits", "web-first")
 REASON = "Spooler keeps crashing after the driver update"
 SLOW_SMTP_SECONDS = 0.05
 FAST_RETRIES = {
@@ -140,7 +149,17 @@ async def _floor(stack, seeded, seniors, payload, rate, seconds, timeout) -> dic
     return {**summarize(latencies), "missing": missing}
 
 
-async def _drive(stack, seeded, online: int, rate: float, seconds: float) -> dict:
+def _cpu_now(stack: BenchStack, sink: SinkProcess) -> dict[str, float]:
+    import psutil
+
+    used = stack.cpu_seconds()
+    used["smtp-sink"] = process_tree_cpu(sink.pid)
+    own = psutil.Process().cpu_times()  # the clients and the load (the sink is a child)
+    used["clients"] = own.user + own.system
+    return used
+
+
+async def _drive(stack, sink, seeded, online: int, rate: float, seconds: float) -> dict:
     import aiohttp
 
     web_url, token = stack.base_url, seeded.technician_token
@@ -161,6 +180,7 @@ async def _drive(stack, seeded, online: int, rate: float, seconds: float) -> dic
         floor = await _floor(stack, seeded, seniors, payload, rate, min(seconds, 5), 15)
         fired = Fired()
         count = int(rate * seconds)
+        cpu_before, load_began = _cpu_now(stack, sink), time.monotonic()
         took = await _open_loop(
             rate, count, lambda n: _escalate(http, web_url, token, sessions.pop(), fired)
         )
@@ -169,6 +189,7 @@ async def _drive(stack, seeded, online: int, rate: float, seconds: float) -> dic
         deadline = time.monotonic() + 45
         for handoff_id in fired.started:
             await seniors.wait_all(handoff_id, max(0.0, deadline - time.monotonic()))
+        cpu_after, load_seconds = _cpu_now(stack, sink), time.monotonic() - load_began
         # Stay connected until the worker has planned every email ("offline at dispatch"):
         # clients that left early would be emailed, rightly, and muddle the count.
         await _planned(http, web_url, seeded.admin_token, list(fired.started), 60)
@@ -179,6 +200,14 @@ async def _drive(stack, seeded, online: int, rate: float, seconds: float) -> dic
         "floor": floor,
         "live": {**summarize(latencies), "missing": missing, "duplicates": duplicates},
         "escalate_response": summarize(fired.response_ms),
+        # From the first escalation until every client had every event.
+        "cpu_seconds": {
+            "window_s": round(load_seconds, 1),
+            **{
+                name: round(cpu_after[name] - cpu_before.get(name, 0.0), 2)
+                for name in sorted(cpu_after)
+            },
+        },
         "escalations": len(fired.started) + 1,
         "achieved_rate_per_second": round(len(fired.started) / took, 1),
         "errors": fired.errors[:5],
@@ -202,12 +231,26 @@ async def _planned(http, web_url: str, token: str, handoff_ids: list[int], wait:
 
 
 def _start_processes(stack: BenchStack, design: str) -> None:
-    stack.start_web(extra_env={"EMIT_FROM_WEB": "1" if design == "web-emits" else "0"})
+    stack.start_web(extra_env={"EMIT_FROM_WEB": "0" if design == "worker-emits" else "1"})
     if design == "worker-emits":  # one pool for every queue, as before the mailer existed
         stack.start_worker(pool="prefork", concurrency=2, extra_env={"EMIT_FROM_WEB": "0"})
-    else:  # the Procfile's worker and mailer
-        stack.start_worker(pool="prefork", concurrency=2, queues=["realtime", "maintenance"])
-        stack.start_worker(pool="threads", concurrency=8, queues=["email"])
+        stack.start_beat()
+        return
+    # The Procfile's worker and mailer; `web-first` also at the Procfile's niceness.
+    nice = design == "web-first"
+    stack.start_worker(
+        pool="prefork",
+        concurrency=2,
+        queues=["realtime", "maintenance"],
+        niceness=procfile_niceness("worker") if nice else 0,
+    )
+    stack.start_worker(
+        pool="threads",
+        concurrency=8,
+        queues=["email"],
+        niceness=procfile_niceness("mailer") if nice else 0,
+        label="mailer",
+    )
     stack.start_beat()
 
 
@@ -242,7 +285,15 @@ def _emails(sink: SinkProcess, handoffs: dict[int, float], offline: list[str], w
     }
 
 
-def run_one(design: str, condition: str, args, database_url: str | None) -> dict:
+def run_one(design: str, condition: str, args, postgres: str | None) -> dict:
+    """One design under one SMTP condition on a fresh stack (and a fresh database)."""
+    if postgres is None:
+        return _run_one(design, condition, args, None)
+    with temporary_postgres_database(postgres, prefix="bench_live_mix") as url:
+        return _run_one(design, condition, args, url)
+
+
+def _run_one(design: str, condition: str, args, database_url: str | None) -> dict:
     note("[live mix] %s, SMTP %s", design, condition)
     with SinkProcess(delay_seconds=SLOW_SMTP_SECONDS) as sink:
         env = {**sink.env(), **FAST_RETRIES}
@@ -253,7 +304,7 @@ def run_one(design: str, condition: str, args, database_url: str | None) -> dict
             offline = ["owner@bench-msp.example", seeded.seniors[-1]["email"]]
             _start_processes(stack, design)
             sink.set_mode(CONDITIONS[condition])
-            result = asyncio.run(_drive(stack, seeded, args.online, args.rate, args.seconds))
+            result = asyncio.run(_drive(stack, sink, seeded, args.online, args.rate, args.seconds))
             recovered_at = time.monotonic()
             sink.set_mode("ok")
             result["email"] = _emails(sink, result.pop("handoffs"), offline, args.recovery)
@@ -268,6 +319,7 @@ def run_one(design: str, condition: str, args, database_url: str | None) -> dict
          live["missing"], live["duplicates"], result["escalate_response"]["p50_ms"],
          result["email"]["lost"], result["email"]["doubled"], result["email"]["lag_p99_s"],
          result["email"]["smtp_connections"])  # fmt: skip
+    note("  CPU seconds during the load: %s", result["cpu_seconds"])
     return result
 
 
@@ -299,11 +351,12 @@ def verdict(design_runs: dict[str, dict]) -> dict:
     return checks
 
 
-def run(args, database_url: str | None = None) -> dict:
+def run(args, postgres: str | None = None) -> dict:
+    """Every design under every condition; `postgres`: the server's URL (else SQLite)."""
     raise_open_files_limit(max(4096, args.online * 4 + 256))
     results: dict[str, dict] = {}
     for design in args.designs:
-        runs = {c: run_one(design, c, args, database_url) for c in args.conditions}
+        runs = {c: run_one(design, c, args, postgres) for c in args.conditions}
         results[design] = {"runs": runs, "goals": verdict(runs)}
     return results
 
@@ -329,11 +382,11 @@ def main(argv: list[str] | None = None) -> int:
         base = postgres_base_url()
         if base is None:
             raise SystemExit("PostgreSQL is not available (scripts/test_postgres.sh failed)")
-        with temporary_postgres_database(base, prefix="bench_live_mix") as url:
-            result = run(args, database_url=url)
+        result = run(args, postgres=base)
     else:
         result = run(args)
-    report({"database": args.database, "designs": result,
+    report({"database": args.database, "rate_per_second": args.rate, "online": args.online,
+            "seconds": args.seconds, "designs": result,
             "wall_seconds": round(time.monotonic() - started, 1)}, args.json)  # fmt: skip
     return 0
 

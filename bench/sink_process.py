@@ -75,6 +75,10 @@ class SinkProcess:
             raise RuntimeError(f"The SMTP sink did not answer {command!r}")
         return self._conn.recv()
 
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
     def env(self) -> dict[str, str]:
         return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.port)}
 

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event, exc
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
@@ -108,3 +109,14 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def insert_on_conflict(model):
+    """An INSERT that takes ON CONFLICT clauses (`on_conflict_do_nothing` / `_do_update`),
+    for the database in use: PostgreSQL and SQLite both have them."""
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model)
+    if dialect == "sqlite":
+        return sqlite.insert(model)
+    raise RuntimeError(f"No ON CONFLICT insert for the {dialect} dialect")  # pragma: no cover

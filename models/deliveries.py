@@ -12,10 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.exc import IntegrityError
 
 from models import telemetry
-from models.db import db, utcnow
+from models.db import db, insert_on_conflict, transaction, utcnow
 from models.entities import Delivery, OutboxEvent
 from models.events import HANDOFF_CREATED, PSA_WRITEBACK
 
@@ -42,48 +41,54 @@ class RetryPolicy:
 DEFAULT_RETRY = RetryPolicy()
 
 
-def _get_or_create(dedupe_key: str, **values) -> Delivery:
-    existing = db.session.scalar(select(Delivery).where(Delivery.dedupe_key == dedupe_key))
-    if existing is not None:
-        return existing
-    delivery = Delivery(dedupe_key=dedupe_key, **values)
-    try:
-        with db.session.begin_nested():
-            db.session.add(delivery)
-    except IntegrityError:  # a concurrent dispatch created it first
-        return db.session.scalar(select(Delivery).where(Delivery.dedupe_key == dedupe_key))
-    return delivery
-
-
 def _for_event(
-    event: OutboxEvent, channel: str, dedupe_key: str, recipient_id: int | None
-) -> Delivery:
-    return _get_or_create(
-        dedupe_key,
-        account_id=event.account_id,
-        handoff_id=event.handoff_id,
-        outbox_event_id=event.id,
-        channel=channel,
-        event=event.event,
-        recipient_id=recipient_id,
+    event: OutboxEvent, channel: str, keyed: list[tuple[str, int | None]]
+) -> list[Delivery]:
+    """The event's delivery rows for these (dedupe key, recipient) pairs, in that order,
+    created where missing with one INSERT; a row another dispatch made first is kept."""
+    if not keyed:
+        return []
+    now = utcnow()
+    rows = [
+        {
+            "dedupe_key": key,
+            "account_id": event.account_id,
+            "handoff_id": event.handoff_id,
+            "outbox_event_id": event.id,
+            "channel": channel,
+            "event": event.event,
+            "recipient_id": recipient_id,
+            "status": "pending",
+            "attempts": 0,
+            "created_at": now,
+        }
+        for key, recipient_id in keyed
+    ]
+    db.session.execute(
+        insert_on_conflict(Delivery)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
     )
+    keys = [key for key, _ in keyed]
+    found = {
+        row.dedupe_key: row
+        for row in db.session.scalars(select(Delivery).where(Delivery.dedupe_key.in_(keys)))
+    }
+    return [found[key] for key in keys]
 
 
 def socket_delivery(event: OutboxEvent) -> Delivery:
     """The room broadcast for one outbox event (recipient: the room, so none)."""
-    delivery = _for_event(event, SOCKET, f"socket:{event.id}", None)
-    db.session.commit()
+    with transaction(expire_on_commit=False):  # the caller reads them next
+        [delivery] = _for_event(event, SOCKET, [(f"socket:{event.id}", None)])
     return delivery
 
 
 def email_deliveries(event: OutboxEvent, recipient_ids: list[int]) -> list[Delivery]:
     """One email per (handoff, recipient), however often the event is dispatched."""
-    deliveries = [
-        _for_event(event, EMAIL, f"email:{event.handoff_id}:{recipient_id}", recipient_id)
-        for recipient_id in recipient_ids
-    ]
-    db.session.commit()
-    return deliveries
+    keyed = [(f"email:{event.handoff_id}:{r}", r) for r in recipient_ids]
+    with transaction(expire_on_commit=False):  # the caller reads them next
+        return _for_event(event, EMAIL, keyed)
 
 
 def emailed_about(handoff_id: int) -> list[int]:
@@ -108,12 +113,9 @@ def claim_follow_up_deliveries(event: OutboxEvent, claimer_id: int | None) -> li
     """One "claimed by X" email per senior who was emailed about the handoff, except the
     claimer; its own dedupe key, so a re-dispatched claim sends no second follow-up."""
     recipients = [r for r in emailed_about(event.handoff_id) if r != claimer_id]
-    deliveries = [
-        _for_event(event, EMAIL, f"email-claimed:{event.handoff_id}:{recipient_id}", recipient_id)
-        for recipient_id in recipients
-    ]
-    db.session.commit()
-    return deliveries
+    keyed = [(f"email-claimed:{event.handoff_id}:{r}", r) for r in recipients]
+    with transaction(expire_on_commit=False):  # the caller reads them next
+        return _for_event(event, EMAIL, keyed)
 
 
 def labelled_email_deliveries(
@@ -121,12 +123,9 @@ def labelled_email_deliveries(
 ) -> list[Delivery]:
     """One email per (handoff, label, recipient): `email:<handoff>:<label>:<user>`, where the
     label names the step (`reminder-2`, `admins`) or the event (`reassigned-<event id>`)."""
-    deliveries = [
-        _for_event(event, EMAIL, f"email:{event.handoff_id}:{label}:{recipient_id}", recipient_id)
-        for recipient_id in recipient_ids
-    ]
-    db.session.commit()
-    return deliveries
+    keyed = [(f"email:{event.handoff_id}:{label}:{r}", r) for r in recipient_ids]
+    with transaction(expire_on_commit=False):  # the caller reads them next
+        return _for_event(event, EMAIL, keyed)
 
 
 def _claimable(now: datetime):

@@ -9,7 +9,7 @@ import hashlib
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from models import outbox, queue, telemetry, timeline
+from models import outbox, permissions, queue, telemetry, timeline
 from models.db import db, transaction, utcnow
 from models.entities import (
     LIVE_HANDOFF_STATUSES,
@@ -118,7 +118,7 @@ def escalate(
     Returns (handoff, created). A replayed Idempotency-Key returns the original handoff.
     """
     session = get_session(user, session_id)
-    if session.technician_id != user.id and user.role != "admin":
+    if not permissions.may_escalate(user, session):
         raise Forbidden("Only the session's technician or an admin may escalate it.")
     if idempotency_key and (existing := _by_idempotency_key(user, idempotency_key)):
         return _replay(session.id, existing), False
@@ -152,6 +152,16 @@ def escalate(
             return _replay(session.id, existing), False
         raise _already_escalated(_live_handoff(session.id)) from None
     return handoff, True
+
+
+def set_session_status(handoff: Handoff, status: str) -> None:
+    """Move the handoff's session along with it (inside the caller's transaction)."""
+    db.session.execute(
+        update(FlowSession)
+        .where(FlowSession.id == handoff.session_id)
+        .values(status=status)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _ref(user: User | None) -> dict | None:
@@ -196,12 +206,7 @@ def _try_claim(user: User, handoff: Handoff) -> bool:
         ).rowcount
         if won:
             timeline.record(handoff, timeline.CLAIMED, user, now)
-            db.session.execute(
-                update(FlowSession)
-                .where(FlowSession.id == handoff.session_id)
-                .values(status="active")
-                .execution_options(synchronize_session=False)
-            )
+            set_session_status(handoff, "active")
             outbox.announce(handoff, outbox.HANDOFF_CLAIMED)
     return bool(won)
 
@@ -211,8 +216,8 @@ def claim(user: User, handoff_id: int) -> Handoff:
     its row count. The same senior claiming again gets the handoff back. A claim that lost
     to a holder who has released it by the time we look again tries again."""
     handoff = get_handoff(user, handoff_id)
-    if not user.is_senior:
-        # The rule lives here, so every caller (route, page, task, CLI) gets the same answer.
+    if not permissions.may_claim(user):
+        # Checked here, so every caller (route, page, task, CLI) gets the same answer.
         raise Forbidden("Only the account's engineers and admins may claim an escalation.")
     for _ in range(CLAIM_ATTEMPTS):
         won = _try_claim(user, handoff)
@@ -239,12 +244,10 @@ def resolve(user: User, handoff_id: int, outcome: str | None = None) -> Handoff:
     ended. Resolving again changes nothing, the first outcome included."""
     handoff = get_handoff(user, handoff_id)
     now = utcnow()
-    if not user.is_senior:
-        # A technician can never be the claimer, whatever the handoff's state.
-        raise Forbidden("Only the senior who claimed it or an admin may resolve it.")
-    if handoff.status == "open":
+    if user.is_senior and handoff.status == "open":
+        # A senior is told to claim it first; a technician is refused whatever the state.
         raise Conflict("Claim this escalation before resolving it.", code="not_claimed")
-    if handoff.claimed_by_id != user.id and user.role != "admin":
+    if not permissions.holds_claim_or_admin(user, handoff):
         raise Forbidden("Only the senior who claimed it or an admin may resolve it.")
     if handoff.status == "resolved":
         return handoff
@@ -256,12 +259,7 @@ def resolve(user: User, handoff_id: int, outcome: str | None = None) -> Handoff:
             .execution_options(synchronize_session=False)
         ).rowcount
         if done:
-            db.session.execute(
-                update(FlowSession)
-                .where(FlowSession.id == handoff.session_id)
-                .values(status="resolved")
-                .execution_options(synchronize_session=False)
-            )
+            set_session_status(handoff, "resolved")
             outbox.announce(handoff, outbox.HANDOFF_RESOLVED)
             timeline.record(handoff, timeline.RESOLVED, user, now)
     db.session.refresh(handoff)

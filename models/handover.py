@@ -10,26 +10,25 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
-from models import outbox, timeline
+from models import outbox, permissions, timeline
 from models.db import db, transaction, utcnow
-from models.entities import FlowSession, Handoff, User
+from models.entities import Handoff, User
 from models.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from models.escalations import already_claimed, get_handoff
+from models.escalations import already_claimed, get_handoff, set_session_status
 from models.handoff_steps import Policy
 from models.rooms import SENIOR_ROLES
 
 
 def _holder_or_admin(user: User, handoff: Handoff, what: str) -> None:
-    """Only the senior holding the claim, or an admin, may hand it on; it must be claimed."""
-    if not user.is_senior:
-        raise Forbidden(f"Only the senior who claimed it or an admin may {what} it.")
-    if handoff.status == "open":
+    """Only the senior holding the claim, or an admin, may hand it on; it must be claimed.
+    A senior is told why an unclaimed handoff cannot be handed on; a technician is refused."""
+    if user.is_senior and handoff.status == "open":
         raise Conflict("Nobody holds this escalation.", {"status": "open"}, code="not_claimed")
-    if handoff.status == "resolved":
+    if user.is_senior and handoff.status == "resolved":
         raise Conflict(
             "This escalation is already resolved.", {"status": "resolved"}, code="already_resolved"
         )
-    if handoff.claimed_by_id != user.id and user.role != "admin":
+    if not permissions.holds_claim_or_admin(user, handoff):
         raise Forbidden(f"Only the senior who claimed it or an admin may {what} it.")
 
 
@@ -45,13 +44,20 @@ def _changed_meanwhile(handoff: Handoff) -> Conflict:
     )
 
 
-def _set_session_status(handoff: Handoff, status: str) -> None:
-    db.session.execute(
-        update(FlowSession)
-        .where(FlowSession.id == handoff.session_id)
-        .values(status=status)
+def _update_if_still_held(handoff: Handoff, holder: User, **values: object) -> bool:
+    """Change the handoff only if `holder` still holds its claim (inside the caller's
+    transaction); False when a racing claim, release or reassign changed it first."""
+    changed = db.session.execute(
+        update(Handoff)
+        .where(
+            Handoff.id == handoff.id,
+            Handoff.status == "claimed",
+            Handoff.claimed_by_id == holder.id,
+        )
+        .values(**values)
         .execution_options(synchronize_session=False)
-    )
+    ).rowcount
+    return bool(changed)
 
 
 def release(user: User, handoff_id: int, reason: str) -> Handoff:
@@ -65,18 +71,16 @@ def release(user: User, handoff_id: int, reason: str) -> Handoff:
         handoff.created_at, handoff.reminders_sent, handoff.escalated_to_admins_at is not None
     )
     with transaction():
-        done = db.session.execute(
-            update(Handoff)
-            .where(
-                Handoff.id == handoff.id,
-                Handoff.status == "claimed",
-                Handoff.claimed_by_id == holder.id,
-            )
-            .values(status="open", claimed_by_id=None, claimed_at=None, next_step_at=next_step_at)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        done = _update_if_still_held(
+            handoff,
+            holder,
+            status="open",
+            claimed_by_id=None,
+            claimed_at=None,
+            next_step_at=next_step_at,
+        )
         if done:
-            _set_session_status(handoff, "escalated")
+            set_session_status(handoff, "escalated")
             outbox.announce(handoff, outbox.HANDOFF_RELEASED)
             timeline.record(
                 handoff, timeline.RELEASED, user, reason=reason, holder=timeline.ref(holder)
@@ -130,16 +134,7 @@ def reassign(user: User, handoff_id: int, target_id: int) -> Handoff:
         return handoff
     now = utcnow()
     with transaction():
-        done = db.session.execute(
-            update(Handoff)
-            .where(
-                Handoff.id == handoff.id,
-                Handoff.status == "claimed",
-                Handoff.claimed_by_id == holder.id,
-            )
-            .values(claimed_by_id=target.id, claimed_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        done = _update_if_still_held(handoff, holder, claimed_by_id=target.id, claimed_at=now)
         if done:
             outbox.announce(handoff, outbox.HANDOFF_REASSIGNED)
             timeline.record(

@@ -33,9 +33,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import DateTime, String, and_, column, func, select, values
-from sqlalchemy.dialects import postgresql, sqlite
 
-from models.db import db, transaction, utcnow
+from models.db import db, insert_on_conflict, transaction, utcnow
 from models.entities import Account, Handoff, MonthlyRollup, User
 from models.errors import NotFound, ValidationFailed
 
@@ -194,19 +193,12 @@ def figures(
     }
 
 
-def _aggregate(
-    first_id: int, last_id: int, windows: list[tuple[str, str, datetime, datetime]]
-) -> list[Any]:
-    """One query for the accounts with ids first_id..last_id and their (time zone, month,
-    start, end) windows: per account and window, the handoffs created in it, the first
-    actions in it and their average TTFA in seconds, with the account's baseline.
+Window = tuple[str, str, datetime, datetime]
 
-    Windows are per time zone, not per account, so the statement stays small; accounts join
-    them on their `timezone`. The figures are correlated subqueries rather than a join +
-    GROUP BY: each is a range scan of an (account_id, timestamp) index, so a run reads only
-    the months it recomputes. (With a join, PostgreSQL's planner cannot see the ranges'
-    selectivity and hashes the whole table; see docs/metrics.md.)"""
-    window = (
+
+def _windows_table(windows: list[Window]) -> Any:
+    """The (time zone, month, start, end) windows as a VALUES common table expression."""
+    return (
         values(
             column("timezone", String(64)),
             column("month", String(7)),
@@ -217,45 +209,47 @@ def _aggregate(
         .data(windows)
         .cte("windows")
     )
-    created_in_window = and_(
-        Handoff.account_id == Account.id,
-        Handoff.created_at >= window.c.start_at,
-        Handoff.created_at < window.c.end_at,
+
+
+def _in_window(moment: Any, window: Any) -> Any:
+    """The account's handoffs whose `moment` column falls in the window: an index range."""
+    return and_(
+        Handoff.account_id == Account.id, moment >= window.c.start_at, moment < window.c.end_at
     )
-    acted_in_window = and_(
-        Handoff.account_id == Account.id,
-        Handoff.first_action_at >= window.c.start_at,
-        Handoff.first_action_at < window.c.end_at,
+
+
+def _count_in(moment: Any, window: Any, label: str) -> Any:
+    return select(func.count()).where(_in_window(moment, window)).scalar_subquery().label(label)
+
+
+def _average_in(seconds: Any, moment: Any, window: Any, label: str) -> Any:
+    return (
+        select(func.avg(seconds)).where(_in_window(moment, window)).scalar_subquery().label(label)
     )
-    claimed_in_window = and_(
-        Handoff.account_id == Account.id,
-        Handoff.first_claimed_at >= window.c.start_at,
-        Handoff.first_claimed_at < window.c.end_at,
-    )
-    admins_told_in_window = and_(
-        Handoff.account_id == Account.id,
-        Handoff.escalated_to_admins_at >= window.c.start_at,
-        Handoff.escalated_to_admins_at < window.c.end_at,
-    )
+
+
+def _aggregate(first_id: int, last_id: int, windows: list[Window]) -> list[Any]:
+    """One query for the accounts with ids first_id..last_id and their (time zone, month,
+    start, end) windows: per account and window, the handoffs created in it, the first
+    actions in it and their average TTFA in seconds, with the account's baseline.
+
+    Windows are per time zone, not per account, so the statement stays small; accounts join
+    them on their `timezone`. The figures are correlated subqueries rather than a join +
+    GROUP BY: each is a range scan of an (account_id, timestamp) index, so a run reads only
+    the months it recomputes. (With a join, PostgreSQL's planner cannot see the ranges'
+    selectivity and hashes the whole table; see docs/metrics.md.)"""
+    window = _windows_table(windows)
+    acted_at, claimed_at = Handoff.first_action_at, Handoff.first_claimed_at
     query = (
         select(
             Account.id.label("account_id"),
             Account.manual_baseline_minutes.label("baseline"),
             window.c.month,
-            select(func.count()).where(created_in_window).scalar_subquery().label("escalations"),
-            select(func.count()).where(acted_in_window).scalar_subquery().label("first_actions"),
-            select(func.avg(Handoff.time_to_first_action_seconds))
-            .where(acted_in_window)
-            .scalar_subquery()
-            .label("avg_seconds"),
-            select(func.avg(Handoff.time_to_claim_seconds))
-            .where(claimed_in_window)
-            .scalar_subquery()
-            .label("avg_claim_seconds"),
-            select(func.count())
-            .where(admins_told_in_window)
-            .scalar_subquery()
-            .label("escalated_to_admins"),
+            _count_in(Handoff.created_at, window, "escalations"),
+            _count_in(acted_at, window, "first_actions"),
+            _average_in(Handoff.time_to_first_action_seconds, acted_at, window, "avg_seconds"),
+            _average_in(Handoff.time_to_claim_seconds, claimed_at, window, "avg_claim_seconds"),
+            _count_in(Handoff.escalated_to_admins_at, window, "escalated_to_admins"),
         )
         .join_from(Account, window, Account.timezone == window.c.timezone)
         .where(Account.id.between(first_id, last_id))
@@ -265,13 +259,7 @@ def _aggregate(
 
 def _upsert(rows: list[dict[str, Any]]) -> None:
     """Insert or overwrite each (account_id, month) row: a rerun rewrites the same figures."""
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        statement = postgresql.insert(MonthlyRollup)
-    elif dialect == "sqlite":
-        statement = sqlite.insert(MonthlyRollup)
-    else:  # pragma: no cover - the service runs on SQLite or PostgreSQL only
-        raise RuntimeError(f"No upsert for the {dialect} dialect")
+    statement = insert_on_conflict(MonthlyRollup)
     updated = {
         name: statement.excluded[name] for name in rows[0] if name not in ("account_id", "month")
     }
@@ -295,6 +283,48 @@ def _account_batches(account_id: int | None, batch_size: int) -> Iterable[list[A
         after = batch[-1].id
 
 
+class _ZoneWindows:
+    """The windows a run recomputes, per time zone, worked out once per zone: the given
+    `months`, or (None) what a scheduled run does in that zone on `now`'s local date."""
+
+    def __init__(self, months: Sequence[Month] | None, now: datetime, grace_days: int) -> None:
+        self._months, self._now, self._grace_days = months, now, grace_days
+        self._by_zone: dict[str, list[Window]] = {}
+
+    def of_zone(self, name: str) -> list[Window]:
+        if name not in self._by_zone:
+            zone = zone_of(name)
+            due = self._months
+            if due is None:
+                due = months_due(local_today(zone, self._now), self._grace_days)
+            self._by_zone[name] = [
+                (name, str(month), *utc_bounds(month, zone.key)) for month in due
+            ]
+        return self._by_zone[name]
+
+    def of_accounts(self, accounts: Sequence[Any]) -> list[Window]:
+        return [window for name in {a.timezone for a in accounts} for window in self.of_zone(name)]
+
+
+def _rollup_rows(accounts: Sequence[Any], windows: list[Window], now: datetime) -> list[dict]:
+    """One batch's rows to upsert, in (account, month) order: concurrent runs on
+    PostgreSQL then lock rows in the same order."""
+    rows = [
+        {
+            "account_id": result.account_id,
+            "month": result.month,
+            **figures(
+                result.escalations, result.first_actions, result.avg_seconds, result.baseline
+            ),
+            **claim_figures(result.avg_claim_seconds, result.escalated_to_admins),
+            "computed_at": now,
+        }
+        for result in _aggregate(accounts[0].id, accounts[-1].id, windows)
+    ]
+    rows.sort(key=lambda row: (row["account_id"], row["month"]))
+    return rows
+
+
 def roll_up(
     months: Sequence[Month] | None = None,
     account_id: int | None = None,
@@ -314,33 +344,11 @@ def roll_up(
     now = now or utcnow()
     if account_id is not None and db.session.get(Account, account_id) is None:
         raise NotFound(f"No account with id {account_id}.")
-    windows_of: dict[str, list[tuple[str, str, datetime, datetime]]] = {}
-
-    def zone_windows(name: str) -> list[tuple[str, str, datetime, datetime]]:
-        if name not in windows_of:
-            zone = zone_of(name)
-            due = months if months is not None else months_due(local_today(zone, now), grace_days)
-            windows_of[name] = [(name, str(month), *utc_bounds(month, zone.key)) for month in due]
-        return windows_of[name]
-
+    windows = _ZoneWindows(months, now, grace_days)
     rows_written = accounts_seen = batches = 0
     months_seen: set[str] = set()
     for accounts in _account_batches(account_id, batch_size):
-        windows = [w for name in {a.timezone for a in accounts} for w in zone_windows(name)]
-        rows = [
-            {
-                "account_id": result.account_id,
-                "month": result.month,
-                **figures(
-                    result.escalations, result.first_actions, result.avg_seconds, result.baseline
-                ),
-                **claim_figures(result.avg_claim_seconds, result.escalated_to_admins),
-                "computed_at": now,
-            }
-            for result in _aggregate(accounts[0].id, accounts[-1].id, windows)
-        ]
-        # A fixed order: concurrent runs on PostgreSQL lock rows in the same order.
-        rows.sort(key=lambda row: (row["account_id"], row["month"]))
+        rows = _rollup_rows(accounts, windows.of_accounts(accounts), now)
         if rows:
             with transaction():
                 _upsert(rows)

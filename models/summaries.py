@@ -2,7 +2,7 @@
 handoff (no escalation package), bounded so a list item or an event stays small.
 
 `ai_summary_of` is the one place an AI assessment is boiled down to a line of text; the
-pages and the summary use it.
+pages, the summary and the escalation email use it.
 """
 
 from __future__ import annotations

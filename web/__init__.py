@@ -6,7 +6,6 @@ import logging
 from typing import Any
 
 from flask import Flask, jsonify
-from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
 from models.errors import DomainError
@@ -16,7 +15,7 @@ from web import errors, finite_json
 from web.api.rate_limit import init_api_rate_limit
 from web.extensions import csrf, db, limiter, migrate, socketio
 from web.finite_json import FiniteJSONProvider
-from web.observability import init_observability
+from web.observability import init_observability, probe_database, probe_redis
 from web.secret_key import require_secret_key
 from web.security_headers import init_security_headers
 
@@ -133,14 +132,8 @@ def _register_health(app: Flask) -> None:
     @app.get("/healthz")
     def healthz():
         """200 while the database answers; Redis reachability is reported, not required."""
-        try:
-            db.session.execute(text("SELECT 1"))
-            database = "ok"
-        except Exception:
-            log.exception("Health check: database unreachable")
-            db.session.rollback()
-            database = "unreachable"
-        redis_status = _redis_status(app.config["REDIS_URL"])
+        database = probe_database()
+        redis_status = probe_redis(app.config["REDIS_URL"])
         status = "ok" if database == "ok" else "unavailable"
         body = {"status": status, "database": database, "redis": redis_status}
         if database == "ok":
@@ -159,16 +152,3 @@ def _psa_status() -> dict:
         db.session.rollback()
         return {"status": "unknown"}
     return {"status": "degraded" if broken else "ok", "broken_connections": broken}
-
-
-def _redis_status(url: str) -> str:
-    import redis
-
-    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
-    try:
-        client.ping()
-        return "ok"
-    except (redis.RedisError, OSError):
-        return "unreachable"
-    finally:
-        client.close()

@@ -30,8 +30,17 @@ DEMO_USERS = [
 
 
 def register_cli(app: Flask) -> None:
+    _register_account_cli(app)
+    _register_rollup_cli(app)
     _register_psa_cli(app)
 
+
+def _click_error(error: DomainError) -> click.ClickException:
+    """A domain refusal as the command's error message, details included."""
+    return click.ClickException(f"{error.message} {error.details or ''}".strip())
+
+
+def _register_account_cli(app: Flask) -> None:
     @app.cli.command("create-account")
     @click.option("--name", required=True, help="The MSP's name.")
     @click.option("--owner-name", required=True)
@@ -45,7 +54,7 @@ def register_cli(app: Flask) -> None:
                 name, owner_name, owner_email, owner_password, timezone=timezone
             )
         except DomainError as error:
-            raise click.ClickException(f"{error.message} {error.details or ''}".strip()) from error
+            raise _click_error(error) from error
         click.echo(json.dumps({"account_id": account.id, "user_id": owner.id, "token": token}))
 
     @app.cli.command("seed-demo")
@@ -55,13 +64,7 @@ def register_cli(app: Flask) -> None:
     def seed_demo_command(history: bool):
         """Create the demo account once (idempotent) and print its logins and fresh API tokens;
         the tokens printed by earlier runs are revoked."""
-        owner_name, owner_email, _ = DEMO_USERS[0]
-        owner = db.session.scalar(select(User).where(User.email == owner_email))
-        if owner is None:
-            _, owner, _ = create_account(DEMO_ACCOUNT, owner_name, owner_email, DEMO_PASSWORD)
-        for name, email, role in DEMO_USERS[1:]:
-            if db.session.scalar(select(User.id).where(User.email == email)) is None:
-                create_user(owner.account, name, email, role, DEMO_PASSWORD)
+        owner = _demo_owner()
         if history:
             seeded = seed_history(owner.account)
             if seeded.handoffs:
@@ -71,12 +74,31 @@ def register_cli(app: Flask) -> None:
         click.echo(
             f"Demo account '{owner.account.name}' — password for every login: {DEMO_PASSWORD}"
         )
-        for name, email, role in DEMO_USERS:
-            user = db.session.scalar(select(User).where(User.email == email))
-            revoke_all_tokens(user)
-            token = issue_token(user, DEMO_TOKEN_NAME)
-            click.echo(f"  {role:<10} {name:<18} {email:<22} token {token}")
+        _echo_demo_logins()
 
+
+def _demo_owner() -> User:
+    """The demo account's owner, creating the account and any missing demo user first."""
+    owner_name, owner_email, _ = DEMO_USERS[0]
+    owner = db.session.scalar(select(User).where(User.email == owner_email))
+    if owner is None:
+        _, owner, _ = create_account(DEMO_ACCOUNT, owner_name, owner_email, DEMO_PASSWORD)
+    for name, email, role in DEMO_USERS[1:]:
+        if db.session.scalar(select(User.id).where(User.email == email)) is None:
+            create_user(owner.account, name, email, role, DEMO_PASSWORD)
+    return owner
+
+
+def _echo_demo_logins() -> None:
+    """Each demo user with a fresh API token; the ones printed before are revoked."""
+    for name, email, role in DEMO_USERS:
+        user = db.session.scalar(select(User).where(User.email == email))
+        revoke_all_tokens(user)
+        token = issue_token(user, DEMO_TOKEN_NAME)
+        click.echo(f"  {role:<10} {name:<18} {email:<22} token {token}")
+
+
+def _register_rollup_cli(app: Flask) -> None:
     @app.cli.command("rollup")
     @click.option("--month", default=None, help="YYYY-MM; default: what the scheduled run does.")
     @click.option("--account", "account_id", type=int, default=None, help="Only this account.")
@@ -86,7 +108,7 @@ def register_cli(app: Flask) -> None:
             months = [Month.parse(month)] if month is not None else None
             run = roll_up(months, account_id=account_id)
         except DomainError as error:
-            raise click.ClickException(f"{error.message} {error.details or ''}".strip()) from error
+            raise _click_error(error) from error
         summary = {"rows": run.rows, "accounts": run.accounts, "months": list(run.months)}
         click.echo(json.dumps({**summary, "seconds": round(run.seconds, 3)}))
 

@@ -113,7 +113,8 @@ def _database_error(error: Exception):
 # ------------------------------------------------------------------------- readiness
 
 
-def _probe_redis(url: str) -> str:
+def probe_redis(url: str) -> str:
+    """'ok' when Redis answers a PING within the probe timeout, else 'unreachable'."""
     client = redis.Redis.from_url(
         url, socket_connect_timeout=PROBE_TIMEOUT_SECONDS, socket_timeout=PROBE_TIMEOUT_SECONDS
     )
@@ -126,12 +127,14 @@ def _probe_redis(url: str) -> str:
         client.close()
 
 
-def _probe_database() -> str:
+def probe_database() -> str:
+    """'ok' when the database answers a SELECT 1, else 'unreachable' (logged, and the
+    session rolled back so the next request starts clean)."""
     try:
         db.session.execute(text("SELECT 1"))
         return "ok"
     except Exception as error:  # any failure means "not ready"; say which
-        log.warning("Readiness: database unreachable: %s", error)
+        log.warning("Probe: database unreachable: %s", error)
         try:
             db.session.rollback()
         except Exception:
@@ -141,7 +144,7 @@ def _probe_database() -> str:
 
 def _readyz():
     """200 while the database and Redis both answer, else 503 naming what failed."""
-    checks = {"database": _probe_database(), "redis": _probe_redis(current_app.config["REDIS_URL"])}
+    checks = {"database": probe_database(), "redis": probe_redis(current_app.config["REDIS_URL"])}
     failed = [name for name, status in checks.items() if status != "ok"]
     body = {"status": "unavailable" if failed else "ok", **checks, "failed": failed}
     response = jsonify(body)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.headerregistry import Address
@@ -12,15 +11,14 @@ from email.utils import format_datetime, parseaddr
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from models.summaries import ai_summary_of, clip
+
 SUBJECT_PREFIX = "Escalation: "
 CLAIMED_SUBJECT_PREFIX = "Claimed by "
 MAX_TITLE_IN_SUBJECT = 150
 MAX_GIST = 300
-# Keys an AI assessment is likely to keep its one-line verdict under, best first.
-GIST_KEYS = ("summary", "gist", "assessment", "diagnosis", "likely_cause", "conclusion")
 FALLBACK_DOMAIN = "escalation-mode.invalid"
 
-_WHITESPACE = re.compile(r"\s+")
 BUTTON_STYLE = (
     "display:inline-block;background:#1f5fbf;color:#ffffff;padding:10px 18px;"
     "border-radius:6px;text-decoration:none;font-weight:bold"
@@ -46,23 +44,12 @@ class EscalationNotice:
 
 def one_line(text: str, limit: int) -> str:
     """Collapse whitespace (no line breaks can reach a header) and cut to `limit` characters."""
-    flat = _WHITESPACE.sub(" ", text).strip()
-    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+    return clip(text, limit) or ""
 
 
 def ai_gist(assessment: Any, limit: int = MAX_GIST) -> str | None:
-    """The assessment's gist: its summary, else the first short text field, else None."""
-    if isinstance(assessment, str):
-        return one_line(assessment, limit) or None
-    if not isinstance(assessment, dict):
-        return None
-    for key in GIST_KEYS:
-        value = assessment.get(key)
-        if isinstance(value, str) and value.strip():
-            return one_line(value, limit)
-    texts = [v for v in assessment.values() if isinstance(v, str) and v.strip()]
-    candidates = [t for t in texts if len(t) <= limit] or texts
-    return one_line(candidates[0], limit) if candidates else None
+    """The assessment's gist, as the pages and the API summary read it, cut to `limit`."""
+    return ai_summary_of(assessment, limit)
 
 
 def notice_for(handoff: Any, timezone: str = "UTC") -> EscalationNotice:

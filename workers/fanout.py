@@ -18,7 +18,13 @@ from celery import shared_task
 from flask import current_app
 
 from models import deliveries, telemetry
-from models.broadcast import CheckedRedisManager, EmitFailed, NoWebNodeListening, broadcaster
+from models.broadcast import (
+    AlreadyEmitted,
+    CheckedRedisManager,
+    EmitFailed,
+    NoWebNodeListening,
+    broadcaster,
+)
 from models.db import db, record_despite_outage
 from models.entities import Handoff, OutboxEvent
 from models.events import (
@@ -72,10 +78,12 @@ def emit_handoff_event(event: OutboxEvent, handoff: Handoff) -> None:
     is fine while none of the recipients is online (nobody to tell); otherwise it is a
     failure to retry (a web node is reconnecting to Redis)."""
     try:
-        emitter().emit(
-            event.event, event_payload(handoff), to=recipient_rooms(event.event, handoff)
+        emitter().emit_once(
+            event.id, event.event, event_payload(handoff), to=recipient_rooms(event.event, handoff)
         )
         telemetry.observe_since(telemetry.LIVE_FANOUT_LATENCY, event.created_at)
+    except AlreadyEmitted:
+        pass  # the web process emitted it (the relay re-sent an event it was still holding)
     except NoWebNodeListening:
         if _presence().online(listeners(event.event, handoff)):
             raise

@@ -2,6 +2,7 @@
 
 from models.psa.inbound import SYNC_TICKET_TASK
 
+# Kept stable on purpose: queued messages carry these names (email tasks: workers/mail.py).
 DISPATCH_OUTBOX_EVENT = "workers.fanout.dispatch_outbox_event"
 DISPATCH_OUTBOX_EVENTS = "workers.fanout.dispatch_outbox_events"
 SEND_EMAIL = "workers.email.send_email"

@@ -23,7 +23,7 @@ from collections import deque
 from flask import Flask, current_app
 
 from models import outbox, telemetry
-from models.broadcast import EmitFailed, NoWebNodeListening, broadcaster
+from models.broadcast import AlreadyEmitted, EmitFailed, NoWebNodeListening, broadcaster
 from models.outbox import Announced
 from workers.names import DISPATCH_OUTBOX_EVENT, DISPATCH_OUTBOX_EVENTS, QUEUE_REALTIME
 
@@ -52,7 +52,12 @@ def emit_live(announced: list[Announced]) -> list[int]:
         if not event.rooms:
             continue  # work for a worker only (a PSA writeback), nothing to show live
         try:
-            queue.emit(event.event, event.payload, to=event.rooms)
+            queue.emit_once(event.id, event.event, event.payload, to=event.rooms)
+        except AlreadyEmitted:
+            # A worker got there first (the relay re-sent it while this publisher was
+            # behind): it is live, and the dispatch need not emit it.
+            emitted.append(event.id)
+            continue
         except NoWebNodeListening:
             # No web node has a connection yet (each subscribes on its first): nobody to
             # tell now; the dispatch checks presence and says so.

@@ -60,7 +60,7 @@ def settings(config: Any) -> dict[str, Any]:
         "task_ignore_result": True,
         "include": [
             "workers.fanout",
-            "workers.email",
+            "workers.mail",
             "workers.outbox_relay",
             "workers.rollup",
             "workers.psa",

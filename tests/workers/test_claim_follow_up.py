@@ -27,7 +27,7 @@ from tests.workers.test_fanout import (  # noqa: F401  (fixtures)
     sent_tasks,
     web_node,
 )
-from workers import email as email_worker
+from workers import mail as email_worker
 from workers import names
 from workers.email_message import compose, message_id
 

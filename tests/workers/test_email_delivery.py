@@ -28,7 +28,7 @@ from tests.factories import (
     wired_app,
 )
 from tests.integration.services import SmtpSink, free_port
-from workers import email as email_worker
+from workers import mail as email_worker
 from workers.names import QUEUE_EMAIL, SEND_EMAIL
 
 

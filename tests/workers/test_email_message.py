@@ -123,15 +123,16 @@ def test_without_notes_or_assessment_the_body_says_so():
     [
         ({"summary": "Stale VPN profile", "confidence": 0.6}, "Stale VPN profile"),
         ({"confidence": 0.6, "diagnosis": "Bad NIC driver"}, "Bad NIC driver"),
-        ({"confidence": 0.6, "long": "x" * 400, "hint": "Check DNS"}, "Check DNS"),
+        # The pages' and the API's rule (models.summaries.ai_summary_of): the first text.
+        ({"confidence": 0.6, "long": "x" * 400, "hint": "Check DNS"}, "x" * 299 + "…"),
         ({"summary": "  multi\nline\tsummary "}, "multi line summary"),
         ({"confidence": 0.9}, None),
         ({}, None),
         (None, None),
-        ("Just a sentence", "Just a sentence"),
+        ("Just a sentence", None),  # an assessment is a JSON object
     ],
 )
-def test_ai_gist_prefers_the_summary_then_a_short_text(assessment, expected):
+def test_ai_gist_prefers_the_summary_then_the_first_text(assessment, expected):
     assert ai_gist(assessment) == expected
 
 

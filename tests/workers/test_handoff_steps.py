@@ -21,7 +21,7 @@ from tests.workers.test_fanout import (  # noqa: F401 - fixtures
     sent_tasks,
     web_node,
 )
-from workers import email, fanout
+from workers import fanout, mail
 
 T0 = datetime(2026, 3, 10, 9, 0, 0, tzinfo=UTC)
 
@@ -219,8 +219,8 @@ def test_a_step_that_races_a_claim_sends_nothing_after_the_claim(
         clock.move_to(at(6))
         client.post(f"/api/v1/escalations/{hid}/claim", headers=tenant.auth("eng2"))
         assert fanout.dispatch(reminder.id) == "failed"
-        settings = email.EmailSettings.from_config(app.config)
-        assert email.attempt_delivery(deliveries_row.id, settings).status == "failed"
+        settings = mail.EmailSettings.from_config(app.config)
+        assert mail.attempt_delivery(deliveries_row.id, settings).status == "failed"
     assert web_node.messages() == []
     rows = deliveries_of(hid, "handoff.reminder")
     assert sorted((d.channel, d.status) for d in rows) == [

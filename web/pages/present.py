@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -253,6 +254,62 @@ def nice_ticks(bottom: float, top: float, count: int = 4) -> list[float]:
     return ticks
 
 
+@dataclass(frozen=True)
+class _Scale:
+    """The chart's vertical scale: values `bottom`..`top` over `height` pixels below `top_y`."""
+
+    top: float
+    bottom: float
+    top_y: float
+    height: float
+
+    @property
+    def span(self) -> float:
+        return (self.top - self.bottom) or 1.0
+
+    @property
+    def zero_y(self) -> float:
+        return self.top_y + self.height * (self.top / self.span)
+
+    def y(self, value: float) -> float:
+        return self.top_y + self.height * (self.top - value) / self.span
+
+    def length(self, value: float) -> float:
+        return self.height * abs(value) / self.span
+
+    def tick_marks(self, ticks: list[float]) -> list[dict[str, Any]]:
+        """The ticks within the scale, with their height and text."""
+        return [
+            {"value": tick, "y": round(self.y(tick), 1), "text": format_minutes(tick)}
+            for tick in ticks
+            if self.bottom <= tick <= self.top
+        ]
+
+
+def _bar(month: str, value: float | None, x: float, width: float, scale: _Scale) -> dict:
+    """One month's bar: up from the zero line for a positive value, down for a negative one,
+    its figure above (or below) it; no value draws no bar."""
+    bar = {
+        "month": month,
+        "label": month_label(month),
+        "short_label": MONTH_NAMES[int(month[5:7]) - 1],
+        "x": round(x, 1),
+        "center": round(x + width / 2, 1),
+        "width": round(width, 1),
+        "value": value,
+        "text": format_minutes(value),
+    }
+    zero_y = scale.zero_y
+    if value is None:
+        bar.update(y=round(zero_y, 1), height=0, text_y=round(zero_y - 6, 1))
+    else:
+        size = scale.length(value)
+        y = zero_y - size if value >= 0 else zero_y
+        text_y = y - 6 if value >= 0 else y + size + 14
+        bar.update(y=round(y, 1), height=round(size, 1), text_y=round(text_y, 1))
+    return bar
+
+
 def bar_chart(
     points: list[tuple[str, float | None]],
     width: int = 640,
@@ -269,42 +326,23 @@ def bar_chart(
     title (minutes); the x axis is titled "Month"."""
     values = [value for _, value in points if value is not None]
     ticks = nice_ticks(min([*values, 0.0]), max([*values, 0.0]))
-    top, bottom = max([*values, 0.0, ticks[-1]]), min([*values, 0.0, ticks[0]])
-    span = (top - bottom) or 1.0
     plot_height = height - margin_top - margin_bottom
-    zero_y = margin_top + plot_height * (top / span)
+    scale = _Scale(
+        top=max([*values, 0.0, ticks[-1]]),
+        bottom=min([*values, 0.0, ticks[0]]),
+        top_y=margin_top,
+        height=plot_height,
+    )
     slot = (width - margin_left - margin_x) / max(len(points), 1)
     bar_width = slot * 0.62
-    bars = []
-    for index, (month, value) in enumerate(points):
-        x = margin_left + slot * index + (slot - bar_width) / 2
-        bar = {
-            "month": month,
-            "label": month_label(month),
-            "short_label": MONTH_NAMES[int(month[5:7]) - 1],
-            "x": round(x, 1),
-            "center": round(x + bar_width / 2, 1),
-            "width": round(bar_width, 1),
-            "value": value,
-            "text": format_minutes(value),
-        }
-        if value is None:
-            bar.update(y=round(zero_y, 1), height=0, text_y=round(zero_y - 6, 1))
-        else:
-            size = plot_height * abs(value) / span
-            y = zero_y - size if value >= 0 else zero_y
-            text_y = y - 6 if value >= 0 else y + size + 14
-            bar.update(y=round(y, 1), height=round(size, 1), text_y=round(text_y, 1))
-        bars.append(bar)
-    y_ticks = [
-        {"value": tick, "y": round(margin_top + plot_height * (top - tick) / span, 1)}
-        for tick in ticks
-        if bottom <= tick <= top
+    bars = [
+        _bar(month, value, margin_left + slot * index + (slot - bar_width) / 2, bar_width, scale)
+        for index, (month, value) in enumerate(points)
     ]
     return {
         "width": width,
         "height": height,
-        "zero_y": round(zero_y, 1),
+        "zero_y": round(scale.zero_y, 1),
         "label_y": height - margin_bottom + 20,
         "year_y": height - margin_bottom + 38,
         "x_title_y": height - 6,
@@ -314,7 +352,7 @@ def bar_chart(
         "plot_right": width - margin_x,
         "plot_top": margin_top,
         "plot_bottom": margin_top + plot_height,
-        "y_ticks": [{**tick, "text": format_minutes(tick["value"])} for tick in y_ticks],
+        "y_ticks": scale.tick_marks(ticks),
         "y_title_x": 16,
         "y_title_y": round(margin_top + plot_height / 2, 1),
         "x_title_x": round((margin_left + width - margin_x) / 2, 1),

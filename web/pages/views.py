@@ -23,8 +23,8 @@ from flask import (
 )
 from marshmallow import ValidationError
 
-from models import credentials, handover, queue, rollup, sessions
-from models.entities import LIVE_HANDOFF_STATUSES, SENIOR_ROLES, User
+from models import credentials, handover, permissions, queue, rollup, sessions
+from models.entities import SENIOR_ROLES, User
 from models.errors import Forbidden, ValidationFailed
 from models.psa import connection as psa_connection
 from web.auth import SESSION_LOGIN_KEY, SESSION_USER_KEY, client_info, resolve_user
@@ -215,8 +215,6 @@ def pilot(session_id: int):
     flow_session = sessions.get_session(user, session_id)
     handoff = sessions.latest_handoff(flow_session)
     handoff_data = _handoff_schema.dump(handoff) if handoff is not None else None
-    live = handoff is not None and handoff.status in LIVE_HANDOFF_STATUSES
-    may_escalate = flow_session.technician_id == user.id or user.role == "admin"
     refusal = sessions.write_refusal(user, flow_session, handoff)
     context = {
         "flow_session": flow_session,
@@ -225,12 +223,10 @@ def pilot(session_id: int):
         "messages": [_message_schema.dump(m) for m in sessions.messages_of(flow_session)],
         "writebacks": [_writeback_schema.dump(w) for w in sessions.writebacks_of(flow_session)],
         "psa": psa_connection.for_session(flow_session.account_id, flow_session.psa_ticket_id),
-        "may_escalate": may_escalate,
-        "can_escalate": may_escalate and not live,
-        "can_claim": user.is_senior and handoff is not None and handoff.status == "open",
-        "can_resolve": handoff is not None
-        and handoff.status == "claimed"
-        and (handoff.claimed_by_id == user.id or user.role == "admin"),
+        "may_escalate": permissions.may_escalate(user, flow_session),
+        "can_escalate": permissions.can_escalate(user, flow_session, handoff),
+        "can_claim": permissions.can_claim(user, handoff),
+        "can_resolve": permissions.can_resolve(user, handoff),
         "read_only": refusal is not None,
         "read_only_reason": refusal.message if refusal is not None else "",
         "idempotency_key": secrets.token_urlsafe(16),

@@ -1,5 +1,6 @@
 /* The session page, in small parts that share one state:
-   - view: who may do what, from the latest handoff (mirrors models/sessions.write_refusal);
+   - view: who may do what, from the latest handoff (mirrors models/permissions.py and
+     models/sessions.write_refusal);
    - chat: bubbles, Enter sends, live `message.created`;
    - writebacks: the PSA ticket notes, live `writeback.created`;
    - handoff: status line, Claim, Resolve with an outcome, Escalate, live handoff events.
