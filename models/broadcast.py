@@ -74,8 +74,7 @@ class CheckedRedisManager(socketio.RedisManager):
                 "retry": Retry(NoBackoff(), 0),
             },
         )
-
-        self._once = threading.local()
+        self._once = threading.local()  # the event key of the emit_once in progress
 
     def emit_once(self, event_id: int, event: str, data: Any, to: list[str]) -> None:
         """Emit outbox event `event_id` unless any process already did (AlreadyEmitted)."""
