@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,6 +168,26 @@ def postgres_base_url() -> str | None:
         sys.stderr.write(result.stderr)
         return None
     return result.stdout.strip() or None
+
+
+def on_each_backend(
+    backend: str, prefix: str, run: Callable[[str, str], dict[str, Any]]
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """`run(name, url)` on a throwaway SQLite file and/or PostgreSQL database (`backend`:
+    sqlite, postgres or both); the results, and which backend was skipped and why."""
+    results: list[dict[str, Any]] = []
+    skipped: dict[str, str] = {}
+    if backend in ("sqlite", "both"):
+        with tempfile.TemporaryDirectory(prefix=f"{prefix}-") as directory:
+            results.append(run("sqlite", sqlite_url(Path(directory) / "bench.db")))
+    if backend in ("postgres", "both"):
+        base = postgres_base_url()
+        if base is None:
+            skipped["postgres"] = "no PostgreSQL: set TEST_POSTGRES_URL or install postgresql"
+        else:
+            with temporary_postgres_database(base, prefix=prefix) as url:
+                results.append(run("postgres", url))
+    return results, skipped
 
 
 # --------------------------------------------------------------------------- seeding

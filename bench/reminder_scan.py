@@ -36,14 +36,8 @@ os.environ.setdefault("PYTHONWARNINGS", "ignore")
 
 from sqlalchemy import func, select, text  # noqa: E402
 
-from bench.rollup_bench import (  # noqa: E402
-    machine,
-    percentile,
-    postgres_base_url,
-    seed_accounts,
-    sqlite_database,
-)
-from tests.integration.services import temporary_postgres_database  # noqa: E402
+from bench.common import on_each_backend  # noqa: E402
+from bench.rollup_bench import machine, percentile, seed_accounts  # noqa: E402
 
 GOAL_TICK_SECONDS = 1.0
 TICK = timedelta(seconds=15)
@@ -211,18 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ticks", type=int, default=8)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    results: list[dict[str, Any]] = []
-    skipped: dict[str, str] = {}
-    if args.backend in ("sqlite", "both"):
-        with sqlite_database() as url:
-            results.append(run_backend("sqlite", url, args))
-    if args.backend in ("postgres", "both"):
-        base = postgres_base_url()
-        if base is None:
-            skipped["postgres"] = "no PostgreSQL: set TEST_POSTGRES_URL or install postgresql"
-        else:
-            with temporary_postgres_database(base, prefix="reminder_scan") as url:
-                results.append(run_backend("postgres", url, args))
+    results, skipped = on_each_backend(
+        args.backend, "reminder_scan", lambda name, url: run_backend(name, url, args)
+    )
     report = {"benchmark": "reminder_scan", "machine": machine(), "results": results,
               "skipped": skipped}  # fmt: skip
     if args.json:

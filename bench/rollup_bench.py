@@ -27,11 +27,8 @@ import os
 import platform
 import random
 import sqlite3
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,7 +41,7 @@ os.environ.setdefault("PYTHONWARNINGS", "ignore")
 
 from sqlalchemy import func, insert, select, text  # noqa: E402
 
-from tests.integration.services import temporary_postgres_database  # noqa: E402
+from bench.common import on_each_backend  # noqa: E402
 
 ZONES = [
     "UTC",
@@ -306,21 +303,6 @@ def run_backend(backend: str, url: str, args: argparse.Namespace) -> dict[str, A
 # --------------------------------------------------------------------------- databases
 
 
-@contextlib.contextmanager
-def sqlite_database() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="rollup-bench-") as directory:
-        yield f"sqlite:///{Path(directory) / 'bench.db'}"
-
-
-def postgres_base_url() -> str | None:
-    url = os.environ.get("TEST_POSTGRES_URL")
-    if url:
-        return url
-    script = ROOT / "scripts" / "test_postgres.sh"
-    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=120)
-    return done.stdout.strip() or None if done.returncode == 0 else None
-
-
 def machine() -> dict[str, Any]:
     cpu = platform.processor() or "unknown"
     with contextlib.suppress(OSError):
@@ -381,18 +363,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("need 1 <= accounts <= handoffs and requests >= 1")
     args.requests = min(args.requests, 50_000)
 
-    results: list[dict[str, Any]] = []
-    skipped: dict[str, str] = {}
-    if args.backend in ("sqlite", "both"):
-        with sqlite_database() as url:
-            results.append(run_backend("sqlite", url, args))
-    if args.backend in ("postgres", "both"):
-        base = postgres_base_url()
-        if base is None:
-            skipped["postgres"] = "no PostgreSQL: set TEST_POSTGRES_URL or install postgresql"
-        else:
-            with temporary_postgres_database(base, prefix="rollup_bench") as url:
-                results.append(run_backend("postgres", url, args))
+    results, skipped = on_each_backend(
+        args.backend, "rollup_bench", lambda name, url: run_backend(name, url, args)
+    )
 
     if args.json:
         print(json.dumps({"benchmark": "rollup", "machine": machine(), "results": results,
