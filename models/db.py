@@ -56,14 +56,21 @@ def transaction(expire_on_commit: bool = True) -> Iterator[None]:
         if expire_on_commit:
             session.commit()
         else:
-            session.expire_on_commit = False
-            try:
-                session.commit()
-            finally:
-                session.expire_on_commit = True
+            commit_keeping_loaded()
     except BaseException:
         session.rollback()
         raise
+
+
+def commit_keeping_loaded() -> None:
+    """Commit without expiring the rows the session holds, for a caller that wrote them and
+    reads them next: what it wrote is what is stored, so reading it back is a wasted query."""
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
 
 
 def database_unreachable(error: BaseException) -> bool:

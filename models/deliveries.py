@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, or_, select, update
 
 from models import telemetry
-from models.db import db, insert_on_conflict, transaction, utcnow
+from models.db import commit_keeping_loaded, db, insert_on_conflict, transaction, utcnow
 from models.entities import Delivery, OutboxEvent
 from models.events import HANDOFF_CREATED, PSA_WRITEBACK
 
@@ -41,6 +41,23 @@ class RetryPolicy:
 DEFAULT_RETRY = RetryPolicy()
 
 
+def _new_row(
+    event: OutboxEvent, channel: str, key: str, recipient_id: int | None, now: datetime
+) -> dict:
+    return {
+        "dedupe_key": key,
+        "account_id": event.account_id,
+        "handoff_id": event.handoff_id,
+        "outbox_event_id": event.id,
+        "channel": channel,
+        "event": event.event,
+        "recipient_id": recipient_id,
+        "status": "pending",
+        "attempts": 0,
+        "created_at": now,
+    }
+
+
 def _for_event(
     event: OutboxEvent, channel: str, keyed: list[tuple[str, int | None]]
 ) -> list[Delivery]:
@@ -49,21 +66,7 @@ def _for_event(
     if not keyed:
         return []
     now = utcnow()
-    rows = [
-        {
-            "dedupe_key": key,
-            "account_id": event.account_id,
-            "handoff_id": event.handoff_id,
-            "outbox_event_id": event.id,
-            "channel": channel,
-            "event": event.event,
-            "recipient_id": recipient_id,
-            "status": "pending",
-            "attempts": 0,
-            "created_at": now,
-        }
-        for key, recipient_id in keyed
-    ]
+    rows = [_new_row(event, channel, key, recipient_id, now) for key, recipient_id in keyed]
     db.session.execute(
         insert_on_conflict(Delivery)
         .values(rows)
@@ -82,6 +85,19 @@ def socket_delivery(event: OutboxEvent) -> Delivery:
     with transaction(expire_on_commit=False):  # the caller reads them next
         [delivery] = _for_event(event, SOCKET, [(f"socket:{event.id}", None)])
     return delivery
+
+
+def claim_socket_delivery(event: OutboxEvent, lease: timedelta) -> Delivery | None:
+    """The event's room broadcast, created if missing and taken for one dispatch in the
+    same transaction; None if it is done or another dispatch holds it."""
+    key = f"socket:{event.id}"
+    with transaction(expire_on_commit=False):  # the caller reads it next
+        db.session.execute(
+            insert_on_conflict(Delivery)
+            .values(_new_row(event, SOCKET, key, None, utcnow()))
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        )
+        return _take(Delivery.dedupe_key == key, lease)
 
 
 def email_deliveries(event: OutboxEvent, recipient_ids: list[int]) -> list[Delivery]:
@@ -135,23 +151,29 @@ def _claimable(now: datetime):
     )
 
 
+def _take(which, lease: timedelta) -> Delivery | None:
+    """The conditional UPDATE that takes a claimable delivery, returning the row as taken
+    (one round trip; the caller commits)."""
+    now = utcnow()
+    return db.session.scalar(
+        update(Delivery)
+        .where(which, _claimable(now))
+        .values(locked_until=now + lease, attempts=Delivery.attempts + 1)
+        .returning(Delivery)
+        .execution_options(populate_existing=True)
+    )
+
+
 def claim(delivery_id: int, lease: timedelta) -> Delivery | None:
     """Take the delivery for one send attempt, or None if it is done or someone else holds it."""
-    now = utcnow()
-    claimed = db.session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, _claimable(now))
-        .values(locked_until=now + lease, attempts=Delivery.attempts + 1)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    db.session.commit()
-    return db.session.get(Delivery, delivery_id) if claimed else None
+    with transaction(expire_on_commit=False):  # the sender reads it next
+        return _take(Delivery.id == delivery_id, lease)
 
 
 def mark_sent(delivery: Delivery) -> None:
     delivery.status, delivery.sent_at = "sent", utcnow()
     delivery.locked_until, delivery.next_attempt_at, delivery.last_error = None, None, None
-    db.session.commit()
+    commit_keeping_loaded()
     telemetry.delivery_finished(delivery.channel, "sent")
 
 
@@ -159,7 +181,7 @@ def mark_failed(delivery: Delivery, error: str) -> None:
     """A permanent failure, or the retry window ran out: visible, never silent."""
     delivery.status, delivery.last_error = "failed", error[:2000]
     delivery.locked_until, delivery.next_attempt_at = None, None
-    db.session.commit()
+    commit_keeping_loaded()
     telemetry.delivery_finished(delivery.channel, "failed")
 
 
@@ -195,7 +217,7 @@ def mark_retrying(
     delivery.status, delivery.last_error = "retrying", error[:2000]
     delivery.next_attempt_at = utcnow() + timedelta(seconds=delay)
     delivery.locked_until = delivery.next_attempt_at  # nobody may take it before it is due
-    db.session.commit()
+    commit_keeping_loaded()
     return delay
 
 

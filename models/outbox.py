@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import case, event, func, select, update
 from sqlalchemy.orm import Session
 
 from models.db import db, utcnow
@@ -138,26 +138,24 @@ def _forget_announced(session: Session) -> None:
 
 
 def mark_published(outbox_event_ids: list[int], emitted_ids: list[int] = ()) -> None:
-    """Record that the dispatch tasks went to the broker (and which events already went live).
+    """Record that the dispatch tasks went to the broker, and which of those events already
+    went live (`emitted_ids`, a subset): one UPDATE, each timestamp set once.
 
     Runs on a connection of its own: it may be called from a commit listener, where the
     session that committed cannot be used."""
-    if not outbox_event_ids and not emitted_ids:
+    if not outbox_event_ids:
         return
     now = utcnow()
+    values = {"published_at": func.coalesce(OutboxEvent.published_at, now)}
+    if emitted_ids:
+        values["emitted_at"] = case(
+            (OutboxEvent.id.in_(list(emitted_ids)), func.coalesce(OutboxEvent.emitted_at, now)),
+            else_=OutboxEvent.emitted_at,
+        )
     with db.engine.begin() as connection:
-        if outbox_event_ids:
-            connection.execute(
-                update(OutboxEvent)
-                .where(OutboxEvent.id.in_(outbox_event_ids), OutboxEvent.published_at.is_(None))
-                .values(published_at=now)
-            )
-        if emitted_ids:
-            connection.execute(
-                update(OutboxEvent)
-                .where(OutboxEvent.id.in_(list(emitted_ids)), OutboxEvent.emitted_at.is_(None))
-                .values(emitted_at=now)
-            )
+        connection.execute(
+            update(OutboxEvent).where(OutboxEvent.id.in_(outbox_event_ids)).values(values)
+        )
 
 
 def note_republished(outbox_event_ids: list[int]) -> None:

@@ -46,10 +46,9 @@ def update_preferences(
     return user
 
 
-def email_preferences(user_ids: list[int]) -> list[EmailPreference]:
-    """The email rule's inputs for these users, in the order given (one query)."""
-    if not user_ids:
-        return []
+def account_email_preferences(account_id: int, roles: tuple[str, ...]) -> list[EmailPreference]:
+    """The email rule's inputs for the account's active users of these roles, by id (one
+    query: the dispatch of every new handoff asks)."""
     rows = db.session.execute(
         select(
             User.id,
@@ -60,10 +59,10 @@ def email_preferences(user_ids: list[int]) -> list[EmailPreference]:
             Account.timezone,
         )
         .join(Account, Account.id == User.account_id)
-        .where(User.id.in_(user_ids))
+        .where(User.account_id == account_id, User.role.in_(roles), User.active.is_(True))
+        .order_by(User.id)
     ).all()
-    by_id = {
-        row[0]: EmailPreference(row[0], row[1] or "when_offline", row[2], row[3], row[4] or row[5])
+    return [
+        EmailPreference(row[0], row[1] or "when_offline", row[2], row[3], row[4] or row[5])
         for row in rows
-    }
-    return [by_id[user_id] for user_id in user_ids if user_id in by_id]
+    ]

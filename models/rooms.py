@@ -23,7 +23,7 @@ from models.events import (
     HANDOFF_RESOLVED,
     HANDOFF_UNCLAIMED,
 )
-from models.preferences import email_preferences
+from models.preferences import account_email_preferences
 from models.presence import Presence
 
 
@@ -120,9 +120,10 @@ def seniors_to_email(account_id: int, presence: Presence | None, now: datetime) 
     """The account's seniors to email about a new handoff now: offline (or `always`), never
     `never` nor inside their quiet hours (models.email_rules). Without presence (it could
     not be trusted) everyone counts as offline."""
-    seniors = senior_ids(account_id)
+    preferences = account_email_preferences(account_id, SENIOR_ROLES)
+    seniors = [preference.user_id for preference in preferences]
     online = presence.online(seniors) if presence is not None else set()
-    return plan_emails(email_preferences(seniors), online, now).now
+    return plan_emails(preferences, online, now).now
 
 
 def not_worth_sending(event: str, handoff: Handoff, recipient_id: int | None) -> str | None:

@@ -175,7 +175,7 @@ def dispatch(outbox_event_id: int, emitted: bool = False) -> str:
     if event.event == PSA_WRITEBACK:
         return psa.hand_over(event)  # not a Socket.IO event: the post goes to the psa queue
     bind_handoff(event.handoff_id)
-    delivery = deliveries.claim(deliveries.socket_delivery(event).id, SOCKET_LEASE)
+    delivery = deliveries.claim_socket_delivery(event, SOCKET_LEASE)
     if delivery is None:
         log.info("Outbox event %s is dispatched or being dispatched; skipping", event.id)
         return "skipped"
@@ -284,5 +284,8 @@ def dispatch_outbox_events(
             log.exception("Outbox event %s: dispatch failed; the relay will retry", outbox_event_id)
             db.session.rollback()
             outcome = "error"
+        # A fresh session for the next event: the bookkeeping commits keep their rows loaded,
+        # and a handoff two events share must be read as it is now, not as the first saw it.
+        db.session.remove()
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes

@@ -7,7 +7,7 @@ import time
 
 from sqlalchemy import select
 
-from models import db
+from models import db, outbox
 from models.entities import OutboxEvent
 from tests.factories import new_handoff, new_session
 from workers import fanout, names
@@ -93,3 +93,26 @@ def test_a_batch_dispatches_each_event_and_a_failed_one_goes_on_alone(
     assert outcome == {"sent": 1, "retrying": 1, "error": 1}
     assert retried == [{"args": [ids[1]], "kwargs": {"emitted": True}, "countdown": 1.5}]
     assert sent == []
+
+
+def test_marking_published_stamps_each_time_once_and_emitted_only_where_it_went_live(
+    app, client, tenant
+):
+    first, second, third = _unpublished_events(client, tenant, 3)
+
+    outbox.mark_published([first, second], emitted_ids=[second])
+    db.session.expire_all()
+    stamped = {
+        e.id: (e.published_at, e.emitted_at) for e in db.session.scalars(select(OutboxEvent))
+    }
+    assert stamped[first][0] is not None and stamped[first][1] is None
+    assert stamped[second][0] is not None and stamped[second][1] is not None
+    assert stamped[third] == (None, None)
+
+    time.sleep(0.01)
+    outbox.mark_published([first, second, third], emitted_ids=[first, second])
+    db.session.expire_all()
+    again = {e.id: (e.published_at, e.emitted_at) for e in db.session.scalars(select(OutboxEvent))}
+    assert again[second] == stamped[second]  # already stamped: left as it was
+    assert again[first][0] == stamped[first][0] and again[first][1] is not None
+    assert again[third][0] is not None and again[third][1] is None
