@@ -119,13 +119,10 @@ def email_step_recipients(event: OutboxEvent, handoff: Handoff) -> list[int]:
 
 
 def _send_new(rows: list) -> list[int]:
-    """A send task for each email delivery not attempted yet; the ids enqueued."""
-    celery = current_app.extensions["celery"]
-    enqueued = []
-    for row in rows:
-        if row.status == "pending" and row.attempts == 0:
-            celery.send_task(names.SEND_EMAIL, args=[row.id])
-            enqueued.append(row.id)
+    """One send task for the email deliveries not attempted yet; the ids enqueued."""
+    enqueued = [row.id for row in rows if row.status == "pending" and row.attempts == 0]
+    if enqueued:
+        current_app.extensions["celery"].send_task(names.SEND_EMAILS, args=[enqueued])
     return enqueued
 
 

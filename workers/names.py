@@ -6,6 +6,7 @@ from models.psa.inbound import SYNC_TICKET_TASK
 DISPATCH_OUTBOX_EVENT = "workers.fanout.dispatch_outbox_event"
 DISPATCH_OUTBOX_EVENTS = "workers.fanout.dispatch_outbox_events"
 SEND_EMAIL = "workers.email.send_email"
+SEND_EMAILS = "workers.email.send_emails"
 RELAY_OUTBOX = "workers.outbox_relay.relay_outbox"
 SWEEP_DELIVERIES = "workers.email.sweep_deliveries"
 ROLLUP_METRICS = "workers.rollup.rollup_metrics"

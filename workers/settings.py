@@ -114,6 +114,7 @@ def _routing() -> dict[str, Any]:
         "task_routes": {
             names.DISPATCH_OUTBOX_EVENT: {"queue": names.QUEUE_REALTIME},
             names.SEND_EMAIL: {"queue": names.QUEUE_EMAIL},
+            names.SEND_EMAILS: {"queue": names.QUEUE_EMAIL},
             names.RELAY_OUTBOX: {"queue": names.QUEUE_MAINTENANCE},
             names.SWEEP_DELIVERIES: {"queue": names.QUEUE_MAINTENANCE},
             names.ROLLUP_METRICS: {"queue": names.QUEUE_MAINTENANCE},

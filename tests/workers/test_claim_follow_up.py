@@ -60,8 +60,8 @@ def test_those_emailed_about_it_hear_who_claimed_it_once(client, tenant, request
     # The claimer (eng2) knows already; eng was online and never emailed.
     assert [r.recipient_id for r in follow_ups] == [tenant.users["admin"]]
     assert follow_ups[0].dedupe_key == f"email-claimed:{handoff['id']}:{tenant.users['admin']}"
-    enqueued = [args for name, args in enqueued_tasks if name == names.SEND_EMAIL]
-    assert [follow_ups[0].id] in enqueued
+    enqueued = [args for name, args in enqueued_tasks if name == names.SEND_EMAILS]
+    assert [[follow_ups[0].id]] in enqueued
 
     # A duplicate dispatch of the claim (relay, redelivery) adds nothing.
     db.session.execute(

@@ -125,6 +125,38 @@ def test_a_duplicate_task_sends_nothing_more(client, tenant, smtp):
 
 
 @both_databases
+def test_one_message_sends_a_dispatchs_emails_each_once_over_one_connection(
+    app, client, tenant, smtp
+):
+    rows = email_rows(client, tenant, who=("eng", "eng2", "admin"))
+    assert run(rows[0]) == "sent"  # a retry got there first
+    greetings = smtp.greetings
+
+    outcomes = email_worker.send_emails([row.id for row in rows])
+
+    assert outcomes == {"skipped": 1, "sent": 2}
+    assert sorted(m.rcpt_tos[0] for m in smtp.messages) == [
+        "eng2@alpha-msp.example", "eng@alpha-msp.example", "owner@alpha-msp.example"
+    ]  # fmt: skip
+    assert smtp.greetings == greetings  # the connection the first send opened carried both
+    db.session.expire_all()
+    assert {db.session.get(Delivery, row.id).status for row in rows} == {"sent"}
+    assert drain_queue(app) == []
+
+
+@both_databases
+def test_in_one_message_each_failed_email_is_retried_on_its_own(app, client, tenant, smtp):
+    rows = email_rows(client, tenant, who=("eng", "admin"))
+    smtp.tempfail()
+
+    assert email_worker.send_emails([row.id for row in rows]) == {"retrying": 2}
+
+    retries = drain_queue(app)
+    assert sorted(r["args"] for r in retries) == sorted(f"[{row.id}]" for row in rows)
+    assert {r["task"] for r in retries} == {SEND_EMAIL}
+
+
+@both_databases
 def test_a_delivery_held_by_another_sender_is_left_alone(client, tenant, smtp):
     [delivery] = email_rows(client, tenant, who=("eng",))
     assert deliveries.claim(delivery.id, timedelta(minutes=5)) is not None  # another worker

@@ -144,6 +144,7 @@ def test_an_escalations_dispatch_waits_for_the_realtime_workers(broker_app, clie
     ("task", "queue"),
     [
         (names.SEND_EMAIL, names.QUEUE_EMAIL),
+        (names.SEND_EMAILS, names.QUEUE_EMAIL),
         (names.PSA_POST_NOTE, names.QUEUE_PSA),
         (names.PSA_SYNC_TICKET, names.QUEUE_PSA),
     ],

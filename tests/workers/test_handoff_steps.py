@@ -193,7 +193,7 @@ def test_step_emails_go_to_offline_seniors_then_to_every_admin(
     }  # eng is the only senior offline: the admin and eng2 are connected
     admin_mail = [d for d in deliveries_of(hid, "handoff.unclaimed") if d.channel == "email"]
     assert {d.dedupe_key for d in admin_mail} == {f"email:{hid}:admins:{tenant.users['admin']}"}
-    sends = [args[0] for name, args in sent_tasks if name == "workers.email.send_email"]
+    sends = [i for name, args in sent_tasks if name == "workers.email.send_emails" for i in args[0]]
     assert sorted(sends) == sorted(d.id for d in reminder_mail + admin_mail)
 
 
