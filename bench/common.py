@@ -326,6 +326,7 @@ class BenchStack:
         self.extra_env = dict(env or {})
         self.env: dict[str, str] = {}
         self._workers = 0
+        self._postgres_pid: int | None = None
 
     def __enter__(self) -> BenchStack:
         try:
@@ -455,19 +456,25 @@ class BenchStack:
         }
         if self.redis.process is not None:
             used["redis"] = process_tree_cpu(self.redis.process.pid)
+        if self._postgres_pid is None:
+            self._postgres_pid = postgres_server_pid(self.database_url) or 0
+        if self._postgres_pid:  # the whole server: other databases' work counts too
+            used["postgres"] = process_tree_cpu(self._postgres_pid)
         return used
 
 
 def process_tree_cpu(pid: int) -> float:
-    """User + system CPU seconds of a process and its live children (0 if it is gone)."""
+    """User + system CPU seconds of a process and its children, live or exited (0 if it is
+    gone)."""
     import psutil
 
     try:
         root = psutil.Process(pid)
         tree = [root, *root.children(recursive=True)]
+        reaped = root.cpu_times()
     except psutil.Error:
         return 0.0
-    total = 0.0
+    total = reaped.children_user + reaped.children_system
     for proc in tree:
         try:
             times = proc.cpu_times()
@@ -475,6 +482,26 @@ def process_tree_cpu(pid: int) -> float:
             continue
         total += times.user + times.system
     return total
+
+
+def postgres_server_pid(database_url: str) -> int | None:
+    """The PostgreSQL server process behind `database_url` when it runs on this machine
+    (its CPU can then be counted beside the app's), else None."""
+    import psutil
+    from sqlalchemy import create_engine, text
+
+    if not database_url.startswith("postgresql"):
+        return None
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            backend = connection.scalar(text("SELECT pg_backend_pid()"))
+        server = psutil.Process(backend).parent()
+    except Exception:  # not on this machine, or not reachable: nothing to count
+        return None
+    finally:
+        engine.dispose()
+    return server.pid if server is not None and "postgres" in server.name() else None
 
 
 def procfile_niceness(entry: str) -> int:

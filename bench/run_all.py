@@ -138,7 +138,7 @@ def render_live_mix(r: dict[str, Any]) -> tuple[list[Row], str]:
 
 
 def _live_mix_cpu(r: dict[str, Any]) -> list[str]:
-    """CPU seconds per process while the load ran (the database server's not counted)."""
+    """CPU seconds per process while the load ran, and the cores they kept busy."""
     runs = [
         (design, condition, run["cpu_seconds"])
         for design, data in r["designs"].items()
@@ -151,14 +151,17 @@ def _live_mix_cpu(r: dict[str, Any]) -> list[str]:
     lines = [
         "",
         "CPU seconds each process used from the first escalation until every client had "
-        "every event (the database server not counted; 2 cores give 2 s per second):",
+        "every event (`postgres`: the whole database server, when it runs on this machine; "
+        "cores busy: all of them over the window, out of the machine's "
+        f"{os.cpu_count()}):",
         "",
-        "| design | SMTP | window | " + " | ".join(names) + " |",
-        "| --- | --- | ---: | " + " | ".join("---:" for _ in names) + " |",
+        "| design | SMTP | window | " + " | ".join(names) + " | cores busy |",
+        "| --- | --- | ---: | " + " | ".join("---:" for _ in names) + " | ---: |",
     ]
     for design, condition, cpu in runs:
         cells = " | ".join(str(cpu.get(name, "–")) for name in names)
-        lines.append(f"| {design} | {condition} | {cpu['window_s']} s | {cells} |")
+        busy = sum(cpu.get(name, 0.0) for name in names) / max(cpu["window_s"], 0.1)
+        lines.append(f"| {design} | {condition} | {cpu['window_s']} s | {cells} | {busy:.2f} |")
     return lines
 
 
@@ -400,6 +403,39 @@ def render_reminder_scan(r: dict[str, Any]) -> tuple[list[Row], str]:
     return rows, "\n".join(lines)
 
 
+def render_step_cost(r: dict[str, Any]) -> tuple[list[Row], str]:
+    results = r.get("results", [])
+    lines = ["| | " + " | ".join(x["database"] for x in results) + " |"]
+    lines.append("| --- |" + " ---: |" * len(results))
+
+    def step(name: str) -> Callable[[dict[str, Any]], str]:
+        return lambda x: f"{x[name]['cpu_ms_median']} ms, {x[name]['statements']:g} statements"
+
+    table = [
+        ("escalate request (web)", step("escalate")),
+        ("dispatch of handoff.created (worker)", step("dispatch")),
+        ("one email (mailer)", step("email")),
+        ("emails per escalation", lambda x: x["emails_per_escalation"]),
+        ("CPU per escalation, all three", lambda x: f"{x['cpu_ms_per_escalation']} ms"),
+        ("calibration loop before / after",
+         lambda x: " / ".join(f"{c} ms" for c in x["calibration_ms"])),
+    ]  # fmt: skip
+    for label, cell in table:
+        lines.append(f"| {label} | " + " | ".join(str(cell(x)) for x in results) + " |")
+    for label, why in (r.get("skipped") or {}).items():
+        lines.append(f"\n{label}: not measured ({why}).")
+    rows: list[Row] = [
+        (
+            f"CPU per escalation: request + dispatch + emails ({x['database']})",
+            f"{x['cpu_ms_per_escalation']} ms",
+            "(no goal)",
+            None,
+        )
+        for x in results
+    ]
+    return rows, "\n".join(lines)
+
+
 def render_drills(r: dict[str, Any]) -> tuple[list[Row], str]:
     rows: list[Row] = []
     lines = [
@@ -579,6 +615,14 @@ MEASURES = [
         ("--json",),
         900,
         render_reminder_scan,
+    ),
+    Measure(
+        "10",
+        "10. What one escalation costs in CPU and SQL statements, step by step",
+        "bench/step_cost.py",
+        ("--json",),
+        900,
+        render_step_cost,
     ),
     Measure(
         "drills",

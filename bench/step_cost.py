@@ -1,0 +1,204 @@
+"""Measure 10: what one escalation costs each process, in CPU and SQL statements.
+
+    .venv/bin/python bench/step_cost.py [--count 200] [--database both]
+
+On a small box the live path shares the cores with everything else an escalation sets off,
+so measure 8's latencies follow from these costs. Here each step runs in this process, one
+at a time, against a real Redis (message queue and broker, with a subscriber on the
+Socket.IO channel as a web node would be) and the in-process SMTP sink:
+
+1. `escalate`: the API request (token check, rate limit, the transaction), with the live
+   emit and the dispatch task sent right after the commit, as the web process does;
+2. `dispatch`: the worker's half of a `handoff.created` the web already emitted: who is
+   offline, one email delivery per offline senior, their send tasks;
+3. `email`: the mailer sending one of those emails (claim, compose, SMTP, record).
+
+Each step's CPU is the calling thread's (time.thread_time: the SMTP sink's thread and the
+database server are not counted), with the SQL statements it sent. A fixed pure-Python loop
+is timed before and after (`calibration_ms`): a virtual machine's speed can drift, and
+figures from runs whose calibrations differ compare only after scaling by them.
+"""
+
+from __future__ import annotations
+
+import secrets
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import (  # noqa: E402
+    RedisServer,
+    SmtpSink,
+    arg_parser,
+    in_process_app,
+    note,
+    on_each_backend,
+    report,
+    seed_account,
+)
+
+WARM_UP = 10
+OFFLINE_SENIORS = 2  # with the owner, three emails per escalation
+
+
+def calibration_ms() -> float:
+    """CPU milliseconds of a fixed interpreter workload, best of five: this machine's speed
+    now."""
+
+    def work() -> float:
+        began = time.thread_time()
+        sorted(str(n * 7919 % 10007) for n in range(200_000))
+        return (time.thread_time() - began) * 1000
+
+    return round(min(work() for _ in range(5)), 1)
+
+
+class StatementCounter:
+    """Counts the SQL statements an engine sends while `on` is set."""
+
+    def __init__(self, engine) -> None:
+        from sqlalchemy import event
+
+        self.count = 0
+        self.on = False
+        event.listen(engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, *args: Any) -> None:
+        if self.on:
+            self.count += 1
+
+
+def _measure(steps: list[Callable[[], Any]], counter: StatementCounter) -> dict[str, Any]:
+    cpu_ms, statements = [], []
+    for step in steps:
+        counter.count, counter.on = 0, True
+        began = time.thread_time()
+        step()
+        cpu_ms.append((time.thread_time() - began) * 1000)
+        counter.on = False
+        statements.append(counter.count)
+    measured = cpu_ms[WARM_UP:]
+    return {
+        "count": len(measured),
+        "cpu_ms_median": round(statistics.median(measured), 2),
+        "cpu_ms_mean": round(statistics.fmean(measured), 2),
+        "statements": round(statistics.fmean(statements[WARM_UP:]), 1),
+    }
+
+
+def _app(database_url: str, redis_server: RedisServer, sink: SmtpSink):
+    from tests.factories import wired_app
+
+    redis_url = f"redis://{redis_server.host}:{redis_server.port}"
+    app = wired_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "REDIS_URL": f"{redis_url}/0",
+            "SOCKETIO_MESSAGE_QUEUE": f"{redis_url}/0",
+            "CELERY_BROKER_URL": f"{redis_url}/1",
+            "RATELIMIT_STORAGE_URI": f"{redis_url}/2",
+            "API_RATE_LIMIT_PER_TOKEN": "1000000 per minute",
+            "SOCKETIO_ASYNC_MODE": "threading",
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            **{key: value for key, value in sink.env().items()},
+            "SMTP_PORT": sink.port,
+            "SMTP_STARTTLS": False,
+            "SMTP_TIMEOUT": 5.0,
+            "MAIL_FROM": "Escalation Mode <escalations@bench.example>",
+        }
+    )
+    return app
+
+
+def _create_tables(database_url: str) -> None:
+    from models.db import db
+
+    with in_process_app(database_url).app_context():
+        db.create_all()
+        db.engine.dispose()
+
+
+def run_backend(name: str, database_url: str, count: int) -> dict[str, Any]:
+    from sqlalchemy import select
+
+    from models.db import db
+    from models.entities import Delivery, OutboxEvent
+    from workers import fanout, mail
+
+    note("[step cost] %s: %s escalations", name, count)
+    calibration_before = calibration_ms()
+    with RedisServer() as redis_server, SmtpSink() as sink:
+        _create_tables(database_url)
+        # Seeding wires an app of its own; the tasks run in the last one wired, this one.
+        seeded = seed_account(database_url, seniors=OFFLINE_SENIORS, sessions=count + WARM_UP)
+        app = _app(database_url, redis_server, sink)
+        listener = redis_server.client().pubsub()  # a web node on the Socket.IO channel
+        listener.subscribe(app.config["SOCKETIO_CHANNEL"])
+        client = app.test_client()
+        headers = {"Authorization": f"Bearer {seeded.technician_token}"}
+        handoff_ids: list[int] = []
+
+        def escalate(session_id: int) -> Callable[[], None]:
+            def step() -> None:
+                response = client.post(
+                    f"/api/v1/sessions/{session_id}/escalate", json={"reason": "Stuck"},
+                    headers=headers,
+                )  # fmt: skip
+                assert response.status_code == 201, response.get_json()
+                handoff_ids.append(response.get_json()["id"])
+
+            return step
+
+        with app.app_context():
+            counter = StatementCounter(db.engine)
+            result = {"database": name}
+            result["escalate"] = _measure([escalate(s) for s in seeded.session_ids], counter)
+            events = db.session.scalars(
+                select(OutboxEvent.id).where(OutboxEvent.handoff_id.in_(handoff_ids))
+            ).all()
+            db.session.remove()
+            steps = [lambda e=event_id: fanout.dispatch(e, emitted=True) for event_id in events]
+            result["dispatch"] = _measure(steps, counter)
+            emails = db.session.scalars(
+                select(Delivery.id).where(Delivery.channel == "email").order_by(Delivery.id)
+            ).all()
+            db.session.remove()
+            steps = [lambda d=delivery_id: mail.send_email(d) for delivery_id in emails]
+            result["email"] = _measure(steps, counter)
+            result["emails_received"] = len(sink.messages)
+            result["emails_per_escalation"] = round(len(emails) / len(events), 2)
+            mail.connections.discard()
+            db.session.remove()
+            db.engine.dispose()
+        listener.close()
+    per_escalation = (
+        result["escalate"]["cpu_ms_median"]
+        + result["dispatch"]["cpu_ms_median"]
+        + result["email"]["cpu_ms_median"] * result["emails_per_escalation"]
+    )
+    result["cpu_ms_per_escalation"] = round(per_escalation, 1)
+    result["calibration_ms"] = [calibration_before, calibration_ms()]
+    note("  %s", result)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = arg_parser(__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=200, help="escalations measured")
+    parser.add_argument("--database", choices=["sqlite", "postgres", "both"], default="both")
+    args = parser.parse_args(argv)
+    results, skipped = on_each_backend(
+        args.database, "bench_step_cost", lambda name, url: run_backend(name, url, args.count)
+    )
+    report({"count": args.count, "results": results, "skipped": skipped}, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
