@@ -414,7 +414,7 @@ def render_step_cost(r: dict[str, Any]) -> tuple[list[Row], str]:
     table = [
         ("escalate request (web)", step("escalate")),
         ("dispatch of handoff.created (worker)", step("dispatch")),
-        ("one email (mailer)", step("email")),
+        ("the emails of one escalation (mailer)", step("emails")),
         ("emails per escalation", lambda x: x["emails_per_escalation"]),
         ("CPU per escalation, all three", lambda x: f"{x['cpu_ms_per_escalation']} ms"),
         ("calibration loop before / after",

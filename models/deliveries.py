@@ -15,7 +15,7 @@ from sqlalchemy import and_, or_, select, update
 
 from models import telemetry
 from models.db import commit_keeping_loaded, db, insert_on_conflict, transaction, utcnow
-from models.entities import Delivery, OutboxEvent
+from models.entities import Delivery, OutboxEvent, User
 from models.events import HANDOFF_CREATED, PSA_WRITEBACK
 
 SOCKET = "socket"
@@ -97,7 +97,7 @@ def claim_socket_delivery(event: OutboxEvent, lease: timedelta) -> Delivery | No
             .values(_new_row(event, SOCKET, key, None, utcnow()))
             .on_conflict_do_nothing(index_elements=["dedupe_key"])
         )
-        return _take(Delivery.dedupe_key == key, lease)
+        return next(iter(_take(Delivery.dedupe_key == key, lease)), None)
 
 
 def email_deliveries(event: OutboxEvent, recipient_ids: list[int]) -> list[Delivery]:
@@ -151,23 +151,48 @@ def _claimable(now: datetime):
     )
 
 
-def _take(which, lease: timedelta) -> Delivery | None:
-    """The conditional UPDATE that takes a claimable delivery, returning the row as taken
-    (one round trip; the caller commits)."""
+def _take(which, lease: timedelta) -> list[Delivery]:
+    """The conditional UPDATE that takes the claimable deliveries `which` selects, returning
+    the rows as taken (one round trip; the caller commits)."""
     now = utcnow()
-    return db.session.scalar(
-        update(Delivery)
-        .where(which, _claimable(now))
-        .values(locked_until=now + lease, attempts=Delivery.attempts + 1)
-        .returning(Delivery)
-        .execution_options(populate_existing=True)
+    return list(
+        db.session.scalars(
+            update(Delivery)
+            .where(which, _claimable(now))
+            .values(locked_until=now + lease, attempts=Delivery.attempts + 1)
+            .returning(Delivery)
+            .execution_options(populate_existing=True)
+        )
     )
 
 
 def claim(delivery_id: int, lease: timedelta) -> Delivery | None:
     """Take the delivery for one send attempt, or None if it is done or someone else holds it."""
     with transaction(expire_on_commit=False):  # the sender reads it next
-        return _take(Delivery.id == delivery_id, lease)
+        return next(iter(_take(Delivery.id == delivery_id, lease)), None)
+
+
+def claim_each(delivery_ids: list[int], lease: timedelta, channel: str) -> list[Delivery]:
+    """Take, in one UPDATE, each of these deliveries of `channel` that is claimable, for one
+    send attempt each; those done, held by another sender or of another channel are left
+    out. In the order given."""
+    if not delivery_ids:
+        return []
+    with transaction(expire_on_commit=False):  # the sender reads them next
+        taken = _take(and_(Delivery.id.in_(delivery_ids), Delivery.channel == channel), lease)
+    by_id = {delivery.id: delivery for delivery in taken}
+    return [
+        by_id[delivery_id] for delivery_id in dict.fromkeys(delivery_ids) if delivery_id in by_id
+    ]
+
+
+def load_recipients(rows: list[Delivery]) -> list[User]:
+    """The rows' recipients in one query (a row taken by UPDATE ... RETURNING comes without
+    them); the caller keeps the list while it reads `row.recipient`."""
+    ids = {row.recipient_id for row in rows if row.recipient_id is not None}
+    if not ids:
+        return []
+    return list(db.session.scalars(select(User).where(User.id.in_(ids))))
 
 
 def mark_sent(delivery: Delivery) -> None:
@@ -185,13 +210,15 @@ def mark_failed(delivery: Delivery, error: str) -> None:
     telemetry.delivery_finished(delivery.channel, "failed")
 
 
-def announced_at(delivery: Delivery) -> datetime | None:
-    """When the change this delivery notifies of was committed (its outbox event's time)."""
-    if delivery.outbox_event_id is None:
-        return delivery.created_at
-    return db.session.scalar(
-        select(OutboxEvent.created_at).where(OutboxEvent.id == delivery.outbox_event_id)
-    )
+def announced_at_each(rows: list[Delivery]) -> dict[int, datetime]:
+    """When the change each delivery notifies of was committed (its outbox event's time),
+    by delivery id; one query."""
+    event_ids = {row.outbox_event_id for row in rows if row.outbox_event_id is not None}
+    committed: dict[int, datetime] = {}
+    if event_ids:
+        query = select(OutboxEvent.id, OutboxEvent.created_at).where(OutboxEvent.id.in_(event_ids))
+        committed = {event_id: at for event_id, at in db.session.execute(query)}
+    return {row.id: committed.get(row.outbox_event_id, row.created_at) for row in rows}
 
 
 def backoff_seconds(

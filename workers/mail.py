@@ -267,7 +267,8 @@ def build_message(delivery: Delivery, settings: EmailSettings) -> tuple[EmailMes
     recipient = delivery.recipient
     if recipient is None or not recipient.email:
         raise PermanentFailure("The recipient no longer exists.")
-    handoff = db.session.get(Handoff, delivery.handoff_id)
+    # Read as it is now: a claim since the batch began makes a reminder moot.
+    handoff = db.session.get(Handoff, delivery.handoff_id, populate_existing=True)
     if handoff is None:
         raise PermanentFailure("The escalation no longer exists.")
     if stale := not_worth_sending(delivery.event, handoff, delivery.recipient_id):
@@ -291,53 +292,68 @@ def build_message(delivery: Delivery, settings: EmailSettings) -> tuple[EmailMes
     return message, recipient.email
 
 
-def attempt_delivery(delivery_id: int, settings: EmailSettings) -> Attempt:
-    """Claim the delivery, send it, record the outcome. A delivery that is already sent,
-    failed or held by another sender is left alone, so a duplicate task is harmless."""
-    row = db.session.get(Delivery, delivery_id)
-    if row is None or row.channel != deliveries.EMAIL:
-        log.error("Delivery %s is not an email delivery; ignoring the task", delivery_id)
-        return Attempt("skipped")
-    bind_handoff(row.handoff_id)
+def attempt_deliveries(delivery_ids: list[int], settings: EmailSettings) -> dict[int, Attempt]:
+    """Claim these email deliveries (one UPDATE), then send each and record its outcome. A
+    delivery already sent or failed, held by another sender, or not an email is skipped,
+    so a duplicate task is harmless."""
     deadline = time.monotonic() + settings.lease.total_seconds()
-    delivery = deliveries.claim(delivery_id, settings.lease)
-    if delivery is None:
-        log.info("Delivery %s is done or being sent by another worker; skipping", delivery_id)
-        return Attempt("skipped")
+    claimed = deliveries.claim_each(delivery_ids, settings.lease, deliveries.EMAIL)
+    outcomes = {delivery_id: Attempt("skipped") for delivery_id in delivery_ids}
+    if skipped := sorted(set(delivery_ids) - {delivery.id for delivery in claimed}):
+        log.info("Email deliveries %s are done, held elsewhere or not email; skipping", skipped)
+    # The recipients in one query, held here so each row's `recipient` is found loaded.
+    _recipients = deliveries.load_recipients(claimed)
+    announced = deliveries.announced_at_each(claimed)
+    for delivery in claimed:
+        bind_handoff(delivery.handoff_id)
+        outcomes[delivery.id] = _attempt(delivery, settings, deadline, announced.get(delivery.id))
+    return outcomes
+
+
+def attempt_delivery(delivery_id: int, settings: EmailSettings) -> Attempt:
+    return attempt_deliveries([delivery_id], settings)[delivery_id]
+
+
+def _attempt(delivery: Delivery, settings: EmailSettings, deadline: float, announced) -> Attempt:
+    """Send one claimed delivery and record the outcome."""
     try:
         message, address = build_message(delivery, settings)
         send_message(message, address, settings, deadline)
     except PermanentFailure as failure:
         telemetry.SMTP_ERRORS.labels(kind="permanent").inc()
         deliveries.mark_failed(delivery, str(failure))
-        log.warning("Email delivery %s failed for good: %s", delivery_id, failure)
+        log.warning("Email delivery %s failed for good: %s", delivery.id, failure)
         return Attempt("failed")
     except Exception as error:
-        if isinstance(error, TransientFailure):
-            telemetry.SMTP_ERRORS.labels(kind="transient").inc()
-            reason = str(error)
-        else:
-            log.exception("Unexpected error sending email delivery %s", delivery_id)
-            reason = f"Unexpected error: {error!r}"
-        delay = deliveries.mark_retrying(delivery, reason, settings.retry)
-        if delay is None:
-            log.warning("Email delivery %s gave up: %s", delivery_id, reason)
-            return Attempt("failed")
-        log.info(
-            "Email delivery %s attempt %s failed (%s); next try in %.1f s",
-            delivery_id,
-            delivery.attempts,
-            reason,
-            delay,
-        )
-        return Attempt("retrying", delay)
+        return _retry_later(delivery, settings, error)
     # The SMTP server has it: record that even through a database restart, or the sweeper
     # would send it again.
     patience = max(1.0, deadline - time.monotonic())
     record_despite_outage(lambda: deliveries.mark_sent(delivery), patience)
-    telemetry.observe_since(telemetry.EMAIL_LAG, deliveries.announced_at(delivery))
-    log.info("Email delivery %s sent to %s (%s)", delivery_id, address, message["Message-ID"])
+    telemetry.observe_since(telemetry.EMAIL_LAG, announced)
+    log.info("Email delivery %s sent to %s (%s)", delivery.id, address, message["Message-ID"])
     return Attempt("sent")
+
+
+def _retry_later(delivery: Delivery, settings: EmailSettings, error: Exception) -> Attempt:
+    if isinstance(error, TransientFailure):
+        telemetry.SMTP_ERRORS.labels(kind="transient").inc()
+        reason = str(error)
+    else:
+        log.exception("Unexpected error sending email delivery %s", delivery.id)
+        reason = f"Unexpected error: {error!r}"
+    delay = deliveries.mark_retrying(delivery, reason, settings.retry)
+    if delay is None:
+        log.warning("Email delivery %s gave up: %s", delivery.id, reason)
+        return Attempt("failed")
+    log.info(
+        "Email delivery %s attempt %s failed (%s); next try in %.1f s",
+        delivery.id,
+        delivery.attempts,
+        reason,
+        delay,
+    )
+    return Attempt("retrying", delay)
 
 
 def schedule_retry(delivery_id: int, delay: float) -> None:
@@ -367,18 +383,17 @@ def send_email(delivery_id: int) -> str:
 
 @shared_task(name=names.SEND_EMAILS, ignore_result=True)
 def send_emails(delivery_ids: list[int]) -> dict[str, int]:
-    """The emails one dispatch planned, in one message: each is claimed, sent, recorded and
-    retried on its own, exactly as send_email does. One message instead of one per
-    recipient spares the broker and this pool a round of task handling per email."""
+    """The emails one dispatch planned, in one message: claimed together, then each sent,
+    recorded and retried on its own, exactly as send_email does with one. One message and
+    one claim instead of one per recipient spare the broker, this pool and the database a
+    round of work per email."""
     settings = EmailSettings.from_config(current_app.config)
+    attempts = attempt_deliveries([int(delivery_id) for delivery_id in delivery_ids], settings)
     outcomes: dict[str, int] = {}
-    for delivery_id in delivery_ids:
-        outcome = attempt_delivery(int(delivery_id), settings)
-        if outcome.retry_in is not None:
-            schedule_retry(int(delivery_id), outcome.retry_in)
-        outcomes[outcome.status] = outcomes.get(outcome.status, 0) + 1
-        # Each email reads the handoff afresh (a claim may have made the next one moot).
-        db.session.remove()
+    for delivery_id, attempt in attempts.items():
+        if attempt.retry_in is not None:
+            schedule_retry(delivery_id, attempt.retry_in)
+        outcomes[attempt.status] = outcomes.get(attempt.status, 0) + 1
     return outcomes
 
 
