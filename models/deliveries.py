@@ -62,22 +62,23 @@ def _for_event(
     event: OutboxEvent, channel: str, keyed: list[tuple[str, int | None]]
 ) -> list[Delivery]:
     """The event's delivery rows for these (dedupe key, recipient) pairs, in that order,
-    created where missing with one INSERT; a row another dispatch made first is kept."""
+    created where missing with one INSERT; a row another dispatch made first is kept (and
+    read, the only case that costs a second query)."""
     if not keyed:
         return []
     now = utcnow()
     rows = [_new_row(event, channel, key, recipient_id, now) for key, recipient_id in keyed]
-    db.session.execute(
+    inserted = db.session.scalars(
         insert_on_conflict(Delivery)
         .values(rows)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(Delivery)
     )
-    keys = [key for key, _ in keyed]
-    found = {
-        row.dedupe_key: row
-        for row in db.session.scalars(select(Delivery).where(Delivery.dedupe_key.in_(keys)))
-    }
-    return [found[key] for key in keys]
+    found = {row.dedupe_key: row for row in inserted}
+    if existing := [key for key, _ in keyed if key not in found]:
+        query = select(Delivery).where(Delivery.dedupe_key.in_(existing))
+        found.update((row.dedupe_key, row) for row in db.session.scalars(query))
+    return [found[key] for key, _ in keyed]
 
 
 def socket_delivery(event: OutboxEvent) -> Delivery:
@@ -90,14 +91,19 @@ def socket_delivery(event: OutboxEvent) -> Delivery:
 def claim_socket_delivery(event: OutboxEvent, lease: timedelta) -> Delivery | None:
     """The event's room broadcast, created if missing and taken for one dispatch in the
     same transaction; None if it is done or another dispatch holds it."""
-    key = f"socket:{event.id}"
+    now = utcnow()
+    taken = {"locked_until": now + lease, "attempts": 1}
+    # One statement: a new row goes in taken; an existing one is taken only if claimable.
+    upsert = insert_on_conflict(Delivery).values(
+        {**_new_row(event, SOCKET, f"socket:{event.id}", None, now), **taken}
+    )
+    upsert = upsert.on_conflict_do_update(
+        index_elements=["dedupe_key"],
+        set_={"locked_until": now + lease, "attempts": Delivery.attempts + 1},
+        where=_claimable(now),
+    ).returning(Delivery)
     with transaction(expire_on_commit=False):  # the caller reads it next
-        db.session.execute(
-            insert_on_conflict(Delivery)
-            .values(_new_row(event, SOCKET, key, None, utcnow()))
-            .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        )
-        return next(iter(_take(Delivery.dedupe_key == key, lease)), None)
+        return db.session.scalar(upsert.execution_options(populate_existing=True))
 
 
 def email_deliveries(event: OutboxEvent, recipient_ids: list[int]) -> list[Delivery]:
