@@ -89,6 +89,11 @@ class TransientFailure(Exception):
     """Worth another try later: the server was unreachable, slow, or answered 4xx."""
 
 
+class ServerUnreachable(TransientFailure):
+    """The server refused the connection, could not be reached, or stopped answering: the
+    next email to it would only wait for the same."""
+
+
 class PermanentFailure(Exception):
     """Another try would fail the same way: a 5xx answer, or nothing to send."""
 
@@ -125,12 +130,12 @@ def classify(error: Exception) -> Exception:
     if isinstance(error, smtplib.SMTPResponseException):
         return _by_code(error.smtp_code, f"SMTP {_reply(error.smtp_code, error.smtp_error)}")
     if isinstance(error, smtplib.SMTPServerDisconnected):
-        return TransientFailure(f"SMTP server disconnected: {error}")
+        return ServerUnreachable(f"SMTP server disconnected: {error}")
     if isinstance(error, smtplib.SMTPException):
         # STARTTLS or AUTH asked for but not offered: the configuration, not the moment.
         return PermanentFailure(f"SMTP: {error}")
     if isinstance(error, OSError):  # refused, unreachable, timed out, TLS handshake
-        return TransientFailure(f"SMTP connection to the server failed: {error!r}")
+        return ServerUnreachable(f"SMTP connection to the server failed: {error!r}")
     return error
 
 
@@ -261,6 +266,7 @@ def send_message(
 class Attempt:
     status: str  # sent | retrying | failed | skipped
     retry_in: float | None = None
+    unreachable: ServerUnreachable | None = None  # why the server could not take it
 
 
 def build_message(delivery: Delivery, settings: EmailSettings) -> tuple[EmailMessage, str]:
@@ -304,9 +310,16 @@ def attempt_deliveries(delivery_ids: list[int], settings: EmailSettings) -> dict
     # The recipients in one query, held here so each row's `recipient` is found loaded.
     _recipients = deliveries.load_recipients(claimed)
     announced = deliveries.announced_at_each(claimed)
+    unreachable: ServerUnreachable | None = None
     for delivery in claimed:
         bind_handoff(delivery.handoff_id)
-        outcomes[delivery.id] = _attempt(delivery, settings, deadline, announced.get(delivery.id))
+        if unreachable is not None:
+            # The server just refused or hung on this batch's previous email: this one
+            # waits for its retry too, instead of being built and making the server wait.
+            outcomes[delivery.id] = _retry_later(delivery, settings, unreachable)
+            continue
+        attempt = _attempt(delivery, settings, deadline, announced.get(delivery.id))
+        outcomes[delivery.id], unreachable = attempt, attempt.unreachable
     return outcomes
 
 
@@ -343,9 +356,10 @@ def _retry_later(delivery: Delivery, settings: EmailSettings, error: Exception) 
         log.exception("Unexpected error sending email delivery %s", delivery.id)
         reason = f"Unexpected error: {error!r}"
     delay = deliveries.mark_retrying(delivery, reason, settings.retry)
+    unreachable = error if isinstance(error, ServerUnreachable) else None
     if delay is None:
         log.warning("Email delivery %s gave up: %s", delivery.id, reason)
-        return Attempt("failed")
+        return Attempt("failed", unreachable=unreachable)
     log.info(
         "Email delivery %s attempt %s failed (%s); next try in %.1f s",
         delivery.id,
@@ -353,7 +367,7 @@ def _retry_later(delivery: Delivery, settings: EmailSettings, error: Exception) 
         reason,
         delay,
     )
-    return Attempt("retrying", delay)
+    return Attempt("retrying", delay, unreachable)
 
 
 def schedule_retry(delivery_id: int, delay: float) -> None:

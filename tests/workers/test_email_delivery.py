@@ -213,6 +213,33 @@ def test_a_stalled_server_times_out_and_retries(client, tenant, smtp, app):
     assert "timed out" in delivery.last_error
 
 
+def test_a_server_that_hangs_holds_one_email_of_a_batch_not_each(client, tenant, smtp, app):
+    app.config.update(SMTP_TIMEOUT=0.5)
+    rows = email_rows(client, tenant, who=("eng", "eng2", "admin"))
+    smtp.stall()
+    email_worker.connections.discard()  # no connection left open from an earlier test
+
+    assert email_worker.send_emails([row.id for row in rows]) == {"retrying": 3}
+
+    assert smtp.stalled_connections == 1  # the first email waited; the others did not
+    db.session.expire_all()
+    for row in rows:
+        stored = db.session.get(Delivery, row.id)
+        assert (stored.status, stored.attempts) == ("retrying", 1)
+        assert "timed out" in stored.last_error
+
+
+def test_an_email_the_server_turns_down_does_not_hold_back_the_rest(client, tenant, smtp):
+    """Only a server that cannot be reached stops the batch: one email's own trouble (here
+    a 4xx answer to its recipient) leaves the next email to be tried."""
+    rows = email_rows(client, tenant, who=("eng", "admin"))
+    smtp.tempfail()
+
+    assert email_worker.send_emails([row.id for row in rows]) == {"retrying": 2}
+
+    assert [stage for _, stage, _ in smtp.refusals] == ["RCPT", "RCPT"]
+
+
 def test_not_configured_smtp_is_visible(client, tenant, app):
     app.config.update(SMTP_HOST="")
     [delivery] = email_rows(client, tenant, who=("eng",))
