@@ -490,9 +490,11 @@ def postgres_server_pid(database_url: str) -> int | None:
     import psutil
     from sqlalchemy import create_engine, text
 
-    if not database_url.startswith("postgresql"):
+    from web.config import normalize_database_url
+
+    if not database_url.startswith("postgres"):
         return None
-    engine = create_engine(database_url)
+    engine = create_engine(normalize_database_url(database_url))
     try:
         with engine.connect() as connection:
             backend = connection.scalar(text("SELECT pg_backend_pid()"))
@@ -510,6 +512,29 @@ def procfile_niceness(entry: str) -> int:
 
     match = re.match(r"nice\s+-n\s+(\d+)\s", procfile_entry(entry))
     return int(match.group(1)) if match else 0
+
+
+def calibration_ms() -> float:
+    """CPU milliseconds of a fixed interpreter workload, best of five: this machine's speed
+    now."""
+
+    def work() -> float:
+        began = time.thread_time()
+        sorted(str(n * 7919 % 10007) for n in range(200_000))
+        return (time.thread_time() - began) * 1000
+
+    return round(min(work() for _ in range(5)), 1)
+
+
+def procfile_pool(entry: str) -> tuple[str, int]:
+    """The Celery pool and concurrency a Procfile entry runs with (`--pool`, default
+    prefork; `--concurrency`)."""
+    from tests.integration.services import procfile_entry
+
+    command = procfile_entry(entry)
+    pool = re.search(r"--pool[= ](\w+)", command)
+    concurrency = re.search(r"--concurrency[= ](\d+)", command)
+    return (pool.group(1) if pool else "prefork", int(concurrency.group(1)) if concurrency else 1)
 
 
 # --------------------------------------------------------------------------- scripts

@@ -22,10 +22,11 @@ For each design and condition, on a fresh stack, in one run:
 
 Designs: `worker-emits` is the earlier shape (the Celery worker emits every event, and the
 same two prefork processes send the emails, one connection per message); `web-emits` is
-today's processes (the web process emits right after the commit; email runs in the mailer
-pool) all at one CPU priority; `web-first` is the Procfile as shipped: the same processes,
-with the background pools (worker, mailer) under `nice`, so on a shared box the web
-process, which serves the live path, gets the CPU first and email waits instead.
+today's processes with the Procfile's pools (the web process emits right after the commit;
+email runs in the mailer pool) all at one CPU priority; `web-first` is the Procfile as
+shipped: the same processes, with the background pools (worker, mailer) under `nice`, so on
+a shared box the web process, which serves the live path, gets the CPU first and email
+waits instead.
 
 Each run also reports the CPU seconds every process used while the load ran (the web, each
 pool, beat, Redis, the SMTP sink and this process's clients): on one small box they all
@@ -49,11 +50,13 @@ from bench.common import (  # noqa: E402
     AsyncSeniors,
     BenchStack,
     arg_parser,
+    calibration_ms,
     note,
     percentile,
     postgres_base_url,
     process_tree_cpu,
     procfile_niceness,
+    procfile_pool,
     raise_open_files_limit,
     report,
     summarize,
@@ -234,15 +237,17 @@ def _start_processes(stack: BenchStack, design: str) -> None:
         return
     # The Procfile's worker and mailer; `web-first` also at the Procfile's niceness.
     nice = design == "web-first"
+    pool, concurrency = procfile_pool("worker")
     stack.start_worker(
-        pool="prefork",
-        concurrency=2,
+        pool=pool,
+        concurrency=concurrency,
         queues=["realtime", "maintenance"],
         niceness=procfile_niceness("worker") if nice else 0,
     )
+    pool, concurrency = procfile_pool("mailer")
     stack.start_worker(
-        pool="threads",
-        concurrency=8,
+        pool=pool,
+        concurrency=concurrency,
         queues=["email"],
         niceness=procfile_niceness("mailer") if nice else 0,
         label="mailer",
@@ -291,6 +296,7 @@ def run_one(design: str, condition: str, args, postgres: str | None) -> dict:
 
 def _run_one(design: str, condition: str, args, database_url: str | None) -> dict:
     note("[live mix] %s, SMTP %s", design, condition)
+    calibration = calibration_ms()
     with SinkProcess(delay_seconds=SLOW_SMTP_SECONDS) as sink:
         env = sink.env()
         with BenchStack(
@@ -305,6 +311,7 @@ def _run_one(design: str, condition: str, args, database_url: str | None) -> dic
             sink.set_mode("ok")
             result["email"] = _emails(sink, result.pop("handoffs"), offline, args.recovery)
             result["email"]["recovery_s"] = round(time.monotonic() - recovered_at, 1)
+    result["calibration_ms"] = calibration
     live, floor = result["live"], result["floor"]
     result["live_to_floor_p99"] = (
         round(live["p99_ms"] / floor["p99_ms"], 2) if live["p99_ms"] and floor["p99_ms"] else None

@@ -140,28 +140,32 @@ def render_live_mix(r: dict[str, Any]) -> tuple[list[Row], str]:
 def _live_mix_cpu(r: dict[str, Any]) -> list[str]:
     """CPU seconds per process while the load ran, and the cores they kept busy."""
     runs = [
-        (design, condition, run["cpu_seconds"])
+        (design, condition, run["cpu_seconds"], run.get("calibration_ms"))
         for design, data in r["designs"].items()
         for condition, run in data["runs"].items()
         if "cpu_seconds" in run
     ]
     if not runs:
         return []
-    names = sorted({name for *_, cpu in runs for name in cpu if name != "window_s"})
+    names = sorted({name for _, _, cpu, _ in runs for name in cpu if name != "window_s"})
     lines = [
         "",
         "CPU seconds each process used from the first escalation until every client had "
         "every event (`postgres`: the whole database server, when it runs on this machine; "
         "cores busy: all of them over the window, out of the machine's "
-        f"{os.cpu_count()}):",
+        f"{os.cpu_count()}; calibration: CPU time of a fixed loop just before the run, lower "
+        "is a faster machine, which drifts between runs):",
         "",
-        "| design | SMTP | window | " + " | ".join(names) + " | cores busy |",
-        "| --- | --- | ---: | " + " | ".join("---:" for _ in names) + " | ---: |",
+        "| design | SMTP | window | " + " | ".join(names) + " | cores busy | calibration |",
+        "| --- | --- | ---: | " + " | ".join("---:" for _ in names) + " | ---: | ---: |",
     ]
-    for design, condition, cpu in runs:
+    for design, condition, cpu, calibration in runs:
         cells = " | ".join(str(cpu.get(name, "–")) for name in names)
         busy = sum(cpu.get(name, 0.0) for name in names) / max(cpu["window_s"], 0.1)
-        lines.append(f"| {design} | {condition} | {cpu['window_s']} s | {cells} | {busy:.2f} |")
+        speed = f"{calibration} ms" if calibration else "–"
+        lines.append(
+            f"| {design} | {condition} | {cpu['window_s']} s | {cells} | {busy:.2f} | {speed} |"
+        )
     return lines
 
 

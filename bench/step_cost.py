@@ -37,6 +37,7 @@ from bench.common import (  # noqa: E402
     RedisServer,
     SmtpSink,
     arg_parser,
+    calibration_ms,
     in_process_app,
     note,
     on_each_backend,
@@ -46,18 +47,6 @@ from bench.common import (  # noqa: E402
 
 WARM_UP = 10
 OFFLINE_SENIORS = 2  # with the owner, three emails per escalation
-
-
-def calibration_ms() -> float:
-    """CPU milliseconds of a fixed interpreter workload, best of five: this machine's speed
-    now."""
-
-    def work() -> float:
-        began = time.thread_time()
-        sorted(str(n * 7919 % 10007) for n in range(200_000))
-        return (time.thread_time() - began) * 1000
-
-    return round(min(work() for _ in range(5)), 1)
 
 
 class StatementCounter:
