@@ -314,9 +314,7 @@ def attempt_deliveries(delivery_ids: list[int], settings: EmailSettings) -> dict
     for delivery in claimed:
         bind_handoff(delivery.handoff_id)
         if unreachable is not None:
-            # The server just refused or hung on this batch's previous email: this one
-            # waits for its retry too, instead of being built and making the server wait.
-            outcomes[delivery.id] = _retry_later(delivery, settings, unreachable)
+            outcomes[delivery.id] = _not_tried(delivery, settings, unreachable)
             continue
         attempt = _attempt(delivery, settings, deadline, announced.get(delivery.id))
         outcomes[delivery.id], unreachable = attempt, attempt.unreachable
@@ -346,6 +344,17 @@ def _attempt(delivery: Delivery, settings: EmailSettings, deadline: float, annou
     telemetry.observe_since(telemetry.EMAIL_LAG, announced)
     log.info("Email delivery %s sent to %s (%s)", delivery.id, address, message["Message-ID"])
     return Attempt("sent")
+
+
+def _not_tried(delivery: Delivery, settings: EmailSettings, why: ServerUnreachable) -> Attempt:
+    """The server just refused or hung on the batch's previous email: this one waits for a
+    retry too, instead of being built and making the server wait again. It was never tried,
+    so it counts no attempt, and its backoff does not grow."""
+    delivery.attempts -= 1  # the claim counted one
+    delay = deliveries.mark_retrying(delivery, f"Not tried: {why}", settings.retry)
+    if delay is None:
+        return Attempt("failed")
+    return Attempt("retrying", delay)
 
 
 def _retry_later(delivery: Delivery, settings: EmailSettings, error: Exception) -> Attempt:
