@@ -96,7 +96,7 @@ def _app(database_url: str, redis_server: RedisServer, sink: SmtpSink):
             "API_RATE_LIMIT_PER_TOKEN": "1000000 per minute",
             "SOCKETIO_ASYNC_MODE": "threading",
             "SECRET_KEY": secrets.token_urlsafe(48),
-            **{key: value for key, value in sink.env().items()},
+            **sink.env(),
             "SMTP_PORT": sink.port,
             "SMTP_STARTTLS": False,
             "SMTP_TIMEOUT": 5.0,

@@ -18,7 +18,7 @@ from models.db import utcnow
 from models.entities import Delivery, OutboxEvent
 from models.presence import Presence
 from models.rooms import seniors_room, user_room
-from tests.factories import new_handoff, new_session
+from tests.factories import new_handoff
 from workers import fanout, names
 from workers.outbox_relay import relay
 
@@ -351,14 +351,8 @@ def test_the_relay_publishes_what_the_web_process_could_not(
 
     with monkeypatch.context() as outage:
         outage.setattr(celery, "send_task", broker_down)
-        session = new_session(client, tenant)
-        response = client.post(
-            f"/api/v1/sessions/{session['id']}/escalate",
-            json={"reason": "Redis is down"},
-            headers=tenant.auth("tech"),
-        )
-    assert response.status_code == 201
-    event = outbox_event(response.get_json()["id"])
+        handoff = new_handoff(client, tenant, reason="Redis is down")  # asserts the 201
+    event = outbox_event(handoff["id"])
     assert event.published_at is None
 
     result = relay(timedelta(0))

@@ -27,7 +27,7 @@ from sqlalchemy import select
 
 from models import db
 from models.entities import OutboxEvent
-from tests.factories import UNREACHABLE_REDIS, make_tenant, new_session
+from tests.factories import UNREACHABLE_REDIS, make_tenant, new_handoff, new_session
 from workers import fanout, names
 from workers.outbox_relay import relay
 
@@ -128,13 +128,7 @@ def test_with_the_broker_down_escalate_answers_at_once_and_the_relay_sends_it_la
 
 
 def test_an_escalations_dispatch_waits_for_the_realtime_workers(broker_app, client, tenant):
-    session = new_session(client, tenant)
-    response = client.post(
-        f"/api/v1/sessions/{session['id']}/escalate",
-        json={"reason": "Printer on fire"},
-        headers=tenant.auth("tech"),
-    )
-    assert response.status_code == 201
+    new_handoff(client, tenant, reason="Printer on fire")  # asserts the 201
     queued = waiting(broker_app)
     assert task_names(queued[names.QUEUE_REALTIME]) == [names.DISPATCH_OUTBOX_EVENT]
     assert all(queued[queue] == [] for queue in QUEUES if queue != names.QUEUE_REALTIME)

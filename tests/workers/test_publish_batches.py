@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from models import db, outbox
 from models.entities import OutboxEvent
-from tests.factories import new_handoff, new_session
+from tests.factories import new_handoff
 from workers import fanout, names
 from workers.publish import MAX_BATCH, BackgroundPublisher, publish_outbox_events
 
@@ -52,13 +52,7 @@ def test_a_few_events_go_one_per_task_and_a_backlog_in_batches(app, client, tena
 def test_the_background_publisher_sends_what_requests_handed_it(app, client, tenant, monkeypatch):
     sent = _record_sent(app, monkeypatch)
     app.extensions["outbox_publisher"] = BackgroundPublisher(app)
-    session = new_session(client, tenant)
-    response = client.post(
-        f"/api/v1/sessions/{session['id']}/escalate",
-        json={"reason": "Disk full"},
-        headers=tenant.auth("tech"),
-    )
-    assert response.status_code == 201
+    new_handoff(client, tenant, reason="Disk full")  # asserts the 201
     deadline = time.monotonic() + 5
     while not sent and time.monotonic() < deadline:
         time.sleep(0.01)
