@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     false,
     text,
     true,
@@ -99,6 +100,8 @@ class ApiToken(db.Model):
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The user's account (set from the user when left unset): row security needs it here.
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -117,6 +120,8 @@ class LoginSession(db.Model):
     __tablename__ = "login_sessions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The user's account (set from the user when left unset): row security needs it here.
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -413,3 +418,11 @@ class PsaMemberLink(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     user: Mapped[User] = relationship(lazy="joined")
+
+
+@event.listens_for(ApiToken, "before_insert")
+@event.listens_for(LoginSession, "before_insert")
+def _account_of_user(_mapper, _connection, target) -> None:
+    """A token or login belongs to its user's account (the user is written first)."""
+    if target.account_id is None and target.user is not None:
+        target.account_id = target.user.account_id
