@@ -23,7 +23,7 @@ from typing import Any
 from celery import shared_task
 from flask import current_app
 
-from models import deliveries, telemetry
+from models import deliveries, telemetry, tenancy
 from models.db import db, record_despite_outage
 from models.entities import Account, Delivery, Handoff
 from models.events import HANDOFF_CLAIMED
@@ -383,7 +383,11 @@ def schedule_retry(delivery_id: int, delay: float) -> None:
     """Re-run the task after `delay`; if the broker is unreachable the sweeper takes over."""
     countdown = min(delay + COUNTDOWN_MARGIN_SECONDS, MAX_COUNTDOWN_SECONDS)
     try:
-        send_email.apply_async(args=[delivery_id], countdown=countdown)
+        send_email.apply_async(
+            args=[delivery_id],
+            kwargs={"account_id": tenancy.current_tenant()},
+            countdown=countdown,
+        )
     except Exception:
         log.warning(
             "Could not schedule the retry of delivery %s; the sweeper will send it",
@@ -396,7 +400,7 @@ def schedule_retry(delivery_id: int, delay: float) -> None:
 
 
 @shared_task(name=names.SEND_EMAIL, ignore_result=True)
-def send_email(delivery_id: int) -> str:
+def send_email(delivery_id: int, account_id: int | None = None) -> str:
     """Send one escalation email (a delivery row id). Running it twice is harmless."""
     outcome = attempt_delivery(int(delivery_id), EmailSettings.from_config(current_app.config))
     if outcome.retry_in is not None:
@@ -405,7 +409,7 @@ def send_email(delivery_id: int) -> str:
 
 
 @shared_task(name=names.SEND_EMAILS, ignore_result=True)
-def send_emails(delivery_ids: list[int]) -> dict[str, int]:
+def send_emails(delivery_ids: list[int], account_id: int | None = None) -> dict[str, int]:
     """The emails one dispatch planned, in one message: claimed together, then each sent,
     recorded and retried on its own, exactly as send_email does with one. One message and
     one claim instead of one per recipient spare the broker, this pool and the database a
@@ -425,7 +429,7 @@ def sweep(grace: timedelta) -> list[int]:
     requeued: list[int] = []
     for delivery in deliveries.due(grace, channel=deliveries.EMAIL):
         try:
-            send_email.apply_async(args=[delivery.id])
+            send_email.apply_async(args=[delivery.id], kwargs={"account_id": delivery.account_id})
         except Exception:
             log.warning("Broker unreachable; the next sweep tries again", exc_info=True)
             break
