@@ -28,7 +28,7 @@ SESSION_STATUSES = ("active", "escalated", "resolved")
 HANDOFF_STATUSES = ("open", "claimed", "resolved")
 LIVE_HANDOFF_STATUSES = ("open", "claimed")
 FIRST_ACTION_KINDS = ("chat", "psa_writeback")
-DELIVERY_STATUSES = ("pending", "sent", "retrying", "failed")
+DELIVERY_STATUSES = ("pending", "held", "sent", "retrying", "failed")
 PRIORITIES = ("p1", "p2", "p3", "p4")  # p1 is the most urgent
 DEFAULT_PRIORITY = "p3"
 NOTIFY_EMAIL_CHOICES = ("always", "when_offline", "never")
@@ -317,6 +317,12 @@ class Delivery(db.Model):
     locked_until: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Email only: why it went (models.notification_rule.REASONS), and, for one quiet hours
+    # held (status `held` until then), when it is due.
+    reason: Mapped[str | None] = mapped_column(String(20))
+    held_until: Mapped[datetime | None]
+    # What a notice about no handoff says (a shift notice: its rotation and end).
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     recipient: Mapped[User | None] = relationship(lazy="joined")
 
