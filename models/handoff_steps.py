@@ -32,9 +32,8 @@ from sqlalchemy.exc import IntegrityError
 
 from models import outbox, timeline
 from models.db import db, transaction, utcnow
-from models.entities import Account, Handoff, HandoffStep, OutboxEvent
+from models.entities import Account, Handoff, HandoffStep
 from models.errors import ValidationFailed
-from models.events import HANDOFF_REASSIGNED
 
 log = logging.getLogger(__name__)
 
@@ -348,10 +347,3 @@ def step_of_event(outbox_event_id: int) -> str | None:
     return db.session.scalar(
         select(HandoffStep.step).where(HandoffStep.outbox_event_id == outbox_event_id)
     )
-
-
-def email_label(event: OutboxEvent) -> str | None:
-    """What makes a step's or a reassignment's emails unique per handoff and recipient."""
-    if event.event == HANDOFF_REASSIGNED:
-        return f"reassigned-{event.id}"
-    return step_of_event(event.id)

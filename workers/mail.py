@@ -28,7 +28,7 @@ from models.db import db, record_despite_outage
 from models.entities import Account, Delivery, Handoff
 from models.events import HANDOFF_CLAIMED
 from models.logcontext import bind_handoff
-from models.rooms import not_worth_sending
+from models.notification_rule import stale_reason
 from workers import names
 from workers.email_message import (
     CLAIMED,
@@ -277,7 +277,10 @@ def build_message(delivery: Delivery, settings: EmailSettings) -> tuple[EmailMes
     handoff = db.session.get(Handoff, delivery.handoff_id, populate_existing=True)
     if handoff is None:
         raise PermanentFailure("The escalation no longer exists.")
-    if stale := not_worth_sending(delivery.event, handoff, delivery.recipient_id):
+    held = delivery.held_until is not None
+    if stale := stale_reason(
+        delivery.event, handoff.status, handoff.claimed_by_id, delivery.recipient_id, held
+    ):
         raise PermanentFailure(stale)  # a claim won the race: this step says nothing now
     account = db.session.get(Account, handoff.account_id)
     try:
@@ -438,9 +441,23 @@ def sweep(grace: timedelta) -> list[int]:
     return requeued
 
 
+def release_held() -> list[int]:
+    """Send the emails quiet hours held, now that they have ended (one task for them all);
+    if the broker cannot take it, the sweeper sends them after its grace period."""
+    released = deliveries.release_held()
+    if released:
+        log.info("Quiet hours ended for %d held emails: %s", len(released), released)
+        try:
+            send_emails.apply_async(args=[released])
+        except Exception:
+            log.warning("Broker unreachable; the sweeper sends the released emails", exc_info=True)
+    return released
+
+
 # A sweep the worker could not start before the next one is due is dropped (same work).
 @shared_task(name=names.SWEEP_DELIVERIES, ignore_result=True, expires=5)
 def sweep_deliveries() -> int:
-    """Beat, every 5 s: a worker killed mid-send or a lost task leaves a delivery due."""
+    """Beat, every 5 s: a worker killed mid-send or a lost task leaves a delivery due; an
+    email held by quiet hours is due when they end."""
     settings = EmailSettings.from_config(current_app.config)
-    return len(sweep(settings.sweep_grace))
+    return len(release_held()) + len(sweep(settings.sweep_grace))
