@@ -72,6 +72,10 @@ class TimelineItem:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else None
+
+
 def _notification(delivery: Delivery) -> TimelineItem:
     recipient = delivery.recipient
     return TimelineItem(
@@ -89,6 +93,10 @@ def _notification(delivery: Delivery) -> TimelineItem:
             "status": delivery.status,
             "attempts": delivery.attempts,
             "last_error": delivery.last_error,
+            # Email only: why it went (`nobody_on_call`: nobody was on call outside
+            # business hours, so the admins were told), and until when quiet hours hold it.
+            "reason": delivery.reason,
+            "held_until": _iso(delivery.held_until),
         },
     )
 

@@ -370,6 +370,10 @@ class DeliverySchema(Schema):
     last_error = fields.String(allow_none=True)
     next_attempt_at = UtcDateTime(allow_none=True)
     sent_at = UtcDateTime(allow_none=True)
+    # Email only: why it went (models.notification_rule.REASONS), and until when quiet
+    # hours hold it (status `held`).
+    reason = fields.String(allow_none=True)
+    held_until = UtcDateTime(allow_none=True)
 
 
 class DeliveryListSchema(Schema):
