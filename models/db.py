@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TypeVar
 
 from flask_sqlalchemy import SQLAlchemy
@@ -14,6 +14,8 @@ from sqlalchemy import MetaData, event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
+
+from models import clock
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -35,8 +37,9 @@ db = SQLAlchemy(model_class=Base)
 
 
 def utcnow() -> datetime:
-    """Naive UTC: every timestamp is stored as UTC without tzinfo (portable to SQLite)."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    """Naive UTC: every timestamp is stored as UTC without tzinfo (portable to SQLite). From
+    the service's clock (models.clock: the test clock when tests set one)."""
+    return clock.now().replace(tzinfo=None)
 
 
 @contextmanager

@@ -114,6 +114,11 @@ def _process(env) -> dict:
         "METRICS_TOKEN": env.get("METRICS_TOKEN") or "",
         # "json": one JSON object per log line; anything else: plain text.
         "LOG_FORMAT": env.get("LOG_FORMAT") or "text",
+        # "test" or "local" outside production (unset: production). Test-only settings
+        # such as TEST_CLOCK_FILE are refused unless it says so.
+        "APP_ENV": env.get("APP_ENV") or "production",
+        # Test-only: a clock file every process follows (models/clock.py).
+        "TEST_CLOCK_FILE": env.get("TEST_CLOCK_FILE") or "",
     }
 
 

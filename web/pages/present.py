@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from models import clock
 from models.entities import PRIORITIES
 from models.queue import MAX_SEARCH_CHARS, QueueFilter
 from models.summaries import ai_summary_of
@@ -41,7 +42,7 @@ def waiting_text(since: datetime | None, now: datetime | None = None) -> str:
     """'45 s', '3 min 05 s', '2 h 07 min', '3 d 4 h': how long a handoff has waited."""
     if since is None:
         return ""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     seconds = max(int((now - since).total_seconds()), 0)
     if seconds < 60:
         return f"{seconds} s"
