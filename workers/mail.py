@@ -14,7 +14,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email.errors import MessageError
 from email.message import EmailMessage
 from email.utils import parseaddr
@@ -23,7 +23,7 @@ from typing import Any
 from celery import shared_task
 from flask import current_app
 
-from models import deliveries, telemetry
+from models import clock, deliveries, telemetry
 from models.db import db, record_despite_outage
 from models.entities import Account, Delivery, Handoff
 from models.events import HANDOFF_CLAIMED
@@ -292,7 +292,7 @@ def build_message(delivery: Delivery, settings: EmailSettings) -> tuple[EmailMes
             mail_from=settings.mail_from,
             base_url=settings.base_url,
             message_id=message_id(delivery.id, handoff.id, settings.mail_from),
-            date=datetime.now(UTC),
+            date=clock.now(),
             kind=CLAIMED if delivery.event == HANDOFF_CLAIMED else CREATED,
         )
         retitle_for_event(message, delivery.event, notice)
@@ -448,7 +448,7 @@ def release_held() -> list[int]:
     if released:
         log.info("Quiet hours ended for %d held emails: %s", len(released), released)
         try:
-            send_emails.apply_async(args=[released])
+            current_app.extensions["celery"].send_task(names.SEND_EMAILS, args=[released])
         except Exception:
             log.warning("Broker unreachable; the sweeper sends the released emails", exc_info=True)
     return released
