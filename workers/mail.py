@@ -23,10 +23,10 @@ from typing import Any
 from celery import shared_task
 from flask import current_app
 
-from models import clock, deliveries, telemetry
+from models import clock, deliveries, telemetry, timeline
 from models.db import db, record_despite_outage
 from models.entities import Account, Delivery, Handoff
-from models.events import HANDOFF_CLAIMED
+from models.events import HANDOFF_CLAIMED, HANDOFF_CREATED, HANDOFF_REASSIGNED
 from models.logcontext import bind_handoff
 from models.notification_rule import stale_reason
 from workers import names
@@ -37,6 +37,7 @@ from workers.email_message import (
     message_id,
     notice_for,
     retitle_for_event,
+    thread_id,
 )
 from workers.settings import MAX_COUNTDOWN_SECONDS
 
@@ -282,16 +283,19 @@ def build_message(delivery: Delivery, settings: EmailSettings) -> tuple[EmailMes
         delivery.event, handoff.status, handoff.claimed_by_id, delivery.recipient_id, held
     ):
         raise PermanentFailure(stale)  # a claim won the race: this step says nothing now
-    account = db.session.get(Account, handoff.account_id)
     try:
-        notice = notice_for(handoff, account.timezone if account else "UTC")
+        notice = _notice(delivery, handoff)
+        first = thread_id(handoff.id, recipient.id, settings.mail_from)
+        own_id = message_id(delivery.id, handoff.id, settings.mail_from)
         message = compose(
             notice,
             recipient_name=recipient.name,
             recipient_email=recipient.email,
             mail_from=settings.mail_from,
             base_url=settings.base_url,
-            message_id=message_id(delivery.id, handoff.id, settings.mail_from),
+            # The first email about a handoff is the one the later ones thread under.
+            message_id=first if delivery.event == HANDOFF_CREATED else own_id,
+            replies_to=first,
             date=clock.now(),
             kind=CLAIMED if delivery.event == HANDOFF_CLAIMED else CREATED,
         )
@@ -299,6 +303,23 @@ def build_message(delivery: Delivery, settings: EmailSettings) -> tuple[EmailMes
     except (MessageError, ValueError, TypeError) as error:
         raise PermanentFailure(f"Cannot build the message: {error}") from error
     return message, recipient.email
+
+
+def _notice(delivery: Delivery, handoff: Handoff):
+    """What the email says: times in the recipient's zone (else the account's), why it went
+    (the delivery's reason), how long it has waited, and who handed it on and why."""
+    account = db.session.get(Account, handoff.account_id)
+    zone = delivery.recipient.timezone or (account.timezone if account else None) or "UTC"
+    more: dict[str, Any] = {"event": delivery.event, "delivery_reason": delivery.reason}
+    more["now"] = clock.now()
+    if delivery.event == HANDOFF_REASSIGNED:
+        change = timeline.last_change(handoff.id, timeline.REASSIGNED)
+        if change is not None:
+            more["handed_over_by"] = change.actor.name if change.actor else None
+            more["handover_reason"] = (change.details or {}).get("reason")
+    if delivery.event == HANDOFF_CREATED:
+        more["event"] = None
+    return notice_for(handoff, zone, **more)
 
 
 def attempt_deliveries(delivery_ids: list[int], settings: EmailSettings) -> dict[int, Attempt]:
