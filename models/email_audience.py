@@ -15,11 +15,11 @@ from models.notification_rule import (
     EMAILED_BEFORE,
     HOLDER,
     Audience,
-    Moment,
     choose,
     keyed_by_step,
     rule_for,
 )
+from models.oncall_view import moment_for
 from models.preferences import account_email_preferences
 
 # Who of these users has an open connection (models.presence.Presence.online).
@@ -29,13 +29,6 @@ OnlineOf = Callable[[list[int]], set[int]]
 def now_utc() -> datetime:
     """The service's clock (models.db.utcnow), aware."""
     return utcnow().replace(tzinfo=UTC)
-
-
-def moment_for(account_id: int, at: datetime) -> Moment:
-    """The account's schedule at `at`: inside business hours or not, and who is on call.
-    Resolved once per dispatch; every recipient is judged against it. An account without
-    business hours is always inside them (today's behaviour)."""
-    return Moment(at)
 
 
 def _targets(audience: str, event: OutboxEvent, handoff: Handoff) -> dict[int, str | None] | None:

@@ -94,6 +94,9 @@ class Email:
     by_preferences: bool | None = True
     # While what an email held by quiet hours is still worth sending when they end.
     held_while: str | None = None
+    # Which message it is (workers/email_message.py): about the handoff, the "claimed by"
+    # follow-up, or a shift notice.
+    message: str = "created"
 
 
 @dataclass(frozen=True)
@@ -150,13 +153,24 @@ RULES: dict[str, Rule] = {
         Rule(
             HANDOFF_CLAIMED,
             (SENIORS, TECHNICIAN),
-            Email(EMAILED_BEFORE, "email-claimed:{handoff}:{user}", CLAIMED_FOLLOW_UP),
+            Email(
+                EMAILED_BEFORE,
+                "email-claimed:{handoff}:{user}",
+                CLAIMED_FOLLOW_UP,
+                message="claimed",
+            ),
         ),
         Rule(HANDOFF_RESOLVED, (SENIORS, TECHNICIAN)),
         Rule(
             SHIFT_START,
             (),
-            Email(SHIFT_SENIOR, "shift:{label}:{user}", SHIFT_STARTS, by_preferences=False),
+            Email(
+                SHIFT_SENIOR,
+                "shift:{label}:{user}",
+                SHIFT_STARTS,
+                by_preferences=False,
+                message="shift",
+            ),
         ),
     )
 }
@@ -186,6 +200,12 @@ def delivery_key(
     return email.key.format(
         handoff=handoff_id, event=event_id, step=step, label=label, user=user_id
     )
+
+
+def message_kind(event: str) -> str:
+    """Which message an email of `event` is (workers/email_message.py's kinds)."""
+    email = rule_for(event).email
+    return email.message if email is not None else "created"
 
 
 def keyed_by_step(event: str) -> bool:

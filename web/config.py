@@ -150,6 +150,8 @@ def _realtime(env, redis_url: str) -> dict:
         "POLICY_MINUTE_SECONDS": float(env.get("POLICY_MINUTE_SECONDS") or 60),
         # Test-only: how often beat looks for due unclaimed steps (15 s).
         "HANDOFF_STEPS_INTERVAL_SECONDS": float(env.get("HANDOFF_STEPS_INTERVAL_SECONDS") or 15),
+        # Test-only: how often beat looks for shifts that began (60 s).
+        "SHIFT_NOTICES_INTERVAL_SECONDS": float(env.get("SHIFT_NOTICES_INTERVAL_SECONDS") or 60),
     }
 
 

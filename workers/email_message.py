@@ -300,7 +300,7 @@ def claimed_html_body(notice: EscalationNotice, recipient_name: str, base_url: s
 """
 
 
-CREATED, CLAIMED = "created", "claimed"
+CREATED, CLAIMED, SHIFT = "created", "claimed", "shift"
 _KINDS = {
     CREATED: (subject, text_body, html_body),
     CLAIMED: (claimed_subject, claimed_text_body, claimed_html_body),
@@ -365,3 +365,72 @@ def retitle_for_event(message: EmailMessage, event: str, notice: EscalationNotic
     title = one_line(notice.title, MAX_TITLE_IN_SUBJECT)
     message.replace_header("Subject", f"{tag(notice)}{prefix}: {title}")
     message.replace_header("X-Escalation-Event", event)
+
+
+# --------------------------------------------------------------------------- shift notices
+
+
+@dataclass(frozen=True)
+class ShiftNotice:
+    """A senior's shift on call begins: which rotation, and until when (shown in their zone)."""
+
+    rotation: str
+    start: datetime
+    end: datetime
+    timezone: str = "UTC"  # the senior's own, else the account's
+
+
+def _local(moment: datetime, timezone: str) -> datetime:
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(zone)
+
+
+def shift_subject(notice: ShiftNotice) -> str:
+    """`You're on call for Servers until Mon 09:00` (the end in the senior's zone)."""
+    until = _local(notice.end, notice.timezone).strftime("%a %H:%M")
+    return f"You're on call for {one_line(notice.rotation, MAX_TITLE_IN_SUBJECT)} until {until}"
+
+
+def shift_text_body(notice: ShiftNotice, recipient_name: str, base_url: str) -> str:
+    lines = [
+        f"Hi {recipient_name},",
+        "",
+        f"Your shift on call for {one_line(notice.rotation, 200)} has begun.",
+        f"From: {when(notice.start, notice.timezone)}",
+        f"Until: {when(notice.end, notice.timezone)}",
+        "",
+        "Escalations outside business hours are emailed to you while you are on call,",
+        "whatever your quiet hours say.",
+        f"The schedule: {base_url.rstrip('/')}/oncall",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def shift_message_id(delivery_id: int, mail_from: str) -> str:
+    return message_id(delivery_id, 0, mail_from).replace("<escalation-0.", "<shift.", 1)
+
+
+def compose_shift_notice(
+    notice: ShiftNotice,
+    *,
+    recipient_name: str,
+    recipient_email: str,
+    mail_from: str,
+    base_url: str,
+    message_id: str,
+    date: datetime,
+) -> EmailMessage:
+    """The plain-text shift notice."""
+    message = EmailMessage()
+    message["Subject"] = shift_subject(notice)
+    message["From"] = mail_from
+    message["To"] = Address(display_name=one_line(recipient_name, 200), addr_spec=recipient_email)
+    message["Date"] = format_datetime(date if date.tzinfo else date.replace(tzinfo=UTC))
+    message["Message-ID"] = message_id
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Escalation-Event"] = "shift.start"
+    message.set_content(shift_text_body(notice, recipient_name, base_url))
+    return message

@@ -14,7 +14,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.errors import MessageError
 from email.message import EmailMessage
 from email.utils import parseaddr
@@ -23,20 +23,22 @@ from typing import Any
 from celery import shared_task
 from flask import current_app
 
-from models import clock, deliveries, telemetry, timeline
+from models import clock, deliveries, shift_notices, telemetry, timeline
 from models.db import db, record_despite_outage
 from models.entities import Account, Delivery, Handoff
-from models.events import HANDOFF_CLAIMED, HANDOFF_CREATED, HANDOFF_REASSIGNED
+from models.events import HANDOFF_CREATED, HANDOFF_REASSIGNED
 from models.logcontext import bind_handoff
-from models.notification_rule import stale_reason
+from models.notification_rule import message_kind, stale_reason
 from workers import names
 from workers.email_message import (
-    CLAIMED,
-    CREATED,
+    SHIFT,
+    ShiftNotice,
     compose,
+    compose_shift_notice,
     message_id,
     notice_for,
     retitle_for_event,
+    shift_message_id,
     thread_id,
 )
 from workers.settings import MAX_COUNTDOWN_SECONDS
@@ -274,6 +276,9 @@ def build_message(delivery: Delivery, settings: EmailSettings) -> tuple[EmailMes
     recipient = delivery.recipient
     if recipient is None or not recipient.email:
         raise PermanentFailure("The recipient no longer exists.")
+    kind = message_kind(delivery.event)
+    if kind == SHIFT:
+        return _shift_message(delivery, recipient, settings), recipient.email
     # Read as it is now: a claim since the batch began makes a reminder moot.
     handoff = db.session.get(Handoff, delivery.handoff_id, populate_existing=True)
     if handoff is None:
@@ -297,7 +302,7 @@ def build_message(delivery: Delivery, settings: EmailSettings) -> tuple[EmailMes
             message_id=first if delivery.event == HANDOFF_CREATED else own_id,
             replies_to=first,
             date=clock.now(),
-            kind=CLAIMED if delivery.event == HANDOFF_CLAIMED else CREATED,
+            kind=kind,
         )
         retitle_for_event(message, delivery.event, notice)
     except (MessageError, ValueError, TypeError) as error:
@@ -320,6 +325,33 @@ def _notice(delivery: Delivery, handoff: Handoff):
     if delivery.event == HANDOFF_CREATED:
         more["event"] = None
     return notice_for(handoff, zone, **more)
+
+
+def _shift_message(delivery: Delivery, recipient, settings: EmailSettings) -> EmailMessage:
+    """A shift notice, its times in the senior's zone (else the account's); none once the
+    shift is over."""
+    details = delivery.details or {}
+    if shift_notices.ended_before_sent(details, clock.now()):
+        raise PermanentFailure("Not sent: the shift ended before this notice went out.")
+    account = db.session.get(Account, delivery.account_id)
+    try:
+        notice = ShiftNotice(
+            rotation=str(details["rotation"]),
+            start=datetime.fromisoformat(details["start"].replace("Z", "+00:00")),
+            end=datetime.fromisoformat(details["end"].replace("Z", "+00:00")),
+            timezone=recipient.timezone or (account.timezone if account else "UTC"),
+        )
+        return compose_shift_notice(
+            notice,
+            recipient_name=recipient.name,
+            recipient_email=recipient.email,
+            mail_from=settings.mail_from,
+            base_url=settings.base_url,
+            message_id=shift_message_id(delivery.id, settings.mail_from),
+            date=clock.now(),
+        )
+    except (KeyError, MessageError, ValueError, TypeError) as error:
+        raise PermanentFailure(f"Cannot build the message: {error}") from error
 
 
 def attempt_deliveries(delivery_ids: list[int], settings: EmailSettings) -> dict[int, Attempt]:
