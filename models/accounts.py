@@ -150,10 +150,20 @@ def update_account(
     manual_baseline_minutes: int | None = None,
     timezone: str | None = None,
     policy: dict | None = None,
+    **by_priority: object,
 ) -> Account:
     """Change the account's settings. `policy` holds the escalation-policy fields given
-    (a None value turns that step off); open handoffs are rescheduled to it at once."""
+    (a None value turns that step off) and `policy_by_priority`, when given, replaces the
+    per-priority entries (None: back to the defaults); open handoffs are rescheduled to
+    the result at once."""
     policy = handoff_steps.validate_policy(policy or {})
+    unknown = set(by_priority) - {"policy_by_priority"}
+    if unknown:
+        raise TypeError(f"Unexpected account settings: {sorted(unknown)}")
+    if "policy_by_priority" in by_priority:
+        policy["policy_by_priority"] = handoff_steps.validate_policy_by_priority(
+            by_priority["policy_by_priority"]
+        )
     if timezone is not None:
         validate_timezone(timezone)
     with transaction():

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
@@ -17,6 +17,8 @@ from sqlalchemy import MetaData, event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
+
+from models import clock
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -66,8 +68,9 @@ db = SQLAlchemy(model_class=Base, session_options={"class_": Session})
 
 
 def utcnow() -> datetime:
-    """Naive UTC: every timestamp is stored as UTC without tzinfo (portable to SQLite)."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    """Naive UTC: every timestamp is stored as UTC without tzinfo (portable to SQLite). From
+    the service's clock (models.clock: the test clock when tests set one)."""
+    return clock.now().replace(tzinfo=None)
 
 
 @contextmanager

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
 
 from models import telemetry
 from models.db import commit_keeping_loaded, db, insert_on_conflict, transaction, utcnow
 from models.entities import Delivery, OutboxEvent, User
-from models.events import HANDOFF_CREATED, PSA_WRITEBACK
+from models.events import HANDOFF_CREATED, HANDOFF_REMINDER, HANDOFF_UNCLAIMED, PSA_WRITEBACK
+from models.notification_rule import BUSINESS_HOURS, Chosen, delivery_key
 
 SOCKET = "socket"
 EMAIL = "email"
@@ -55,19 +56,29 @@ def _new_row(
         "status": "pending",
         "attempts": 0,
         "created_at": now,
+        "reason": None,
+        "held_until": None,
+        "next_attempt_at": None,
+        "details": None,
     }
 
 
 def _for_event(
-    event: OutboxEvent, channel: str, keyed: list[tuple[str, int | None]]
+    event: OutboxEvent,
+    channel: str,
+    keyed: list[tuple[str, int | None]],
+    extra: list[dict] | None = None,
 ) -> list[Delivery]:
     """The event's delivery rows for these (dedupe key, recipient) pairs, in that order,
-    created where missing with one INSERT; a row another dispatch made first is kept (and
-    read, the only case that costs a second query)."""
+    created where missing with one INSERT (`extra`: more columns of each new row); a row
+    another dispatch made first is kept (and read, the only case that costs a second
+    query)."""
     if not keyed:
         return []
     now = utcnow()
     rows = [_new_row(event, channel, key, recipient_id, now) for key, recipient_id in keyed]
+    for row, more in zip(rows, extra or [], strict=False):
+        row.update(more)
     inserted = db.session.scalars(
         insert_on_conflict(Delivery)
         .values(rows)
@@ -106,48 +117,85 @@ def claim_socket_delivery(event: OutboxEvent, lease: timedelta) -> Delivery | No
         return db.session.scalar(upsert.execution_options(populate_existing=True))
 
 
-def email_deliveries(event: OutboxEvent, recipient_ids: list[int]) -> list[Delivery]:
-    """One email per (handoff, recipient), however often the event is dispatched."""
-    keyed = [(f"email:{event.handoff_id}:{r}", r) for r in recipient_ids]
+def _stored(moment: datetime) -> datetime:
+    """A moment as the tables store it: naive UTC."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def email_deliveries(
+    event: OutboxEvent, recipients: Chosen | list[int], step: str | None = None
+) -> list[Delivery]:
+    """One email per recipient the rule chose (its key from models.notification_rule:
+    per handoff and recipient, and per step or reassignment where the rule says so),
+    however often the event is dispatched; each carries its reason, and one quiet hours
+    hold is `held` until they end. A plain list of ids: all now, inside business hours."""
+    if isinstance(recipients, list):
+        recipients = Chosen({user_id: BUSINESS_HOURS for user_id in recipients}, {})
+    planned: dict[int, dict] = {
+        user_id: {"reason": reason} for user_id, reason in recipients.now.items()
+    }
+    for user_id, (until, reason) in recipients.held.items():
+        due = _stored(until)
+        planned[user_id] = {
+            "reason": reason,
+            "status": "held",
+            "held_until": due,
+            "next_attempt_at": due,
+        }
+    order = sorted(planned)
+    keyed = [(delivery_key(event.event, r, event.handoff_id, event.id, step), r) for r in order]
     with transaction(expire_on_commit=False):  # the caller reads them next
-        return _for_event(event, EMAIL, keyed)
+        return _for_event(event, EMAIL, keyed, [planned[r] for r in order])
 
 
-def emailed_about(handoff_id: int) -> list[int]:
-    """Who was emailed about the handoff: the recipients of its escalation emails that went
-    out (status `sent`). The "claimed by X" follow-up goes to them, and only them."""
-    return list(
+# The emails that tell a senior about the handoff itself (not a follow-up to one).
+ABOUT_THE_HANDOFF = (HANDOFF_CREATED, HANDOFF_REMINDER, HANDOFF_UNCLAIMED)
+
+
+def first_email_reasons(handoff_id: int) -> dict[int, str]:
+    """Who was emailed about the handoff (an email about it that went out, status `sent`),
+    each with the reason of their first such email. The "claimed by X" follow-up goes to
+    them, and only them, under that same rule."""
+    rows = db.session.execute(
+        select(Delivery.recipient_id, Delivery.reason)
+        .where(
+            Delivery.handoff_id == handoff_id,
+            Delivery.channel == EMAIL,
+            Delivery.event.in_(ABOUT_THE_HANDOFF),
+            Delivery.status == "sent",
+            Delivery.recipient_id.is_not(None),
+        )
+        .order_by(Delivery.id)
+    )
+    first: dict[int, str] = {}
+    for recipient_id, reason in rows:
+        first.setdefault(recipient_id, reason or BUSINESS_HOURS)
+    return first
+
+
+def release_held(limit: int = 500) -> list[int]:
+    """The held emails whose quiet hours have ended, made `pending` again (one UPDATE) so a
+    sender takes them; their ids. Each is stamped as expected now, so the sweeper gives its
+    send task the grace period before sending it again."""
+    now = utcnow()
+    due_ids = (
+        select(Delivery.id)
+        .where(Delivery.status == "held", Delivery.next_attempt_at <= now)
+        .order_by(Delivery.next_attempt_at)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    released = list(
         db.session.scalars(
-            select(Delivery.recipient_id)
-            .where(
-                Delivery.handoff_id == handoff_id,
-                Delivery.channel == EMAIL,
-                Delivery.event == HANDOFF_CREATED,
-                Delivery.status == "sent",
-                Delivery.recipient_id.is_not(None),
-            )
-            .order_by(Delivery.recipient_id)
+            update(Delivery)
+            .where(Delivery.id.in_(due_ids), Delivery.status == "held")
+            .values(status="pending", next_attempt_at=now, locked_until=None)
+            .returning(Delivery.id)
+            .execution_options(synchronize_session=False)
         )
     )
-
-
-def claim_follow_up_deliveries(event: OutboxEvent, claimer_id: int | None) -> list[Delivery]:
-    """One "claimed by X" email per senior who was emailed about the handoff, except the
-    claimer; its own dedupe key, so a re-dispatched claim sends no second follow-up."""
-    recipients = [r for r in emailed_about(event.handoff_id) if r != claimer_id]
-    keyed = [(f"email-claimed:{event.handoff_id}:{r}", r) for r in recipients]
-    with transaction(expire_on_commit=False):  # the caller reads them next
-        return _for_event(event, EMAIL, keyed)
-
-
-def labelled_email_deliveries(
-    event: OutboxEvent, label: str, recipient_ids: list[int]
-) -> list[Delivery]:
-    """One email per (handoff, label, recipient): `email:<handoff>:<label>:<user>`, where the
-    label names the step (`reminder-2`, `admins`) or the event (`reassigned-<event id>`)."""
-    keyed = [(f"email:{event.handoff_id}:{label}:{r}", r) for r in recipient_ids]
-    with transaction(expire_on_commit=False):  # the caller reads them next
-        return _for_event(event, EMAIL, keyed)
+    db.session.commit()
+    return sorted(released)
 
 
 def _claimable(now: datetime):
@@ -243,7 +291,10 @@ def mark_retrying(
     """Schedule the next attempt and return its delay, or fail the delivery (returning None)
     once the retry window has passed. `at_least`: the receiver asked us to wait this long
     (a Retry-After header)."""
-    if utcnow() - delivery.created_at >= policy.window:
+    # An email held by quiet hours has its window from when they ended.
+    if utcnow() - max(delivery.created_at, delivery.held_until or delivery.created_at) >= (
+        policy.window
+    ):
         mark_failed(delivery, f"Gave up after {delivery.attempts} attempts: {error}")
         return None
     delay = max(backoff_seconds(delivery.attempts, policy=policy), at_least)
@@ -314,3 +365,13 @@ def note_requeued(delivery_ids: list[int]) -> None:
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
+
+
+def accounts_of(delivery_ids: list[int]) -> dict[int, int]:
+    """Each delivery's account (for the send tasks of a sweep, which carry it)."""
+    if not delivery_ids:
+        return {}
+    rows = db.session.execute(
+        select(Delivery.id, Delivery.account_id).where(Delivery.id.in_(list(delivery_ids)))
+    ).all()
+    return {delivery_id: account_id for delivery_id, account_id in sorted(rows)}

@@ -1,15 +1,14 @@
-"""Who gets an email now: the seniors' own preferences, presence and quiet hours.
+"""Who gets an email now by their own preferences: presence, `notify_email` and quiet hours.
 
-Pure: no database, no clock of its own. models.preferences loads the inputs; the fan-out
-calls `plan_emails` where it picks recipients.
+Pure: no database, no clock of its own. models.preferences loads the inputs; the
+notification rule (models/notification_rule.py) calls `plan_emails` wherever an email goes
+by the seniors' preferences (inside business hours, a reassignment, a follow-up to those).
 
-- `never`: no email, whatever happens.
+- `never`: no email.
 - `when_offline` (the default): an email only while no connection of theirs is open.
 - `always`: an email even while online.
-- Quiet hours (in the user's time zone, else the account's) hold the email: nobody is
-  emailed inside them, except for the step that escalates an unclaimed handoff to the
-  admins, which goes through presence and quiet hours alike. A held recipient is reported
-  with the moment their quiet hours end; later reminders reach them from then on.
+- Quiet hours (in the user's time zone, else the account's) hold the email: it is planned
+  for the moment they end (`held_until`), not dropped.
 """
 
 from __future__ import annotations
@@ -20,9 +19,6 @@ from zoneinfo import ZoneInfo
 
 from models.entities import DEFAULT_NOTIFY_EMAIL
 
-# The step that may not wait: handoff.unclaimed, to every admin of the account.
-ADMIN_ESCALATION_STEP = "escalated_to_admins"
-
 
 @dataclass(frozen=True)
 class EmailPreference:
@@ -31,6 +27,7 @@ class EmailPreference:
     quiet_start: str | None = None  # "HH:MM"
     quiet_end: str | None = None
     timezone: str = "UTC"
+    role: str = "engineer"
 
 
 @dataclass
@@ -66,22 +63,16 @@ def quiet_hours_end(preference: EmailPreference, at: datetime) -> datetime | Non
     return datetime.combine(end_day, end, tzinfo=zone).astimezone(UTC)
 
 
-def plan_emails(
-    preferences: list[EmailPreference],
-    online: set[int],
-    at: datetime,
-    step: str = "created",
-) -> EmailPlan:
+def plan_emails(preferences: list[EmailPreference], online: set[int], at: datetime) -> EmailPlan:
     """Split the candidates into those to email now and those held by quiet hours.
     `online`: the candidates with an open connection; `at`: now, timezone-aware."""
     plan = EmailPlan()
-    urgent = step == ADMIN_ESCALATION_STEP
     for preference in preferences:
         if preference.notify_email == "never":
             continue
-        if not urgent and preference.notify_email != "always" and preference.user_id in online:
+        if preference.notify_email != "always" and preference.user_id in online:
             continue
-        held_until = None if urgent else quiet_hours_end(preference, at)
+        held_until = quiet_hours_end(preference, at)
         if held_until is not None:
             plan.held_until[preference.user_id] = held_until
         else:

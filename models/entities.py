@@ -29,9 +29,11 @@ SESSION_STATUSES = ("active", "escalated", "resolved")
 HANDOFF_STATUSES = ("open", "claimed", "resolved")
 LIVE_HANDOFF_STATUSES = ("open", "claimed")
 FIRST_ACTION_KINDS = ("chat", "psa_writeback")
-DELIVERY_STATUSES = ("pending", "sent", "retrying", "failed")
+DELIVERY_STATUSES = ("pending", "held", "sent", "retrying", "failed")
 PRIORITIES = ("p1", "p2", "p3", "p4")  # p1 is the most urgent
 DEFAULT_PRIORITY = "p3"
+#: How every page, email and API summary names a priority (one definition).
+PRIORITY_LABELS = {"p1": "P1 · critical", "p2": "P2 · high", "p3": "P3 · normal", "p4": "P4 · low"}
 NOTIFY_EMAIL_CHOICES = ("always", "when_offline", "never")
 DEFAULT_NOTIFY_EMAIL = "when_offline"
 DEFAULT_BASELINE_MINUTES = 45
@@ -57,6 +59,9 @@ class Account(db.Model):
     escalate_to_admins_after_minutes: Mapped[int | None] = mapped_column(
         Integer, default=15, server_default="15"
     )
+    # Per priority, the policy fields that differ from the account-wide ones
+    # (models/handoff_steps.py); null: the product's defaults (p1 and p2 run faster).
+    policy_by_priority: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class User(db.Model):
@@ -257,6 +262,8 @@ class Handoff(db.Model):
     outcome: Mapped[str | None] = mapped_column(Text)
     first_action_at: Mapped[datetime | None]
     first_action_kind: Mapped[str | None] = mapped_column(String(20))
+    # Who took the first action: credited to them whoever holds the handoff later.
+    first_action_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     # Stored with the first action so the monthly rollup is a plain AVG on any database.
     time_to_first_action_seconds: Mapped[float | None]
     # Unclaimed steps: when the next one is due (null: none), reminders sent, admins told.
@@ -269,6 +276,10 @@ class Handoff(db.Model):
 
     escalated_by: Mapped[User] = relationship(foreign_keys=[escalated_by_id], lazy="joined")
     claimed_by: Mapped[User | None] = relationship(foreign_keys=[claimed_by_id], lazy="joined")
+    # A many-to-one: usually answered from the identity map (the holder or a senior loaded).
+    first_action_by: Mapped[User | None] = relationship(
+        foreign_keys=[first_action_by_id], lazy="select"
+    )
     session: Mapped[FlowSession] = relationship(lazy="select")
 
 
@@ -322,6 +333,12 @@ class Delivery(db.Model):
     locked_until: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Email only: why it went (models.notification_rule.REASONS), and, for one quiet hours
+    # held (status `held` until then), when it is due.
+    reason: Mapped[str | None] = mapped_column(String(20))
+    held_until: Mapped[datetime | None]
+    # What a notice about no handoff says (a shift notice: its rotation and end).
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     recipient: Mapped[User | None] = relationship(lazy="joined")
 

@@ -26,6 +26,9 @@ HANDOFF_EVENTS = tuple(HandoffEvent)
 # The unclaimed steps: worth sending only while the handoff is still open.
 STEP_EVENTS = (HANDOFF_REMINDER, HANDOFF_UNCLAIMED)
 
+# Not about a handoff: a senior's shift on call begins (an email, models.shift_notices).
+SHIFT_START = "shift.start"
+
 # Not a Socket.IO event: a note to post to the session's PSA ticket (models.psa.outbound),
 # carried by the same outbox so it is committed with the writeback.
 PSA_WRITEBACK = "psa.writeback"

@@ -57,12 +57,13 @@ def account_email_preferences(account_id: int, roles: tuple[str, ...]) -> list[E
             User.quiet_hours_end,
             User.timezone,
             Account.timezone,
+            User.role,
         )
         .join(Account, Account.id == User.account_id)
         .where(User.account_id == account_id, User.role.in_(roles), User.active.is_(True))
         .order_by(User.id)
     ).all()
     return [
-        EmailPreference(row[0], row[1] or "when_offline", row[2], row[3], row[4] or row[5])
+        EmailPreference(row[0], row[1] or "when_offline", row[2], row[3], row[4] or row[5], row[6])
         for row in rows
     ]

@@ -6,25 +6,11 @@ message queue. Rooms are joined server-side only, from the authenticated user.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 from sqlalchemy import select
 
 from models.db import db
-from models.email_rules import plan_emails
 from models.entities import SENIOR_ROLES, Handoff, User
-from models.events import (
-    HANDOFF_CLAIMED,
-    HANDOFF_CREATED,
-    HANDOFF_REASSIGNED,
-    HANDOFF_RELEASED,
-    HANDOFF_REMINDER,
-    HANDOFF_RESOLVED,
-    HANDOFF_UNCLAIMED,
-)
-from models.preferences import account_email_preferences
-from models.presence import Presence
+from models.notification_rule import HOLDER_ROOM, SENIORS, TECHNICIAN, rule_for
 
 
 def seniors_room(account_id: int) -> str:
@@ -55,42 +41,20 @@ def escalating_technician_id(handoff: Handoff) -> int:
 
 
 def recipient_rooms(event: str, handoff: Handoff) -> list[str]:
-    """Where a handoff event goes: `handoff.created` to the account's seniors; `claimed` and
-    `resolved` to the seniors and the escalating technician."""
-    rooms = [seniors_room(handoff.account_id)]
-    if event in (HANDOFF_CLAIMED, HANDOFF_RESOLVED, HANDOFF_RELEASED):
-        rooms.append(user_room(escalating_technician_id(handoff)))
-    elif event == HANDOFF_REASSIGNED:
-        # The new holder hears it on their own room too (python-socketio sends once per
-        # connection however many of the rooms it is in).
-        rooms.append(user_room(escalating_technician_id(handoff)))
-        if handoff.claimed_by_id is not None:
+    """Where a handoff event goes: the rooms its rule names (models.notification_rule)."""
+    rooms = []
+    for kind in rule_for(event).rooms:
+        if kind == SENIORS:
+            rooms.append(seniors_room(handoff.account_id))
+        elif kind == TECHNICIAN:
+            rooms.append(user_room(escalating_technician_id(handoff)))
+        elif kind == HOLDER_ROOM and handoff.claimed_by_id is not None:
+            # The new holder hears it on their own room too (python-socketio sends once per
+            # connection however many of the rooms it is in).
             rooms.append(user_room(handoff.claimed_by_id))
-    elif event not in (HANDOFF_CREATED, HANDOFF_REMINDER, HANDOFF_UNCLAIMED):
+    if not rooms:
         raise ValueError(f"Not a handoff event: {event!r}")
     return rooms
-
-
-@dataclass(frozen=True)
-class EmailAudience:
-    """Who is emailed for a step event: `user_ids`, and whether only those offline."""
-
-    user_ids: list[int]
-    offline_only: bool
-
-
-def step_email_audience(event: str, handoff: Handoff) -> EmailAudience | None:
-    """Emails beyond the new-handoff one: a reminder to each offline senior; the admin step
-    to every admin, online or not (it is the escalation of last resort); a reassignment to
-    its target when offline. None: the event sends no email of this kind."""
-    account_id = handoff.account_id
-    if event == HANDOFF_REMINDER:
-        return EmailAudience(_user_ids(account_id, SENIOR_ROLES), offline_only=True)
-    if event == HANDOFF_UNCLAIMED:
-        return EmailAudience(_user_ids(account_id, ("admin",)), offline_only=False)
-    if event == HANDOFF_REASSIGNED and handoff.claimed_by_id is not None:
-        return EmailAudience([handoff.claimed_by_id], offline_only=True)
-    return None
 
 
 def _user_ids(account_id: int, roles: tuple[str, ...]) -> list[int]:
@@ -111,28 +75,6 @@ def senior_ids(account_id: int) -> list[int]:
 def listeners(event: str, handoff: Handoff) -> list[int]:
     """The users who receive `event` when they are connected (recipient_rooms' members)."""
     user_ids = senior_ids(handoff.account_id)
-    if event != HANDOFF_CREATED:
+    if TECHNICIAN in rule_for(event).rooms:
         user_ids.append(escalating_technician_id(handoff))
     return user_ids
-
-
-def seniors_to_email(account_id: int, presence: Presence | None, now: datetime) -> list[int]:
-    """The account's seniors to email about a new handoff now: offline (or `always`), never
-    `never` nor inside their quiet hours (models.email_rules). Without presence (it could
-    not be trusted) everyone counts as offline."""
-    preferences = account_email_preferences(account_id, SENIOR_ROLES)
-    seniors = [preference.user_id for preference in preferences]
-    online = presence.online(seniors) if presence is not None else set()
-    return plan_emails(preferences, online, now).now
-
-
-def not_worth_sending(event: str, handoff: Handoff, recipient_id: int | None) -> str | None:
-    """Why a notification of `event` should not go out any more (checked right before each
-    send), or None. A reminder or the admin step is news only while the handoff is open and
-    unclaimed; a reassignment only while its recipient still holds the claim."""
-    if event in (HANDOFF_REMINDER, HANDOFF_UNCLAIMED) and handoff.status != "open":
-        return f"Not sent: the escalation was {handoff.status} before this step went out."
-    if event == HANDOFF_REASSIGNED and recipient_id is not None:
-        if handoff.status != "claimed" or handoff.claimed_by_id != recipient_id:
-            return "Not sent: the escalation moved on before this notice went out."
-    return None

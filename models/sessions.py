@@ -186,7 +186,12 @@ def record_first_action(session: FlowSession, actor: User, at: datetime, kind: s
             Handoff.claimed_at <= at,
             or_(Handoff.first_action_at.is_(None), Handoff.first_action_at > at),
         )
-        .values(first_action_at=at, first_action_kind=kind, time_to_first_action_seconds=seconds)
+        .values(
+            first_action_at=at,
+            first_action_kind=kind,
+            first_action_by_id=actor.id,
+            time_to_first_action_seconds=seconds,
+        )
         .execution_options(synchronize_session=False)
     ).rowcount
     if recorded:

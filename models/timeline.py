@@ -72,6 +72,10 @@ class TimelineItem:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else None
+
+
 def _notification(delivery: Delivery) -> TimelineItem:
     recipient = delivery.recipient
     return TimelineItem(
@@ -89,6 +93,10 @@ def _notification(delivery: Delivery) -> TimelineItem:
             "status": delivery.status,
             "attempts": delivery.attempts,
             "last_error": delivery.last_error,
+            # Email only: why it went (`nobody_on_call`: nobody was on call outside
+            # business hours, so the admins were told), and until when quiet hours hold it.
+            "reason": delivery.reason,
+            "held_until": _iso(delivery.held_until),
         },
     )
 
@@ -111,3 +119,14 @@ def timeline_of(handoff: Handoff) -> list[TimelineItem]:
     ]
     # A stable sort: changes keep their commit order when two share a timestamp.
     return sorted(changes + notifications, key=lambda item: item.at)
+
+
+def last_change(handoff_id: int, kind: str) -> HandoffEvent | None:
+    """The handoff's latest recorded change of `kind` (for example the reassignment an
+    email announces: who handed it on, and why)."""
+    return db.session.scalar(
+        select(HandoffEvent)
+        .where(HandoffEvent.handoff_id == handoff_id, HandoffEvent.kind == kind)
+        .order_by(HandoffEvent.id.desc())
+        .limit(1)
+    )

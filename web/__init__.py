@@ -20,6 +20,7 @@ from web.finite_json import FiniteJSONProvider
 from web.observability import init_observability, probe_database, probe_redis
 from web.secret_key import require_secret_key
 from web.security_headers import init_security_headers
+from web.test_clock import init_test_clock
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = config_module.engine_options(
             app.config, app.config.get("PROCESS_TYPE") or "web"
         )
-    # Test-only: end-to-end tests shorten the policy's minutes to seconds.
+    # Test-only: end-to-end tests shorten the policy's minutes to seconds, and may set the
+    # time every process reads (refused outside tests and local development).
     set_policy_minute(float(app.config.get("POLICY_MINUTE_SECONDS") or 60))
+    init_test_clock(app.config)
 
     db.init_app(app)
     _init_tenancy(app)

@@ -145,6 +145,11 @@ def _process(env) -> dict:
         "METRICS_TOKEN": env.get("METRICS_TOKEN") or "",
         # "json": one JSON object per log line; anything else: plain text.
         "LOG_FORMAT": env.get("LOG_FORMAT") or "text",
+        # "test" or "local" outside production (unset: production). Test-only settings
+        # such as TEST_CLOCK_FILE are refused unless it says so.
+        "APP_ENV": env.get("APP_ENV") or "production",
+        # Test-only: a clock file every process follows (models/clock.py).
+        "TEST_CLOCK_FILE": env.get("TEST_CLOCK_FILE") or "",
     }
 
 
@@ -176,6 +181,8 @@ def _realtime(env, redis_url: str) -> dict:
         "POLICY_MINUTE_SECONDS": float(env.get("POLICY_MINUTE_SECONDS") or 60),
         # Test-only: how often beat looks for due unclaimed steps (15 s).
         "HANDOFF_STEPS_INTERVAL_SECONDS": float(env.get("HANDOFF_STEPS_INTERVAL_SECONDS") or 15),
+        # Test-only: how often beat looks for shifts that began (60 s).
+        "SHIFT_NOTICES_INTERVAL_SECONDS": float(env.get("SHIFT_NOTICES_INTERVAL_SECONDS") or 60),
     }
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
+from models import handoff_steps
 from models.entities import NOTIFY_EMAIL_CHOICES, PRIORITIES, ROLES
 from models.queue import MAX_SEARCH_CHARS, SORTS, STATUS_FILTERS
 from models.representations import HandoffSchema, HandoffSummarySchema, Ref, UtcDateTime
@@ -84,6 +86,27 @@ class AccountSchema(Schema):
     renotify_after_minutes = fields.Integer(allow_none=True)
     renotify_max = fields.Integer()
     escalate_to_admins_after_minutes = fields.Integer(allow_none=True)
+    policy_by_priority = fields.Method(
+        "_policy_by_priority",
+        metadata={
+            "type": "object",
+            "description": "Per priority, the policy fields that differ from the account-wide "
+            "ones; a priority without an entry uses those.",
+        },
+    )
+    effective_policy_by_priority = fields.Method(
+        "_effective_policy_by_priority",
+        metadata={"type": "object", "description": "What each priority runs, every field."},
+    )
+
+    def _policy_by_priority(self, account):
+        return handoff_steps.policy_by_priority(account)
+
+    def _effective_policy_by_priority(self, account):
+        return {
+            priority: dataclasses.asdict(policy)
+            for priority, policy in handoff_steps.effective_policies(account).items()
+        }
 
 
 HH_MM = r"([01]\d|2[0-3]):[0-5]\d\Z"
@@ -143,9 +166,19 @@ class AccountPatchSchema(Input):
         validate=validate.Range(min=1, max=1440),
         metadata={"description": "Tell every admin after this many minutes; null: never."},
     )
+    # Checked in the domain (models.handoff_steps.validate_policy_by_priority), so the
+    # settings page and the API give the same messages.
+    policy_by_priority = fields.Raw(
+        allow_none=True,
+        metadata={
+            "type": "object",
+            "description": 'Per priority ("p1"…"p4") the policy fields that differ from the '
+            "account-wide ones; replaces the previous entries; null: the defaults.",
+        },
+    )
 
 
-POLICY_FIELDS = ("renotify_after_minutes", "renotify_max", "escalate_to_admins_after_minutes")
+POLICY_FIELDS = handoff_steps.POLICY_FIELDS
 
 
 # --- sessions ---
@@ -341,6 +374,12 @@ class ReassignSchema(Input):
     user_id = fields.Integer(
         required=True, strict=True, validate=validate.Range(min=1, max=2**63 - 1)
     )
+    reason = Text(
+        2_000,
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "Why it goes to them: they read it in the announcement."},
+    )
 
 
 class TimelineItemSchema(Schema):
@@ -370,6 +409,10 @@ class DeliverySchema(Schema):
     last_error = fields.String(allow_none=True)
     next_attempt_at = UtcDateTime(allow_none=True)
     sent_at = UtcDateTime(allow_none=True)
+    # Email only: why it went (models.notification_rule.REASONS), and until when quiet
+    # hours hold it (status `held`).
+    reason = fields.String(allow_none=True)
+    held_until = UtcDateTime(allow_none=True)
 
 
 class DeliveryListSchema(Schema):

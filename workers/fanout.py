@@ -1,5 +1,6 @@
-"""Fan-out of one outbox event: the Socket.IO emit to the recipients' rooms and, for a new
-handoff, the emails to the account's seniors who are offline.
+"""Fan-out of one outbox event: the Socket.IO emit to the recipients' rooms and the emails
+the notification rule names for it (models/notification_rule.py: one table says who hears
+which event, on which channel).
 
 The socket Delivery row makes a dispatch happen once: the task claims it before emitting
 and marks it sent when the whole dispatch is done, so a relayed or duplicate task finds it
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from celery import shared_task
 from flask import current_app
@@ -26,25 +27,14 @@ from models.broadcast import (
     broadcaster,
 )
 from models.db import db, record_despite_outage
+from models.email_audience import plan_event_emails
 from models.entities import Handoff, OutboxEvent
-from models.events import (
-    HANDOFF_CLAIMED,
-    HANDOFF_CREATED,
-    HANDOFF_REASSIGNED,
-    PSA_WRITEBACK,
-    STEP_EVENTS,
-)
-from models.handoff_steps import email_label
+from models.events import PSA_WRITEBACK
 from models.logcontext import bind_handoff
+from models.notification_rule import emailed_events, rule_for, stale_reason
 from models.presence import Presence, presence_of
 from models.representations import event_payload
-from models.rooms import (
-    listeners,
-    not_worth_sending,
-    recipient_rooms,
-    seniors_to_email,
-    step_email_audience,
-)
+from models.rooms import listeners, recipient_rooms
 from workers import names, psa
 
 log = logging.getLogger(__name__)
@@ -90,32 +80,13 @@ def emit_handoff_event(event: OutboxEvent, handoff: Handoff) -> None:
         log.info("Event %s (%s): nobody online to receive it", event.id, event.event)
 
 
-def email_seniors(event: OutboxEvent, offline_only: bool = True) -> list[int]:
-    """One email delivery per engineer or admin of the account to be emailed now (offline,
-    or `always`; never `never` nor inside quiet hours), whatever how often this runs, and a
-    send task for each not yet attempted."""
-    presence = _presence() if offline_only else None  # None: everyone counts as offline
-    recipients = seniors_to_email(event.account_id, presence, datetime.now(UTC))
-    return _send_new(deliveries.email_deliveries(event, recipients))
-
-
-def email_claim_follow_ups(event: OutboxEvent, handoff: Handoff) -> list[int]:
-    """On `handoff.claimed`: a short "claimed by X" email to each senior who was emailed
-    about the handoff (models.deliveries decides who), each sent once."""
-    return _send_new(deliveries.claim_follow_up_deliveries(event, handoff.claimed_by_id))
-
-
-def email_step_recipients(event: OutboxEvent, handoff: Handoff) -> list[int]:
-    """The emails of a step or a reassignment: a delivery per recipient (created once,
-    however often this runs) and a send task for each not yet attempted."""
-    audience = step_email_audience(event.event, handoff)
-    label = email_label(event)
-    if audience is None or label is None:
-        return []
-    recipients = audience.user_ids
-    if audience.offline_only:
-        recipients = _presence().offline(recipients)
-    return _send_new(deliveries.labelled_email_deliveries(event, label, recipients))
+def email_for_event(event: OutboxEvent, handoff: Handoff, fallback: bool = False) -> list[int]:
+    """The event's emails as the notification rule decides them now: one delivery per
+    recipient (created once, however often this runs; held by quiet hours where the rule
+    says so) and a send task for those not yet attempted. `fallback`: the live event never
+    went out, so everyone counts as offline."""
+    online_of = None if fallback else _presence().online
+    return _send_new(plan_event_emails(event, handoff, online_of, fallback))
 
 
 def _send_new(rows: list) -> list[int]:
@@ -136,16 +107,7 @@ def _record(action):
 
 
 # Events whose dispatch sends emails too.
-EMAILED_EVENTS = (HANDOFF_CREATED, HANDOFF_REASSIGNED, *STEP_EVENTS)
-
-
-def email_for_event(event: OutboxEvent, handoff: Handoff) -> None:
-    """A new handoff emails the offline seniors; the unclaimed steps and a reassignment
-    email their own audience (workers/handoff_steps.py)."""
-    if event.event == HANDOFF_CREATED:
-        email_seniors(event)
-        return
-    email_step_recipients(event, handoff)
+EMAILED_EVENTS = emailed_events()
 
 
 def _describe(error: Exception) -> str:
@@ -180,7 +142,7 @@ def dispatch(outbox_event_id: int, emitted: bool = False) -> str:
         log.info("Outbox event %s is dispatched or being dispatched; skipping", event.id)
         return "skipped"
     handoff = db.session.get(Handoff, event.handoff_id)
-    if stale := not_worth_sending(event.event, handoff, None):
+    if stale := stale_reason(event.event, handoff.status, handoff.claimed_by_id):
         deliveries.mark_failed(delivery, stale)
         log.info("Outbox event %s (%s): %s", event.id, event.event, stale)
         return "failed"
@@ -214,11 +176,6 @@ def _fan_out(event: OutboxEvent, handoff: Handoff, emitted: bool) -> _Outcome:
             outcome.emailed = True
         except Exception as exc:  # presence (Redis) or the broker
             outcome.errors.append(f"Emails: {_describe(exc)}")
-    if event.event == HANDOFF_CLAIMED:
-        try:
-            email_claim_follow_ups(event, handoff)
-        except Exception as exc:  # the broker
-            outcome.errors.append(f"Claimed emails: {_describe(exc)}")
     return outcome
 
 
@@ -235,11 +192,11 @@ def _retry_or_give_up(event: OutboxEvent, delivery, outcome: _Outcome) -> str:
         )
         raise DispatchIncomplete(reason, delay + COUNTDOWN_MARGIN_SECONDS, outcome.emitted)
     log.error("Outbox event %s: gave up dispatching: %s", event.id, reason)
-    if event.event == HANDOFF_CREATED and not (outcome.emitted and outcome.emailed):
+    if rule_for(event.event).falls_back and not (outcome.emitted and outcome.emailed):
         # Nobody may go untold: without the socket event, or without knowing who was
         # offline, every senior gets the email.
         try:
-            email_seniors(event, offline_only=False)
+            email_for_event(event, db.session.get(Handoff, event.handoff_id), fallback=True)
         except Exception:
             log.exception("Outbox event %s: could not email the seniors either", event.id)
     return "failed"

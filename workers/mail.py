@@ -14,7 +14,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.errors import MessageError
 from email.message import EmailMessage
 from email.utils import parseaddr
@@ -23,20 +23,23 @@ from typing import Any
 from celery import shared_task
 from flask import current_app
 
-from models import deliveries, telemetry, tenancy
+from models import clock, deliveries, shift_notices, telemetry, tenancy, timeline
 from models.db import db, record_despite_outage
 from models.entities import Account, Delivery, Handoff
-from models.events import HANDOFF_CLAIMED
+from models.events import HANDOFF_CREATED, HANDOFF_REASSIGNED
 from models.logcontext import bind_handoff
-from models.rooms import not_worth_sending
+from models.notification_rule import message_kind, stale_reason
 from workers import names
 from workers.email_message import (
-    CLAIMED,
-    CREATED,
+    SHIFT,
+    ShiftNotice,
     compose,
+    compose_shift_notice,
     message_id,
     notice_for,
     retitle_for_event,
+    shift_message_id,
+    thread_id,
 )
 from workers.settings import MAX_COUNTDOWN_SECONDS
 
@@ -273,29 +276,82 @@ def build_message(delivery: Delivery, settings: EmailSettings) -> tuple[EmailMes
     recipient = delivery.recipient
     if recipient is None or not recipient.email:
         raise PermanentFailure("The recipient no longer exists.")
+    kind = message_kind(delivery.event)
+    if kind == SHIFT:
+        return _shift_message(delivery, recipient, settings), recipient.email
     # Read as it is now: a claim since the batch began makes a reminder moot.
     handoff = db.session.get(Handoff, delivery.handoff_id, populate_existing=True)
     if handoff is None:
         raise PermanentFailure("The escalation no longer exists.")
-    if stale := not_worth_sending(delivery.event, handoff, delivery.recipient_id):
+    held = delivery.held_until is not None
+    if stale := stale_reason(
+        delivery.event, handoff.status, handoff.claimed_by_id, delivery.recipient_id, held
+    ):
         raise PermanentFailure(stale)  # a claim won the race: this step says nothing now
-    account = db.session.get(Account, handoff.account_id)
     try:
-        notice = notice_for(handoff, account.timezone if account else "UTC")
+        notice = _notice(delivery, handoff)
+        first = thread_id(handoff.id, recipient.id, settings.mail_from)
+        own_id = message_id(delivery.id, handoff.id, settings.mail_from)
         message = compose(
             notice,
             recipient_name=recipient.name,
             recipient_email=recipient.email,
             mail_from=settings.mail_from,
             base_url=settings.base_url,
-            message_id=message_id(delivery.id, handoff.id, settings.mail_from),
-            date=datetime.now(UTC),
-            kind=CLAIMED if delivery.event == HANDOFF_CLAIMED else CREATED,
+            # The first email about a handoff is the one the later ones thread under.
+            message_id=first if delivery.event == HANDOFF_CREATED else own_id,
+            replies_to=first,
+            date=clock.now(),
+            kind=kind,
         )
         retitle_for_event(message, delivery.event, notice)
     except (MessageError, ValueError, TypeError) as error:
         raise PermanentFailure(f"Cannot build the message: {error}") from error
     return message, recipient.email
+
+
+def _notice(delivery: Delivery, handoff: Handoff):
+    """What the email says: times in the recipient's zone (else the account's), why it went
+    (the delivery's reason), how long it has waited, and who handed it on and why."""
+    account = db.session.get(Account, handoff.account_id)
+    zone = delivery.recipient.timezone or (account.timezone if account else None) or "UTC"
+    more: dict[str, Any] = {"event": delivery.event, "delivery_reason": delivery.reason}
+    more["now"] = clock.now()
+    if delivery.event == HANDOFF_REASSIGNED:
+        change = timeline.last_change(handoff.id, timeline.REASSIGNED)
+        if change is not None:
+            more["handed_over_by"] = change.actor.name if change.actor else None
+            more["handover_reason"] = (change.details or {}).get("reason")
+    if delivery.event == HANDOFF_CREATED:
+        more["event"] = None
+    return notice_for(handoff, zone, **more)
+
+
+def _shift_message(delivery: Delivery, recipient, settings: EmailSettings) -> EmailMessage:
+    """A shift notice, its times in the senior's zone (else the account's); none once the
+    shift is over."""
+    details = delivery.details or {}
+    if shift_notices.ended_before_sent(details, clock.now()):
+        raise PermanentFailure("Not sent: the shift ended before this notice went out.")
+    account = db.session.get(Account, delivery.account_id)
+    try:
+        notice = ShiftNotice(
+            rotation=str(details["rotation"]),
+            start=datetime.fromisoformat(details["start"].replace("Z", "+00:00")),
+            end=datetime.fromisoformat(details["end"].replace("Z", "+00:00")),
+            timezone=recipient.timezone or (account.timezone if account else "UTC"),
+        )
+        return compose_shift_notice(
+            notice,
+            recipient_name=recipient.name,
+            recipient_email=recipient.email,
+            mail_from=settings.mail_from,
+            base_url=settings.base_url,
+            message_id=shift_message_id(delivery.id, settings.mail_from),
+            date=clock.now(),
+        )
+    except (KeyError, MessageError, ValueError, TypeError) as error:
+        raise PermanentFailure(f"Cannot build the message: {error}") from error
 
 
 def attempt_deliveries(delivery_ids: list[int], settings: EmailSettings) -> dict[int, Attempt]:
@@ -442,9 +498,41 @@ def sweep(grace: timedelta) -> list[int]:
     return requeued
 
 
+def release_held() -> list[int]:
+    """Send the emails quiet hours held, now that they have ended (one task for them all);
+    if the broker cannot take it, the sweeper sends them after its grace period."""
+    released = deliveries.release_held()
+    if released:
+        log.info("Quiet hours ended for %d held emails: %s", len(released), released)
+        try:
+            enqueue_per_account(released)
+        except Exception:
+            log.warning("Broker unreachable; the sweeper sends the released emails", exc_info=True)
+    return released
+
+
+def enqueue_per_account(delivery_ids: list[int], per_task: int | None = None) -> None:
+    """Send tasks for email deliveries of several accounts (a sweep's): one SEND_EMAILS
+    message per account (and per `per_task` emails), each carrying its account. Raises the
+    broker's error, having sent what went before."""
+    celery = current_app.extensions["celery"]
+    by_account: dict[int, list[int]] = {}
+    for delivery_id, account_id in deliveries.accounts_of(delivery_ids).items():
+        by_account.setdefault(account_id, []).append(delivery_id)
+    for account_id, ids in by_account.items():
+        step = per_task or len(ids)
+        for start in range(0, len(ids), step):
+            celery.send_task(
+                names.SEND_EMAILS,
+                args=[ids[start : start + step]],
+                kwargs={"account_id": account_id},
+            )
+
+
 # A sweep the worker could not start before the next one is due is dropped (same work).
 @shared_task(name=names.SWEEP_DELIVERIES, ignore_result=True, expires=5)
 def sweep_deliveries() -> int:
-    """Beat, every 5 s: a worker killed mid-send or a lost task leaves a delivery due."""
+    """Beat, every 5 s: a worker killed mid-send or a lost task leaves a delivery due; an
+    email held by quiet hours is due when they end."""
     settings = EmailSettings.from_config(current_app.config)
-    return len(sweep(settings.sweep_grace))
+    return len(release_held()) + len(sweep(settings.sweep_grace))

@@ -11,6 +11,7 @@ RELAY_OUTBOX = "workers.outbox_relay.relay_outbox"
 SWEEP_DELIVERIES = "workers.email.sweep_deliveries"
 ROLLUP_METRICS = "workers.rollup.rollup_metrics"
 RUN_HANDOFF_STEPS = "workers.handoff_steps.run_handoff_steps"
+SHIFT_NOTICES = "workers.shift_notices.send_shift_notices"
 
 QUEUE_REALTIME = "realtime"
 QUEUE_EMAIL = "email"

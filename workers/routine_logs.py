@@ -18,6 +18,7 @@ ROUTINE_TASKS = (
     names.SWEEP_DELIVERIES,
     names.ROLLUP_METRICS,
     names.RUN_HANDOFF_STEPS,
+    names.SHIFT_NOTICES,
     names.PSA_POLL,
 )
 # Beat logs the schedule entry's name ("Sending due task relay-outbox (...)").

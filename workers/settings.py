@@ -35,6 +35,8 @@ BEAT_SCHEDULE = {
     "rollup-metrics": {"task": names.ROLLUP_METRICS, "schedule": timedelta(seconds=30)},
     "psa-poll": {"task": names.PSA_POLL, "schedule": timedelta(seconds=60)},
     "handoff-steps": {"task": names.RUN_HANDOFF_STEPS, "schedule": timedelta(seconds=15)},
+    # A shift's notice goes out within this long of its start.
+    "shift-notices": {"task": names.SHIFT_NOTICES, "schedule": timedelta(seconds=60)},
 }
 
 
@@ -43,6 +45,8 @@ def beat_schedule(config: Any) -> dict[str, Any]:
     schedule = {name: dict(entry) for name, entry in BEAT_SCHEDULE.items()}
     if seconds := config.get("HANDOFF_STEPS_INTERVAL_SECONDS"):
         schedule["handoff-steps"]["schedule"] = timedelta(seconds=float(seconds))
+    if seconds := config.get("SHIFT_NOTICES_INTERVAL_SECONDS"):
+        schedule["shift-notices"]["schedule"] = timedelta(seconds=float(seconds))
     return schedule
 
 
@@ -65,6 +69,7 @@ def settings(config: Any) -> dict[str, Any]:
             "workers.rollup",
             "workers.psa",
             "workers.handoff_steps",
+            "workers.shift_notices",
         ],
         # Never lose work to a crash: ack after the task ran, and requeue if the worker died.
         "task_acks_late": True,
@@ -122,6 +127,7 @@ def _routing() -> dict[str, Any]:
             names.PSA_SYNC_TICKET: {"queue": names.QUEUE_PSA},
             names.PSA_POLL: {"queue": names.QUEUE_PSA},
             names.RUN_HANDOFF_STEPS: {"queue": names.QUEUE_MAINTENANCE},
+            names.SHIFT_NOTICES: {"queue": names.QUEUE_MAINTENANCE},
         },
         # One direct exchange and routing key per queue, so a worker can be given any of them
         # (`-Q realtime` for a fan-out-only worker) and nothing lands in a queue by accident.

@@ -25,6 +25,7 @@ SYSTEM_TASKS: dict[str, str] = {
     names.ROLLUP_METRICS: "rollup",
     names.PSA_POLL: "psa_poll",
     names.RUN_HANDOFF_STEPS: "handoff_steps",
+    names.SHIFT_NOTICES: "shift_notices",
 }
 # Tasks of one account, sent with `account_id=`; the table their first argument's id (or
 # first id, for a list) belongs to, for messages sent without it.

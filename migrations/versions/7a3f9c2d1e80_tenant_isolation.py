@@ -1,7 +1,7 @@
 """tenant isolation: account_id on tokens and logins, same-account foreign keys, row security
 
 Revision ID: 7a3f9c2d1e80
-Revises: 5ec0b1d2e3f4
+Revises: e8b3f1c4a927
 Create Date: 2026-12-07 11:00:00
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 from models.rls import protect, unprotect
 
 revision = "7a3f9c2d1e80"
-down_revision = "5ec0b1d2e3f4"
+down_revision = "e8b3f1c4a927"
 branch_labels = None
 depends_on = None
 
@@ -49,6 +49,7 @@ SAME_ACCOUNT = (
     ("psa_writebacks", "session_id", "flow_sessions"),
     ("handoffs", "escalated_by_id", "users"),
     ("handoffs", "claimed_by_id", "users"),
+    ("handoffs", "first_action_by_id", "users"),
     ("handoffs", "session_id", "flow_sessions"),
     ("outbox_events", "handoff_id", "handoffs"),
     ("deliveries", "handoff_id", "handoffs"),

@@ -6,12 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from models.email_rules import (
-    ADMIN_ESCALATION_STEP,
-    EmailPreference,
-    plan_emails,
-    quiet_hours_end,
-)
+from models.email_rules import EmailPreference, plan_emails, quiet_hours_end
 
 # 23:30 in Chicago on 1 December (05:30 UTC on the 2nd).
 LATE_EVENING = datetime(2026, 12, 2, 5, 30, tzinfo=UTC)
@@ -60,13 +55,6 @@ def test_a_daytime_window_and_equal_ends():
     noon = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
     assert quiet_hours_end(pref(1, **day), noon) == datetime(2026, 12, 2, 17, 0, tzinfo=UTC)
     assert quiet_hours_end(pref(1, **{**day, "quiet_end": "09:00"}), noon) is None
-
-
-def test_the_admin_escalation_step_goes_through_quiet_hours_and_presence_but_not_never():
-    people = [pref(1, **NIGHT), pref(2, "when_offline"), pref(3, "never")]
-    plan = plan_emails(people, online={2}, at=LATE_EVENING, step=ADMIN_ESCALATION_STEP)
-    assert plan.now == [1, 2]
-    assert plan.held_until == {}
 
 
 def test_daylight_saving_uses_the_zones_offset_on_that_day():

@@ -208,7 +208,8 @@ def test_email_recipients_follow_each_seniors_own_preferences(
     client, tenant, web_node, presence, sent_tasks
 ):
     """eng is online but asked for `always`; eng2 said `never`; the admin is offline inside
-    quiet hours that cover the whole day but one minute: only eng is emailed now."""
+    quiet hours that cover the whole day but one minute: only eng is emailed now, the
+    admin's email is held until the quiet hours end, and eng2 has none."""
     for who, body in [
         ("eng", {"notify_email": "always"}),
         ("eng2", {"notify_email": "never"}),
@@ -221,7 +222,17 @@ def test_email_recipients_follow_each_seniors_own_preferences(
 
     run(outbox_event(handoff["id"]))
 
-    assert [row.recipient_id for row in email_rows(handoff["id"])] == [tenant.users["eng"]]
+    rows = email_rows(handoff["id"])
+    assert [(r.recipient_id, r.status, r.reason) for r in rows] == [
+        (tenant.users["admin"], "held", "business_hours"),
+        (tenant.users["eng"], "pending", "business_hours"),
+    ]
+    # Held until the end of the quiet hours: the start of the minute after the next.
+    wait = (rows[0].held_until - utcnow()).total_seconds()
+    assert 0 < wait <= 120 and rows[0].held_until.second == 0
+    assert rows[1].held_until is None
+    enqueued = [args for name, args in sent_tasks if name == names.SEND_EMAILS]
+    assert enqueued == [[[rows[1].id]]]  # the held one is not sent
 
 
 def _quiet_hours_now() -> dict[str, str]:

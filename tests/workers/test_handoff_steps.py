@@ -213,9 +213,9 @@ def test_a_step_that_races_a_claim_sends_nothing_after_the_claim(
         tick()
         (reminder,) = events_of(hid, "handoff.reminder")
         # The email delivery was made by an earlier dispatch attempt, before the claim.
-        deliveries_row = deliveries.labelled_email_deliveries(
-            reminder, "reminder-1", [tenant.users["eng"]]
-        )[0]
+        deliveries_row = deliveries.email_deliveries(reminder, [tenant.users["eng"]], "reminder-1")[
+            0
+        ]
         clock.move_to(at(6))
         client.post(f"/api/v1/escalations/{hid}/claim", headers=tenant.auth("eng2"))
         assert fanout.dispatch(reminder.id) == "failed"

@@ -24,7 +24,7 @@ from flask import (
 from marshmallow import ValidationError
 
 from models import credentials, handover, permissions, queue, rollup, sessions
-from models.entities import SENIOR_ROLES, User
+from models.entities import PRIORITY_LABELS, SENIOR_ROLES, User
 from models.errors import Forbidden, ValidationFailed
 from models.psa import connection as psa_connection
 from web.auth import SESSION_LOGIN_KEY, SESSION_USER_KEY, client_info, resolve_user
@@ -187,7 +187,6 @@ def escalations_page():
         view["after"] = None
         items, position = queue.find_handoffs(g.user, view["filter"], view["sort"], QUEUE_PAGE_SIZE)
     summaries = _summary_schema.dump(items, many=True)
-    amber, red = present.wait_thresholds(g.user.account)
     return render_template(
         "pages/escalations.html",
         view=view,
@@ -198,9 +197,9 @@ def escalations_page():
         clear_filters=present.queue_link({**view, "params": {}}, sort=None),
         customers=queue.known_customers(g.user),
         people=queue.account_people(g.user),
-        priorities=present.PRIORITY_LABELS,
-        amber_seconds=amber,
-        red_seconds=red,
+        priorities=PRIORITY_LABELS,
+        sorts=present.QUEUE_SORTS,
+        config=present.queue_config(g.user.account),
         blank=present.BLANK_CARD,
     )
 
