@@ -322,6 +322,12 @@ def test_a_new_p1_lands_on_top_claim_lands_in_the_chat_and_a_signed_out_tab_says
     assert field is not None and 0 <= field["y"] < height, field
     expect(pilot.get_by_role("button", name="Reassign…")).to_be_visible()
     no_horizontal_scroll(pilot)
+    # The chat follows the brief straight away: no blank gap under it.
+    brief, chat = (
+        pilot.locator("#handoff-brief").bounding_box(),
+        pilot.locator("#chat").bounding_box(),
+    )
+    assert brief and chat and chat["y"] - (brief["y"] + brief["height"]) < 40, (brief, chat)
 
     # A half-typed message survives a reload.
     box_field.fill("Checking the mailbox size")

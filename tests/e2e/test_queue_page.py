@@ -189,7 +189,7 @@ def test_tabs_filters_sort_search_and_rich_cards(stack: Stack, acme: Tenant, ope
     page.get_by_role("link", name=re.compile(r"^Unclaimed")).click()
     page.get_by_label("Technician").select_option(label=tech.name)
     page.get_by_role("button", name="Apply").click()
-    expect(titles).to_have_text([low["title"], server["title"]])
+    expect(titles).to_have_text([server["title"], low["title"]])
 
 
 def test_paging_keeps_every_card_once(stack: Stack, acme: Tenant, open_as):
