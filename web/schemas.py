@@ -114,6 +114,14 @@ class AccountSchema(Schema):
         "_effective_policy_by_priority",
         metadata={"type": "object", "description": "What each priority runs, every field."},
     )
+    business_hours = fields.Raw(
+        allow_none=True,
+        metadata={
+            "type": "object",
+            "description": 'Weekly windows {day: "mon"…"sun", start, end} and holidays '
+            "(YYYY-MM-DD) in the account's time zone; null: always inside.",
+        },
+    )
 
     def _policy_by_priority(self, account):
         return handoff_steps.policy_by_priority(account)
@@ -190,6 +198,16 @@ class AccountPatchSchema(Input):
             "type": "object",
             "description": 'Per priority ("p1"…"p4") the policy fields that differ from the '
             "account-wide ones; replaces the previous entries; null: the defaults.",
+        },
+    )
+    # Checked in the domain (models.oncall.validate_business_hours).
+    business_hours = fields.Raw(
+        allow_none=True,
+        metadata={
+            "type": "object",
+            "description": 'Weekly windows {day: "mon"…"sun", start: "HH:MM", end: "HH:MM" '
+            'or "24:00"} and holidays ["YYYY-MM-DD"] in the account\'s time zone; null: '
+            "always inside business hours; windows [] never.",
         },
     )
 
