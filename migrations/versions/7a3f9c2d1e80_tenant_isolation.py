@@ -1,7 +1,7 @@
 """tenant isolation: account_id on tokens and logins, same-account foreign keys, row security
 
 Revision ID: 7a3f9c2d1e80
-Revises: e8b3f1c4a927
+Revises: f2a6c8d0e1b3
 Create Date: 2026-12-07 11:00:00
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 from models.rls import protect, unprotect
 
 revision = "7a3f9c2d1e80"
-down_revision = "e8b3f1c4a927"
+down_revision = "f2a6c8d0e1b3"
 branch_labels = None
 depends_on = None
 
@@ -33,6 +33,9 @@ TENANT_TABLES = (
     "monthly_rollups",
     "psa_connections",
     "psa_member_links",
+    "oncall_rotations",
+    "oncall_overrides",
+    "calendar_feeds",
 )
 # (table, column, referred table): a row may only point at a row of its own account.
 # Foreign keys ignore row security, so without these a claim could name another tenant's
@@ -58,6 +61,9 @@ SAME_ACCOUNT = (
     ("handoff_events", "handoff_id", "handoffs"),
     ("handoff_events", "actor_id", "users"),
     ("psa_member_links", "user_id", "users"),
+    ("oncall_overrides", "user_id", "users"),
+    ("oncall_overrides", "created_by_id", "users"),
+    ("calendar_feeds", "user_id", "users"),
 )
 REFERRED = ("users", "flow_sessions", "handoffs")
 
