@@ -100,6 +100,8 @@ def _rotations_answer(account, rotations) -> list[dict]:
 
 @blp.get("/oncall/rotations")
 @authenticated
+@blp.response(200)
+@blp.errors(401)
 def list_rotations():
     """The account's rotations."""
     account = current_user().account
@@ -108,15 +110,19 @@ def list_rotations():
 
 @blp.post("/oncall/rotations")
 @admin_only
+@blp.response(201)
+@blp.errors(400, 401, 403, 422)
 def create_rotation():
     """A rotation (admin): participants in turn, shift length, handoff time, start date."""
     account = current_user().account
     rotation = oncall.create_rotation(account, _body())
-    return _rotations_answer(account, [rotation])[0], 201
+    return _rotations_answer(account, [rotation])[0]
 
 
 @blp.patch("/oncall/rotations/<id:rotation_id>")
 @admin_only
+@blp.response(200)
+@blp.errors(400, 401, 403, 404, 422)
 def update_rotation(rotation_id: int):
     """Change a rotation (admin); its shifts, past ones too, follow the new definition."""
     account = current_user().account
@@ -126,10 +132,11 @@ def update_rotation(rotation_id: int):
 
 @blp.delete("/oncall/rotations/<id:rotation_id>")
 @admin_only
+@blp.response(204)
+@blp.errors(401, 403, 404)
 def delete_rotation(rotation_id: int):
     """Delete a rotation and its overrides (admin)."""
     oncall.delete_rotation(current_user().account, rotation_id)
-    return "", 204
 
 
 def _id_field(body: dict, field: str) -> int:
@@ -141,6 +148,8 @@ def _id_field(body: dict, field: str) -> int:
 
 @blp.post("/oncall/overrides")
 @engineer_or_admin
+@blp.response(201)
+@blp.errors(400, 401, 403, 422)
 def create_override():
     """Cover part of a rotation: an admin for any active senior, an engineer for themselves."""
     body = _body()
@@ -157,7 +166,7 @@ def create_override():
         override = oncall.create_override(current_user(), fields)
     except NotFound:
         raise _bad("rotation_id", "No such rotation in the account.") from None
-    return override_body(override), 201
+    return override_body(override)
 
 
 def _optional_instant(name: str) -> datetime | None:
@@ -167,6 +176,8 @@ def _optional_instant(name: str) -> datetime | None:
 
 @blp.get("/oncall/overrides")
 @authenticated
+@blp.response(200)
+@blp.errors(401, 422)
 def list_overrides():
     """The account's overrides, those overlapping [from, to) when given."""
     start, end = _optional_instant("from"), _optional_instant("to")
@@ -176,10 +187,11 @@ def list_overrides():
 
 @blp.delete("/oncall/overrides/<id:override_id>")
 @engineer_or_admin
+@blp.response(204)
+@blp.errors(401, 403, 404)
 def delete_override(override_id: int):
     """Delete an override (an admin, or the override's senior)."""
     oncall.delete_override(current_user(), override_id)
-    return "", 204
 
 
 def _names(account_id: int) -> dict[int, str]:
@@ -188,6 +200,8 @@ def _names(account_id: int) -> dict[int, str]:
 
 @blp.get("/oncall/now")
 @authenticated
+@blp.response(200)
+@blp.errors(401, 422)
 def on_call_now():
     """Inside business hours or not, and who is on call, now or at `at`."""
     user = current_user()
@@ -211,6 +225,8 @@ def _optional_id(name: str) -> int | None:
 
 @blp.get("/oncall/shifts")
 @authenticated
+@blp.response(200)
+@blp.errors(401, 422)
 def shifts():
     """The final schedule over [from, to) (at most 93 days), gaps included."""
     user = current_user()
@@ -224,10 +240,12 @@ def shifts():
 
 @blp.post("/me/calendar")
 @engineer_or_admin
+@blp.response(201)
+@blp.errors(401, 403)
 def create_calendar():
     """A secret calendar feed URL for the caller's shifts, shown once; again rotates it."""
     secret = oncall.create_feed(current_user())
-    return {"url": feed_url(secret)}, 201
+    return {"url": feed_url(secret)}
 
 
 def feed_url(secret: str) -> str:
@@ -236,13 +254,16 @@ def feed_url(secret: str) -> str:
 
 @blp.delete("/me/calendar")
 @engineer_or_admin
+@blp.response(204)
+@blp.errors(401, 403)
 def revoke_calendar():
     """Revoke the caller's calendar feed URL."""
     oncall.revoke_feed(current_user())
-    return "", 204
 
 
 @blp.get("/oncall/calendar/<secret>.ics")
+@blp.response(200)
+@blp.errors(404)
 def calendar_feed(secret: str):
     """The feed (no other authentication): the senior's final shifts, -15 to +180 days."""
     owner = oncall.feed_owner(secret)
