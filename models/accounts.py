@@ -9,7 +9,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from models import handoff_steps, security_log
+from models import handoff_steps, oncall, security_log
 from models.db import db, transaction, utcnow
 from models.entities import DEFAULT_BASELINE_MINUTES, ROLES, Account, ApiToken, User
 from models.errors import Conflict, ValidationFailed
@@ -155,7 +155,7 @@ def update_account(
     per-priority entries (None: back to the defaults); open handoffs are rescheduled to
     the result at once."""
     policy = handoff_steps.validate_policy(policy or {})
-    unknown = set(by_priority) - {"policy_by_priority"}
+    unknown = set(by_priority) - {"policy_by_priority", "business_hours"}
     if unknown:
         raise TypeError(f"Unexpected account settings: {sorted(unknown)}")
     if "policy_by_priority" in by_priority:
@@ -164,7 +164,11 @@ def update_account(
         )
     if timezone is not None:
         validate_timezone(timezone)
+    hours = by_priority.get("business_hours")
+    hours = oncall.validate_business_hours(hours) if "business_hours" in by_priority else None
     with transaction():
+        if "business_hours" in by_priority:
+            account.business_hours = hours
         if timezone is not None:
             account.timezone = timezone
         if manual_baseline_minutes is not None:

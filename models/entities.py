@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -61,6 +62,9 @@ class Account(db.Model):
     # Per priority, the policy fields that differ from the account-wide ones
     # (models/handoff_steps.py); null: the product's defaults (p1 and p2 run faster).
     policy_by_priority: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Weekly windows and holidays in the account's time zone (models/oncall.py); null:
+    # always inside business hours.
+    business_hours: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class User(db.Model):
@@ -430,3 +434,55 @@ class PsaMemberLink(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     user: Mapped[User] = relationship(lazy="joined")
+
+
+class Rotation(db.Model):
+    """An on-call rotation: participants in turn, each for `shift_length_days`, handing off
+    at `handoff_time` (HH:MM) in `timezone`, from `start_date` on (models/oncall.py)."""
+
+    __tablename__ = "oncall_rotations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    participants: Mapped[list[int]] = mapped_column(JSON)  # user ids, in turn order
+    shift_length_days: Mapped[int] = mapped_column(Integer)
+    handoff_time: Mapped[str] = mapped_column(String(5))
+    start_date: Mapped[date] = mapped_column(Date)
+    timezone: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OnCallOverride(db.Model):
+    """A senior covering part of a rotation; where overrides overlap, the later one (the
+    higher id) wins."""
+
+    __tablename__ = "oncall_overrides"
+    __table_args__ = (Index("ix_oncall_overrides_account_end", "account_id", "end_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    rotation_id: Mapped[int] = mapped_column(
+        ForeignKey("oncall_rotations.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    start_at: Mapped[datetime] = mapped_column()
+    end_at: Mapped[datetime] = mapped_column()
+    reason: Mapped[str | None] = mapped_column(String(500))
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="joined")
+    created_by: Mapped[User] = relationship(foreign_keys=[created_by_id], lazy="joined")
+
+
+class CalendarFeed(db.Model):
+    """A senior's secret calendar feed URL, stored hashed; posting again replaces it."""
+
+    __tablename__ = "calendar_feeds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

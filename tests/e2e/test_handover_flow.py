@@ -4,6 +4,8 @@ queue live and claims it, and the session page's timeline shows every step."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -29,20 +31,26 @@ def test_release_then_another_senior_claims_it_from_the_live_queue(
     queue = sign_in(sam, "/escalations")
     expect(card(queue, title)).to_have_count(0)
     pilot_erin = sign_in(erin, f"/pilot/{session['id']}")
-    panel = pilot_erin.locator("#handoff-actions")
-    expect(panel).to_be_visible()
-    pilot_erin.get_by_label("Why are you releasing it?").fill("Exchange is Sam's area")
-    pilot_erin.get_by_role("button", name="Release").click()
+    # Handing it on is one click away in the brief; the form opens under it.
+    opener = pilot_erin.get_by_role("button", name="Release…")
+    expect(opener).to_be_visible()
+    opener.click()
+    pilot_erin.get_by_label(re.compile("Why are you releasing it")).fill("Exchange is Sam's area")
+    pilot_erin.get_by_role("button", name="Release to the queue").click()
     status = pilot_erin.locator("#handoff-status")
     expect(status).to_contain_text("waiting for a senior to claim it")
-    expect(panel).to_be_hidden()
+    expect(opener).to_be_hidden()
+    # What happened is said where it stays in sight, not in the form that closed.
+    expect(pilot_erin.locator("#claim-status")).to_have_text("Released: it is back on the queue.")
 
     returned = card(queue, title)
     expect(returned).to_be_visible(timeout=LIVE_MS)  # handoff.released, live
     returned.get_by_role("button", name="Claim").click()
     queue.wait_for_url(f"{stack.url}/pilot/{session['id']}")
     pilot_sam = queue
-    expect(pilot_sam.locator("#handoff-actions")).to_be_visible()
+    expect(pilot_sam.get_by_role("button", name="Reassign…")).to_be_visible()
+    # The claimer lands in the chat box.
+    expect(pilot_sam.locator("#message-body")).to_be_focused()
     # Erin's page learns who holds it now, live.
     expect(pilot_erin.locator("#handoff-status")).to_have_text(f"Claimed by {sam.name}.")
     pilot_sam.get_by_label("Message").fill("Sam here: re-adding the mailbox now")
@@ -55,13 +63,22 @@ def test_release_then_another_senior_claims_it_from_the_live_queue(
     )
     kinds = [
         kind
-        for kind in timeline.locator("li").evaluate_all("items => items.map(i => i.dataset.kind)")
-        if kind != "notified"
+        for kind in timeline.locator(":scope > li").evaluate_all(
+            "items => items.map(i => i.dataset.kind)"
+        )
+        if kind != "notifications"
     ]
     assert kinds == ["created", "claimed", "released", "claimed", "first_action"]
     expect(timeline).to_contain_text(f"Released by {erin.name}: Exchange is Sam's area")
     expect(timeline).to_contain_text(f"Claimed by {sam.name}")
-    expect(timeline.locator('li[data-kind="notified"]').first).to_be_visible()
+    # The notifications fold under one line each run; opened, they list each delivery.
+    folded = timeline.locator('li[data-kind="notifications"]').first
+    expect(folded).to_contain_text("notification")
+    expect(folded.locator('li[data-kind="notified"]').first).to_be_hidden()
+    folded.locator("summary").click()
+    expect(folded.locator('li[data-kind="notified"]').first).to_be_visible()
+    # Times carry seconds.
+    expect(timeline.locator(":scope > li > time").first).to_have_text(re.compile(r"\d:\d\d:\d\d"))
     pilot_erin.screenshot(path=str(artifacts / "pilot-timeline.png"), full_page=True)
 
 

@@ -107,7 +107,7 @@ def _viewer() -> dict[str, Any]:
         user = resolve_user()
     except Exception:  # an error page must render even when the database does not answer
         user = None
-    return {"viewer": user, "senior_roles": SENIOR_ROLES}
+    return {"viewer": user, "senior_roles": SENIOR_ROLES, "priority_labels": PRIORITY_LABELS}
 
 
 # --- sign-in -------------------------------------------------------------------------------
@@ -234,6 +234,8 @@ def pilot(session_id: int):
         "can_escalate": permissions.can_escalate(user, flow_session, handoff),
         "can_claim": permissions.can_claim(user, handoff),
         "can_resolve": permissions.can_resolve(user, handoff),
+        # What the page's script applies as the handoff changes (it refetches this).
+        "may": sessions.actions_for(user, flow_session, handoff),
         "read_only": refusal is not None,
         "read_only_reason": refusal.message if refusal is not None else "",
         "idempotency_key": secrets.token_urlsafe(16),

@@ -12,7 +12,7 @@
   const view = queue.dataset;
   // What the server decides and this script only applies: each priority's label and its
   // wait colours (seconds to amber and to red, from the priority's unclaimed policy).
-  const config = JSON.parse(document.getElementById("queue-config").textContent);
+  const config = JSON.parse(view.config);
   const WAIT_SECONDS = config.wait_seconds || {};
   // A card someone else took stays (greyed, saying who) this long before it goes.
   const TAKEN_CARD_LINGER_MS = 30000;
@@ -231,6 +231,27 @@
     if (button) claim(button.closest("li.card"));
   });
 
+  /* --- handed to the viewer: who did, and why (the timeline has the reason) ---------- */
+
+  const handed = document.getElementById("handed-to-you");
+
+  async function handedToMe(handoff) {
+    const result = await EM.api("GET", "/api/v1/escalations/" + Number(handoff.id) + "/timeline");
+    const items = result.ok ? result.data.items : [];
+    const change = items.filter(function (item) { return item.kind === "reassigned"; }).pop();
+    const who = change && change.actor ? change.actor.name : "A senior";
+    const why = change && change.details && change.details.reason ? change.details.reason : "";
+    const headline = who + " handed you “" + handoff.title + "”" + (why ? ":" : ".");
+    EM.fill(handed, { headline: headline, why: why });
+    handed.querySelector("[data-field-href]").href = "/pilot/" + Number(handoff.session_id);
+    handed.hidden = false;
+    if (window.QueueAlerts) window.QueueAlerts.handedOver(handoff, headline + (why ? " " + why : ""));
+  }
+
+  handed.querySelector('[data-action="dismiss-handed"]').addEventListener("click", function () {
+    handed.hidden = true;
+  });
+
   /* --- tab counts ------------------------------------------------------------------- */
 
   let countsTimer = null;
@@ -323,6 +344,7 @@
       "handoff.reassigned": function (payload) {
         const handoff = EM.handoffOf(payload);
         if (handoff) markTaken(handoff);
+        if (handoff && handoff.claimed_by && handoff.claimed_by.id === me) handedToMe(handoff);
         countsSoon();
       },
       // Reminders and the admin step: the card's "reminded twice · owner told" line.
