@@ -13,7 +13,6 @@ from typing import Any
 import requests
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.flask_client import FlaskIntegration, FlaskOAuth2App
-from authlib.jose.errors import JoseError as AuthlibJoseError
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from joserfc.errors import JoseError
 
@@ -97,8 +96,8 @@ def _guarded(call, *args, **kwargs):
         error = getattr(exc, "error", None) or "error"
         description = getattr(exc, "description", None) or ""
         raise ProviderFailed("provider_error", f"{error}: {description}".strip(": ")) from exc
-    except (JoseError, AuthlibJoseError) as exc:
-        if "iss" in (getattr(exc, "claim", None), getattr(exc, "claim_name", None)):
+    except JoseError as exc:
+        if getattr(exc, "claim", None) == "iss":
             raise ProviderFailed("wrong_tenant", "the ID token names another issuer") from exc
         raise ProviderFailed("invalid_token", f"the ID token was refused: {exc}") from exc
     except Exception as exc:  # a malformed document or answer

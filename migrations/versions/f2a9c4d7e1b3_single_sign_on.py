@@ -2,7 +2,7 @@
 identities and sign-ins under way
 
 Revision ID: f2a9c4d7e1b3
-Revises: e8b3f1c4a927
+Revises: f2a6c8d0e1b3
 Create Date: 2026-12-07 11:40:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "f2a9c4d7e1b3"
-down_revision = "e8b3f1c4a927"
+down_revision = "f2a6c8d0e1b3"
 branch_labels = None
 depends_on = None
 
