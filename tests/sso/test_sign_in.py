@@ -17,7 +17,7 @@ from models import SecurityEvent, User, db
 from models.accounts import create_user, hash_token
 from models.entities import Account, LoginSession
 from models.sso.entities import SsoIdentity, SsoSignIn
-from tests.factories import make_tenant
+from tests.factories import both_databases, make_tenant
 from tests.sso.conftest import MICROSOFT_MOUNT, OTHER_MICROSOFT_MOUNT, OTHER_TENANT, TENANT
 from tests.sso.provider import Provider, callback_path, query
 
@@ -93,6 +93,7 @@ def page_text(response) -> str:
     return html.unescape(" ".join(re.sub(r"<[^>]+>", " ", body).split()))
 
 
+@both_databases
 def test_jit_sign_in_lands_in_the_right_account_and_the_second_is_the_same_user(
     client, alpha, beta, alpha_sso, beta_sso, alpha_idp
 ):
@@ -144,6 +145,7 @@ def test_an_unverified_email_is_refused_and_creates_nothing(
     )
 
 
+@both_databases
 def test_an_email_owned_in_another_account_is_refused_and_that_user_is_left_alone(
     client, alpha, beta, alpha_sso, alpha_idp
 ):
