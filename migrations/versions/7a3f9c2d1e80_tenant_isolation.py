@@ -1,7 +1,7 @@
 """tenant isolation: account_id on tokens and logins, same-account foreign keys, row security
 
 Revision ID: 7a3f9c2d1e80
-Revises: f2a6c8d0e1b3
+Revises: f2a9c4d7e1b3
 Create Date: 2026-12-07 11:00:00
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 from models.rls import protect, unprotect
 
 revision = "7a3f9c2d1e80"
-down_revision = "f2a6c8d0e1b3"
+down_revision = "f2a9c4d7e1b3"
 branch_labels = None
 depends_on = None
 
@@ -36,6 +36,10 @@ TENANT_TABLES = (
     "oncall_rotations",
     "oncall_overrides",
     "calendar_feeds",
+    "sso_connections",
+    "sso_domains",
+    "sso_identities",
+    "sso_sign_ins",
 )
 # (table, column, referred table): a row may only point at a row of its own account.
 # Foreign keys ignore row security, so without these a claim could name another tenant's
@@ -64,6 +68,7 @@ SAME_ACCOUNT = (
     ("oncall_overrides", "user_id", "users"),
     ("oncall_overrides", "created_by_id", "users"),
     ("calendar_feeds", "user_id", "users"),
+    ("sso_identities", "user_id", "users"),
 )
 REFERRED = ("users", "flow_sessions", "handoffs")
 

@@ -105,3 +105,40 @@ def test_the_owner_sets_the_escalation_policy_on_settings(stack: Stack, acme: Te
         "/account",
         json={"renotify_after_minutes": 5, "escalate_to_admins_after_minutes": 15},
     )
+
+
+def test_a_reassignment_asks_why_and_the_new_holder_hears_it_on_the_queue(
+    stack: Stack, acme: Tenant, sign_in
+):
+    technician, erin, sam = acme["tech"], acme["eng"], acme["eng2"]
+    title = unique_title("VPN drops every hour")
+    session = start_session(stack, technician, title)
+    handoff = escalate(stack, technician, session["id"], "Rekeying fails")
+    assert stack.api(erin.token, "POST", f"/escalations/{handoff['id']}/claim").ok
+
+    queue = sign_in(sam, "/escalations")
+    pilot = sign_in(erin, f"/pilot/{session['id']}")
+    pilot.get_by_role("button", name="Reassign…").click()
+    pilot.get_by_label("Reassign to").select_option(label=f"{sam.name} (engineer)")
+    pilot.get_by_role("button", name="Reassign", exact=True).click()
+    # A reassignment says why: the form will not go without a reason.
+    assert pilot.locator("#reassign-reason").evaluate("e => e.validity.valueMissing")
+    expect(pilot.locator("#handoff-status")).to_have_text(f"Claimed by {erin.name}.")
+    pilot.get_by_label(re.compile("Why them")).fill("Sam set up their VPN")
+    pilot.get_by_role("button", name="Reassign", exact=True).click()
+    expect(pilot.locator("#claim-status")).to_have_text(
+        f"Reassigned to {sam.name}: they have been told."
+    )
+    expect(pilot.locator("#handoff-status")).to_have_text(f"Claimed by {sam.name}.")
+    expect(pilot.get_by_role("button", name="Reassign…")).to_be_hidden()
+
+    handed = queue.locator("#handed-to-you")
+    expect(handed).to_be_visible(timeout=LIVE_MS)
+    expect(handed).to_contain_text(f"{erin.name} handed you “{title}”: Sam set up their VPN")
+    expect(handed.get_by_role("link", name="Open session")).to_have_attribute(
+        "href", f"/pilot/{session['id']}"
+    )
+    timeline = pilot.locator("#timeline-items")
+    expect(timeline).to_contain_text(
+        f"{erin.name} handed it to {sam.name}: Sam set up their VPN", timeout=15_000
+    )

@@ -334,7 +334,7 @@ EXPECTED_SYSTEM_WORK = {
     "task_from_before_tenancy", "demo_seed", "calendar_feed", "sso_domain", "sso_callback",
     "jit_exists",
 }  # fmt: skip
-SYSTEM_CALL = re.compile(r"""tenancy\.system(?:_connection)?\(\s*["']([a-z_]+)["']""")
+SYSTEM_CALL = re.compile(r"""(?:tenancy|lookups)\.system(?:_connection)?\(\s*["']([a-z_]+)["']""")
 
 
 def test_the_system_work_is_the_short_list_named_in_one_module() -> None:

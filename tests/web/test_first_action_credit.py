@@ -11,6 +11,7 @@ import pytest
 import time_machine
 
 from models import rollup
+from tests.factories import both_databases
 
 WINTER = datetime(2026, 1, 20, 9, 0, 0, tzinfo=UTC)
 SUMMER = datetime(2026, 7, 14, 9, 0, 0, tzinfo=UTC)
@@ -29,6 +30,7 @@ def escalate(client, tenant, title: str) -> dict:
     return post(client, tenant, "tech", f"/sessions/{session['id']}/escalate", {"reason": "x"})
 
 
+@both_databases
 @pytest.mark.parametrize("t0", [WINTER, SUMMER], ids=["winter", "summer"])
 def test_a_reassign_after_the_first_action_keeps_the_credit_with_who_acted(client, tenant, t0):
     """Erin (eng) claims at +30 s, chats at +45 s, reassigns to Sam (eng2) at +2 min; Sam

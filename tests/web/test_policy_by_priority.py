@@ -13,6 +13,7 @@ import time_machine
 from models import db
 from models.entities import Handoff
 from models.handoff_steps import run_due_steps
+from tests.factories import both_databases
 from tests.web.contract import assert_field_errors, database_snapshot
 
 WINTER = datetime(2026, 1, 20, 9, 0, 0, tzinfo=UTC)
@@ -98,6 +99,7 @@ def test_a_bad_entry_is_422_and_changes_nothing(client, tenant, value, field):
     assert database_snapshot() == before
 
 
+@both_databases
 @pytest.mark.parametrize("t0", [WINTER, SUMMER], ids=["winter", "summer"])
 def test_a_p1_runs_its_own_clock_and_a_p3_the_account_wide_one(app, client, tenant, t0):
     def at(minutes: float) -> datetime:
