@@ -105,15 +105,14 @@ def three_role_database(base_url: str, prefix: str = "rls") -> Iterator[ThreeRol
 
 def migrate(roles: ThreeRoles) -> None:
     """`release`: the migrations as the owner, then the grants (in this process)."""
-    import secrets
-
     from flask_migrate import upgrade
 
     from models import db
+    from tests.factories import app_config
     from web import create_app
 
-    config = {"TESTING": True, "SECRET_KEY": secrets.token_urlsafe(48), **roles.config()}
-    app = create_app(config)
+    # The tests' app configuration (no message queue, no Redis), on the three URLs.
+    app = create_app(app_config(roles.runtime_url, **roles.config()))
     with app.app_context():
         upgrade()
         db.engine.dispose()
