@@ -23,7 +23,7 @@ from flask import (
 )
 from marshmallow import ValidationError
 
-from models import credentials, handover, permissions, queue, rollup, sessions
+from models import credentials, handover, oncall, permissions, queue, rollup, sessions
 from models.entities import PRIORITY_LABELS, SENIOR_ROLES, User
 from models.errors import Forbidden, ValidationFailed
 from models.psa import connection as psa_connection
@@ -209,7 +209,22 @@ def escalations_page():
         sorts=present.QUEUE_SORTS,
         config=present.queue_config(g.user.account),
         blank=present.BLANK_CARD,
+        on_call=_on_call_now(g.user),
     )
+
+
+def _on_call_now(user: User) -> list[dict[str, Any]]:
+    """Who is on call now in the account, one entry per rotation (the queue's header)."""
+    _, segments = oncall.on_call_now(user.account_id)
+    names = oncall.user_names(user.account_id) if segments else {}
+    return [
+        {
+            "rotation": {"id": s.rotation_id, "name": s.rotation_name},
+            "user": {"id": s.user_id, "name": names.get(s.user_id, "")},
+            "end": s.end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        for s in segments
+    ]
 
 
 # --- the session (pilot) view ---------------------------------------------------------------
