@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from models import security_log
@@ -74,6 +74,13 @@ def record_sign_in(
 ) -> None:
     now = utcnow()
     with transaction():
+        # Sign-ins that never came back (or did) are kept only a while past their time.
+        db.session.execute(
+            delete(SsoSignIn).where(
+                SsoSignIn.account_id == connection.account_id,
+                SsoSignIn.expires_at < now - SIGN_IN_TTL,
+            )
+        )
         db.session.add(
             SsoSignIn(
                 account_id=connection.account_id,
@@ -126,15 +133,6 @@ def take_sign_in(state: str | None) -> PendingSignIn:
     if connection is None:
         raise SsoRefused("not_configured")
     return PendingSignIn(account_id, nonce, verifier, redirect_uri, connection)
-
-
-def forget_expired_sign_ins() -> int:
-    """Sign-ins that never came back (or did) and are past their time."""
-    with transaction():
-        result = db.session.execute(
-            SsoSignIn.__table__.delete().where(SsoSignIn.expires_at < utcnow() - SIGN_IN_TTL)
-        )
-    return result.rowcount or 0
 
 
 # --- who the ID token is -----------------------------------------------------------------------
