@@ -162,7 +162,7 @@ def verified_email(connection: SsoConnection, claims: dict[str, Any]) -> str | N
     if not isinstance(email, str) or "@" not in email:
         return None
     if connection.provider == "microsoft":
-        vouched = _truthy(claims.get("xms_edov")) or _truthy(claims.get("email_verified"))
+        vouched = _truthy(claims.get("xms_edov"))
     else:
         vouched = claims.get("email_verified") is True
     return normalize_email(email) if vouched else None
