@@ -162,7 +162,7 @@ def verified_email(connection: SsoConnection, claims: dict[str, Any]) -> str | N
     if not isinstance(email, str) or "@" not in email:
         return None
     if connection.provider == "microsoft":
-        vouched = _truthy(claims.get("xms_edov")) or _truthy(claims.get("email_verified"))
+        vouched = _truthy(claims.get("xms_edov"))
     else:
         vouched = claims.get("email_verified") is True
     return normalize_email(email) if vouched else None
@@ -330,5 +330,6 @@ def password_refused(user: User) -> SsoConnection | None:
     they are the break-glass way in), or None."""
     if user.role == "admin":
         return None
+    lookups.act_for(user.account_id)  # the sign-in found the account: read as that account
     connection = get_connection(user.account_id)
     return connection if connection is not None and connection.required else None
