@@ -19,8 +19,10 @@ from models import security_log
 from models.accounts import hash_token, normalize_email, user_for_password
 from models.db import db, transaction, utcnow
 from models.entities import ROLES, ApiToken, LoginSession, User
-from models.errors import Conflict, NotFound, ValidationFailed
+from models.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from models.security_log import NO_CLIENT, Client
+from models.sso import signin as sso_signin
+from models.sso.connection import PROVIDER_LABELS
 
 TOKEN = "token"
 LOGIN = "login"
@@ -28,6 +30,19 @@ LOGIN = "login"
 # read into a write.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 MAX_TOKEN_DAYS = 3650
+
+
+class SsoRequired(Forbidden):
+    """Password sign-in refused: the account requires single sign-on for this user."""
+
+    def __init__(self, provider: str) -> None:
+        label = PROVIDER_LABELS.get(provider, "SSO")
+        super().__init__(
+            f'Your account signs in with single sign-on: use "Sign in with {label}" '
+            "instead of a password.",
+            code="sso_required",
+        )
+        self.provider = provider
 
 
 @dataclass(frozen=True)
@@ -173,8 +188,18 @@ def sign_in(
     """Check the password; on success start a login and return its user and cookie key.
     Every attempt, good or bad, is written to the security log."""
     user = user_for_password(email, password) if email and password else None
+    known = user or db.session.scalar(select(User).where(User.email == normalize_email(email)))
+    if known is not None and (connection := sso_signin.password_refused(known)) is not None:
+        # Whatever the password: this account's users sign in through its provider.
+        security_log.record(
+            security_log.PASSWORD_SIGN_IN_REFUSED,
+            known.account_id,
+            client,
+            subject=known,
+            email=normalize_email(email)[:254],
+        )
+        raise SsoRequired(connection.provider)
     if user is None or not user.active:
-        known = db.session.scalar(select(User).where(User.email == normalize_email(email)))
         security_log.record(
             security_log.SIGN_IN_FAILED,
             known.account_id if known is not None else None,
@@ -186,7 +211,7 @@ def sign_in(
     return user, start_login(user, client, lifetime)
 
 
-def start_login(user: User, client: Client, lifetime: timedelta) -> str:
+def start_login(user: User, client: Client, lifetime: timedelta, method: str = "password") -> str:
     """A new server-side login for `user`; returns the key its cookie will carry."""
     key = secrets.token_urlsafe(32)
     now = utcnow()
@@ -201,7 +226,10 @@ def start_login(user: User, client: Client, lifetime: timedelta) -> str:
                 user_agent=(client.user_agent or "")[:300] or None,
             )
         )
-        security_log.add(security_log.SIGN_IN, user.account_id, client, actor=user, subject=user)
+        details = {"method": method} if method != "password" else {}
+        security_log.add(
+            security_log.SIGN_IN, user.account_id, client, actor=user, subject=user, **details
+        )
     return key
 
 

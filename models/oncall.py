@@ -358,6 +358,11 @@ def delete_rotation(account: Account, rotation_id: int) -> None:
         db.session.delete(rotation)
 
 
+def user_names(account_id: int) -> dict[int, str]:
+    rows = db.session.execute(select(User.id, User.name).where(User.account_id == account_id))
+    return {row.id: row.name for row in rows}
+
+
 def participant_names(account: Account, rotations: Iterable[Rotation]) -> dict[int, str]:
     ids = {user for rotation in rotations for user in rotation.participants or ()}
     if not ids:
@@ -464,9 +469,13 @@ def feed_owner(secret: str) -> User | None:
 
 
 def feed_segments(user: User) -> list[FinalSegment]:
-    """The senior's final segments from 15 days back to 180 ahead (unclipped bounds are
-    kept within that span)."""
+    """The senior's final segments overlapping 15 days back to 180 ahead, with their own
+    bounds (not clipped to that span, so each keeps its UID from one day to the next)."""
     now = clock.now()
     start, end = now - FEED_BACK, now + FEED_AHEAD
-    schedule = schedule_for(user.account_id, start, end)
-    return [s for s in schedule.segments(start, end) if s.user_id == user.id]
+    schedule = schedule_for(user.account_id, start - NEAR, end + NEAR)
+    return [
+        s
+        for s in schedule.segments(start - NEAR, end + NEAR)
+        if s.user_id == user.id and s.end > start and s.start < end
+    ]

@@ -24,6 +24,11 @@ ROLE_CHANGED = "role_changed"
 USER_DEACTIVATED = "user_deactivated"
 USER_REACTIVATED = "user_reactivated"
 PSA_CREDENTIALS_CHANGED = "psa_credentials_changed"
+SSO_CONNECTION_CHANGED = "sso_connection_changed"
+SSO_LINKED = "sso_linked"
+SSO_PROVISIONED = "sso_provisioned"
+SSO_SIGN_IN_REFUSED = "sso_sign_in_refused"
+PASSWORD_SIGN_IN_REFUSED = "password_sign_in_refused"
 KINDS = (
     SIGN_IN,
     SIGN_IN_FAILED,
@@ -35,6 +40,11 @@ KINDS = (
     USER_DEACTIVATED,
     USER_REACTIVATED,
     PSA_CREDENTIALS_CHANGED,
+    SSO_CONNECTION_CHANGED,
+    SSO_LINKED,
+    SSO_PROVISIONED,
+    SSO_SIGN_IN_REFUSED,
+    PASSWORD_SIGN_IN_REFUSED,
 )
 MAX_PAGE = 200
 

@@ -87,6 +87,7 @@ def from_env(env: dict[str, str] | os._Environ = os.environ) -> dict:
         **_email(env),
         **_security(env, redis_url),
         **_psa(env),
+        **_sso(env),
         **_http(env),
     }
 
@@ -211,6 +212,18 @@ def _security(env, redis_url: str) -> dict:
         "CREDENTIAL_CHECK_SECONDS": float(env.get("CREDENTIAL_CHECK_SECONDS") or 2),
         # Strict-Transport-Security is sent only when the site is served over TLS.
         "HSTS_SECONDS": int(env.get("HSTS_SECONDS") or 0),
+    }
+
+
+def _sso(env) -> dict:
+    """Single sign-on (docs/sso.md). Client secrets are sealed with PSA_ENCRYPTION_KEYS."""
+    return {
+        # dns (default): a domain serves sign-ins once its TXT record proves it; none:
+        # any domain no other account holds (trials, tests).
+        "SSO_DOMAIN_VERIFICATION": (env.get("SSO_DOMAIN_VERIFICATION") or "dns").lower(),
+        "SSO_TIMEOUT_SECONDS": float(env.get("SSO_TIMEOUT_SECONDS") or 10),
+        # Test-only: read the Microsoft and Google discovery documents from here.
+        "SSO_TEST_DISCOVERY_BASE": env.get("SSO_TEST_DISCOVERY_BASE") or "",
     }
 
 
