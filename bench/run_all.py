@@ -440,6 +440,39 @@ def render_step_cost(r: dict[str, Any]) -> tuple[list[Row], str]:
     return rows, "\n".join(lines)
 
 
+def render_oncall(r: dict[str, Any]) -> tuple[list[Row], str]:
+    rows: list[Row] = []
+    lines = [
+        "One account, 50 rotations, 1,000 overrides; in process (Flask test client, no "
+        "network). The machine is shared: noisy figures.",
+        "",
+        "| database | GET /oncall/now p50 / p99 | moment_for (once per dispatch) p50 / p99 "
+        "| choose per escalation p50 / p99 |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for x in r.get("results", []):
+        now, moment, choose = x["oncall_now"], x["moment_for"], x["choose_per_escalation"]
+        lines.append(
+            f"| {x['database']} | {_ms(now['p50_ms'])} / {_ms(now['p99_ms'])} "
+            f"| {_ms(moment['p50_ms'])} / {_ms(moment['p99_ms'])} "
+            f"| {_ms(choose['p50_ms'])} / {_ms(choose['p99_ms'])} |"
+        )
+        rows.append(
+            (f"GET /oncall/now p99 ({x['database']})", _ms(now["p99_ms"]), "<= 5 ms", x["now_met"])
+        )
+        rows.append(
+            (
+                f"on-call decision per escalation ({x['database']})",
+                f"{_ms(moment['p50_ms'])} resolve + {_ms(choose['p50_ms'])} choose",
+                "<= 0.5 ms",
+                x["decision_met"],
+            )
+        )
+    for label, why in (r.get("skipped") or {}).items():
+        lines.append(f"\n{label}: not measured ({why}).")
+    return rows, "\n".join(lines)
+
+
 def render_drills(r: dict[str, Any]) -> tuple[list[Row], str]:
     rows: list[Row] = []
     lines = [
@@ -627,6 +660,14 @@ MEASURES = [
         ("--json",),
         900,
         render_step_cost,
+    ),
+    Measure(
+        "11",
+        "11. Who is on call: 50 rotations and 1,000 overrides",
+        "bench/oncall_bench.py",
+        ("--json",),
+        300,
+        render_oncall,
     ),
     Measure(
         "drills",

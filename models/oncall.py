@@ -106,13 +106,22 @@ class Schedule:
     overrides: list[OverrideRule] = field(default_factory=list)
     active: set[int] = field(default_factory=set)
     names: dict[int, str] = field(default_factory=dict)
+    _by_rotation: dict[int, list[OverrideRule]] | None = field(default=None, repr=False)
 
     def inside_business_hours(self, at: datetime) -> bool:
         return inside_business_hours(self.business_hours, self.timezone, at)
 
+    def overrides_of(self, rotation_id: int) -> list[OverrideRule]:
+        """The rotation's overrides (grouped once, on first use)."""
+        if self._by_rotation is None:
+            self._by_rotation = {}
+            for override in self.overrides:
+                self._by_rotation.setdefault(override.rotation_id, []).append(override)
+        return self._by_rotation.get(rotation_id, [])
+
     def on_call(self, at: datetime) -> list[FinalSegment]:
         """One segment per rotation that has someone on call at `at` (gaps left out)."""
-        found = (segment_at(r, self.overrides, self.active, at) for r in self.rotations)
+        found = (segment_at(r, self.overrides_of(r.id), self.active, at) for r in self.rotations)
         return [s for s in found if s is not None and s.source != GAP]
 
     def segments(self, start: datetime, end: datetime) -> list[FinalSegment]:
@@ -120,7 +129,9 @@ class Schedule:
         items = [
             segment
             for rotation in self.rotations
-            for segment in final_segments(rotation, self.overrides, self.active, start, end)
+            for segment in final_segments(
+                rotation, self.overrides_of(rotation.id), self.active, start, end
+            )
         ]
         return sorted(items, key=lambda s: (s.start, s.rotation_id))
 
@@ -166,7 +177,11 @@ def _load_overrides(schedules: dict[int, Schedule], low: datetime, high: datetim
     for row in db.session.execute(overrides):
         schedules[row.account_id].overrides.append(
             OverrideRule(
-                row.id, row.rotation_id, row.user_id, _aware(row.start_at), _aware(row.end_at)
+                row.id,
+                row.rotation_id,
+                row.user_id,
+                row.start_at.replace(tzinfo=UTC),  # stored as naive UTC
+                row.end_at.replace(tzinfo=UTC),
             )
         )
 

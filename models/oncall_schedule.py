@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 ROTATION, OVERRIDE, GAP = "rotation", "override", "gap"
@@ -72,7 +73,9 @@ def local_instant(day: date, at: time, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
 
 
+@lru_cache(maxsize=65536)
 def shift_start(rotation: RotationRule, k: int) -> datetime:
+    """When shift k of the rotation starts (remembered: a definition's shifts never move)."""
     zone = ZoneInfo(rotation.timezone)
     day = rotation.start_date + timedelta(days=k * rotation.shift_length_days)
     return local_instant(day, parse_hhmm(rotation.handoff_time), zone)

@@ -17,6 +17,8 @@ from models.psa.connection import rotate_keys
 from models.psa.settings import PsaSettings
 from models.psa.vault import generate_key
 from models.rollup import Month, roll_up
+from models.sso import connection as sso_connections
+from models.sso.connection import SsoSettings
 
 DEMO_PASSWORD = "demo-password"
 DEMO_ACCOUNT = "Demo MSP"
@@ -121,9 +123,11 @@ def _register_psa_cli(app: Flask) -> None:
 
     @app.cli.command("psa-rotate-keys")
     def psa_rotate_keys_command():
-        """Re-encrypt the stored PSA secrets with the first key of PSA_ENCRYPTION_KEYS."""
+        """Re-encrypt the stored PSA secrets and single sign-on client secrets with the first
+        key of PSA_ENCRYPTION_KEYS."""
         try:
             count = rotate_keys(PsaSettings.from_config(app.config))
+            sso_count = sso_connections.rotate_keys(SsoSettings.from_config(app.config))
         except DomainError as error:
             raise click.ClickException(error.message) from error
-        click.echo(json.dumps({"rotated": count}))
+        click.echo(json.dumps({"rotated": count, "sso_rotated": sso_count}))

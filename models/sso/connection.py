@@ -402,7 +402,6 @@ def verify_domains(connection: SsoConnection, settings: SsoSettings) -> int:
         if row.verified_at is None and _proven(row, connection, settings)
     ]
     now = utcnow()
-    verified = 0
     for row in proven:
         try:
             with transaction(expire_on_commit=False):
@@ -410,8 +409,6 @@ def verify_domains(connection: SsoConnection, settings: SsoSettings) -> int:
         except IntegrityError:
             db.session.refresh(row)
             log.info("Domain %s is already verified by another account", row.domain)
-        else:
-            verified += 1
     unproven = [row for row in connection.domains if row.verified_at is None]
     if unproven:
         with transaction(expire_on_commit=False):
@@ -444,3 +441,13 @@ def connection_for_email(email: str, settings: SsoSettings) -> SsoConnection | N
 
 def verified_domains(connection: SsoConnection) -> set[str]:
     return {row.domain for row in connection.domains if row.verified_at is not None}
+
+
+def rotate_keys(settings: SsoSettings) -> int:
+    """Re-encrypt every connection's client secret with the first encryption key."""
+    vault = settings.vault()
+    rows = list(db.session.scalars(select(SsoConnection).order_by(SsoConnection.id)))
+    with transaction():
+        for connection in rows:
+            connection.secrets = vault.rotate(connection.secrets)
+    return len(rows)

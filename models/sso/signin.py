@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from models import security_log
@@ -74,6 +74,13 @@ def record_sign_in(
 ) -> None:
     now = utcnow()
     with transaction():
+        # Sign-ins that never came back (or did) are kept only a while past their time.
+        db.session.execute(
+            delete(SsoSignIn).where(
+                SsoSignIn.account_id == connection.account_id,
+                SsoSignIn.expires_at < now - SIGN_IN_TTL,
+            )
+        )
         db.session.add(
             SsoSignIn(
                 account_id=connection.account_id,
@@ -128,15 +135,6 @@ def take_sign_in(state: str | None) -> PendingSignIn:
     return PendingSignIn(account_id, nonce, verifier, redirect_uri, connection)
 
 
-def forget_expired_sign_ins() -> int:
-    """Sign-ins that never came back (or did) and are past their time."""
-    with transaction():
-        result = db.session.execute(
-            SsoSignIn.__table__.delete().where(SsoSignIn.expires_at < utcnow() - SIGN_IN_TTL)
-        )
-    return result.rowcount or 0
-
-
 # --- who the ID token is -----------------------------------------------------------------------
 
 
@@ -164,7 +162,7 @@ def verified_email(connection: SsoConnection, claims: dict[str, Any]) -> str | N
     if not isinstance(email, str) or "@" not in email:
         return None
     if connection.provider == "microsoft":
-        vouched = _truthy(claims.get("xms_edov")) or _truthy(claims.get("email_verified"))
+        vouched = _truthy(claims.get("xms_edov"))
     else:
         vouched = claims.get("email_verified") is True
     return normalize_email(email) if vouched else None
@@ -332,5 +330,6 @@ def password_refused(user: User) -> SsoConnection | None:
     they are the break-glass way in), or None."""
     if user.role == "admin":
         return None
+    lookups.act_for(user.account_id)  # the sign-in found the account: read as that account
     connection = get_connection(user.account_id)
     return connection if connection is not None and connection.required else None

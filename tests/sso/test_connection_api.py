@@ -151,3 +151,19 @@ def test_with_dns_a_domain_serves_sign_ins_once_its_txt_record_proves_it(dns_app
     assert offered.get_json()["provider"] == "oidc"
     # Now it is held: the other account cannot take it, even with the record published.
     assert put(client, beta, provider="oidc", issuer_url="https://idp.example").status_code == 409
+
+
+def test_key_rotation_re_seals_the_client_secret(app, client, alpha):
+    from cryptography.fernet import Fernet
+
+    from models.psa.vault import Vault
+
+    assert put(client, alpha).status_code == 200
+    old_key = app.config["PSA_ENCRYPTION_KEYS"]
+    new_key = Fernet.generate_key().decode()
+    app.config["PSA_ENCRYPTION_KEYS"] = f"{new_key},{old_key}"
+    result = app.test_cli_runner().invoke(args=["psa-rotate-keys"])
+    assert result.exit_code == 0 and '"sso_rotated": 1' in result.output, result.output
+    db.session.expire_all()
+    sealed = db.session.scalar(select(SsoConnection)).secrets
+    assert Vault([new_key]).open(sealed) == {"client_secret": SECRET}

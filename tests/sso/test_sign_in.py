@@ -331,3 +331,10 @@ def test_google_needs_hd_to_be_one_of_the_domains(client, alpha, big_idp):
     ok = sign_in(client, google, email, "g-1", email_verified=True, hd=ALPHA_DOMAIN)
     assert ok.status_code == 303
     assert users_named(email) == 1
+
+
+def test_the_settings_page_has_a_single_sign_on_section(client, alpha, alpha_sso):
+    client.post("/login", data={"email": f"owner@{ALPHA_DOMAIN}", "password": "owner-password"})
+    text = client.get("/settings").get_data(as_text=True)
+    assert 'id="sso-settings"' in text and "settings_sso.js" in text
+    assert client.get("/assets/settings_sso.js").status_code == 200
