@@ -9,7 +9,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from models import handoff_steps, oncall, security_log
+from models import handoff_steps, oncall, security_log, tenancy
 from models.db import db, transaction, utcnow
 from models.entities import DEFAULT_BASELINE_MINUTES, ROLES, Account, ApiToken, User
 from models.errors import Conflict, ValidationFailed
@@ -66,7 +66,9 @@ def create_account(
     """Bootstrap a tenant with its owner (an admin) and an API token for them."""
     validate_timezone(timezone)
     try:
-        with transaction():
+        # A new tenant: nobody's tenant yet, so the system role writes it. The rows stay
+        # loaded: the caller reads them as the new account's work, not the system's.
+        with tenancy.system("create_account"), transaction(expire_on_commit=False):
             account = Account(
                 name=name.strip(),
                 timezone=timezone,

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 
-from models import security_log
+from models import security_log, tenancy
 from models.accounts import hash_token, normalize_email, user_for_password
 from models.db import db, transaction, utcnow
 from models.entities import ROLES, ApiToken, LoginSession, User
@@ -75,15 +75,17 @@ def authenticate_token(secret: str) -> Credential | None:
     if not secret:
         return None
     now = utcnow()
-    token = db.session.scalar(
-        select(ApiToken)
-        .join(User, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == hash_token(secret), *_usable_token(now))
-    )
+    # Before the tenant is known: the token's hash finds it (and its account).
+    with tenancy.system("credential_lookup"):
+        token = db.session.scalar(
+            select(ApiToken)
+            .join(User, ApiToken.user_id == User.id)
+            .where(ApiToken.token_hash == hash_token(secret), *_usable_token(now))
+        )
     if token is None:
         return None
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
-        with transaction(expire_on_commit=False):
+        with tenancy.use_tenant(token.account_id), transaction(expire_on_commit=False):
             db.session.execute(
                 update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now)
             )
@@ -187,9 +189,12 @@ def sign_in(
 ) -> tuple[User, str] | None:
     """Check the password; on success start a login and return its user and cookie key.
     Every attempt, good or bad, is written to the security log."""
-    user = user_for_password(email, password) if email and password else None
-    known = user or db.session.scalar(select(User).where(User.email == normalize_email(email)))
-    if known is not None and (connection := sso_signin.password_refused(known)) is not None:
+    # Before the tenant is known: the email finds the user (and the account).
+    with tenancy.system("sign_in"):
+        user = user_for_password(email, password) if email and password else None
+        known = user or db.session.scalar(select(User).where(User.email == normalize_email(email)))
+    connection = _sso_required(known) if known is not None else None
+    if connection is not None:
         # Whatever the password: this account's users sign in through its provider.
         security_log.record(
             security_log.PASSWORD_SIGN_IN_REFUSED,
@@ -208,7 +213,19 @@ def sign_in(
             email=normalize_email(email)[:254],
         )
         return None
+    # The rest of the request (the login, its log row) is the user's account's work.
+    tenancy.set_tenant(user.account_id)
     return user, start_login(user, client, lifetime)
+
+
+def _sso_required(user: User):
+    """The SSO connection that refuses this user a password sign-in, read as their
+    account's work."""
+    with tenancy.use_tenant(user.account_id):
+        connection = sso_signin.password_refused(user)
+        if connection is not None:
+            _ = connection.provider  # loaded while the account's rows are visible
+        return connection
 
 
 def start_login(user: User, client: Client, lifetime: timedelta, method: str = "password") -> str:
@@ -236,25 +253,29 @@ def start_login(user: User, client: Client, lifetime: timedelta, method: str = "
 def authenticate_login(key: str) -> Credential | None:
     if not key:
         return None
-    login = db.session.scalar(
-        select(LoginSession)
-        .join(User, LoginSession.user_id == User.id)
-        .where(
-            LoginSession.key_hash == hash_token(key),
-            LoginSession.ended_at.is_(None),
-            LoginSession.expires_at > utcnow(),
-            User.active.is_(True),
+    with tenancy.system("credential_lookup"):
+        login = db.session.scalar(
+            select(LoginSession)
+            .join(User, LoginSession.user_id == User.id)
+            .where(
+                LoginSession.key_hash == hash_token(key),
+                LoginSession.ended_at.is_(None),
+                LoginSession.expires_at > utcnow(),
+                User.active.is_(True),
+            )
         )
-    )
     return Credential(LOGIN, login.id, login.user) if login is not None else None
 
 
 def sign_out(key: str, client: Client = NO_CLIENT) -> None:
     """End the login whose cookie carries `key` (nothing happens for an unknown key)."""
-    login = db.session.scalar(select(LoginSession).where(LoginSession.key_hash == hash_token(key)))
+    with tenancy.system("credential_lookup"):
+        login = db.session.scalar(
+            select(LoginSession).where(LoginSession.key_hash == hash_token(key))
+        )
     if login is None or login.ended_at is not None:
         return
-    with transaction():
+    with tenancy.use_tenant(login.account_id), transaction():
         login.ended_at = utcnow()
         security_log.add(
             security_log.SIGN_OUT,
@@ -271,6 +292,11 @@ def sign_out(key: str, client: Client = NO_CLIENT) -> None:
 def invalid_connections(connections: dict[str, tuple[str, int]]) -> list[str]:
     """Of `connections` (socket id → (kind, credential id)), the ones whose credential no
     longer authenticates: revoked, expired, signed out, or the user deactivated."""
+    with tenancy.system("socket_credentials"):
+        return _invalid_connections(connections)
+
+
+def _invalid_connections(connections: dict[str, tuple[str, int]]) -> list[str]:
     now = utcnow()
     token_ids = {cid for kind, cid in connections.values() if kind == TOKEN}
     login_ids = {cid for kind, cid in connections.values() if kind == LOGIN}

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import delete, select
 
-from models import clock
+from models import clock, tenancy
 from models.db import db, transaction
 from models.entities import SENIOR_ROLES, Account, CalendarFeed, OnCallOverride, Rotation, User
 from models.errors import Forbidden, NotFound, ValidationFailed
@@ -476,11 +476,16 @@ def feed_owner(secret: str) -> User | None:
     """The active senior whose feed this secret is, or None."""
     if not secret or len(secret) > 100:
         return None
-    return db.session.scalar(
-        select(User)
-        .join(CalendarFeed, CalendarFeed.user_id == User.id)
-        .where(CalendarFeed.secret_hash == _feed_hash(secret), User.active.is_(True))
-    )
+    # Before the tenant is known: the secret finds the user (and the account).
+    with tenancy.system("calendar_feed"):
+        user = db.session.scalar(
+            select(User)
+            .join(CalendarFeed, CalendarFeed.user_id == User.id)
+            .where(CalendarFeed.secret_hash == _feed_hash(secret), User.active.is_(True))
+        )
+    if user is not None:
+        tenancy.set_tenant(user.account_id)
+    return user
 
 
 def feed_segments(user: User) -> list[FinalSegment]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from models import tenancy
 from models.db import db, transaction
 from models.entities import SecurityEvent, User
 
@@ -85,8 +86,14 @@ def add(
 
 
 def record(kind: str, account_id: int | None, client: Client = NO_CLIENT, **kwargs: Any) -> None:
-    """Write one row in a transaction of its own (for events that change nothing else)."""
-    with transaction():
+    """Write one row in a transaction of its own (for events that change nothing else), as
+    the account's work; an event of no account (a failed sign-in for an email nobody has)
+    is system work."""
+    if account_id is None:
+        with tenancy.system("security_event_without_account"), transaction():
+            add(kind, account_id, client, **kwargs)
+        return
+    with tenancy.use_tenant(account_id), transaction():
         add(kind, account_id, client, **kwargs)
 
 

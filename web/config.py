@@ -45,9 +45,35 @@ def database_url(env: dict[str, str] | os._Environ = os.environ) -> str:
     return normalize_database_url(url)
 
 
+def role_url(env: dict[str, str] | os._Environ, name: str) -> str:
+    """`MIGRATION_DATABASE_URL` or `SYSTEM_DATABASE_URL` (docs/deploy.md); '' when unset,
+    which means DATABASE_URL serves that role too."""
+    url = env.get(name) or ""
+    return normalize_database_url(url) if url else ""
+
+
 # Connection pools per process type (docs/deploy.md): a web process serves many requests at
 # once on green threads; a worker child runs one task at a time; beat sends, never queries.
 POOL_DEFAULTS = {"web": (10, 10), "worker": (2, 2), "beat": (1, 1)}
+
+
+# The system role's pool: look-ups before the tenant is known, the sweeps (docs/deploy.md).
+SYSTEM_POOL_DEFAULTS = {"web": (4, 6), "worker": (2, 2), "beat": (1, 1)}
+
+
+def system_engine_options(config: dict, process_type: str) -> dict:
+    """The system role's engine: as the runtime one, with a smaller pool of its own."""
+    options = engine_options(
+        {**config, "SQLALCHEMY_DATABASE_URI": config["SYSTEM_DATABASE_URL"]}, process_type
+    )
+    if "pool_size" in options:
+        size, overflow = SYSTEM_POOL_DEFAULTS.get(process_type, SYSTEM_POOL_DEFAULTS["web"])
+        options.update(pool_size=size, max_overflow=overflow)
+        options["connect_args"] = {
+            **options["connect_args"],
+            "application_name": f"escalation-{process_type}-system",
+        }
+    return options
 
 
 def engine_options(config: dict, process_type: str) -> dict:
@@ -96,6 +122,11 @@ def _process(env) -> dict:
     """Which process this is, its database pool, proxies and what operators read."""
     return {
         "SQLALCHEMY_DATABASE_URI": database_url(env),
+        # Tenant isolation (models/tenancy.py): the schema owner `release` migrates through,
+        # and the role that bypasses row security for work across accounts. '' = the same
+        # URL as DATABASE_URL.
+        "MIGRATION_DATABASE_URL": role_url(env, "MIGRATION_DATABASE_URL"),
+        "SYSTEM_DATABASE_URL": role_url(env, "SYSTEM_DATABASE_URL"),
         # Which process this is ("web", "worker", "beat"): picks pool defaults and log labels.
         "PROCESS_TYPE": env.get("PROCESS_TYPE") or "web",
         # Connection pool and fault bounds (web.config.engine_options; PostgreSQL only).

@@ -14,6 +14,7 @@ from collections import Counter
 import pytest
 import requests
 
+from tests.integration.conftest import THREE_ROLES
 from tests.integration.services import create_account, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
@@ -25,6 +26,7 @@ SHORT_POLICY = {
 }
 
 
+@THREE_ROLES
 def test_reminders_and_the_admin_step_email_each_recipient_once(
     stack_env, smtp_sink, web_server, celery_worker, celery_beat
 ):
