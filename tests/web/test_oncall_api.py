@@ -132,6 +132,21 @@ def test_technician_and_engineer_cannot_edit_rotations_and_other_accounts_are_40
         client, tenant, rotation, "eng", "eng", "2026-03-03T00:00:00Z", "2026-03-04T00:00:00Z"
     )
     assert theirs.status_code == 201
+    theirs_rotation = client.post(
+        "/api/v1/oncall/overrides",
+        json={
+            "rotation_id": rotation["id"],
+            "user_id": other_tenant.users["admin"],
+            "start": "2026-03-03T00:00:00Z",
+            "end": "2026-03-04T00:00:00Z",
+        },
+        headers=other_tenant.auth("admin"),
+    )
+    assert_error(theirs_rotation, 404)
+    query = {"from": "2026-03-03T00:00:00Z", "to": "2026-03-04T00:00:00Z"}
+    query["rotation_id"] = rotation["id"]
+    peek = client.get("/api/v1/oncall/shifts", query_string=query, headers=other_tenant.auth("eng"))
+    assert_error(peek, 404)
     foreign = client.delete(
         f"/api/v1/oncall/overrides/{theirs.get_json()['id']}", headers=other_tenant.auth("admin")
     )
