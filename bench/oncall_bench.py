@@ -9,6 +9,7 @@ spread over 120 days around the instant measured. Then, in process:
 
 - `GET /api/v1/oncall/now?at=...` through the Flask test client (authentication, the
   schedule's queries, the computation, the JSON answer; no network), `--requests` times;
+- `GET /api/v1/me` the same way, as the baseline of an authenticated request;
 - the on-call decision a dispatch makes once: `models.oncall_view.moment_for(account, at)`
   (four queries and the computation over the 50 rotations), `--requests` times;
 - the per-recipient decision that follows it: `models.notification_rule.choose` for a new
@@ -122,6 +123,7 @@ def run_one(name: str, url: str, requests: int) -> dict[str, Any]:
         for _ in range(20):  # warm up
             client.get(path, headers=headers)
         now_ms = timed(requests, lambda: client.get(path, headers=headers))
+        me_ms = timed(requests, lambda: client.get("/api/v1/me", headers=headers))
         moment_ms = timed(requests, lambda: moment_for(seeded.account_id, AT))
         moment = moment_for(seeded.account_id, AT)
         audience = Audience(_preferences(seeded.account_id), set())
@@ -137,6 +139,7 @@ def run_one(name: str, url: str, requests: int) -> dict[str, Any]:
         "requests": requests,
         "oncall_now": now_summary,
         "moment_for": moment_summary,
+        "baseline_get_me": summarize(me_ms),
         "choose_per_escalation": summarize(choose_ms),
         "goal_now_p99_ms": GOAL_NOW_P99_MS,
         "goal_decision_ms": GOAL_DECISION_MS,

@@ -30,11 +30,14 @@ from models.oncall_schedule import (
     final_segments,
     inside_business_hours,
     segment_at,
+    span_at,
+    who_at,
 )
 from models.timezones import validate_timezone
 
 MAX_OVERRIDE = timedelta(days=31)
 MAX_RANGE = timedelta(days=93)
+INSTANT = timedelta(microseconds=1)
 # Overrides last at most 31 days and shifts at most 28 (plus a daylight-saving hour): every
 # override that can shape the segment in progress at an instant lies within this of it.
 NEAR = timedelta(days=32)
@@ -118,6 +121,11 @@ class Schedule:
             for override in self.overrides:
                 self._by_rotation.setdefault(override.rotation_id, []).append(override)
         return self._by_rotation.get(rotation_id, [])
+
+    def on_call_users(self, at: datetime) -> frozenset[int]:
+        """Who is on call at `at`, over every rotation (needs only the covering overrides)."""
+        found = (who_at(r, self.overrides_of(r.id), self.active, at) for r in self.rotations)
+        return frozenset(user for _, user in found if user is not None)
 
     def on_call(self, at: datetime) -> list[FinalSegment]:
         """One segment per rotation that has someone on call at `at` (gaps left out)."""
@@ -203,10 +211,12 @@ def load_schedules(
         for row in db.session.execute(accounts)
     }
     ids = list(schedules)
-    for row in db.session.scalars(
-        select(Rotation).where(Rotation.account_id.in_(ids)).order_by(Rotation.id)
-    ):
-        schedules[row.account_id].rotations.append(rotation_rule(row))
+    columns = (Rotation.id, Rotation.name, Rotation.participants, Rotation.shift_length_days)
+    columns += (Rotation.handoff_time, Rotation.start_date, Rotation.timezone)
+    rotations = select(Rotation.account_id, *columns).where(Rotation.account_id.in_(ids))
+    for account_id, *fields in db.session.execute(rotations.order_by(Rotation.id)):
+        fields[2] = tuple(fields[2] or ())
+        schedules[account_id].rotations.append(RotationRule(*fields))
     _load_overrides(schedules, low, high)
     seniors = select(User.id, User.account_id, User.name, User.active, User.role).where(
         User.account_id.in_(ids)
@@ -222,15 +232,34 @@ def schedule_for(account_id: int, low: datetime, high: datetime) -> Schedule:
     return load_schedules([account_id], low, high)[account_id]
 
 
+def covering_schedules(account_ids: Iterable[int] | None, at: datetime) -> dict[int, Schedule]:
+    """The accounts' schedules with only the overrides covering `at`: enough for who is on
+    call (`Schedule.on_call_users`), not for the segments' bounds. Four queries."""
+    return load_schedules(account_ids, at, at + INSTANT)
+
+
 def schedule_at(account_id: int, at: datetime) -> Schedule:
-    """An account's schedule loaded to answer the instant `at` (aware)."""
-    return schedule_for(account_id, at - NEAR, at + NEAR)
+    """An account's schedule loaded to answer the instant `at` (aware), bounds included."""
+    return schedules_at([account_id], at)[account_id]
 
 
 def schedules_at(account_ids: Iterable[int] | None, at: datetime) -> dict[int, Schedule]:
     """Many accounts' schedules (None: all that have one) for the instant `at`, loaded
-    together: the beat tick's form."""
-    return load_schedules(account_ids, at - NEAR, at + NEAR)
+    together (the beat tick's form): first with the overrides covering `at`, then with
+    every override overlapping the spans those and the shifts in progress reach (one more
+    query), so each segment in progress has its own bounds."""
+    schedules = covering_schedules(account_ids, at)
+    spans = [
+        span_at(rotation, schedule.overrides_of(rotation.id), at)
+        for schedule in schedules.values()
+        for rotation in schedule.rotations
+    ]
+    if spans:
+        for schedule in schedules.values():
+            schedule.overrides, schedule._by_rotation = [], None
+        low, high = min(s[0] for s in spans), max(s[1] for s in spans)
+        _load_overrides(schedules, low, high + INSTANT)
+    return schedules
 
 
 def on_call_now(account_id: int, at: datetime | None = None) -> tuple[bool, list[FinalSegment]]:

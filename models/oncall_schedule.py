@@ -191,6 +191,47 @@ def segment_at(
     return None
 
 
+def who_at(
+    rotation: RotationRule, overrides: Iterable[OverrideRule], active: set[int], at: datetime
+) -> tuple[str, int | None]:
+    """(source, user) on call for the rotation at `at`: the latest-created override covering
+    it, else the shift's participant; a gap (GAP, None) when that senior is no longer active
+    or before the first shift. Needs only the overrides covering `at`."""
+    best: OverrideRule | None = None
+    for override in overrides:
+        if override.rotation_id == rotation.id and override.start <= at < override.end:
+            if best is None or override.id > best.id:
+                best = override
+    if best is not None:
+        source, user = OVERRIDE, best.user_id
+    else:
+        k = shift_index(rotation, at)
+        if k < 0 or not rotation.participants:
+            return GAP, None
+        source, user = ROTATION, rotation.participants[k % len(rotation.participants)]
+    return (source, user) if user in active else (GAP, None)
+
+
+def span_at(
+    rotation: RotationRule, covering: Iterable[OverrideRule], at: datetime
+) -> tuple[datetime, datetime]:
+    """The span whose overrides can shape the segment in progress at `at`: the shift in
+    progress (or the time before the first) and every override covering `at`."""
+    k = shift_index(rotation, at)
+    low, high = (
+        (shift_start(rotation, k), shift_start(rotation, k + 1))
+        if k >= 0
+        else (
+            at,
+            shift_start(rotation, 0),
+        )
+    )
+    for override in covering:
+        if override.rotation_id == rotation.id and override.start <= at < override.end:
+            low, high = min(low, override.start), max(high, override.end)
+    return low, high
+
+
 # Business hours ----------------------------------------------------------------------------
 
 

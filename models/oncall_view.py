@@ -28,20 +28,19 @@ class Segment:
 def _moment(schedule: oncall.Schedule | None, at: datetime) -> Moment:
     if schedule is None:
         return Moment(at)
-    on_call = frozenset(s.user_id for s in schedule.on_call(at) if s.user_id is not None)
-    return Moment(at, schedule.inside_business_hours(at), on_call)
+    return Moment(at, schedule.inside_business_hours(at), schedule.on_call_users(at))
 
 
 def moment_for(account_id: int, at: datetime) -> Moment:
     """The account's schedule at `at` (aware): inside business hours or not, and who is on
     call. An account without business hours is always inside them (today's behaviour)."""
-    return _moment(oncall.schedules_at([account_id], at).get(account_id), at)
+    return _moment(oncall.covering_schedules([account_id], at).get(account_id), at)
 
 
 def moments_for(account_ids: Iterable[int], at: datetime) -> dict[int, Moment]:
     """`moment_for` for many accounts at once (one set of queries): a beat tick's form."""
     ids = list(account_ids)
-    schedules = oncall.schedules_at(ids, at)
+    schedules = oncall.covering_schedules(ids, at)
     return {account_id: _moment(schedules.get(account_id), at) for account_id in ids}
 
 

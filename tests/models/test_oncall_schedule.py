@@ -164,3 +164,22 @@ def test_business_hours_in_the_accounts_zone_with_holidays():
     assert not inside_business_hours(hours, chicago, utc(2026, 12, 28, 16))
     assert inside_business_hours(None, chicago, utc(2026, 12, 28, 16))
     assert not inside_business_hours({"windows": [], "holidays": []}, chicago, utc(2026, 7, 6, 15))
+
+
+def test_who_at_agrees_with_the_final_schedule_at_every_hour():
+    from models.oncall_schedule import who_at
+
+    daily = rotation(1, "01:30", date(2026, 3, 27), "Europe/London", people=(A, B, C))
+    overrides = [
+        OverrideRule(5, 1, C, utc(2026, 3, 28, 6), utc(2026, 3, 29, 12)),
+        OverrideRule(9, 1, B, utc(2026, 3, 29, 0), utc(2026, 3, 29, 3)),
+        OverrideRule(12, 1, A, utc(2026, 3, 30, 0), utc(2026, 3, 30, 2)),  # A inactive
+    ]
+    active = {B, C}
+    segments = final_segments(daily, overrides, active, utc(2026, 3, 26), utc(2026, 4, 1))
+    for hour in range(6 * 24):
+        at = utc(2026, 3, 26) + (utc(2026, 1, 1, 1) - utc(2026, 1, 1)) * hour
+        (segment,) = [s for s in segments if s.start <= at < s.end]
+        assert who_at(daily, overrides, active, at) == (segment.source, segment.user_id), at
+        if utc(2026, 3, 26) < segment.start and segment.end < utc(2026, 4, 1):  # not clipped
+            assert segment_at(daily, overrides, active, at) == segment

@@ -10,6 +10,7 @@ import icalendar
 import pytest
 import time_machine
 
+from tests.factories import both_databases
 from tests.web.contract import assert_error, assert_field_errors
 
 WEEKLY = {
@@ -109,6 +110,7 @@ def test_bad_rotations_are_422(client, tenant, other_tenant, change, field):
     assert_field_errors(response, field)
 
 
+@both_databases
 def test_technician_and_engineer_cannot_edit_rotations_and_other_accounts_are_404(
     client, tenant, other_tenant
 ):
@@ -130,6 +132,21 @@ def test_technician_and_engineer_cannot_edit_rotations_and_other_accounts_are_40
         client, tenant, rotation, "eng", "eng", "2026-03-03T00:00:00Z", "2026-03-04T00:00:00Z"
     )
     assert theirs.status_code == 201
+    theirs_rotation = client.post(
+        "/api/v1/oncall/overrides",
+        json={
+            "rotation_id": rotation["id"],
+            "user_id": other_tenant.users["admin"],
+            "start": "2026-03-03T00:00:00Z",
+            "end": "2026-03-04T00:00:00Z",
+        },
+        headers=other_tenant.auth("admin"),
+    )
+    assert_error(theirs_rotation, 404)
+    query = {"from": "2026-03-03T00:00:00Z", "to": "2026-03-04T00:00:00Z"}
+    query["rotation_id"] = rotation["id"]
+    peek = client.get("/api/v1/oncall/shifts", query_string=query, headers=other_tenant.auth("eng"))
+    assert_error(peek, 404)
     foreign = client.delete(
         f"/api/v1/oncall/overrides/{theirs.get_json()['id']}", headers=other_tenant.auth("admin")
     )
@@ -151,6 +168,7 @@ def test_weekly_chicago_shifts_across_the_spring_change(client, tenant):
     ]
 
 
+@both_databases
 def test_oncall_now_with_an_override_at_winter_and_summer(client, tenant):
     rotation = make_rotation(client, tenant)
     eng, eng2, admin = tenant.users["eng"], tenant.users["eng2"], tenant.users["admin"]
@@ -236,6 +254,7 @@ def test_deactivated_participant_leaves_a_gap(client, tenant):
     assert empty["on_call"] == []
 
 
+@both_databases
 def test_overlapping_overrides_later_wins_and_roles(client, tenant):
     rotation = make_rotation(client, tenant)
     assert (
@@ -334,6 +353,7 @@ def feed_events(client, url):
     ]
 
 
+@both_databases
 def test_calendar_feed_carries_only_the_callers_shifts_and_rotates(client, tenant):
     rotation = make_rotation(
         client,

@@ -162,11 +162,7 @@ def create_override():
     }
     if fields["reason"] is not None and not isinstance(fields["reason"], str):
         raise _bad("reason", "Must be text or null.")
-    try:
-        override = oncall.create_override(current_user(), fields)
-    except NotFound:
-        raise _bad("rotation_id", "No such rotation in the account.") from None
-    return override_body(override)
+    return override_body(oncall.create_override(current_user(), fields))
 
 
 def _optional_instant(name: str) -> datetime | None:
@@ -233,6 +229,8 @@ def shifts():
     start = parse_instant(request.args.get("from"), "from")
     end = parse_instant(request.args.get("to"), "to")
     rotation_id, user_id = _optional_id("rotation_id"), _optional_id("user_id")
+    if rotation_id is not None:
+        oncall.get_rotation(user.account, rotation_id)  # another account's: 404
     segments = oncall.final_schedule(user.account_id, start, end, rotation_id, user_id)
     names = _names(user.account_id)
     return {"items": [segment_body(segment, names) for segment in segments]}

@@ -17,6 +17,16 @@
     "handoff.reassigned", "handoff.reminder", "handoff.unclaimed",
   ];
 
+  const EVENT_WORDS = {
+    "handoff.created": "new escalation",
+    "handoff.claimed": "claimed",
+    "handoff.reminder": "reminder",
+    "handoff.unclaimed": "to the admins",
+    "handoff.reassigned": "handed over",
+    "handoff.released": "released",
+    "handoff.resolved": "resolved",
+  };
+
   function name(ref) {
     return ref && ref.name ? ref.name : "someone";
   }
@@ -26,8 +36,10 @@
     switch (item.kind) {
       case "created": return "Escalated by " + name(item.actor) + (d.reason ? ": " + d.reason : "");
       case "notified": {
-        const to = d.recipient ? "Email to " + d.recipient.name : "Live event";
-        return to + " (" + (d.event || "") + "): " + d.status + (d.last_error ? " — " + d.last_error : "");
+        const to = d.recipient ? "Email to " + d.recipient.name : "Live update to the seniors";
+        const about = EVENT_WORDS[d.event] || d.event || "";
+        const why = d.reason ? ", " + d.reason.replace(/_/g, " ") : "";
+        return to + " (" + about + why + "): " + d.status + (d.last_error ? " — " + d.last_error : "");
       }
       case "reminded": return "Reminder " + (d.number || "") + " to the seniors";
       case "escalated_to_admins": return "Still unclaimed: escalated to the admins";
@@ -79,8 +91,10 @@
       counts[state] = (counts[state] || 0) + 1;
     });
     const states = Object.keys(counts).map(function (state) { return counts[state] + " " + state; });
-    const entry = line(run[0], "");
+    const entry = document.createElement("li");
     entry.dataset.kind = "notifications";
+    const head = line(run[0], run.length + (run.length === 1 ? " notification" : " notifications") +
+      ": " + states.join(", "));
     const details = document.createElement("details");
     // Kept open across the periodic refresh once the reader opened it.
     const key = run[0].at + "|" + ((run[0].details || {}).event || "");
@@ -89,13 +103,14 @@
       if (details.open) opened.add(key);
       else opened.delete(key);
     });
+    // The line itself (its time and how the run went) is what opens it.
     const summary = document.createElement("summary");
-    summary.textContent = run.length + (run.length === 1 ? " notification" : " notifications") + ": " + states.join(", ");
+    summary.append.apply(summary, Array.from(head.childNodes));
     const inner = document.createElement("ul");
     inner.className = "timeline-notifications";
     run.forEach(function (item) { inner.appendChild(line(item, describe(item))); });
     details.append(summary, inner);
-    entry.querySelector(".timeline-text").replaceWith(details);
+    entry.appendChild(details);
     return entry;
   }
 
