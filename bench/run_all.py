@@ -564,6 +564,38 @@ def _fault_figures(drills: list[dict[str, Any]]) -> list[str]:
     return ["", *lines] if lines else []
 
 
+def render_rls(r: dict[str, Any]) -> tuple[list[Row], str]:
+    if "skipped" in r:
+        return [], f"Not measured: {r['skipped']}."
+    configs = r["configs"]
+    throughput, p99 = r["throughput_ratio_vs_owner"], r["claim_p99_ratio_vs_owner"]
+    rows: list[Row] = [
+        (
+            "escalate throughput, enforced / owner URL",
+            f"{throughput:g}",
+            ">= 0.9",
+            throughput >= 0.9,
+        ),
+        ("claim p99, enforced / owner URL", f"{p99:g}", "<= 1.1", p99 <= 1.1),
+    ]
+    lines = [
+        f"PostgreSQL, in one process through Flask's test client (token auth, the route, the "
+        f"commit, the outbox row; no worker), {r['rounds']} rounds of "
+        f"{r['seconds_per_round']:g} s per configuration, interleaved. The three-role app "
+        f"reported isolation `{r['enforced_reports']}`. Shared 2-core machine: noisy.",
+        "",
+        "| configuration | escalations/s | claim p50 | claim p99 | claims |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name in ("enforced", "owner", "superuser"):
+        c = configs[name]
+        lines.append(
+            f"| {name} | {c['escalate_per_s']:g} | {_ms(c['claim_p50_ms'])} "
+            f"| {_ms(c['claim_p99_ms'])} | {c['claims']} |"
+        )
+    return rows, "\n".join(lines)
+
+
 MEASURES = [
     Measure(
         "1",
@@ -668,6 +700,14 @@ MEASURES = [
         ("--json",),
         300,
         render_oncall,
+    ),
+    Measure(
+        "11",
+        "11. The cost of row-level security: escalate and claim, enforced vs one owner URL",
+        "bench/rls_bench.py",
+        ("--json",),
+        300,
+        render_rls,
     ),
     Measure(
         "drills",

@@ -196,6 +196,7 @@ def sign_in(
     connection = _sso_required(known) if known is not None else None
     if connection is not None:
         # Whatever the password: this account's users sign in through its provider.
+        provider = connection.provider  # read before the log's commit expires it
         security_log.record(
             security_log.PASSWORD_SIGN_IN_REFUSED,
             known.account_id,
@@ -203,7 +204,7 @@ def sign_in(
             subject=known,
             email=normalize_email(email)[:254],
         )
-        raise SsoRequired(connection.provider)
+        raise SsoRequired(provider)
     if user is None or not user.active:
         security_log.record(
             security_log.SIGN_IN_FAILED,

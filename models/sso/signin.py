@@ -330,6 +330,5 @@ def password_refused(user: User) -> SsoConnection | None:
     they are the break-glass way in), or None."""
     if user.role == "admin":
         return None
-    lookups.act_for(user.account_id)  # the sign-in found the account: read as that account
     connection = get_connection(user.account_id)
     return connection if connection is not None and connection.required else None
