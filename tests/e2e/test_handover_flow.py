@@ -92,7 +92,7 @@ def test_the_owner_sets_the_escalation_policy_on_settings(stack: Stack, acme: Te
     expect(admins).to_have_value("15")
     after.fill("7")
     admins.fill("")
-    page.get_by_role("button", name="Save", exact=True).click()
+    page.locator("#escalation-policy").get_by_role("button", name="Save", exact=True).click()
     expect(page.locator("#policy-status")).to_have_text("Saved.")
     account = stack.api(owner.token, "GET", "/me").json()["account"]
     assert (account["renotify_after_minutes"], account["escalate_to_admins_after_minutes"]) == (

@@ -37,7 +37,7 @@ def test_connect_on_settings_then_a_note_reaches_the_ticket_and_shows_sent(
     admin.get_by_label("Company id").fill(fake_cw.company_id)
     admin.get_by_label("Public key").fill(fake_cw.public_key)
     admin.get_by_label("Private key").fill("not-the-key")
-    admin.get_by_label("Client id").fill(fake_cw.client_id)
+    admin.locator("#psa-settings").get_by_label("Client id").fill(fake_cw.client_id)
     admin.get_by_role("button", name="Test connection").click()
     expect(admin.locator("#psa-settings-status")).to_contain_text("Bad keys")
     admin.get_by_label("Private key").fill(fake_cw.private_key)
