@@ -129,7 +129,7 @@ def _latencies(seniors: AsyncSeniors, started: dict[int, float]) -> tuple[list[f
 
 async def _floor(stack, seeded, seniors, payload, rate, seconds, timeout) -> dict:
     """A bare publish on the Socket.IO message queue → the same clients."""
-    from models.broadcast import broadcaster
+    from adapters.broadcast import broadcaster
     from models.rooms import seniors_room
 
     queue = broadcaster(stack.env["REDIS_URL"], "escalation-mode-socketio")

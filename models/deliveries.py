@@ -8,12 +8,12 @@ due again and the sweeper re-enqueues it.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
 
-from models import telemetry
 from models.db import commit_keeping_loaded, db, insert_on_conflict, transaction, utcnow
 from models.entities import Delivery, OutboxEvent, User
 from models.events import HANDOFF_CREATED, HANDOFF_REMINDER, HANDOFF_UNCLAIMED, PSA_WRITEBACK
@@ -27,6 +27,20 @@ PSA = "psa"
 RETRY_WINDOW = timedelta(hours=24)
 FIRST_RETRY_SECONDS = 15.0
 MAX_BACKOFF_SECONDS = 600.0
+
+_finished_listeners: list[Callable[[str, str], None]] = []
+
+
+def on_finished(listener: Callable[[str, str], None]) -> None:
+    """Call `listener(channel, state)` whenever a delivery ends `sent` or `failed` (the edges
+    count them; once per listener, however often it is registered)."""
+    if listener not in _finished_listeners:
+        _finished_listeners.append(listener)
+
+
+def _finished(delivery: Delivery) -> None:
+    for listener in _finished_listeners:
+        listener(delivery.channel, delivery.status)
 
 
 @dataclass(frozen=True)
@@ -253,7 +267,7 @@ def mark_sent(delivery: Delivery) -> None:
     delivery.status, delivery.sent_at = "sent", utcnow()
     delivery.locked_until, delivery.next_attempt_at, delivery.last_error = None, None, None
     commit_keeping_loaded()
-    telemetry.delivery_finished(delivery.channel, "sent")
+    _finished(delivery)
 
 
 def mark_failed(delivery: Delivery, error: str) -> None:
@@ -261,7 +275,7 @@ def mark_failed(delivery: Delivery, error: str) -> None:
     delivery.status, delivery.last_error = "failed", error[:2000]
     delivery.locked_until, delivery.next_attempt_at = None, None
     commit_keeping_loaded()
-    telemetry.delivery_finished(delivery.channel, "failed")
+    _finished(delivery)
 
 
 def announced_at_each(rows: list[Delivery]) -> dict[int, datetime]:

@@ -22,7 +22,7 @@ from models.notification_rule import (
 from models.oncall_view import moment_for
 from models.preferences import account_email_preferences
 
-# Who of these users has an open connection (models.presence.Presence.online).
+# Who of these users has an open connection (adapters.presence.Presence.online).
 OnlineOf = Callable[[list[int]], set[int]]
 
 

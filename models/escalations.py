@@ -5,11 +5,12 @@ Every change writes its timeline row (models/timeline.py) in its own transaction
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from models import outbox, permissions, queue, telemetry, timeline
+from models import outbox, permissions, queue, timeline
 from models.db import db, transaction, utcnow
 from models.entities import (
     LIVE_HANDOFF_STATUSES,
@@ -24,6 +25,15 @@ from models.handoff_steps import Policy
 from models.sessions import get_session
 
 RECENT_MESSAGES_IN_PACKAGE = 20
+
+_claim_conflict_listeners: list[Callable[[], None]] = []
+
+
+def on_claim_conflict(listener: Callable[[], None]) -> None:
+    """Call `listener()` whenever a claim is refused because someone else claimed first (the
+    edges count them; once per listener, however often it is registered)."""
+    if listener not in _claim_conflict_listeners:
+        _claim_conflict_listeners.append(listener)
 
 
 def get_handoff(user: User, handoff_id: int) -> Handoff:
@@ -236,7 +246,8 @@ def claim(user: User, handoff_id: int) -> Handoff:
             code="already_resolved",
         )
     if handoff.claimed_by_id is not None:
-        telemetry.CLAIM_CONFLICTS.inc()
+        for listener in _claim_conflict_listeners:
+            listener()
         raise already_claimed(handoff)
     raise Conflict("This escalation can no longer be claimed.", code="not_claimable")
 

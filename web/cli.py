@@ -8,6 +8,7 @@ import click
 from flask import Flask
 from sqlalchemy import select
 
+from adapters.psa import default_connector
 from models import User, db, tenancy
 from models.accounts import create_account, create_user, issue_token
 from models.credentials import revoke_all_tokens
@@ -129,7 +130,7 @@ def _register_psa_cli(app: Flask) -> None:
         """Re-encrypt the stored PSA secrets and single sign-on client secrets with the first
         key of PSA_ENCRYPTION_KEYS."""
         try:
-            count = rotate_keys(PsaSettings.from_config(app.config))
+            count = rotate_keys(PsaSettings.from_config(app.config, default_connector))
             sso_count = sso_connections.rotate_keys(SsoSettings.from_config(app.config))
         except DomainError as error:
             raise click.ClickException(error.message) from error

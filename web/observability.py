@@ -20,8 +20,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from adapters import telemetry as metrics
 from models import outbox, tenancy
-from models import telemetry as metrics
 from models.db import database_unreachable, db, utcnow
 from models.logcontext import HANDOFF_ID, REQUEST_ID
 from web import errors
@@ -41,6 +41,7 @@ _PRIORITY_STEPS = (0, 3, 6, 9)
 
 def init_observability(app: Flask) -> None:
     _init_proxy_fix(app)
+    metrics.watch_domain()
     app.before_request(_bind_request_id)
     app.after_request(_echo_request_id)
     app.teardown_request(_unbind_request_id)

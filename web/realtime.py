@@ -16,9 +16,9 @@ from typing import Any
 from flask import Flask, current_app, request
 from flask_socketio import ConnectionRefusedError, join_room
 
+from adapters.presence import Presence, presence_of
 from models import tenancy
 from models.credentials import Credential, authenticate_token, invalid_connections
-from models.presence import Presence, presence_of
 from models.rooms import rooms_of
 from web.auth import resolve_credential
 from web.extensions import socketio

@@ -18,21 +18,22 @@ from datetime import timedelta
 from celery import shared_task
 from flask import current_app
 
-from models import deliveries, telemetry, tenancy
-from models.broadcast import (
+from adapters import telemetry
+from adapters.broadcast import (
     AlreadyEmitted,
     CheckedRedisManager,
     EmitFailed,
     NoWebNodeListening,
     broadcaster,
 )
+from adapters.presence import Presence, presence_of
+from models import deliveries, tenancy
 from models.db import db, record_despite_outage
 from models.email_audience import plan_event_emails
 from models.entities import Handoff, OutboxEvent
 from models.events import PSA_WRITEBACK
 from models.logcontext import bind_handoff
 from models.notification_rule import emailed_events, rule_for, stale_reason
-from models.presence import Presence, presence_of
 from models.representations import event_payload
 from models.rooms import listeners, recipient_rooms
 from workers import names, psa

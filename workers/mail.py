@@ -23,7 +23,8 @@ from typing import Any
 from celery import shared_task
 from flask import current_app
 
-from models import clock, deliveries, shift_notices, telemetry, tenancy, timeline
+from adapters import telemetry
+from models import clock, deliveries, shift_notices, tenancy, timeline
 from models.db import db, record_despite_outage
 from models.entities import Account, Delivery, Handoff
 from models.events import HANDOFF_CREATED, HANDOFF_REASSIGNED

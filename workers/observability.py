@@ -22,8 +22,8 @@ from typing import Any
 from celery import signals
 from flask import Flask
 
+from adapters import telemetry as metrics
 from models import logcontext
-from models import telemetry as metrics
 from workers import routine_logs
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def start_worker_exporter(port: int) -> None:
 
 @cache
 def _tick_client(redis_url: str):
-    from models.presence import redis_client
+    from adapters.presence import redis_client
 
     return redis_client(redis_url)
 

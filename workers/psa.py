@@ -11,6 +11,7 @@ from datetime import timedelta
 from celery import shared_task
 from flask import current_app
 
+from adapters.psa import default_connector
 from models import deliveries, tenancy
 from models.entities import OutboxEvent
 from models.psa import inbound, outbound
@@ -29,7 +30,9 @@ SWEEP_GRACE = timedelta(seconds=60)
 
 
 def settings() -> PsaSettings:
-    return current_app.extensions.get("psa_settings") or PsaSettings.from_config(current_app.config)
+    return current_app.extensions.get("psa_settings") or PsaSettings.from_config(
+        current_app.config, default_connector
+    )
 
 
 def hand_over(event: OutboxEvent) -> str:

@@ -22,8 +22,9 @@ from collections import deque
 
 from flask import Flask, current_app
 
-from models import outbox, telemetry
-from models.broadcast import AlreadyEmitted, EmitFailed, NoWebNodeListening, broadcaster
+from adapters import telemetry
+from adapters.broadcast import AlreadyEmitted, EmitFailed, NoWebNodeListening, broadcaster
+from models import outbox
 from models.outbox import Announced
 from workers.names import DISPATCH_OUTBOX_EVENT, DISPATCH_OUTBOX_EVENTS, QUEUE_REALTIME
 

@@ -1,6 +1,6 @@
 """What the product needs from a PSA, whichever it is: post a note to a ticket, list a
 ticket's notes, look a member up, and register a callback. ConnectWise Manage implements
-it (models.psa.connectwise); Autotask and HaloPSA can join behind the same Protocol.
+it (adapters.psa.connectwise); Autotask and HaloPSA can join behind the same Protocol.
 
 Every failure is one of three kinds, so callers decide without knowing the PSA:
 `PsaUnavailable` (try again later: 5xx, 429, timeouts, unreachable), `PsaAuthRejected`

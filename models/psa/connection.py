@@ -16,8 +16,8 @@ from models.db import db, transaction, utcnow
 from models.entities import PSA_KINDS, PsaConnection, User
 from models.errors import Forbidden, NotFound, ValidationFailed
 from models.psa.base import PsaAuthRejected, PsaConnector, PsaCredentials, PsaError
-from models.psa.connectwise import normalize_site_url, ticket_url
 from models.psa.settings import PsaSettings
+from models.psa.sites import normalize_site_url, ticket_url
 
 log = logging.getLogger(__name__)
 

@@ -9,31 +9,25 @@ from typing import Any
 
 from models.deliveries import RetryPolicy
 from models.psa.base import PsaConnector, PsaCredentials
-from models.psa.connectwise import ConnectWiseConnector
 from models.psa.vault import Vault
 
 ConnectorFactory = Callable[[str, PsaCredentials, float], PsaConnector]
-
-
-def default_connector(kind: str, credentials: PsaCredentials, timeout: float) -> PsaConnector:
-    if kind == ConnectWiseConnector.kind:
-        return ConnectWiseConnector(credentials, timeout=timeout)
-    raise ValueError(f"Unknown PSA kind {kind!r}")
 
 
 @dataclass(frozen=True)
 class PsaSettings:
     encryption_keys: str
     base_url: str
+    connector: ConnectorFactory  # the edge passes the HTTP clients (adapters.psa)
     timeout: float = 10.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    connector: ConnectorFactory = default_connector
 
     @classmethod
-    def from_config(cls, config: Any, **overrides: Any) -> PsaSettings:
+    def from_config(cls, config: Any, connector: ConnectorFactory, **overrides: Any) -> PsaSettings:
         return cls(
             encryption_keys=config.get("PSA_ENCRYPTION_KEYS") or "",
             base_url=config["BASE_URL"],
+            connector=connector,
             timeout=float(config.get("PSA_TIMEOUT_SECONDS") or 10),
             retry=RetryPolicy(
                 first_retry_seconds=float(config.get("PSA_FIRST_RETRY_SECONDS") or 5),

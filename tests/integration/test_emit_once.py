@@ -10,7 +10,7 @@ import time
 import pytest
 import redis
 
-from models.broadcast import AlreadyEmitted, CheckedRedisManager, NoWebNodeListening
+from adapters.broadcast import AlreadyEmitted, CheckedRedisManager, NoWebNodeListening
 
 CHANNEL = "emit-once-test"
 

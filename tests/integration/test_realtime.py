@@ -24,7 +24,7 @@ import pytest
 import requests
 import socketio
 
-from models.presence import Presence
+from adapters.presence import Presence
 from tests.integration.services import (
     BEAT_READY,
     ManagedProcess,

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from adapters.psa import default_connector
 from models import db, tenancy
 from models.entities import Handoff, User
 from models.psa import inbound
@@ -40,7 +41,9 @@ def claimed_handoff(client, tenant, fake_cw) -> tuple[int, Handoff]:
 
 def sync(app) -> int:
     return inbound.sync_ticket(
-        db.session.get(Handoff, 1).account_id, TICKET, PsaSettings.from_config(app.config)
+        db.session.get(Handoff, 1).account_id,
+        TICKET,
+        PsaSettings.from_config(app.config, default_connector),
     )
 
 

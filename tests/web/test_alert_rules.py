@@ -15,7 +15,7 @@ import pytest
 import yaml
 from prometheus_client import Counter, Histogram
 
-from models import telemetry
+from adapters import telemetry
 
 ALERTS = Path(__file__).resolve().parents[2] / "deploy" / "alerts.yml"
 REQUIRED = {"EscalationEmailsFailing", "EscalationOutboxBacklog", "EscalationBeatNotTicking"}

@@ -9,7 +9,7 @@ import time
 import fakeredis
 import pytest
 
-from models.presence import Presence
+from adapters.presence import Presence
 from models.rooms import seniors_room, technicians_room, user_room
 from tests.factories import cookie_login, make_tenant
 from web.extensions import socketio

@@ -1,4 +1,4 @@
-"""models.presence against fakeredis: what "online" means to the fan-out."""
+"""adapters.presence against fakeredis: what "online" means to the fan-out."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 import fakeredis
 import pytest
 
-from models.presence import Presence, presence_key
+from adapters.presence import Presence, presence_key
 
 
 @pytest.fixture

@@ -16,12 +16,12 @@ from kombu.serialization import dumps as kombu_dumps
 from sqlalchemy import select, update
 
 import celery_config  # noqa: F401  (registers the payload serializer)
+from adapters.presence import Presence
 from models import db
 from models.credentials import invalid_connections
 from models.db import utcnow
 from models.entities import ApiToken, FlowSession, SecurityEvent, User
 from models.handover import reassign_candidates
-from models.presence import Presence
 from models.rooms import senior_ids
 from tests.factories import app_config, cookie_login, make_tenant, new_session
 from tests.web.contract import assert_error

@@ -13,10 +13,10 @@ import pytest
 from kombu.exceptions import OperationalError
 from sqlalchemy import select, update
 
+from adapters.presence import Presence
 from models import db, deliveries
 from models.db import utcnow
 from models.entities import Delivery, OutboxEvent
-from models.presence import Presence
 from models.rooms import seniors_room, user_room
 from tests.factories import new_handoff
 from workers import fanout, names

@@ -10,7 +10,8 @@ import re
 from flask import request
 from marshmallow import ValidationError
 
-from models import escalations, handover, telemetry, timeline
+from adapters import telemetry
+from models import escalations, handover, timeline
 from models.logcontext import bind_handoff
 from models.queue import QueueFilter, find_handoffs, tab_counts
 from web.api import ApiBlueprint, parse_json_object

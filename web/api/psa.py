@@ -8,6 +8,7 @@ import logging
 from flask import current_app, request
 from marshmallow import ValidationError
 
+from adapters.psa import default_connector
 from models import sessions
 from models.psa import connection as connections
 from models.psa import inbound, members
@@ -34,7 +35,9 @@ MAX_CALLBACK_BYTES = 64 * 1024
 
 
 def psa_settings() -> PsaSettings:
-    return current_app.extensions.get("psa_settings") or PsaSettings.from_config(current_app.config)
+    return current_app.extensions.get("psa_settings") or PsaSettings.from_config(
+        current_app.config, default_connector
+    )
 
 
 @blp.get("/account/psa")

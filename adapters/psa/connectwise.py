@@ -11,7 +11,7 @@ import logging
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 
@@ -24,6 +24,7 @@ from models.psa.base import (
     PsaRejected,
     PsaUnavailable,
 )
+from models.psa.sites import normalize_site_url, ticket_url
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +33,6 @@ PAGE_SIZE = 100
 MAX_PAGES = 20  # 2,000 notes on one ticket is far past any real escalation
 CALLBACK_TYPE = "Ticket"
 CALLBACK_LEVEL = "owner"  # with objectId 1: every ticket of the company
-
-
-def normalize_site_url(site_url: str) -> str:
-    """`https://na.myconnectwise.net`, with or without the API path: the site only."""
-    parts = urlsplit(site_url.strip())
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise ValueError("Must be an http(s) address such as https://na.myconnectwise.net.")
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _parse_time(value: Any) -> datetime:
@@ -249,12 +242,3 @@ class ConnectWiseConnector:
 
     def ticket_url(self, ticket_id: str) -> str:
         return ticket_url(self.site, self.credentials.company_id, ticket_id)
-
-
-def ticket_url(site_url: str, company_id: str, ticket_id: str) -> str:
-    """The ticket's page in ConnectWise (the link ConnectWise puts in its own emails)."""
-    return (
-        f"{normalize_site_url(site_url)}/v4_6_release/services/system_io/Service/"
-        f"fv_sr100_request.rails?service_recid={quote(str(ticket_id), safe='')}"
-        f"&companyName={quote(company_id, safe='')}"
-    )

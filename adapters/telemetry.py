@@ -1,6 +1,7 @@
 """Every Prometheus metric the service exports, defined once (docs/deploy.md, "What to watch").
 
-Both edges import this module and add one-line increments where things happen; the web
+Both edges import this module and add one-line increments where things happen (the domain's
+own counts reach it through the listeners `watch_domain` registers); the web
 process serves them at GET /metrics (web/observability.py). Counters and histograms live in
 the process that counts: with PROMETHEUS_MULTIPROC_DIR set (prefork workers, or web and
 worker on one box), prometheus-client writes them to files there and /metrics adds every
@@ -14,6 +15,7 @@ from datetime import datetime
 
 from prometheus_client import Counter, Histogram
 
+from models import deliveries, escalations
 from models.db import utcnow
 
 PREFIX = "escalation"
@@ -63,6 +65,17 @@ BEAT_TICK_KEY = "escalation:beat:last-tick"
 
 def delivery_finished(channel: str, state: str) -> None:
     DELIVERIES.labels(channel=channel, state=state).inc()
+
+
+def count_claim_conflict() -> None:
+    CLAIM_CONFLICTS.inc()
+
+
+def watch_domain() -> None:
+    """Count what the domain reports through its listeners (every process calls this once,
+    through `web.observability.init_observability`)."""
+    deliveries.on_finished(delivery_finished)
+    escalations.on_claim_conflict(count_claim_conflict)
 
 
 def observe_since(histogram: Histogram, started_at: datetime | None) -> None:
