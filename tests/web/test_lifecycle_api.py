@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+
 from tests.factories import ASSESSMENT, SNAPSHOT, new_handoff, new_session
 
 
@@ -74,30 +79,44 @@ def test_claim_then_loser_sees_who_won_and_winner_can_claim_again(client, tenant
     assert session.get_json()["status"] == "active"
 
 
-def test_first_action_is_the_claimers_first_message_not_the_technicians(client, tenant):
-    handoff = new_handoff(client, tenant)
-    session_url = f"/api/v1/sessions/{handoff['session_id']}"
-    client.post(f"{session_url}/messages", json={"body": "anyone?"}, headers=tenant.auth("tech"))
-    client.post(f"/api/v1/escalations/{handoff['id']}/claim", headers=tenant.auth("eng"))
-    client.post(f"{session_url}/messages", json={"body": "me too"}, headers=tenant.auth("tech"))
-    assert (
-        client.get(f"/api/v1/escalations/{handoff['id']}", headers=tenant.auth("eng")).get_json()[
-            "first_action_at"
-        ]
-        is None
-    )
-
-    message = client.post(
-        f"{session_url}/messages", json={"body": "On it"}, headers=tenant.auth("eng")
-    ).get_json()
-    client.post(f"{session_url}/psa-writeback", json={"note": "later"}, headers=tenant.auth("eng"))
-    after = client.get(
-        f"/api/v1/escalations/{handoff['id']}", headers=tenant.auth("eng")
-    ).get_json()
+@pytest.mark.parametrize(
+    "t0",
+    [datetime(2026, 1, 20, 9, 0, tzinfo=UTC), datetime(2026, 7, 14, 9, 0, tzinfo=UTC)],
+    ids=["winter", "summer"],
+)
+def test_first_action_is_the_claimers_first_message_not_the_technicians(client, tenant, t0):
+    with time_machine.travel(t0, tick=False) as clock:
+        handoff = new_handoff(client, tenant)
+        session_url = f"/api/v1/sessions/{handoff['session_id']}"
+        clock.move_to(t0 + timedelta(seconds=10))
+        client.post(
+            f"{session_url}/messages", json={"body": "anyone?"}, headers=tenant.auth("tech")
+        )
+        clock.move_to(t0 + timedelta(seconds=30))
+        client.post(f"/api/v1/escalations/{handoff['id']}/claim", headers=tenant.auth("eng"))
+        clock.move_to(t0 + timedelta(seconds=40))
+        client.post(f"{session_url}/messages", json={"body": "me too"}, headers=tenant.auth("tech"))
+        assert (
+            client.get(
+                f"/api/v1/escalations/{handoff['id']}", headers=tenant.auth("eng")
+            ).get_json()["first_action_at"]
+            is None
+        )
+        clock.move_to(t0 + timedelta(seconds=95))
+        message = client.post(
+            f"{session_url}/messages", json={"body": "On it"}, headers=tenant.auth("eng")
+        ).get_json()
+        clock.move_to(t0 + timedelta(seconds=120))
+        client.post(
+            f"{session_url}/psa-writeback", json={"note": "later"}, headers=tenant.auth("eng")
+        )
+        after = client.get(
+            f"/api/v1/escalations/{handoff['id']}", headers=tenant.auth("eng")
+        ).get_json()
     assert after["first_action_kind"] == "chat"
     assert after["first_action_at"] == message["created_at"]
-    assert after["time_to_first_action_seconds"] >= 0
-
+    # Measured from the escalation's creation to the claimer's first message: 95 s by hand.
+    assert after["time_to_first_action_seconds"] == 95.0
     detail = client.get(session_url, headers=tenant.auth("eng")).get_json()
     assert [m["body"] for m in detail["messages"]] == ["anyone?", "me too", "On it"]
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from sqlalchemy import text
 
 from models import db
@@ -187,20 +189,28 @@ def test_metrics_need_the_token_when_one_is_set(app_with) -> None:
         assert "escalation_escalations_created_total" in _scrape(client, "s3cret-metrics-token")
 
 
+@pytest.mark.parametrize(
+    "t0",
+    [datetime(2026, 1, 20, 9, 0, tzinfo=UTC), datetime(2026, 7, 14, 9, 0, tzinfo=UTC)],
+    ids=["winter", "summer"],
+)
 def test_metrics_count_escalations_claim_conflicts_and_show_the_outbox_backlog(
-    client, tenant
+    client, tenant, t0
 ) -> None:
-    before = _scrape(client)
-    handoff = new_handoff(client, tenant)
-    claim = f"/api/v1/escalations/{handoff['id']}/claim"
-    assert client.post(claim, headers=tenant.auth("eng")).status_code == 200
-    assert client.post(claim, headers=tenant.auth("eng2")).status_code == 409
-    after = _scrape(client)
+    with time_machine.travel(t0, tick=False) as clock:
+        before = _scrape(client)
+        assert _value(before, "escalation_outbox_backlog_age_seconds") == 0.0
+        handoff = new_handoff(client, tenant)
+        clock.move_to(t0 + timedelta(seconds=5))
+        claim = f"/api/v1/escalations/{handoff['id']}/claim"
+        assert client.post(claim, headers=tenant.auth("eng")).status_code == 200
+        assert client.post(claim, headers=tenant.auth("eng2")).status_code == 409
+        clock.move_to(t0 + timedelta(seconds=42))
+        after = _scrape(client)
     for name in ("escalation_escalations_created_total", "escalation_claim_conflicts_total"):
         assert _value(after, name) == _value(before, name) + 1
-    # No worker ran: the handoff's and the claim's live dispatch are still owed.
-    assert _value(after, "escalation_outbox_backlog_age_seconds") >= 0
-    assert "escalation_outbox_backlog_age_seconds" in after
+    # No worker ran: the handoff's live dispatch, owed since t0, is 42 s old.
+    assert _value(after, "escalation_outbox_backlog_age_seconds") == 42.0
     for name in ("escalation_live_fanout_latency_seconds", "escalation_email_lag_seconds"):
         assert f"{name}_bucket" in after
     assert "escalation_psa_errors" in after and "escalation_smtp_errors" in after

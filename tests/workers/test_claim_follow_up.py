@@ -10,6 +10,7 @@ import email.policy
 from datetime import UTC, datetime
 
 import pytest
+import time_machine
 from flask import current_app
 from sqlalchemy import update
 
@@ -93,22 +94,29 @@ def test_a_failed_escalation_email_gets_no_follow_up(client, tenant):
 
 
 @pytest.mark.usefixtures("web_node", "presence")
-def test_the_escalation_email_shows_times_in_the_accounts_zone(client, tenant):
+@pytest.mark.parametrize(
+    ("now", "shown"),
+    [
+        # Written out by hand: Chicago is UTC-6 (CST) in January, UTC-5 (CDT) in July.
+        (datetime(2026, 1, 20, 15, 7, tzinfo=UTC), "09:07 C"),
+        (datetime(2026, 7, 14, 15, 7, tzinfo=UTC), "10:07 C"),
+    ],
+    ids=["winter", "summer"],
+)
+def test_the_escalation_email_shows_times_in_the_accounts_zone(client, tenant, now, shown):
     db.session.execute(
         update(Account).where(Account.id == tenant.account_id).values(timezone="America/Chicago")
     )
     db.session.commit()
-    handoff = new_handoff(client, tenant)
-    run(outbox_event(handoff["id"]))
-    row = email_rows(handoff["id"])[0]
-    settings = email_worker.EmailSettings.from_config(current_app.config)
-    message, _ = email_worker.build_message(row, settings)
+    with time_machine.travel(now, tick=False):
+        handoff = new_handoff(client, tenant)
+        run(outbox_event(handoff["id"]))
+        row = email_rows(handoff["id"])[0]
+        settings = email_worker.EmailSettings.from_config(current_app.config)
+        message, _ = email_worker.build_message(row, settings)
     plain = message.get_body(("plain",)).get_content()
-    created = datetime.fromisoformat(handoff["created_at"].replace("Z", "+00:00"))
-    # December in Chicago is UTC-6 (CST), computed here by hand.
-    local = created.astimezone(UTC).replace(tzinfo=None)
-    hours = (local.hour - 6) % 24
-    assert f"{hours:02d}:{local.minute:02d} C" in plain
+    assert handoff["created_at"].startswith(now.strftime("%Y-%m-%dT%H:%M"))
+    assert shown in plain
     assert "(America/Chicago)" in plain and " UTC" not in plain
 
 
