@@ -28,9 +28,11 @@ if __name__ == "__main__":
     import logging
 
     from models.logcontext import configure_logging
+    from web.observability import log_tenant_isolation
     from workers.publish import publish_in_background
 
     configure_logging(app.config["LOG_FORMAT"], "web")
+    log_tenant_isolation(app)
     publish_in_background(app)
     socketio.run(
         app,

@@ -3,6 +3,9 @@ from logging.config import fileConfig
 
 from alembic import context
 from flask import current_app
+from sqlalchemy import NullPool, create_engine, make_url, text
+
+from models.rls import grant_roles
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -14,13 +17,41 @@ fileConfig(config.config_file_name)
 logger = logging.getLogger("alembic.env")
 
 
+_migration_engine = None
+
+
 def get_engine():
+    """The schema owner's engine: MIGRATION_DATABASE_URL, else the app's own URL."""
+    global _migration_engine
+    url = current_app.config.get("MIGRATION_DATABASE_URL")
+    if url and url != current_app.config["SQLALCHEMY_DATABASE_URI"]:
+        if _migration_engine is None:
+            _migration_engine = create_engine(url, poolclass=NullPool)
+        return _migration_engine
     try:
         # this works with Flask-SQLAlchemy<3 and Alchemical
         return current_app.extensions["migrate"].db.get_engine()
     except (TypeError, AttributeError):
         # this works with Flask-SQLAlchemy>=3
         return current_app.extensions["migrate"].db.engine
+
+
+def _role_names():
+    """The runtime and system roles `release` grants their rights to."""
+    urls = (
+        current_app.config["SQLALCHEMY_DATABASE_URI"],
+        current_app.config.get("SYSTEM_DATABASE_URL"),
+    )
+    return [make_url(url).username for url in urls if url]
+
+
+def include_object(object_, name, type_, reflected, compare_to):
+    """Autogenerate leaves alone what only migrations declare: the same-account keys."""
+    if type_ == "foreign_key_constraint" and (name or "").startswith("fk_tenant_"):
+        return False
+    if type_ == "unique_constraint" and (name or "").endswith("_account_id_id"):
+        return False
+    return True
 
 
 def get_engine_url():
@@ -89,6 +120,7 @@ def run_migrations_online():
     conf_args = current_app.extensions["migrate"].configure_args
     if conf_args.get("process_revision_directives") is None:
         conf_args["process_revision_directives"] = process_revision_directives
+    conf_args.setdefault("include_object", include_object)
 
     connectable = get_engine()
 
@@ -96,7 +128,14 @@ def run_migrations_online():
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # Forced row security binds the owner too: a migration that reads or
+                # writes rows does so as system work (models/rls.py, the owner's policy).
+                connection.execute(text("SELECT set_config('app.system', 'on', true)"))
             context.run_migrations()
+            granted = grant_roles(connection, _role_names())
+            if granted:
+                logger.info("Granted the runtime and system rights to: %s", ", ".join(granted))
 
 
 if context.is_offline_mode():

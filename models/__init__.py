@@ -4,6 +4,7 @@ Plain Python: no Flask request, no Celery. The web and worker edges call in
 here; nothing in here calls them.
 """
 
+import models.sso  # noqa: F401  (its tables)
 from models.db import db, transaction
 from models.entities import (
     Account,

@@ -9,7 +9,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from models import handoff_steps, security_log
+from models import handoff_steps, oncall, security_log, tenancy
 from models.db import db, transaction, utcnow
 from models.entities import DEFAULT_BASELINE_MINUTES, ROLES, Account, ApiToken, User
 from models.errors import Conflict, ValidationFailed
@@ -66,7 +66,9 @@ def create_account(
     """Bootstrap a tenant with its owner (an admin) and an API token for them."""
     validate_timezone(timezone)
     try:
-        with transaction():
+        # A new tenant: nobody's tenant yet, so the system role writes it. The rows stay
+        # loaded: the caller reads them as the new account's work, not the system's.
+        with tenancy.system("create_account"), transaction(expire_on_commit=False):
             account = Account(
                 name=name.strip(),
                 timezone=timezone,
@@ -148,13 +150,27 @@ def update_account(
     manual_baseline_minutes: int | None = None,
     timezone: str | None = None,
     policy: dict | None = None,
+    **by_priority: object,
 ) -> Account:
     """Change the account's settings. `policy` holds the escalation-policy fields given
-    (a None value turns that step off); open handoffs are rescheduled to it at once."""
+    (a None value turns that step off) and `policy_by_priority`, when given, replaces the
+    per-priority entries (None: back to the defaults); open handoffs are rescheduled to
+    the result at once."""
     policy = handoff_steps.validate_policy(policy or {})
+    unknown = set(by_priority) - {"policy_by_priority", "business_hours"}
+    if unknown:
+        raise TypeError(f"Unexpected account settings: {sorted(unknown)}")
+    if "policy_by_priority" in by_priority:
+        policy["policy_by_priority"] = handoff_steps.validate_policy_by_priority(
+            by_priority["policy_by_priority"]
+        )
     if timezone is not None:
         validate_timezone(timezone)
+    hours = by_priority.get("business_hours")
+    hours = oncall.validate_business_hours(hours) if "business_hours" in by_priority else None
     with transaction():
+        if "business_hours" in by_priority:
+            account.business_hours = hours
         if timezone is not None:
             account.timezone = timezone
         if manual_baseline_minutes is not None:

@@ -15,12 +15,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 
-from models import security_log
+from models import security_log, tenancy
 from models.accounts import hash_token, normalize_email, user_for_password
 from models.db import db, transaction, utcnow
 from models.entities import ROLES, ApiToken, LoginSession, User
-from models.errors import Conflict, NotFound, ValidationFailed
+from models.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from models.security_log import NO_CLIENT, Client
+from models.sso import signin as sso_signin
+from models.sso.connection import PROVIDER_LABELS
 
 TOKEN = "token"
 LOGIN = "login"
@@ -28,6 +30,19 @@ LOGIN = "login"
 # read into a write.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 MAX_TOKEN_DAYS = 3650
+
+
+class SsoRequired(Forbidden):
+    """Password sign-in refused: the account requires single sign-on for this user."""
+
+    def __init__(self, provider: str) -> None:
+        label = PROVIDER_LABELS.get(provider, "SSO")
+        super().__init__(
+            f'Your account signs in with single sign-on: use "Sign in with {label}" '
+            "instead of a password.",
+            code="sso_required",
+        )
+        self.provider = provider
 
 
 @dataclass(frozen=True)
@@ -60,15 +75,17 @@ def authenticate_token(secret: str) -> Credential | None:
     if not secret:
         return None
     now = utcnow()
-    token = db.session.scalar(
-        select(ApiToken)
-        .join(User, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == hash_token(secret), *_usable_token(now))
-    )
+    # Before the tenant is known: the token's hash finds it (and its account).
+    with tenancy.system("credential_lookup"):
+        token = db.session.scalar(
+            select(ApiToken)
+            .join(User, ApiToken.user_id == User.id)
+            .where(ApiToken.token_hash == hash_token(secret), *_usable_token(now))
+        )
     if token is None:
         return None
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
-        with transaction(expire_on_commit=False):
+        with tenancy.use_tenant(token.account_id), transaction(expire_on_commit=False):
             db.session.execute(
                 update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now)
             )
@@ -172,9 +189,23 @@ def sign_in(
 ) -> tuple[User, str] | None:
     """Check the password; on success start a login and return its user and cookie key.
     Every attempt, good or bad, is written to the security log."""
-    user = user_for_password(email, password) if email and password else None
+    # Before the tenant is known: the email finds the user (and the account).
+    with tenancy.system("sign_in"):
+        user = user_for_password(email, password) if email and password else None
+        known = user or db.session.scalar(select(User).where(User.email == normalize_email(email)))
+    connection = _sso_required(known) if known is not None else None
+    if connection is not None:
+        # Whatever the password: this account's users sign in through its provider.
+        provider = connection.provider  # read before the log's commit expires it
+        security_log.record(
+            security_log.PASSWORD_SIGN_IN_REFUSED,
+            known.account_id,
+            client,
+            subject=known,
+            email=normalize_email(email)[:254],
+        )
+        raise SsoRequired(provider)
     if user is None or not user.active:
-        known = db.session.scalar(select(User).where(User.email == normalize_email(email)))
         security_log.record(
             security_log.SIGN_IN_FAILED,
             known.account_id if known is not None else None,
@@ -183,10 +214,22 @@ def sign_in(
             email=normalize_email(email)[:254],
         )
         return None
+    # The rest of the request (the login, its log row) is the user's account's work.
+    tenancy.set_tenant(user.account_id)
     return user, start_login(user, client, lifetime)
 
 
-def start_login(user: User, client: Client, lifetime: timedelta) -> str:
+def _sso_required(user: User):
+    """The SSO connection that refuses this user a password sign-in, read as their
+    account's work."""
+    with tenancy.use_tenant(user.account_id):
+        connection = sso_signin.password_refused(user)
+        if connection is not None:
+            _ = connection.provider  # loaded while the account's rows are visible
+        return connection
+
+
+def start_login(user: User, client: Client, lifetime: timedelta, method: str = "password") -> str:
     """A new server-side login for `user`; returns the key its cookie will carry."""
     key = secrets.token_urlsafe(32)
     now = utcnow()
@@ -201,32 +244,39 @@ def start_login(user: User, client: Client, lifetime: timedelta) -> str:
                 user_agent=(client.user_agent or "")[:300] or None,
             )
         )
-        security_log.add(security_log.SIGN_IN, user.account_id, client, actor=user, subject=user)
+        details = {"method": method} if method != "password" else {}
+        security_log.add(
+            security_log.SIGN_IN, user.account_id, client, actor=user, subject=user, **details
+        )
     return key
 
 
 def authenticate_login(key: str) -> Credential | None:
     if not key:
         return None
-    login = db.session.scalar(
-        select(LoginSession)
-        .join(User, LoginSession.user_id == User.id)
-        .where(
-            LoginSession.key_hash == hash_token(key),
-            LoginSession.ended_at.is_(None),
-            LoginSession.expires_at > utcnow(),
-            User.active.is_(True),
+    with tenancy.system("credential_lookup"):
+        login = db.session.scalar(
+            select(LoginSession)
+            .join(User, LoginSession.user_id == User.id)
+            .where(
+                LoginSession.key_hash == hash_token(key),
+                LoginSession.ended_at.is_(None),
+                LoginSession.expires_at > utcnow(),
+                User.active.is_(True),
+            )
         )
-    )
     return Credential(LOGIN, login.id, login.user) if login is not None else None
 
 
 def sign_out(key: str, client: Client = NO_CLIENT) -> None:
     """End the login whose cookie carries `key` (nothing happens for an unknown key)."""
-    login = db.session.scalar(select(LoginSession).where(LoginSession.key_hash == hash_token(key)))
+    with tenancy.system("credential_lookup"):
+        login = db.session.scalar(
+            select(LoginSession).where(LoginSession.key_hash == hash_token(key))
+        )
     if login is None or login.ended_at is not None:
         return
-    with transaction():
+    with tenancy.use_tenant(login.account_id), transaction():
         login.ended_at = utcnow()
         security_log.add(
             security_log.SIGN_OUT,
@@ -243,6 +293,11 @@ def sign_out(key: str, client: Client = NO_CLIENT) -> None:
 def invalid_connections(connections: dict[str, tuple[str, int]]) -> list[str]:
     """Of `connections` (socket id → (kind, credential id)), the ones whose credential no
     longer authenticates: revoked, expired, signed out, or the user deactivated."""
+    with tenancy.system("socket_credentials"):
+        return _invalid_connections(connections)
+
+
+def _invalid_connections(connections: dict[str, tuple[str, int]]) -> list[str]:
     now = utcnow()
     token_ids = {cid for kind, cid in connections.values() if kind == TOKEN}
     login_ids = {cid for kind, cid in connections.values() if kind == LOGIN}

@@ -6,10 +6,13 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 from flask_sqlalchemy import SQLAlchemy
+from flask_sqlalchemy.session import Session as _FlaskSession
 from sqlalchemy import MetaData, event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
@@ -33,7 +36,35 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-db = SQLAlchemy(model_class=Base)
+# Set while a named piece of system work runs (models.tenancy.system): the session's
+# statements then go to the system role's engine.
+SYSTEM_SCOPE: ContextVar[str | None] = ContextVar("system_scope", default=None)
+# The system role's engine of each app's runtime engine, when it has a URL of its own
+# (SYSTEM_DATABASE_URL): the role that bypasses row security (models/tenancy.py).
+_SYSTEM_ENGINES: WeakKeyDictionary[Engine, Engine] = WeakKeyDictionary()
+
+
+def register_system_engine(runtime: Engine, system: Engine) -> None:
+    _SYSTEM_ENGINES[runtime] = system
+
+
+def system_engine_for(runtime: Engine) -> Engine:
+    """The system role's engine, or the runtime engine itself when there is only one URL."""
+    return _SYSTEM_ENGINES.get(runtime, runtime)
+
+
+class Session(_FlaskSession):
+    """The app's session: inside `models.tenancy.system(...)` its statements go to the
+    system role (or to the one URL when no system role is configured); everywhere else
+    to the runtime role, whose transactions carry the current tenant."""
+
+    def get_bind(self, mapper: Any = None, clause: Any = None, bind: Any = None, **kwargs: Any):
+        if bind is None and SYSTEM_SCOPE.get() is not None:
+            return system_engine_for(self._db.engine)
+        return super().get_bind(mapper=mapper, clause=clause, bind=bind, **kwargs)
+
+
+db = SQLAlchemy(model_class=Base, session_options={"class_": Session})
 
 
 def utcnow() -> datetime:

@@ -365,3 +365,13 @@ def note_requeued(delivery_ids: list[int]) -> None:
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
+
+
+def accounts_of(delivery_ids: list[int]) -> dict[int, int]:
+    """Each delivery's account (for the send tasks of a sweep, which carry it)."""
+    if not delivery_ids:
+        return {}
+    rows = db.session.execute(
+        select(Delivery.id, Delivery.account_id).where(Delivery.id.in_(list(delivery_ids)))
+    ).all()
+    return {delivery_id: account_id for delivery_id, account_id in sorted(rows)}

@@ -16,11 +16,15 @@ from sqlalchemy import select
 
 from models.db import db, transaction, utcnow
 from models.entities import SENIOR_ROLES, Account, FlowSession, Handoff, Message, User
+from models.handoff_steps import Policy
 from models.rollup import current_month, recent_months, roll_up
 
 HISTORY_MONTHS = 4
 PER_MONTH = 6
-OPEN_NOW = 2
+#: The open escalations: their priority and how many minutes they have waited (p1:
+#: reminded after 2 and at the admins after 5; p2 after 5 and 10 by default).
+OPEN_NOW_WAITING = (("p1", 1), ("p2", 3))
+OPEN_NOW = len(OPEN_NOW_WAITING)
 DEMO_TITLES = (
     ("VPN drops every hour", "Rekeying fails after an hour", "Contoso Dental"),
     ("Outlook asks for a password in a loop", "Modern auth loop after the move", "Fabrikam Law"),
@@ -60,6 +64,37 @@ def _people(account: Account) -> tuple[User, list[User]]:
     return technician, engineers
 
 
+def _acted(
+    account: Account,
+    session: FlowSession,
+    handoff: Handoff,
+    senior: User,
+    minutes_to_act: float,
+    pick: int,
+    outcome: str | None,
+) -> None:
+    """Claimed, acted on (credited to the senior) and resolved, with the senior's message."""
+    created_at = handoff.created_at
+    acted_at = created_at + timedelta(minutes=minutes_to_act)
+    handoff.claimed_by_id = senior.id
+    handoff.claimed_at = created_at + timedelta(minutes=minutes_to_act * 0.4)
+    handoff.first_action_at = acted_at
+    handoff.first_action_kind = "chat" if pick % 3 else "psa_writeback"
+    handoff.first_action_by_id = senior.id
+    handoff.time_to_first_action_seconds = minutes_to_act * 60
+    handoff.resolved_at = acted_at + timedelta(minutes=25)
+    handoff.outcome = outcome
+    db.session.add(
+        Message(
+            account_id=account.id,
+            session_id=session.id,
+            author=senior,
+            body="On it: looking at this now.",
+            created_at=acted_at,
+        )
+    )
+
+
 def _add(
     account: Account,
     technician: User,
@@ -68,12 +103,15 @@ def _add(
     minutes_to_act: float | None,
     pick: int,
     outcome: str | None,
-) -> None:
+    priority: str = "p3",
+) -> Handoff:
     title, reason, customer = DEMO_TITLES[pick % len(DEMO_TITLES)]
     session = FlowSession(
         account_id=account.id,
         technician=technician,
         title=title,
+        customer=customer,
+        priority=priority,
         snapshot={"customer": customer, "steps_tried": ["Rebooted", "Checked the event log"]},
         ai_assessment={"summary": reason, "confidence": 0.6},
         status="resolved" if senior else "escalated",
@@ -92,24 +130,13 @@ def _add(
         created_at=created_at,
     )
     if senior is not None and minutes_to_act is not None:
-        acted_at = created_at + timedelta(minutes=minutes_to_act)
-        handoff.claimed_by_id = senior.id
-        handoff.claimed_at = created_at + timedelta(minutes=minutes_to_act * 0.4)
-        handoff.first_action_at = acted_at
-        handoff.first_action_kind = "chat" if pick % 3 else "psa_writeback"
-        handoff.time_to_first_action_seconds = minutes_to_act * 60
-        handoff.resolved_at = acted_at + timedelta(minutes=25)
-        handoff.outcome = outcome
-        db.session.add(
-            Message(
-                account_id=account.id,
-                session_id=session.id,
-                author=senior,
-                body="On it: looking at this now.",
-                created_at=acted_at,
-            )
-        )
+        _acted(account, session, handoff, senior, minutes_to_act, pick, outcome)
+    else:
+        # Open: it runs the account's unclaimed policy for its priority from now on.
+        handoff.reminders_sent = 0
+        handoff.next_step_at = Policy.of(account, priority).next_step_at(created_at, 0, False)
     db.session.add(handoff)
+    return handoff
 
 
 def seed_history(account: Account, now: datetime | None = None, seed: int = 7) -> DemoHistory:
@@ -133,10 +160,11 @@ def seed_history(account: Account, now: datetime | None = None, seed: int = 7) -
                 outcome = OUTCOMES[(back + index) % len(OUTCOMES)]
                 _add(account, technician, senior, created_at, minutes, back + index, outcome)
                 written += 1
-        for index in range(OPEN_NOW):
-            _add(
-                account, technician, None, now - timedelta(minutes=4 + 9 * index), None, index, None
-            )
+        # Open now, with the first step of the policy a minute or two away, so an owner
+        # trying the product watches a reminder and then the admin step happen.
+        for index, (priority, waited) in enumerate(OPEN_NOW_WAITING):
+            created_at = now - timedelta(minutes=waited)
+            _add(account, technician, None, created_at, None, index, None, priority)
             written += 1
     # The rows span a little more than the months shown: roll up every month they touch.
     roll_up(list(months) + [months[-1].shifted(-1)], account_id=account.id, now=now)

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    event,
     false,
     text,
     true,
@@ -31,6 +33,8 @@ FIRST_ACTION_KINDS = ("chat", "psa_writeback")
 DELIVERY_STATUSES = ("pending", "held", "sent", "retrying", "failed")
 PRIORITIES = ("p1", "p2", "p3", "p4")  # p1 is the most urgent
 DEFAULT_PRIORITY = "p3"
+#: How every page, email and API summary names a priority (one definition).
+PRIORITY_LABELS = {"p1": "P1 · critical", "p2": "P2 · high", "p3": "P3 · normal", "p4": "P4 · low"}
 NOTIFY_EMAIL_CHOICES = ("always", "when_offline", "never")
 DEFAULT_NOTIFY_EMAIL = "when_offline"
 DEFAULT_BASELINE_MINUTES = 45
@@ -56,6 +60,12 @@ class Account(db.Model):
     escalate_to_admins_after_minutes: Mapped[int | None] = mapped_column(
         Integer, default=15, server_default="15"
     )
+    # Per priority, the policy fields that differ from the account-wide ones
+    # (models/handoff_steps.py); null: the product's defaults (p1 and p2 run faster).
+    policy_by_priority: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Weekly windows and holidays in the account's time zone (models/oncall.py); null:
+    # always inside business hours.
+    business_hours: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class User(db.Model):
@@ -99,6 +109,8 @@ class ApiToken(db.Model):
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The user's account (set from the user when left unset): row security needs it here.
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -117,6 +129,8 @@ class LoginSession(db.Model):
     __tablename__ = "login_sessions"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The user's account (set from the user when left unset): row security needs it here.
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -252,6 +266,8 @@ class Handoff(db.Model):
     outcome: Mapped[str | None] = mapped_column(Text)
     first_action_at: Mapped[datetime | None]
     first_action_kind: Mapped[str | None] = mapped_column(String(20))
+    # Who took the first action: credited to them whoever holds the handoff later.
+    first_action_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     # Stored with the first action so the monthly rollup is a plain AVG on any database.
     time_to_first_action_seconds: Mapped[float | None]
     # Unclaimed steps: when the next one is due (null: none), reminders sent, admins told.
@@ -264,6 +280,10 @@ class Handoff(db.Model):
 
     escalated_by: Mapped[User] = relationship(foreign_keys=[escalated_by_id], lazy="joined")
     claimed_by: Mapped[User | None] = relationship(foreign_keys=[claimed_by_id], lazy="joined")
+    # A many-to-one: usually answered from the identity map (the holder or a senior loaded).
+    first_action_by: Mapped[User | None] = relationship(
+        foreign_keys=[first_action_by_id], lazy="select"
+    )
     session: Mapped[FlowSession] = relationship(lazy="select")
 
 
@@ -419,3 +439,63 @@ class PsaMemberLink(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     user: Mapped[User] = relationship(lazy="joined")
+
+
+class Rotation(db.Model):
+    """An on-call rotation: participants in turn, each for `shift_length_days`, handing off
+    at `handoff_time` (HH:MM) in `timezone`, from `start_date` on (models/oncall.py)."""
+
+    __tablename__ = "oncall_rotations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    participants: Mapped[list[int]] = mapped_column(JSON)  # user ids, in turn order
+    shift_length_days: Mapped[int] = mapped_column(Integer)
+    handoff_time: Mapped[str] = mapped_column(String(5))
+    start_date: Mapped[date] = mapped_column(Date)
+    timezone: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OnCallOverride(db.Model):
+    """A senior covering part of a rotation; where overrides overlap, the later one (the
+    higher id) wins."""
+
+    __tablename__ = "oncall_overrides"
+    __table_args__ = (Index("ix_oncall_overrides_account_end", "account_id", "end_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    rotation_id: Mapped[int] = mapped_column(
+        ForeignKey("oncall_rotations.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    start_at: Mapped[datetime] = mapped_column()
+    end_at: Mapped[datetime] = mapped_column()
+    reason: Mapped[str | None] = mapped_column(String(500))
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="joined")
+    created_by: Mapped[User] = relationship(foreign_keys=[created_by_id], lazy="joined")
+
+
+class CalendarFeed(db.Model):
+    """A senior's secret calendar feed URL, stored hashed; posting again replaces it."""
+
+    __tablename__ = "calendar_feeds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+@event.listens_for(ApiToken, "before_insert")
+@event.listens_for(LoginSession, "before_insert")
+def _account_of_user(_mapper, _connection, target) -> None:
+    """A token or login belongs to its user's account (the user is written first)."""
+    if target.account_id is None and target.user is not None:
+        target.account_id = target.user.account_id

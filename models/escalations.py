@@ -140,7 +140,9 @@ def escalate(
                 ),
                 created_at=created_at,
                 reminders_sent=0,
-                next_step_at=Policy.of(user.account).next_step_at(created_at, 0, False),
+                next_step_at=Policy.of(user.account, session.priority).next_step_at(
+                    created_at, 0, False
+                ),
             )
             db.session.add(handoff)
             session.status = "escalated"

@@ -1,6 +1,8 @@
 """Unclaimed handoffs: reminders to the seniors, then escalation to the account's admins.
 
-The account's policy: after `renotify_after_minutes` open and unclaimed, and again every
+The account's policy, per priority (`policy_by_priority`: p1 and p2 faster by default; a
+field a priority leaves out is the account-wide value): after `renotify_after_minutes` open
+and unclaimed, and again every
 `renotify_after_minutes` up to `renotify_max` times, a reminder (`handoff.reminder`); after
 `escalate_to_admins_after_minutes`, the admin step (`handoff.unclaimed`). The clock runs
 from `created_at`, through releases too. A null setting turns its step off.
@@ -32,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 
 from models import outbox, timeline
 from models.db import db, transaction, utcnow
-from models.entities import Account, Handoff, HandoffStep
+from models.entities import Account, FlowSession, Handoff, HandoffStep
 from models.errors import ValidationFailed
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,17 @@ def policy_minute() -> timedelta:
     return _minute
 
 
+POLICY_FIELDS = ("renotify_after_minutes", "renotify_max", "escalate_to_admins_after_minutes")
+#: The per-priority policy an account has until an admin sets its own: urgency sets the
+#: pace. A priority without an entry (p3, p4), or a field left out, uses the account-wide
+#: value.
+DEFAULT_POLICY_BY_PRIORITY: dict[str, dict[str, int | None]] = {
+    "p1": {"renotify_after_minutes": 2, "escalate_to_admins_after_minutes": 5},
+    "p2": {"renotify_after_minutes": 5, "escalate_to_admins_after_minutes": 10},
+}
+_PRIORITIES = ("p1", "p2", "p3", "p4")
+
+
 def reminder_step(number: int) -> str:
     return f"reminder-{number}"
 
@@ -74,12 +87,19 @@ class Policy:
     escalate_to_admins_after_minutes: int | None = DEFAULT_ESCALATE_TO_ADMINS_AFTER_MINUTES
 
     @classmethod
-    def of(cls, account: Account) -> Policy:
-        return cls(
-            account.renotify_after_minutes,
-            account.renotify_max if account.renotify_max is not None else DEFAULT_RENOTIFY_MAX,
-            account.escalate_to_admins_after_minutes,
-        )
+    def of(cls, account: Account, priority: str | None = None) -> Policy:
+        """The account's policy for a handoff of `priority`: the priority's own entry of
+        `policy_by_priority`, each field it leaves out taken from the account-wide one."""
+        fields = {
+            "renotify_after_minutes": account.renotify_after_minutes,
+            "renotify_max": (
+                account.renotify_max if account.renotify_max is not None else DEFAULT_RENOTIFY_MAX
+            ),
+            "escalate_to_admins_after_minutes": account.escalate_to_admins_after_minutes,
+        }
+        if priority is not None:
+            fields.update(policy_by_priority(account).get(priority, {}))
+        return cls(**fields)
 
     def reminder_due_at(self, created_at: datetime, number: int) -> datetime | None:
         if not self.renotify_after_minutes or number > self.renotify_max:
@@ -108,15 +128,16 @@ class Policy:
         return min(self.renotify_max, math.floor(elapsed))
 
 
-def validate_policy(changes: dict) -> dict:
-    """The policy fields of an account update, checked (field → messages on error)."""
-    rules = {
-        "renotify_after_minutes": (RENOTIFY_AFTER_RANGE, True),
-        "renotify_max": (RENOTIFY_MAX_RANGE, False),
-        "escalate_to_admins_after_minutes": (ESCALATE_TO_ADMINS_RANGE, True),
-    }
+_RULES = {
+    "renotify_after_minutes": (RENOTIFY_AFTER_RANGE, True),
+    "renotify_max": (RENOTIFY_MAX_RANGE, False),
+    "escalate_to_admins_after_minutes": (ESCALATE_TO_ADMINS_RANGE, True),
+}
+
+
+def _field_problems(changes: dict, prefix: str = "") -> dict[str, list[str]]:
     problems: dict[str, list[str]] = {}
-    for name, ((low, high), nullable) in rules.items():
+    for name, ((low, high), nullable) in _RULES.items():
         if name not in changes:
             continue
         value = changes[name]
@@ -124,25 +145,77 @@ def validate_policy(changes: dict) -> dict:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             off = " or null to turn it off" if nullable else ""
-            problems[name] = [f"Must be a whole number from {low} to {high}{off}."]
+            problems[prefix + name] = [f"Must be a whole number from {low} to {high}{off}."]
+    return problems
+
+
+def validate_policy(changes: dict) -> dict:
+    """The policy fields of an account update, checked (field → messages on error)."""
+    problems = _field_problems(changes)
     if problems:
         raise ValidationFailed("Some fields are invalid.", problems)
-    return {name: changes[name] for name in rules if name in changes}
+    return {name: changes[name] for name in _RULES if name in changes}
+
+
+def validate_policy_by_priority(value: object) -> dict[str, dict[str, int | None]] | None:
+    """`policy_by_priority` as PATCH /account gives it: null (back to the defaults) or an
+    object of priorities (p1–p4), each an object of the account-wide policy fields, checked
+    like them. Problems are keyed `policy_by_priority.<priority>[.<field>]`."""
+    key = "policy_by_priority"
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValidationFailed(
+            "Some fields are invalid.", {key: ["Must be an object keyed by priority, or null."]}
+        )
+    problems: dict[str, list[str]] = {}
+    for priority, entry in value.items():
+        where = f"{key}.{priority}"
+        if priority not in _PRIORITIES:
+            problems[where] = ["Unknown priority: must be p1, p2, p3 or p4."]
+        elif not isinstance(entry, dict):
+            problems[where] = ["Must be an object of policy fields."]
+        else:
+            unknown = sorted(set(entry) - set(_RULES))
+            if unknown:
+                problems[where] = [f"Unknown field(s): {', '.join(map(str, unknown))}."]
+            problems.update(_field_problems(entry, where + "."))
+    if problems:
+        raise ValidationFailed("Some fields are invalid.", problems)
+    return {
+        priority: {name: entry[name] for name in _RULES if name in entry}
+        for priority, entry in sorted(value.items())
+    }
+
+
+def policy_by_priority(account: Account) -> dict[str, dict[str, int | None]]:
+    """The account's per-priority entries (its own, else the defaults)."""
+    stored = account.policy_by_priority
+    return DEFAULT_POLICY_BY_PRIORITY if stored is None else stored
+
+
+def effective_policies(account: Account) -> dict[str, Policy]:
+    """What each priority runs, every field resolved."""
+    return {priority: Policy.of(account, priority) for priority in _PRIORITIES}
 
 
 def reschedule_open_handoffs(account: Account) -> int:
     """After a policy change: recompute when each open handoff's next step is due (in the
     caller's transaction). Steps already taken stay taken."""
-    policy = Policy.of(account)
+    policies = effective_policies(account)
     rows = db.session.execute(
         select(
             Handoff.id,
             Handoff.created_at,
             Handoff.reminders_sent,
             Handoff.escalated_to_admins_at,
-        ).where(Handoff.account_id == account.id, Handoff.status == "open")
+            FlowSession.priority,
+        )
+        .join(FlowSession, FlowSession.id == Handoff.session_id)
+        .where(Handoff.account_id == account.id, Handoff.status == "open")
     ).all()
     for row in rows:
+        policy = policies.get(row.priority) or Policy.of(account)
         db.session.execute(
             update(Handoff)
             .where(Handoff.id == row.id, Handoff.status == "open")
@@ -204,13 +277,17 @@ def run_due_steps(
 
 def _load(handoff_ids: list[int]) -> list[tuple[Handoff, Policy]]:
     """The handoffs and their accounts' policies: two queries for the whole batch."""
-    handoffs = list(db.session.scalars(select(Handoff).where(Handoff.id.in_(handoff_ids))))
-    account_ids = {handoff.account_id for handoff in handoffs}
+    found = db.session.execute(
+        select(Handoff, FlowSession.priority)
+        .join(FlowSession, FlowSession.id == Handoff.session_id)
+        .where(Handoff.id.in_(handoff_ids))
+    ).all()
+    account_ids = {handoff.account_id for handoff, _ in found}
     policies = {
-        account.id: Policy.of(account)
+        account.id: effective_policies(account)
         for account in db.session.scalars(select(Account).where(Account.id.in_(account_ids)))
     }
-    return [(handoff, policies[handoff.account_id]) for handoff in handoffs]
+    return [(handoff, policies[handoff.account_id][priority]) for handoff, priority in found]
 
 
 def take_due_steps(handoff_id: int, now: datetime) -> list[str]:

@@ -66,7 +66,7 @@ def release(user: User, handoff_id: int, reason: str) -> Handoff:
     handoff = get_handoff(user, handoff_id)
     _holder_or_admin(user, handoff, "release")
     holder = handoff.claimed_by
-    policy = Policy.of(user.account)
+    policy = Policy.of(user.account, handoff.session.priority)
     next_step_at = policy.next_step_at(
         handoff.created_at, handoff.reminders_sent, handoff.escalated_to_admins_at is not None
     )
@@ -123,9 +123,10 @@ def _target(user: User, target_id: int) -> User:
     return target
 
 
-def reassign(user: User, handoff_id: int, target_id: int) -> Handoff:
+def reassign(user: User, handoff_id: int, target_id: int, reason: str | None = None) -> Handoff:
     """Give the claim to another senior of the account; they are told live and by email
-    when offline. Reassigning to the current holder changes nothing."""
+    when offline, with the `reason` (kept on the timeline). Reassigning to the current
+    holder changes nothing."""
     handoff = get_handoff(user, handoff_id)
     _holder_or_admin(user, handoff, "reassign")
     target = _target(user, target_id)
@@ -142,6 +143,7 @@ def reassign(user: User, handoff_id: int, target_id: int) -> Handoff:
                 timeline.REASSIGNED,
                 user,
                 now,
+                reason=reason,
                 **{"from": timeline.ref(holder), "to": timeline.ref(target)},
             )
     if not done:

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import case, event, func, select, update
 from sqlalchemy.orm import Session
 
+from models import tenancy
 from models.db import db, utcnow
 from models.entities import Delivery, Handoff, OutboxEvent
 from models.events import (
@@ -152,10 +153,23 @@ def mark_published(outbox_event_ids: list[int], emitted_ids: list[int] = ()) -> 
             (OutboxEvent.id.in_(list(emitted_ids)), func.coalesce(OutboxEvent.emitted_at, now)),
             else_=OutboxEvent.emitted_at,
         )
-    with db.engine.begin() as connection:
+    with tenancy.system_connection("outbox_relay") as connection:
         connection.execute(
             update(OutboxEvent).where(OutboxEvent.id.in_(outbox_event_ids)).values(values)
         )
+
+
+def accounts_of(outbox_event_ids: list[int]) -> dict[int, int]:
+    """Each event's account (the relay's dispatch tasks carry it)."""
+    if not outbox_event_ids:
+        return {}
+    with tenancy.system("outbox_relay"):
+        rows = db.session.execute(
+            select(OutboxEvent.id, OutboxEvent.account_id).where(
+                OutboxEvent.id.in_(list(outbox_event_ids))
+            )
+        ).all()
+    return {event_id: account_id for event_id, account_id in rows}
 
 
 def note_republished(outbox_event_ids: list[int]) -> None:
@@ -198,8 +212,9 @@ def oldest_undispatched_at(window: timedelta = timedelta(hours=1)):
         )
         .exists()
     )
-    return db.session.scalar(
-        select(func.min(OutboxEvent.created_at)).where(
-            OutboxEvent.created_at >= utcnow() - window, ~finished
+    with tenancy.system("metrics"):
+        return db.session.scalar(
+            select(func.min(OutboxEvent.created_at)).where(
+                OutboxEvent.created_at >= utcnow() - window, ~finished
+            )
         )
-    )

@@ -1,14 +1,17 @@
 """The seniors' queue: handoffs filtered, sorted and keyset-paged, and the tabs' counts.
 
-A page position is plain text the edge wraps into an opaque cursor: the last item's id
-(sort `oldest` or `newest`), or its priority and id (`p2:123`, sort `priority`). Every sort
-ends on the id, so a position is exact and a page never repeats or skips an item.
+A page position is plain text the edge wraps into an opaque cursor: the last item's
+creation time (microseconds since 1970, UTC) and id (sort `oldest` or `newest`), or its
+priority, creation time and id (`p2:1765100000000000:123`, sort `priority`). Every sort
+goes by creation time and ends on the id, so a position is exact and a page never repeats
+or skips an item.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import contains_eager
@@ -21,10 +24,11 @@ SORTS = ("oldest", "priority", "newest")
 STATUS_FILTERS = (*HANDOFF_STATUSES, "all")
 MAX_SEARCH_CHARS = 200
 _POSITION = {
-    "oldest": re.compile(r"(\d{1,18})"),
-    "newest": re.compile(r"(\d{1,18})"),
-    "priority": re.compile(r"(p[1-4]):(\d{1,18})"),
+    "oldest": re.compile(r"(\d{1,17}):(\d{1,18})"),
+    "newest": re.compile(r"(\d{1,17}):(\d{1,18})"),
+    "priority": re.compile(r"(p[1-4]):(\d{1,17}):(\d{1,18})"),
 }
+_EPOCH = datetime(1970, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,14 @@ def _filtered(user: User, wanted: QueueFilter, *columns) -> Select:
     return query
 
 
+def _micros(moment: datetime) -> int:
+    return round((moment - _EPOCH).total_seconds() * 1_000_000)
+
+
+def _moment(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
 def parse_position(sort: str, position: str | None) -> tuple | None:
     if position is None:
         return None
@@ -79,33 +91,55 @@ def parse_position(sort: str, position: str | None) -> tuple | None:
         raise ValidationFailed(
             "Some fields are invalid.", {"cursor": ["Not a cursor for this sort."]}
         )
-    if sort == "priority":
-        return match.group(1), int(match.group(2))
-    return (int(match.group(1)),)
+    try:
+        if sort == "priority":
+            return match.group(1), _moment(int(match.group(2))), int(match.group(3))
+        return _moment(int(match.group(1))), int(match.group(2))
+    except OverflowError:
+        raise ValidationFailed(
+            "Some fields are invalid.", {"cursor": ["Not a cursor for this sort."]}
+        ) from None
 
 
 def _position_of(sort: str, handoff: Handoff) -> str:
-    return f"{handoff.session.priority}:{handoff.id}" if sort == "priority" else str(handoff.id)
+    at = f"{_micros(handoff.created_at)}:{handoff.id}"
+    return f"{handoff.session.priority}:{at}" if sort == "priority" else at
+
+
+def _after(created_at: datetime, handoff_id: int, newest: bool = False):
+    """Past (created_at, id) in the sort's direction: the keyset condition."""
+    if newest:
+        return or_(
+            Handoff.created_at < created_at,
+            and_(Handoff.created_at == created_at, Handoff.id < handoff_id),
+        )
+    return or_(
+        Handoff.created_at > created_at,
+        and_(Handoff.created_at == created_at, Handoff.id > handoff_id),
+    )
 
 
 def _ordered(query: Select, sort: str, after: tuple | None) -> Select:
+    """By creation time (the id breaks ties), never by id alone: ids need not follow
+    creation (imported or seeded rows). `priority` is the most urgent first, then the
+    longest waiting."""
     if sort == "priority":
         if after is not None:
-            priority, after_id = after
+            priority, created_at, after_id = after
             query = query.where(
                 or_(
                     FlowSession.priority > priority,
-                    and_(FlowSession.priority == priority, Handoff.id > after_id),
+                    and_(FlowSession.priority == priority, _after(created_at, after_id)),
                 )
             )
-        return query.order_by(FlowSession.priority, Handoff.id)
+        return query.order_by(FlowSession.priority, Handoff.created_at, Handoff.id)
     if sort == "newest":
         if after is not None:
-            query = query.where(Handoff.id < after[0])
-        return query.order_by(Handoff.id.desc())
+            query = query.where(_after(*after, newest=True))
+        return query.order_by(Handoff.created_at.desc(), Handoff.id.desc())
     if after is not None:
-        query = query.where(Handoff.id > after[0])
-    return query.order_by(Handoff.id)  # ids grow with creation: oldest first
+        query = query.where(_after(*after))
+    return query.order_by(Handoff.created_at, Handoff.id)
 
 
 def find_handoffs(

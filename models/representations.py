@@ -44,6 +44,7 @@ class HandoffSchema(Schema):
     outcome = fields.String(allow_none=True)
     first_action_at = UtcDateTime(allow_none=True)
     first_action_kind = fields.String(allow_none=True)
+    first_action_by = fields.Nested(Ref, allow_none=True)
     time_to_first_action_seconds = fields.Float(allow_none=True)
     reminders_sent = fields.Integer()
     escalated_to_admins_at = UtcDateTime(allow_none=True)
@@ -67,6 +68,9 @@ class HandoffSummarySchema(Schema):
     steps_tried = fields.List(fields.String(), metadata={"description": "the last few"})
     customer = fields.String(allow_none=True)
     priority = fields.String()
+    priority_label = fields.String(
+        allow_none=True, metadata={"description": "The priority in words: P1 · critical"}
+    )
     psa_ticket_id = fields.String(allow_none=True)
     reminders_sent = fields.Integer()
     escalated_to_admins_at = UtcDateTime(allow_none=True)

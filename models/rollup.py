@@ -430,7 +430,7 @@ class EngineerFigures:
 @dataclass(frozen=True)
 class MonthDistribution:
     """The first actions of one account-month read from the handoffs (not the rollup):
-    the spread of TTFA, the hours recovered and the same per claiming engineer."""
+    the spread of TTFA, the hours recovered and the same per engineer who acted."""
 
     month: str
     baseline_minutes: int
@@ -475,11 +475,15 @@ def _recovered(baseline: int, summary: TtfaSummary) -> float | None:
 def month_distribution(account: Account, month: Month) -> MonthDistribution:
     """One account-month's first actions (one index range scan): median and p90 as well as
     the mean, the hours recovered (baseline − TTFA, summed over the first actions) and the
-    figures per claiming engineer, busiest first."""
+    figures per engineer who took the first actions, busiest first."""
     start, end = utc_bounds(month, zone_of(account.timezone).key)
+    # Credited to whoever took the first action, not to whoever holds the handoff now (a
+    # reassignment after the first action keeps it). Rows from before the column existed
+    # were backfilled from the timeline; the claimer is the last resort.
+    acted_by = func.coalesce(Handoff.first_action_by_id, Handoff.claimed_by_id)
     rows = db.session.execute(
-        select(Handoff.claimed_by_id, User.name, Handoff.time_to_first_action_seconds)
-        .join(User, User.id == Handoff.claimed_by_id)
+        select(acted_by, User.name, Handoff.time_to_first_action_seconds)
+        .join(User, User.id == acted_by)
         .where(
             Handoff.account_id == account.id,
             Handoff.first_action_at >= start,

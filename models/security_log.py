@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from models import tenancy
 from models.db import db, transaction
 from models.entities import SecurityEvent, User
 
@@ -24,6 +25,11 @@ ROLE_CHANGED = "role_changed"
 USER_DEACTIVATED = "user_deactivated"
 USER_REACTIVATED = "user_reactivated"
 PSA_CREDENTIALS_CHANGED = "psa_credentials_changed"
+SSO_CONNECTION_CHANGED = "sso_connection_changed"
+SSO_LINKED = "sso_linked"
+SSO_PROVISIONED = "sso_provisioned"
+SSO_SIGN_IN_REFUSED = "sso_sign_in_refused"
+PASSWORD_SIGN_IN_REFUSED = "password_sign_in_refused"
 KINDS = (
     SIGN_IN,
     SIGN_IN_FAILED,
@@ -35,6 +41,11 @@ KINDS = (
     USER_DEACTIVATED,
     USER_REACTIVATED,
     PSA_CREDENTIALS_CHANGED,
+    SSO_CONNECTION_CHANGED,
+    SSO_LINKED,
+    SSO_PROVISIONED,
+    SSO_SIGN_IN_REFUSED,
+    PASSWORD_SIGN_IN_REFUSED,
 )
 MAX_PAGE = 200
 
@@ -75,8 +86,14 @@ def add(
 
 
 def record(kind: str, account_id: int | None, client: Client = NO_CLIENT, **kwargs: Any) -> None:
-    """Write one row in a transaction of its own (for events that change nothing else)."""
-    with transaction():
+    """Write one row in a transaction of its own (for events that change nothing else), as
+    the account's work; an event of no account (a failed sign-in for an email nobody has)
+    is system work."""
+    if account_id is None:
+        with tenancy.system("security_event_without_account"), transaction():
+            add(kind, account_id, client, **kwargs)
+        return
+    with tenancy.use_tenant(account_id), transaction():
         add(kind, account_id, client, **kwargs)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 
-from models import timeline
+from models import permissions, timeline
 from models.db import db, transaction
 from models.entities import (
     DEFAULT_PRIORITY,
@@ -129,6 +129,26 @@ def write_refusal(user: User, session: FlowSession, handoff: Handoff | None) -> 
     return Conflict(message, details, code=CLAIM_REQUIRED)
 
 
+def actions_for(user: User, session: FlowSession, handoff: Handoff | None) -> dict[str, Any]:
+    """What `user` may do on the session and its latest handoff right now, by the rules the
+    operations themselves apply (models/permissions.py, write_refusal): the page shows
+    exactly these actions and restates no rule of its own."""
+    refusal = write_refusal(user, session, handoff)
+    held = handoff is not None and handoff.status == "claimed"
+    hands_on = held and permissions.holds_claim_or_admin(user, handoff)
+    return {
+        "claim": permissions.can_claim(user, handoff),
+        "resolve": permissions.can_resolve(user, handoff),
+        "release": hands_on,
+        "reassign": hands_on,
+        "escalate": permissions.can_escalate(user, session, handoff),
+        "may_escalate": permissions.may_escalate(user, session),
+        "write": refusal is None,
+        "read_only_reason": refusal.message if refusal is not None else "",
+        "holds_claim": handoff is not None and held and handoff.claimed_by_id == user.id,
+    }
+
+
 def _writable(author: User, session_id: int) -> tuple[FlowSession, Handoff | None]:
     session = get_session(author, session_id)
     handoff = latest_handoff(session)
@@ -186,7 +206,12 @@ def record_first_action(session: FlowSession, actor: User, at: datetime, kind: s
             Handoff.claimed_at <= at,
             or_(Handoff.first_action_at.is_(None), Handoff.first_action_at > at),
         )
-        .values(first_action_at=at, first_action_kind=kind, time_to_first_action_seconds=seconds)
+        .values(
+            first_action_at=at,
+            first_action_kind=kind,
+            first_action_by_id=actor.id,
+            time_to_first_action_seconds=seconds,
+        )
         .execution_options(synchronize_session=False)
     ).rowcount
     if recorded:
@@ -197,6 +222,7 @@ def record_first_action(session: FlowSession, actor: User, at: datetime, kind: s
 
 __all__ = [
     "CLAIM_REQUIRED",
+    "actions_for",
     "create_session",
     "get_session",
     "latest_handoff",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from models.entities import Handoff
+from models.entities import PRIORITY_LABELS, Handoff
 
 AI_SUMMARY_MAX_CHARS = 500
 MAX_SUMMARY_BYTES = 4096
@@ -139,6 +139,7 @@ def handoff_summary(handoff: Handoff, max_bytes: int = MAX_SUMMARY_BYTES) -> dic
         "steps_tried": steps_tried_of(package.get("snapshot")),
         "customer": clip(session.customer, NAME_MAX_CHARS) if session else None,
         "priority": session.priority if session else None,
+        "priority_label": PRIORITY_LABELS.get(session.priority) if session else None,
         # Only sessions that carry a PSA ticket id have one to show.
         "psa_ticket_id": clip(
             str(getattr(session, "psa_ticket_id", None) or ""), PSA_TICKET_MAX_CHARS

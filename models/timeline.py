@@ -119,3 +119,14 @@ def timeline_of(handoff: Handoff) -> list[TimelineItem]:
     ]
     # A stable sort: changes keep their commit order when two share a timestamp.
     return sorted(changes + notifications, key=lambda item: item.at)
+
+
+def last_change(handoff_id: int, kind: str) -> HandoffEvent | None:
+    """The handoff's latest recorded change of `kind` (for example the reassignment an
+    email announces: who handed it on, and why)."""
+    return db.session.scalar(
+        select(HandoffEvent)
+        .where(HandoffEvent.handoff_id == handoff_id, HandoffEvent.kind == kind)
+        .order_by(HandoffEvent.id.desc())
+        .limit(1)
+    )

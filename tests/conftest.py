@@ -35,6 +35,16 @@ def _cheap_password_hashing():
         yield
 
 
+@pytest.fixture(autouse=True)
+def _no_tenant_left_over() -> Iterator[None]:
+    """Each test starts (and leaves) with no tenant and no system work in progress."""
+    from models import tenancy
+
+    tenancy.clear_context()
+    yield
+    tenancy.clear_context()
+
+
 def pytest_runtest_setup(item) -> None:
     if item.get_closest_marker("postgres") and not postgres_url():
         pytest.skip("PostgreSQL not configured: set TEST_POSTGRES_URL (make test does)")

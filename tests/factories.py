@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from models import db
+from models import db, tenancy
 from models.accounts import create_account, create_user
 from tests.integration.services import POSTGRES_SKIP_REASON, temporary_postgres_database
+from tests.three_roles import migrate, three_role_database
 from web import create_app
 from workers import celery_init_app
 
@@ -32,8 +33,14 @@ def wired_app(config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
+# The role URLs of each three-role database a test made (`own_database("three_roles")`),
+# by its runtime URL: an app on that URL gets the owner and system URLs too.
+THREE_ROLE_CONFIG: dict[str, dict[str, str]] = {}
+
+
 def app_config(database_url: str, **overrides) -> dict:
     return {
+        **THREE_ROLE_CONFIG.get(database_url, {}),
         "TESTING": True,
         "SECRET_KEY": secrets.token_urlsafe(48),
         "SQLALCHEMY_DATABASE_URI": database_url,
@@ -77,12 +84,26 @@ def own_database(kind: str, tmp_path: Path, prefix: str = "test") -> Iterator[st
     base = postgres_url()
     if base is None:
         pytest.skip(POSTGRES_SKIP_REASON)
+    if kind == "three_roles":
+        with three_role_database(base, prefix=prefix) as roles:
+            migrate(roles)
+            THREE_ROLE_CONFIG[roles.runtime_url] = roles.config()
+            try:
+                yield roles.runtime_url
+            finally:
+                THREE_ROLE_CONFIG.pop(roles.runtime_url, None)
+        return
     with temporary_postgres_database(base, prefix=prefix) as url:
         yield url
 
 
 # On a test: run it on SQLite and again on PostgreSQL (`database_url`, hence `app`).
 both_databases = pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
+# On a test: also on PostgreSQL with the three roles of docs/deploy.md, row security
+# enforced (the migrated schema, the runtime role serving the app, the system role).
+with_three_roles = pytest.mark.parametrize(
+    "database_url", ["sqlite", "postgres", "three_roles"], indirect=True
+)
 
 
 @dataclass
@@ -103,11 +124,12 @@ def make_tenant(name: str, timezone: str = "UTC") -> Tenant:
         name, f"{name} Owner", f"owner@{slug}.example", "owner-password", timezone=timezone
     )
     tenant = Tenant(account.id, {"admin": token}, {"admin": owner.id})
-    for who, role in [("tech", "technician"), ("eng", "engineer"), ("eng2", "engineer")]:
-        user, user_token = create_user(
-            account, f"{name} {who.title()}", f"{who}@{slug}.example", role, "user-password"
-        )
-        tenant.tokens[who], tenant.users[who] = user_token, user.id
+    with tenancy.use_tenant(account.id):  # as the owner adds them (row security holds)
+        for who, role in [("tech", "technician"), ("eng", "engineer"), ("eng2", "engineer")]:
+            user, user_token = create_user(
+                account, f"{name} {who.title()}", f"{who}@{slug}.example", role, "user-password"
+            )
+            tenant.tokens[who], tenant.users[who] = user_token, user.id
     return tenant
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, g, jsonify
+from sqlalchemy import create_engine
 from werkzeug.exceptions import HTTPException
 
+from models import tenancy
 from models.errors import DomainError
 from models.handoff_steps import set_policy_minute
 from web import config as config_module
@@ -31,9 +33,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config.update(config)
     if not app.config.get("TESTING"):
         require_secret_key(app.config.get("SECRET_KEY"), config_module.ROOT)
-    app.config["SQLALCHEMY_DATABASE_URI"] = config_module.normalize_database_url(
-        str(app.config["SQLALCHEMY_DATABASE_URI"])
-    )
+    for name in ("SQLALCHEMY_DATABASE_URI", "MIGRATION_DATABASE_URL", "SYSTEM_DATABASE_URL"):
+        app.config[name] = config_module.normalize_database_url(str(app.config.get(name) or ""))
     if "SQLALCHEMY_ENGINE_OPTIONS" not in (config or {}):
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = config_module.engine_options(
             app.config, app.config.get("PROCESS_TYPE") or "web"
@@ -44,6 +45,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     init_test_clock(app.config)
 
     db.init_app(app)
+    _init_tenancy(app)
     migrate.init_app(app, db, directory=str(config_module.ROOT / "migrations"))
     _init_socketio(app)
 
@@ -70,6 +72,34 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     register_cli(app)
     return app
+
+
+def _init_tenancy(app: Flask) -> None:
+    """Tenant isolation (models/tenancy.py): every transaction names its tenant, and the
+    system role gets an engine of its own when it has a URL of its own."""
+    system_url = app.config["SYSTEM_DATABASE_URL"]
+    with app.app_context():
+        system_engine = None
+        if system_url and system_url != app.config["SQLALCHEMY_DATABASE_URI"]:
+            options = config_module.system_engine_options(
+                app.config, app.config.get("PROCESS_TYPE") or "web"
+            )
+            system_engine = create_engine(system_url, **options)
+        tenancy.install(db.engine, system_engine)
+    # Each request starts with no tenant (resolving the caller names it: web.auth) and
+    # leaves none behind for the next request its green thread serves.
+    app.before_request(_start_tenancy)
+    app.teardown_request(_end_tenancy)
+
+
+def _start_tenancy() -> None:
+    g.tenancy_tokens = tenancy.start_unit()
+
+
+def _end_tenancy(_error: BaseException | None = None) -> None:
+    tokens = g.pop("tenancy_tokens", None)
+    if tokens is not None:
+        tenancy.end_unit(tokens)
 
 
 def _init_socketio(app: Flask) -> None:

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from flask import request, session
 
-from models import User
+from models import User, tenancy
 from models.credentials import Credential, authenticate_login, authenticate_token
 from models.entities import SENIOR_ROLES
 from models.security_log import Client
@@ -52,6 +52,9 @@ def resolve_user() -> User | None:
         method = "cookie"  # an id without a login key: forged or from before logins were kept
     request.auth_credential = credential
     request.auth_user = credential.user if credential is not None else None
+    if credential is not None:
+        # From here on the request's transactions see only the caller's account.
+        tenancy.set_tenant(credential.user.account_id)
     request.auth_method = method
     return request.auth_user
 

@@ -8,7 +8,7 @@ import click
 from flask import Flask
 from sqlalchemy import select
 
-from models import User, db
+from models import User, db, tenancy
 from models.accounts import create_account, create_user, issue_token
 from models.credentials import revoke_all_tokens
 from models.demo import seed_history
@@ -17,6 +17,8 @@ from models.psa.connection import rotate_keys
 from models.psa.settings import PsaSettings
 from models.psa.vault import generate_key
 from models.rollup import Month, roll_up
+from models.sso import connection as sso_connections
+from models.sso.connection import SsoSettings
 
 DEMO_PASSWORD = "demo-password"
 DEMO_ACCOUNT = "Demo MSP"
@@ -64,17 +66,19 @@ def _register_account_cli(app: Flask) -> None:
     def seed_demo_command(history: bool):
         """Create the demo account once (idempotent) and print its logins and fresh API tokens;
         the tokens printed by earlier runs are revoked."""
-        owner = _demo_owner()
-        if history:
-            seeded = seed_history(owner.account)
-            if seeded.handoffs:
-                click.echo(
-                    f"Demo history: {seeded.handoffs} escalations over {len(seeded.months)} months"
-                )
-        click.echo(
-            f"Demo account '{owner.account.name}' — password for every login: {DEMO_PASSWORD}"
-        )
-        _echo_demo_logins()
+        with tenancy.system("demo_seed"):
+            owner = _demo_owner()
+            if history:
+                seeded = seed_history(owner.account)
+                if seeded.handoffs:
+                    click.echo(
+                        f"Demo history: {seeded.handoffs} escalations over "
+                        f"{len(seeded.months)} months"
+                    )
+            click.echo(
+                f"Demo account '{owner.account.name}' — password for every login: {DEMO_PASSWORD}"
+            )
+            _echo_demo_logins()
 
 
 def _demo_owner() -> User:
@@ -106,7 +110,8 @@ def _register_rollup_cli(app: Flask) -> None:
         """Recompute the monthly escalation metrics now and print what was written."""
         try:
             months = [Month.parse(month)] if month is not None else None
-            run = roll_up(months, account_id=account_id)
+            with tenancy.system("rollup"):
+                run = roll_up(months, account_id=account_id)
         except DomainError as error:
             raise _click_error(error) from error
         summary = {"rows": run.rows, "accounts": run.accounts, "months": list(run.months)}
@@ -121,9 +126,11 @@ def _register_psa_cli(app: Flask) -> None:
 
     @app.cli.command("psa-rotate-keys")
     def psa_rotate_keys_command():
-        """Re-encrypt the stored PSA secrets with the first key of PSA_ENCRYPTION_KEYS."""
+        """Re-encrypt the stored PSA secrets and single sign-on client secrets with the first
+        key of PSA_ENCRYPTION_KEYS."""
         try:
             count = rotate_keys(PsaSettings.from_config(app.config))
+            sso_count = sso_connections.rotate_keys(SsoSettings.from_config(app.config))
         except DomainError as error:
             raise click.ClickException(error.message) from error
-        click.echo(json.dumps({"rotated": count}))
+        click.echo(json.dumps({"rotated": count, "sso_rotated": sso_count}))

@@ -45,9 +45,35 @@ def database_url(env: dict[str, str] | os._Environ = os.environ) -> str:
     return normalize_database_url(url)
 
 
+def role_url(env: dict[str, str] | os._Environ, name: str) -> str:
+    """`MIGRATION_DATABASE_URL` or `SYSTEM_DATABASE_URL` (docs/deploy.md); '' when unset,
+    which means DATABASE_URL serves that role too."""
+    url = env.get(name) or ""
+    return normalize_database_url(url) if url else ""
+
+
 # Connection pools per process type (docs/deploy.md): a web process serves many requests at
 # once on green threads; a worker child runs one task at a time; beat sends, never queries.
 POOL_DEFAULTS = {"web": (10, 10), "worker": (2, 2), "beat": (1, 1)}
+
+
+# The system role's pool: look-ups before the tenant is known, the sweeps (docs/deploy.md).
+SYSTEM_POOL_DEFAULTS = {"web": (4, 6), "worker": (2, 2), "beat": (1, 1)}
+
+
+def system_engine_options(config: dict, process_type: str) -> dict:
+    """The system role's engine: as the runtime one, with a smaller pool of its own."""
+    options = engine_options(
+        {**config, "SQLALCHEMY_DATABASE_URI": config["SYSTEM_DATABASE_URL"]}, process_type
+    )
+    if "pool_size" in options:
+        size, overflow = SYSTEM_POOL_DEFAULTS.get(process_type, SYSTEM_POOL_DEFAULTS["web"])
+        options.update(pool_size=size, max_overflow=overflow)
+        options["connect_args"] = {
+            **options["connect_args"],
+            "application_name": f"escalation-{process_type}-system",
+        }
+    return options
 
 
 def engine_options(config: dict, process_type: str) -> dict:
@@ -87,6 +113,7 @@ def from_env(env: dict[str, str] | os._Environ = os.environ) -> dict:
         **_email(env),
         **_security(env, redis_url),
         **_psa(env),
+        **_sso(env),
         **_http(env),
     }
 
@@ -95,6 +122,11 @@ def _process(env) -> dict:
     """Which process this is, its database pool, proxies and what operators read."""
     return {
         "SQLALCHEMY_DATABASE_URI": database_url(env),
+        # Tenant isolation (models/tenancy.py): the schema owner `release` migrates through,
+        # and the role that bypasses row security for work across accounts. '' = the same
+        # URL as DATABASE_URL.
+        "MIGRATION_DATABASE_URL": role_url(env, "MIGRATION_DATABASE_URL"),
+        "SYSTEM_DATABASE_URL": role_url(env, "SYSTEM_DATABASE_URL"),
         # Which process this is ("web", "worker", "beat"): picks pool defaults and log labels.
         "PROCESS_TYPE": env.get("PROCESS_TYPE") or "web",
         # Connection pool and fault bounds (web.config.engine_options; PostgreSQL only).
@@ -211,6 +243,18 @@ def _security(env, redis_url: str) -> dict:
         "CREDENTIAL_CHECK_SECONDS": float(env.get("CREDENTIAL_CHECK_SECONDS") or 2),
         # Strict-Transport-Security is sent only when the site is served over TLS.
         "HSTS_SECONDS": int(env.get("HSTS_SECONDS") or 0),
+    }
+
+
+def _sso(env) -> dict:
+    """Single sign-on (docs/sso.md). Client secrets are sealed with PSA_ENCRYPTION_KEYS."""
+    return {
+        # dns (default): a domain serves sign-ins once its TXT record proves it; none:
+        # any domain no other account holds (trials, tests).
+        "SSO_DOMAIN_VERIFICATION": (env.get("SSO_DOMAIN_VERIFICATION") or "dns").lower(),
+        "SSO_TIMEOUT_SECONDS": float(env.get("SSO_TIMEOUT_SECONDS") or 10),
+        # Test-only: read the Microsoft and Google discovery documents from here.
+        "SSO_TEST_DISCOVERY_BASE": env.get("SSO_TEST_DISCOVERY_BASE") or "",
     }
 
 

@@ -60,6 +60,19 @@ def _validation_details(messages: Any) -> dict[str, Any]:
     return messages if isinstance(messages, dict) else {"_schema": messages}
 
 
+def invalid_message(details: Any) -> str:
+    """ "Some fields are invalid." followed by each field's first problem, so the message
+    alone says what to fix (an over-long field: its limit)."""
+    if not isinstance(details, dict) or not details:
+        return "Some fields are invalid."
+    parts = []
+    for field, problems in list(details.items())[:3]:
+        first = problems[0] if isinstance(problems, list) and problems else problems
+        if isinstance(first, str):
+            parts.append(f"{field}: {first}")
+    return "Some fields are invalid" + (": " + " ".join(parts) if parts else ".")
+
+
 def handle_domain_error(error: DomainError):
     return error_response(error.status, error.code, error.message, error.details)
 
@@ -69,7 +82,7 @@ def handle_http_exception(error: HTTPException):
     data = getattr(error, "data", None) or {}
     if status == 422:
         details = _validation_details(data.get("messages") or data.get("errors") or {})
-        return error_response(422, "validation_error", "Some fields are invalid.", details)
+        return error_response(422, "validation_error", invalid_message(details), details)
     if status == 400 and data.get("messages"):
         return error_response(400, "bad_request", "The request body is not valid JSON.")
     response = error_response(

@@ -20,7 +20,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from models import outbox
+from models import outbox, tenancy
 from models import telemetry as metrics
 from models.db import database_unreachable, db, utcnow
 from models.logcontext import HANDOFF_ID, REQUEST_ID
@@ -142,11 +142,43 @@ def probe_database() -> str:
         return "unreachable"
 
 
+def tenant_isolation(app: Flask) -> tenancy.Isolation | None:
+    """Whether the database keeps tenants apart (models.tenancy), read once per process
+    and again after a failed read; None while the database cannot say."""
+    known = app.extensions.get("tenant_isolation")
+    if known is not None:
+        return known
+    try:
+        known = tenancy.isolation_status()
+    except Exception as error:
+        log.warning("Could not read the database roles for tenant isolation: %s", error)
+        return None
+    app.extensions["tenant_isolation"] = known
+    return known
+
+
+def log_tenant_isolation(app: Flask) -> None:
+    """The web's start-up line: the same as /readyz says."""
+    with app.app_context():
+        isolation = tenant_isolation(app)
+    if isolation is None:
+        log.warning("Tenant isolation in the database: unknown (database unreachable)")
+    elif isolation.state == "enforced":
+        log.info(isolation.log_line())
+    else:
+        log.warning(isolation.log_line())
+
+
 def _readyz():
-    """200 while the database and Redis both answer, else 503 naming what failed."""
+    """200 while the database and Redis both answer, else 503 naming what failed; and
+    whether the database itself keeps tenants apart."""
     checks = {"database": probe_database(), "redis": probe_redis(current_app.config["REDIS_URL"])}
     failed = [name for name, status in checks.items() if status != "ok"]
     body = {"status": "unavailable" if failed else "ok", **checks, "failed": failed}
+    isolation = tenant_isolation(current_app) if checks["database"] == "ok" else None
+    if isolation is None:
+        isolation = tenancy.Isolation("off", "the database cannot be reached")
+    body.update(isolation.as_dict())
     response = jsonify(body)
     response.status_code = 503 if failed else 200
     if failed:

@@ -16,6 +16,7 @@ from typing import Any
 from flask import Flask, current_app, request
 from flask_socketio import ConnectionRefusedError, join_room
 
+from models import tenancy
 from models.credentials import Credential, authenticate_token, invalid_connections
 from models.presence import Presence, presence_of
 from models.rooms import rooms_of
@@ -104,6 +105,7 @@ def on_connect(auth: Any = None) -> None:
     if credential is None:
         raise ConnectionRefusedError("Authentication required: a valid token or login.")
     user = credential.user
+    tenancy.set_tenant(user.account_id)
     for room in rooms_of(user):
         join_room(room)
     local = _local()

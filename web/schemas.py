@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
+from models import handoff_steps
 from models.entities import NOTIFY_EMAIL_CHOICES, PRIORITIES, ROLES
 from models.queue import MAX_SEARCH_CHARS, SORTS, STATUS_FILTERS
 from models.representations import HandoffSchema, HandoffSummarySchema, Ref, UtcDateTime
 
 MAX_JSON_DOCUMENT_BYTES = 256 * 1024
+
+
+class Limit(validate.Length):
+    """A length limit whose message says the limit and how long the value was: an
+    over-long field is refused with its limit (422), never cut to fit."""
+
+    def __init__(self, min: int | None = None, max: int | None = None) -> None:  # noqa: A002
+        super().__init__(min=min, max=max)
+
+    def __call__(self, value):
+        length = len(value)
+        if self.max is not None and length > self.max:
+            raise ValidationError(f"At most {self.max} characters; this one has {length}.")
+        if self.min is not None and length < self.min:
+            raise ValidationError(
+                "Must not be empty." if self.min == 1 else f"At least {self.min} characters."
+            )
+        return value
 
 
 class Text(fields.String):
@@ -20,9 +40,7 @@ class Text(fields.String):
     def __init__(self, max_length: int, **kwargs):
         # The pattern documents "not blank" in the OpenAPI document; _deserialize enforces it.
         metadata = {"pattern": r"\S", **kwargs.pop("metadata", {})}
-        super().__init__(
-            validate=validate.Length(min=1, max=max_length), metadata=metadata, **kwargs
-        )
+        super().__init__(validate=Limit(min=1, max=max_length), metadata=metadata, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs).strip()
@@ -65,9 +83,9 @@ class UserSchema(Schema):
 
 class UserCreateSchema(Input):
     name = Text(200, required=True)
-    email = fields.Email(required=True, validate=validate.Length(max=254))
+    email = fields.Email(required=True, validate=Limit(max=254))
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
-    password = fields.String(load_default=None, validate=validate.Length(min=8, max=128))
+    password = fields.String(load_default=None, validate=Limit(min=8, max=128))
 
 
 class UserCreatedSchema(Schema):
@@ -84,6 +102,35 @@ class AccountSchema(Schema):
     renotify_after_minutes = fields.Integer(allow_none=True)
     renotify_max = fields.Integer()
     escalate_to_admins_after_minutes = fields.Integer(allow_none=True)
+    policy_by_priority = fields.Method(
+        "_policy_by_priority",
+        metadata={
+            "type": "object",
+            "description": "Per priority, the policy fields that differ from the account-wide "
+            "ones; a priority without an entry uses those.",
+        },
+    )
+    effective_policy_by_priority = fields.Method(
+        "_effective_policy_by_priority",
+        metadata={"type": "object", "description": "What each priority runs, every field."},
+    )
+    business_hours = fields.Raw(
+        allow_none=True,
+        metadata={
+            "type": "object",
+            "description": 'Weekly windows {day: "mon"…"sun", start, end} and holidays '
+            "(YYYY-MM-DD) in the account's time zone; null: always inside.",
+        },
+    )
+
+    def _policy_by_priority(self, account):
+        return handoff_steps.policy_by_priority(account)
+
+    def _effective_policy_by_priority(self, account):
+        return {
+            priority: dataclasses.asdict(policy)
+            for priority, policy in handoff_steps.effective_policies(account).items()
+        }
 
 
 HH_MM = r"([01]\d|2[0-3]):[0-5]\d\Z"
@@ -118,14 +165,14 @@ class MePatchSchema(Input):
 
     notify_email = fields.String(validate=validate.OneOf(NOTIFY_EMAIL_CHOICES))
     quiet_hours = QuietHours(allow_none=True, metadata={"type": "object"})
-    timezone = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
+    timezone = fields.String(allow_none=True, validate=Limit(min=1, max=64))
 
 
 class AccountPatchSchema(Input):
     manual_baseline_minutes = fields.Integer(
         strict=True, validate=validate.Range(min=0, max=100_000)
     )
-    timezone = fields.String(validate=validate.Length(min=1, max=64))
+    timezone = fields.String(validate=Limit(min=1, max=64))
     renotify_after_minutes = fields.Integer(
         strict=True,
         allow_none=True,
@@ -143,9 +190,29 @@ class AccountPatchSchema(Input):
         validate=validate.Range(min=1, max=1440),
         metadata={"description": "Tell every admin after this many minutes; null: never."},
     )
+    # Checked in the domain (models.handoff_steps.validate_policy_by_priority), so the
+    # settings page and the API give the same messages.
+    policy_by_priority = fields.Raw(
+        allow_none=True,
+        metadata={
+            "type": "object",
+            "description": 'Per priority ("p1"…"p4") the policy fields that differ from the '
+            "account-wide ones; replaces the previous entries; null: the defaults.",
+        },
+    )
+    # Checked in the domain (models.oncall.validate_business_hours).
+    business_hours = fields.Raw(
+        allow_none=True,
+        metadata={
+            "type": "object",
+            "description": 'Weekly windows {day: "mon"…"sun", start: "HH:MM", end: "HH:MM" '
+            'or "24:00"} and holidays ["YYYY-MM-DD"] in the account\'s time zone; null: '
+            "always inside business hours; windows [] never.",
+        },
+    )
 
 
-POLICY_FIELDS = ("renotify_after_minutes", "renotify_max", "escalate_to_admins_after_minutes")
+POLICY_FIELDS = handoff_steps.POLICY_FIELDS
 
 
 # --- sessions ---
@@ -155,7 +222,7 @@ class SessionCreateSchema(Input):
     title = Text(200, required=True)
     snapshot = JsonObject(required=True)
     ai_assessment = JsonObject(load_default=None, allow_none=True)
-    customer = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    customer = fields.String(load_default=None, allow_none=True, validate=Limit(max=200))
     priority = fields.String(load_default="p3", validate=validate.OneOf(PRIORITIES))
     psa_ticket_id = fields.String(
         load_default=None,
@@ -225,31 +292,31 @@ class PsaWritebackListSchema(Schema):
 
 class PsaConnectionInputSchema(Input):
     kind = fields.String(load_default="connectwise", validate=validate.OneOf(["connectwise"]))
-    site_url = fields.String(required=True, validate=validate.Length(min=1, max=300))
-    company_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    public_key = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    private_key = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    client_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    site_url = fields.String(required=True, validate=Limit(min=1, max=300))
+    company_id = fields.String(required=True, validate=Limit(min=1, max=100))
+    public_key = fields.String(required=True, validate=Limit(min=1, max=200))
+    private_key = fields.String(required=True, validate=Limit(min=1, max=200))
+    client_id = fields.String(required=True, validate=Limit(min=1, max=100))
 
 
 class PsaConnectionTestInputSchema(Input):
     """All optional: without fields, the saved connection is tested."""
 
     kind = fields.String(load_default="connectwise", validate=validate.OneOf(["connectwise"]))
-    site_url = fields.String(validate=validate.Length(max=300))
-    company_id = fields.String(validate=validate.Length(max=100))
-    public_key = fields.String(validate=validate.Length(max=200))
-    private_key = fields.String(validate=validate.Length(max=200))
-    client_id = fields.String(validate=validate.Length(max=100))
+    site_url = fields.String(validate=Limit(max=300))
+    company_id = fields.String(validate=Limit(max=100))
+    public_key = fields.String(validate=Limit(max=200))
+    private_key = fields.String(validate=Limit(max=200))
+    client_id = fields.String(validate=Limit(max=100))
 
 
 class PsaConnectionSchema(Schema):
-    kind = fields.String()
+    kind = fields.String(allow_none=True)  # null: no PSA is connected
     site_url = fields.String()
     company_id = fields.String()
-    status = fields.String()  # connected | broken
+    status = fields.String()  # connected | broken | not_connected
     message = fields.String(allow_none=True)
-    callback_url = fields.String()
+    callback_url = fields.String(allow_none=True)
 
 
 class PsaMemberLinkInputSchema(Input):
@@ -276,19 +343,23 @@ class PsaTestResultSchema(Schema):
 
 class EscalateSchema(Input):
     reason = Text(2_000, required=True)
-    notes = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=10_000))
+    notes = fields.String(load_default=None, allow_none=True, validate=Limit(max=10_000))
 
 
 class ResolveSchema(Input):
-    outcome = fields.String(
-        load_default=None, allow_none=True, validate=validate.Length(max=10_000)
-    )
+    outcome = fields.String(load_default=None, allow_none=True, validate=Limit(max=10_000))
 
 
 class SessionDetailSchema(SessionSchema):
     messages = fields.List(fields.Nested(MessageSchema))
     writebacks = fields.List(fields.Nested(PsaWritebackSchema))
     handoff = fields.Nested(HandoffSchema, allow_none=True)
+    may = fields.Dict(
+        metadata={
+            "description": "What the caller may do now: claim, resolve, release, reassign, "
+            "escalate, write (and read_only_reason when not)."
+        }
+    )
 
 
 USER_ID_OR_ME = r"(me|\d{1,18})\Z"
@@ -297,23 +368,23 @@ USER_ID_OR_ME = r"(me|\d{1,18})\Z"
 class HandoffListQuerySchema(Input):
     status = fields.String(load_default="open", validate=validate.OneOf(STATUS_FILTERS))
     limit = AsciiInteger(load_default=50, validate=validate.Range(min=1, max=200))
-    cursor = fields.String(load_default=None, validate=validate.Length(max=64))
+    cursor = fields.String(load_default=None, validate=Limit(max=64))
     claimed_by = fields.String(
         load_default=None,
         validate=validate.Regexp(USER_ID_OR_ME, error="Must be me or a user id."),
     )
     escalated_by = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**62))
     priority = fields.String(load_default=None, validate=validate.OneOf(PRIORITIES))
-    customer = fields.String(load_default=None, validate=validate.Length(max=200))
-    q = fields.String(load_default=None, validate=validate.Length(max=MAX_SEARCH_CHARS))
+    customer = fields.String(load_default=None, validate=Limit(max=200))
+    q = fields.String(load_default=None, validate=Limit(max=MAX_SEARCH_CHARS))
     sort = fields.String(load_default="oldest", validate=validate.OneOf(SORTS))
 
 
 class HandoffCountsQuerySchema(Input):
     escalated_by = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**62))
     priority = fields.String(load_default=None, validate=validate.OneOf(PRIORITIES))
-    customer = fields.String(load_default=None, validate=validate.Length(max=200))
-    q = fields.String(load_default=None, validate=validate.Length(max=MAX_SEARCH_CHARS))
+    customer = fields.String(load_default=None, validate=Limit(max=200))
+    q = fields.String(load_default=None, validate=Limit(max=MAX_SEARCH_CHARS))
 
 
 class HandoffCountsSchema(Schema):
@@ -340,6 +411,12 @@ class ReleaseSchema(Input):
 class ReassignSchema(Input):
     user_id = fields.Integer(
         required=True, strict=True, validate=validate.Range(min=1, max=2**63 - 1)
+    )
+    reason = Text(
+        2_000,
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "Why it goes to them: they read it in the announcement."},
     )
 
 
@@ -450,7 +527,7 @@ class SecurityEventSchema(Schema):
 
 class SecurityLogQuerySchema(Input):
     limit = AsciiInteger(load_default=50, validate=validate.Range(min=1, max=200))
-    cursor = fields.String(load_default=None, validate=validate.Length(max=64))
+    cursor = fields.String(load_default=None, validate=Limit(max=64))
 
 
 class SecurityLogPageSchema(Schema):

@@ -9,12 +9,12 @@ from flask import Flask
 def celery_init_app(app: Flask) -> Celery:
     """Bind a Celery app to the Flask app (every task runs inside the app context) and
     publish the app's committed outbox events (workers.publish)."""
-    from workers import publish, settings
+    from workers import publish, settings, tenancy
 
     class FlaskTask(Task):
         def __call__(self, *args, **kwargs):
             with app.app_context():
-                return self.run(*args, **kwargs)
+                return tenancy.run_task(self, args, kwargs)
 
     celery = Celery(app.name, task_cls=FlaskTask)
     celery.conf.update(settings.settings(app.config))

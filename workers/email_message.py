@@ -11,9 +11,11 @@ from email.utils import format_datetime, parseaddr
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from models.summaries import ai_summary_of, clip
+from models.entities import PRIORITY_LABELS
+from models.summaries import ai_summary_of, clip, steps_tried_of
 
-SUBJECT_PREFIX = "Escalation: "
+# The events whose email says how long the handoff has waited unclaimed.
+WAITING_EVENTS = ("handoff.reminder", "handoff.unclaimed")
 CLAIMED_SUBJECT_PREFIX = "Claimed by "
 MAX_TITLE_IN_SUBJECT = 150
 MAX_GIST = 300
@@ -37,9 +39,19 @@ class EscalationNotice:
     created_at: datetime
     notes: str | None = None
     ai_gist: str | None = None
-    timezone: str = "UTC"  # the account's: every time in the email is shown in it
+    timezone: str = "UTC"  # the recipient's (else the account's): every time is shown in it
     claimed_by: str | None = None
     claimed_at: datetime | None = None
+    priority: str | None = None  # p1…p4
+    customer: str | None = None
+    steps_tried: tuple[str, ...] = ()
+    # Set for the emails after the first: what happened and when the email was built.
+    event: str | None = None
+    # Why this email went: the delivery's reason (models.notification_rule.REASONS).
+    delivery_reason: str | None = None
+    now: datetime | None = None
+    handed_over_by: str | None = None  # a reassignment: who handed it on, and why
+    handover_reason: str | None = None
 
 
 def one_line(text: str, limit: int) -> str:
@@ -52,12 +64,14 @@ def ai_gist(assessment: Any, limit: int = MAX_GIST) -> str | None:
     return ai_summary_of(assessment, limit)
 
 
-def notice_for(handoff: Any, timezone: str = "UTC") -> EscalationNotice:
+def notice_for(handoff: Any, timezone: str = "UTC", **more: Any) -> EscalationNotice:
     """Read a Handoff (duck-typed: anything with its attributes) into a notice, with times
-    in `timezone` (the account's)."""
+    in `timezone` (the recipient's, else the account's); `more` sets the other fields
+    (event, delivery_reason, now, handed_over_by, handover_reason)."""
     package = handoff.escalation_package or {}
     notes = package.get("notes")
     claimer = getattr(handoff, "claimed_by", None)
+    session = getattr(handoff, "session", None)
     return EscalationNotice(
         handoff_id=handoff.id,
         session_id=handoff.session_id,
@@ -70,20 +84,42 @@ def notice_for(handoff: Any, timezone: str = "UTC") -> EscalationNotice:
         timezone=timezone or "UTC",
         claimed_by=claimer.name if claimer is not None else None,
         claimed_at=getattr(handoff, "claimed_at", None),
+        priority=getattr(session, "priority", None),
+        customer=getattr(session, "customer", None),
+        steps_tried=tuple(steps_tried_of(package.get("snapshot"))),
+        **more,
     )
+
+
+def _domain(mail_from: str) -> str:
+    _, at, domain = parseaddr(mail_from)[1].rpartition("@")
+    domain = domain.strip().strip("[]") if at else ""
+    return domain or FALLBACK_DOMAIN
 
 
 def message_id(delivery_id: int, handoff_id: int, mail_from: str) -> str:
     """The same for every attempt at one delivery, so a receiver can drop a resend (a worker
     that died after the server accepted the message but before it was marked sent)."""
-    _, at, domain = parseaddr(mail_from)[1].rpartition("@")
-    domain = domain.strip().strip("[]") if at else ""
-    domain = domain or FALLBACK_DOMAIN
-    return f"<escalation-{handoff_id}.delivery-{delivery_id}@{domain}>"
+    return f"<escalation-{handoff_id}.delivery-{delivery_id}@{_domain(mail_from)}>"
+
+
+def thread_id(handoff_id: int, recipient_id: int, mail_from: str) -> str:
+    """The Message-ID of a recipient's first email about a handoff (the new-escalation
+    email), stable across attempts; every later email to them about it replies to it
+    (In-Reply-To and References), so a mail client shows one thread per escalation."""
+    return f"<escalation-{handoff_id}.to-{recipient_id}@{_domain(mail_from)}>"
+
+
+def tag(notice: EscalationNotice) -> str:
+    """`[P1 · Initech]`: the priority and the customer, so the inbox says how urgent."""
+    parts = [notice.priority.upper()] if notice.priority else []
+    if notice.customer and (customer := one_line(notice.customer, 60)):
+        parts.append(customer)
+    return f"[{' · '.join(parts)}] " if parts else ""
 
 
 def subject(notice: EscalationNotice) -> str:
-    return SUBJECT_PREFIX + one_line(notice.title, MAX_TITLE_IN_SUBJECT)
+    return tag(notice) + one_line(notice.title, MAX_TITLE_IN_SUBJECT)
 
 
 def links(notice: EscalationNotice, base_url: str) -> dict[str, str]:
@@ -92,14 +128,84 @@ def links(notice: EscalationNotice, base_url: str) -> dict[str, str]:
     return {"queue": f"{base}/escalations", "session": f"{base}/pilot/{notice.session_id}"}
 
 
+def waited(notice: EscalationNotice) -> str | None:
+    """How long it has waited, in words ("12 min", "1 h 5 min"), when the notice has a now."""
+    if notice.now is None:
+        return None
+    created = (
+        notice.created_at.replace(tzinfo=None) if notice.created_at.tzinfo else notice.created_at
+    )
+    now = notice.now.astimezone(UTC).replace(tzinfo=None) if notice.now.tzinfo else notice.now
+    minutes = max(int((now - created).total_seconds() // 60), 0)
+    if minutes < 1:
+        return "under a minute"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
+
 def _details(notice: EscalationNotice) -> list[tuple[str, str]]:
-    rows = [("Reason", notice.reason)]
+    rows = []
+    if notice.priority:
+        rows.append(("Priority", PRIORITY_LABELS.get(notice.priority, notice.priority.upper())))
+    if notice.customer:
+        rows.append(("Customer", notice.customer))
+    if notice.handed_over_by:
+        rows.append(("Handed to you by", notice.handed_over_by))
+        rows.append(("Why", notice.handover_reason or "no reason given"))
+    rows.append(("Reason", notice.reason))
     if notice.notes:
         rows.append(("Notes", notice.notes))
+    if notice.steps_tried:
+        rows.append(("Steps tried", "\n".join(f"- {step}" for step in notice.steps_tried)))
     rows.append(("AI assessment", notice.ai_gist or "none attached"))
     rows.append(("Escalated by", notice.escalated_by))
     rows.append(("Escalated at", when(notice.created_at, notice.timezone)))
+    if notice.event in WAITING_EVENTS and (how_long := waited(notice)):
+        rows.append(("Waiting for", f"{how_long}, unclaimed"))
     return rows
+
+
+# Why this email reached you, per delivery reason (the notification rule's); the event
+# decides when an older delivery has none.
+FOOTERS = {
+    "business_hours": "You get this email because it came in during business hours while "
+    "you were not connected.",
+    "on_call": "You get this email because you are on call and it came in outside business hours.",
+    "nobody_on_call": "You get this email because it came in outside business hours and "
+    "nobody is on call, so every admin is told.",
+    "admin_step": "You get this email because you are an admin and nobody has claimed it in time.",
+    "reassigned": "You get this email because it was handed to you while you were not connected.",
+    "claimed_follow_up": "You get this email because you were emailed about this escalation.",
+    "fallback": "You get this email because live notifications could not be confirmed, so "
+    "every senior is emailed.",
+}
+EVENT_FOOTERS = {
+    None: "You get this email because you were not connected when the escalation was created.",
+    "handoff.reminder": "You get this email because it is still unclaimed and you were not "
+    "connected.",
+    "handoff.unclaimed": FOOTERS["admin_step"],
+    "handoff.reassigned": FOOTERS["reassigned"],
+}
+
+
+def footer(notice: EscalationNotice) -> str:
+    """Why the recipient got this email, then what to do about it."""
+    why = FOOTERS.get(notice.delivery_reason or "") or EVENT_FOOTERS.get(
+        notice.event, EVENT_FOOTERS[None]
+    )
+    if notice.event == "handoff.reassigned":
+        return why + " It is yours now."
+    return why + " The first senior to claim it takes it."
+
+
+def _opening(notice: EscalationNotice) -> str:
+    title = one_line(notice.title, 500)
+    if notice.event == "handoff.reassigned":
+        return f'{notice.handed_over_by or "A senior"} handed "{title}" to you.'
+    how_long = waited(notice) if notice.event in WAITING_EVENTS else None
+    if how_long:
+        return f'"{title}" has waited {how_long} and nobody has claimed it yet.'
+    return f'{notice.escalated_by} escalated "{title}" and it is waiting for a senior.'
 
 
 def when(moment: datetime, timezone: str = "UTC") -> str:
@@ -116,22 +222,21 @@ def when(moment: datetime, timezone: str = "UTC") -> str:
 
 def text_body(notice: EscalationNotice, recipient_name: str, base_url: str) -> str:
     urls = links(notice, base_url)
-    lines = [
-        f"Hi {recipient_name},",
-        "",
-        f'{notice.escalated_by} escalated "{one_line(notice.title, 500)}" and it is waiting '
-        "for a senior.",
-        "",
-    ]
+    lines = [f"Hi {recipient_name},", "", _opening(notice), ""]
     for label, value in _details(notice):
-        lines.append(f"{label}: {value}")
+        if "\n" in value:
+            lines += [f"{label}:", *value.split("\n")]
+        else:
+            lines.append(f"{label}: {value}")
+    action = (
+        "Open it" if notice.event == "handoff.reassigned" else "Open this escalation and claim it"
+    )
     lines += [
         "",
-        f"Open this escalation and claim it: {urls['session']}",
+        f"{action}: {urls['session']}",
         f"The queue: {urls['queue']}",
         "",
-        "You get this email because you were not connected when the escalation was created.",
-        "The first senior to claim it takes it.",
+        footer(notice),
     ]
     return "\n".join(lines) + "\n"
 
@@ -144,25 +249,25 @@ def html_body(notice: EscalationNotice, recipient_name: str, base_url: str) -> s
         f'<td style="white-space:pre-wrap">{esc(value)}</td></tr>'
         for label, value in _details(notice)
     )
+    button = "Open it" if notice.event == "handoff.reassigned" else "Open and claim"
     return f"""<!doctype html>
 <html><body style="font-family:sans-serif;line-height:1.4">
 <p>Hi {esc(recipient_name)},</p>
-<p>{esc(notice.escalated_by)} escalated <strong>{esc(one_line(notice.title, 500))}</strong>
-and it is waiting for a senior.</p>
+<p>{esc(_opening(notice))}</p>
 <table>
 {rows}
 </table>
-<p><a href="{esc(urls["session"])}" style="{BUTTON_STYLE}">Open and claim</a></p>
+<p><a href="{esc(urls["session"])}" style="{BUTTON_STYLE}">{button}</a></p>
 <p>Or see everything waiting <a href="{esc(urls["queue"])}">on the queue</a>.</p>
-<p style="color:#666;font-size:smaller">You get this email because you were not connected
-when the escalation was created. The first senior to claim it takes it.</p>
+<p style="color:#666;font-size:smaller">{esc(footer(notice))}</p>
 </body></html>
 """
 
 
 def claimed_subject(notice: EscalationNotice) -> str:
     who = one_line(notice.claimed_by or "a senior", 100)
-    return f"{CLAIMED_SUBJECT_PREFIX}{who}: " + one_line(notice.title, MAX_TITLE_IN_SUBJECT)
+    title = one_line(notice.title, MAX_TITLE_IN_SUBJECT)
+    return f"{tag(notice)}{CLAIMED_SUBJECT_PREFIX}{who}: {title}"
 
 
 def _claimed_line(notice: EscalationNotice) -> str:
@@ -212,9 +317,11 @@ def compose(
     message_id: str,
     date: datetime,
     kind: str = CREATED,
+    replies_to: str | None = None,
 ) -> EmailMessage:
     """The multipart/alternative message (plain text first, then HTML): the escalation
-    (`created`) or the short "claimed by X" follow-up (`claimed`)."""
+    (`created`) or the short "claimed by X" follow-up (`claimed`). `replies_to`, the
+    Message-ID of the recipient's first email about the handoff, threads it under that."""
     subject_of, text_of, html_of = _KINDS[kind]
     message = EmailMessage()
     message["Subject"] = subject_of(notice)
@@ -222,9 +329,16 @@ def compose(
     message["To"] = Address(display_name=one_line(recipient_name, 200), addr_spec=recipient_email)
     message["Date"] = format_datetime(date if date.tzinfo else date.replace(tzinfo=UTC))
     message["Message-ID"] = message_id
+    if replies_to and replies_to != message_id:
+        message["In-Reply-To"] = replies_to
+        message["References"] = replies_to
     # Tells vacation responders and the like not to answer.
     message["Auto-Submitted"] = "auto-generated"
     message["X-Escalation-Handoff-Id"] = str(notice.handoff_id)
+    # Which event it tells of, for mail filters (a reminder, the admin step...).
+    message["X-Escalation-Event"] = notice.event or (
+        "handoff.claimed" if kind == CLAIMED else "handoff.created"
+    )
     message.set_content(text_of(notice, recipient_name, base_url))
     message.add_alternative(html_of(notice, recipient_name, base_url), subtype="html")
     return message
@@ -232,20 +346,25 @@ def compose(
 
 # Subjects of the emails after the first one: reminders, the admin step, a reassignment.
 EVENT_SUBJECT_PREFIXES = {
-    "handoff.reminder": "Reminder, still unclaimed: ",
-    "handoff.unclaimed": "Nobody has claimed: ",
-    "handoff.reassigned": "Assigned to you: ",
+    "handoff.reminder": "Reminder, still unclaimed",
+    "handoff.unclaimed": "Nobody has claimed",
+    "handoff.reassigned": "Assigned to you",
 }
 
 
 def retitle_for_event(message: EmailMessage, event: str, notice: EscalationNotice) -> None:
-    """Give a reminder, admin-step or reassignment email its own subject (and a header a
-    mail filter can use); the new-handoff email keeps `subject(notice)`."""
+    """Give a reminder, admin-step or reassignment email its own subject (with how long it
+    has waited; and a header a mail filter can use); the new-handoff email keeps
+    `subject(notice)`. The priority and customer lead every subject."""
     prefix = EVENT_SUBJECT_PREFIXES.get(event)
     if prefix is None:
         return
-    message.replace_header("Subject", prefix + one_line(notice.title, MAX_TITLE_IN_SUBJECT))
-    message["X-Escalation-Event"] = event
+    how_long = waited(notice) if event in WAITING_EVENTS else None
+    if how_long:
+        prefix += f" after {how_long}"
+    title = one_line(notice.title, MAX_TITLE_IN_SUBJECT)
+    message.replace_header("Subject", f"{tag(notice)}{prefix}: {title}")
+    message.replace_header("X-Escalation-Event", event)
 
 
 # --------------------------------------------------------------------------- shift notices

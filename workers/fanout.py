@@ -18,7 +18,7 @@ from datetime import timedelta
 from celery import shared_task
 from flask import current_app
 
-from models import deliveries, telemetry
+from models import deliveries, telemetry, tenancy
 from models.broadcast import (
     AlreadyEmitted,
     CheckedRedisManager,
@@ -91,9 +91,12 @@ def email_for_event(event: OutboxEvent, handoff: Handoff, fallback: bool = False
 
 def _send_new(rows: list) -> list[int]:
     """One send task for the email deliveries not attempted yet; the ids enqueued."""
-    enqueued = [row.id for row in rows if row.status == "pending" and row.attempts == 0]
+    fresh = [row for row in rows if row.status == "pending" and row.attempts == 0]
+    enqueued = [row.id for row in fresh]
     if enqueued:
-        current_app.extensions["celery"].send_task(names.SEND_EMAILS, args=[enqueued])
+        current_app.extensions["celery"].send_task(
+            names.SEND_EMAILS, args=[enqueued], kwargs={"account_id": fresh[0].account_id}
+        )
     return enqueued
 
 
@@ -200,14 +203,16 @@ def _retry_or_give_up(event: OutboxEvent, delivery, outcome: _Outcome) -> str:
 
 
 @shared_task(name=names.DISPATCH_OUTBOX_EVENT, bind=True, max_retries=MAX_RETRIES)
-def dispatch_outbox_event(self, outbox_event_id: int, emitted: bool = False) -> str:
+def dispatch_outbox_event(
+    self, outbox_event_id: int, emitted: bool = False, account_id: int | None = None
+) -> str:
     """Emit one outbox event to its rooms (and email offline seniors for a new handoff)."""
     try:
         return dispatch(int(outbox_event_id), emitted)
     except DispatchIncomplete as incomplete:
         raise self.retry(
             args=[outbox_event_id],
-            kwargs={"emitted": incomplete.emitted},
+            kwargs={"emitted": incomplete.emitted, "account_id": tenancy.current_tenant()},
             countdown=incomplete.retry_in,
             exc=incomplete,
         ) from incomplete
@@ -215,31 +220,45 @@ def dispatch_outbox_event(self, outbox_event_id: int, emitted: bool = False) -> 
 
 @shared_task(name=names.DISPATCH_OUTBOX_EVENTS)
 def dispatch_outbox_events(
-    outbox_event_ids: list[int], emitted_ids: list[int] | None = None
+    outbox_event_ids: list[int],
+    emitted_ids: list[int] | None = None,
+    account_ids: list[int | None] | None = None,
 ) -> dict[str, int]:
     """Several outbox events a busy web process published as one message (workers.publish):
-    dispatch each in turn (`emitted_ids`: those the web process already emitted). One that
-    needs another try goes on as its own dispatch_outbox_event task; one that broke is left
-    to the outbox relay."""
+    dispatch each in turn, as its own account's work (`account_ids`, in the same order;
+    looked up when missing), `emitted_ids` being those the web process already emitted.
+    One that needs another try goes on as its own dispatch_outbox_event task; one that
+    broke is left to the outbox relay."""
     emitted = set(emitted_ids or ())
+    accounts = list(account_ids or ())
     outcomes: dict[str, int] = {}
-    for outbox_event_id in outbox_event_ids:
-        try:
-            outcome = dispatch(int(outbox_event_id), outbox_event_id in emitted)
-        except DispatchIncomplete as incomplete:
-            dispatch_outbox_event.apply_async(
-                args=[outbox_event_id],
-                kwargs={"emitted": incomplete.emitted},
-                countdown=incomplete.retry_in,
-            )
-            outcome = "retrying"
-        except Exception:
-            # Its socket delivery (or its absence) tells the relay to send it again.
-            log.exception("Outbox event %s: dispatch failed; the relay will retry", outbox_event_id)
-            db.session.rollback()
-            outcome = "error"
+    for index, outbox_event_id in enumerate(outbox_event_ids):
+        account_id = accounts[index] if index < len(accounts) else None
+        if account_id is None:
+            account_id = tenancy.account_of(OutboxEvent, outbox_event_id)
+        with tenancy.use_tenant(account_id):
+            outcome = _dispatch_one(int(outbox_event_id), outbox_event_id in emitted, account_id)
         # A fresh session for the next event: the bookkeeping commits keep their rows loaded,
         # and a handoff two events share must be read as it is now, not as the first saw it.
         db.session.remove()
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return outcomes
+
+
+def _dispatch_one(outbox_event_id: int, emitted: bool, account_id: int | None) -> str:
+    """One event of a batch: dispatched, handed to a task of its own to retry, or left to
+    the relay."""
+    try:
+        return dispatch(outbox_event_id, emitted)
+    except DispatchIncomplete as incomplete:
+        dispatch_outbox_event.apply_async(
+            args=[outbox_event_id],
+            kwargs={"emitted": incomplete.emitted, "account_id": account_id},
+            countdown=incomplete.retry_in,
+        )
+        return "retrying"
+    except Exception:
+        # Its socket delivery (or its absence) tells the relay to send it again.
+        log.exception("Outbox event %s: dispatch failed; the relay will retry", outbox_event_id)
+        db.session.rollback()
+        return "error"

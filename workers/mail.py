@@ -23,9 +23,10 @@ from typing import Any
 from celery import shared_task
 from flask import current_app
 
-from models import clock, deliveries, shift_notices, telemetry
+from models import clock, deliveries, shift_notices, telemetry, tenancy, timeline
 from models.db import db, record_despite_outage
 from models.entities import Account, Delivery, Handoff
+from models.events import HANDOFF_CREATED, HANDOFF_REASSIGNED
 from models.logcontext import bind_handoff
 from models.notification_rule import message_kind, stale_reason
 from workers import names
@@ -38,6 +39,7 @@ from workers.email_message import (
     notice_for,
     retitle_for_event,
     shift_message_id,
+    thread_id,
 )
 from workers.settings import MAX_COUNTDOWN_SECONDS
 
@@ -286,16 +288,19 @@ def build_message(delivery: Delivery, settings: EmailSettings) -> tuple[EmailMes
         delivery.event, handoff.status, handoff.claimed_by_id, delivery.recipient_id, held
     ):
         raise PermanentFailure(stale)  # a claim won the race: this step says nothing now
-    account = db.session.get(Account, handoff.account_id)
     try:
-        notice = notice_for(handoff, account.timezone if account else "UTC")
+        notice = _notice(delivery, handoff)
+        first = thread_id(handoff.id, recipient.id, settings.mail_from)
+        own_id = message_id(delivery.id, handoff.id, settings.mail_from)
         message = compose(
             notice,
             recipient_name=recipient.name,
             recipient_email=recipient.email,
             mail_from=settings.mail_from,
             base_url=settings.base_url,
-            message_id=message_id(delivery.id, handoff.id, settings.mail_from),
+            # The first email about a handoff is the one the later ones thread under.
+            message_id=first if delivery.event == HANDOFF_CREATED else own_id,
+            replies_to=first,
             date=clock.now(),
             kind=kind,
         )
@@ -303,6 +308,23 @@ def build_message(delivery: Delivery, settings: EmailSettings) -> tuple[EmailMes
     except (MessageError, ValueError, TypeError) as error:
         raise PermanentFailure(f"Cannot build the message: {error}") from error
     return message, recipient.email
+
+
+def _notice(delivery: Delivery, handoff: Handoff):
+    """What the email says: times in the recipient's zone (else the account's), why it went
+    (the delivery's reason), how long it has waited, and who handed it on and why."""
+    account = db.session.get(Account, handoff.account_id)
+    zone = delivery.recipient.timezone or (account.timezone if account else None) or "UTC"
+    more: dict[str, Any] = {"event": delivery.event, "delivery_reason": delivery.reason}
+    more["now"] = clock.now()
+    if delivery.event == HANDOFF_REASSIGNED:
+        change = timeline.last_change(handoff.id, timeline.REASSIGNED)
+        if change is not None:
+            more["handed_over_by"] = change.actor.name if change.actor else None
+            more["handover_reason"] = (change.details or {}).get("reason")
+    if delivery.event == HANDOFF_CREATED:
+        more["event"] = None
+    return notice_for(handoff, zone, **more)
 
 
 def _shift_message(delivery: Delivery, recipient, settings: EmailSettings) -> EmailMessage:
@@ -417,7 +439,11 @@ def schedule_retry(delivery_id: int, delay: float) -> None:
     """Re-run the task after `delay`; if the broker is unreachable the sweeper takes over."""
     countdown = min(delay + COUNTDOWN_MARGIN_SECONDS, MAX_COUNTDOWN_SECONDS)
     try:
-        send_email.apply_async(args=[delivery_id], countdown=countdown)
+        send_email.apply_async(
+            args=[delivery_id],
+            kwargs={"account_id": tenancy.current_tenant()},
+            countdown=countdown,
+        )
     except Exception:
         log.warning(
             "Could not schedule the retry of delivery %s; the sweeper will send it",
@@ -430,7 +456,7 @@ def schedule_retry(delivery_id: int, delay: float) -> None:
 
 
 @shared_task(name=names.SEND_EMAIL, ignore_result=True)
-def send_email(delivery_id: int) -> str:
+def send_email(delivery_id: int, account_id: int | None = None) -> str:
     """Send one escalation email (a delivery row id). Running it twice is harmless."""
     outcome = attempt_delivery(int(delivery_id), EmailSettings.from_config(current_app.config))
     if outcome.retry_in is not None:
@@ -439,7 +465,7 @@ def send_email(delivery_id: int) -> str:
 
 
 @shared_task(name=names.SEND_EMAILS, ignore_result=True)
-def send_emails(delivery_ids: list[int]) -> dict[str, int]:
+def send_emails(delivery_ids: list[int], account_id: int | None = None) -> dict[str, int]:
     """The emails one dispatch planned, in one message: claimed together, then each sent,
     recorded and retried on its own, exactly as send_email does with one. One message and
     one claim instead of one per recipient spare the broker, this pool and the database a
@@ -459,7 +485,7 @@ def sweep(grace: timedelta) -> list[int]:
     requeued: list[int] = []
     for delivery in deliveries.due(grace, channel=deliveries.EMAIL):
         try:
-            send_email.apply_async(args=[delivery.id])
+            send_email.apply_async(args=[delivery.id], kwargs={"account_id": delivery.account_id})
         except Exception:
             log.warning("Broker unreachable; the next sweep tries again", exc_info=True)
             break
@@ -479,10 +505,28 @@ def release_held() -> list[int]:
     if released:
         log.info("Quiet hours ended for %d held emails: %s", len(released), released)
         try:
-            current_app.extensions["celery"].send_task(names.SEND_EMAILS, args=[released])
+            enqueue_per_account(released)
         except Exception:
             log.warning("Broker unreachable; the sweeper sends the released emails", exc_info=True)
     return released
+
+
+def enqueue_per_account(delivery_ids: list[int], per_task: int | None = None) -> None:
+    """Send tasks for email deliveries of several accounts (a sweep's): one SEND_EMAILS
+    message per account (and per `per_task` emails), each carrying its account. Raises the
+    broker's error, having sent what went before."""
+    celery = current_app.extensions["celery"]
+    by_account: dict[int, list[int]] = {}
+    for delivery_id, account_id in deliveries.accounts_of(delivery_ids).items():
+        by_account.setdefault(account_id, []).append(delivery_id)
+    for account_id, ids in by_account.items():
+        step = per_task or len(ids)
+        for start in range(0, len(ids), step):
+            celery.send_task(
+                names.SEND_EMAILS,
+                args=[ids[start : start + step]],
+                kwargs={"account_id": account_id},
+            )
 
 
 # A sweep the worker could not start before the next one is due is dropped (same work).

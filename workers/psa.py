@@ -11,7 +11,7 @@ from datetime import timedelta
 from celery import shared_task
 from flask import current_app
 
-from models import deliveries
+from models import deliveries, tenancy
 from models.entities import OutboxEvent
 from models.psa import inbound, outbound
 from models.psa.base import PsaError, PsaUnavailable
@@ -37,14 +37,20 @@ def hand_over(event: OutboxEvent) -> str:
     delivery = outbound.delivery_for_event(event.id)
     if delivery is None or delivery.status not in ("pending", "retrying"):
         return "skipped"
-    current_app.extensions["celery"].send_task(names.PSA_POST_NOTE, args=[delivery.id])
+    current_app.extensions["celery"].send_task(
+        names.PSA_POST_NOTE, args=[delivery.id], kwargs={"account_id": delivery.account_id}
+    )
     return "sent"
 
 
 def _schedule(delivery_id: int, delay: float) -> None:
     countdown = min(delay + COUNTDOWN_MARGIN_SECONDS, MAX_COUNTDOWN_SECONDS)
     try:
-        post_note.apply_async(args=[delivery_id], countdown=countdown)
+        post_note.apply_async(
+            args=[delivery_id],
+            kwargs={"account_id": tenancy.current_tenant()},
+            countdown=countdown,
+        )
     except Exception:
         log.warning(
             "Could not schedule PSA delivery %s; the sweep sends it", delivery_id, exc_info=True
@@ -52,7 +58,7 @@ def _schedule(delivery_id: int, delay: float) -> None:
 
 
 @shared_task(name=names.PSA_POST_NOTE, ignore_result=True)
-def post_note(delivery_id: int) -> str:
+def post_note(delivery_id: int, account_id: int | None = None) -> str:
     """Post one writeback's note (a delivery id). Running it twice is harmless."""
     outcome = outbound.attempt(int(delivery_id), settings())
     if outcome.retry_in is not None:
@@ -86,8 +92,9 @@ def poll() -> dict[str, int]:
     for account_id, ticket_id in inbound.tickets_to_poll():
         celery.send_task(names.PSA_SYNC_TICKET, args=[account_id, ticket_id])
         polled += 1
-    requeued = [row.id for row in deliveries.due(SWEEP_GRACE, channel=deliveries.PSA)]
-    for delivery_id in requeued:
-        celery.send_task(names.PSA_POST_NOTE, args=[delivery_id])
+    due = deliveries.due(SWEEP_GRACE, channel=deliveries.PSA)
+    for row in due:
+        celery.send_task(names.PSA_POST_NOTE, args=[row.id], kwargs={"account_id": row.account_id})
+    requeued = [row.id for row in due]
     deliveries.note_requeued(requeued)
     return {"polled": polled, "requeued": len(requeued)}

@@ -70,26 +70,37 @@ def emit_live(announced: list[Announced]) -> list[int]:
     return emitted
 
 
-def publish_outbox_events(outbox_event_ids: list[int], emitted_ids: list[int] = ()) -> list[int]:
-    """Send the dispatch tasks (one message per event, or per batch of events); return the
-    ids the broker accepted.
+def publish_outbox_events(
+    outbox_event_ids: list[int],
+    emitted_ids: list[int] = (),
+    accounts: dict[int, int] | None = None,
+) -> list[int]:
+    """Send the dispatch tasks (one message per event, or per batch of events), each with
+    its account (`accounts`: event id → account id; read when not given); return the ids
+    the broker accepted.
 
     Bounded in time by the publish retry policy and socket timeouts in workers.settings;
     any broker error is logged, never raised: the outbox relay sends those later."""
     celery = current_app.extensions["celery"]
     emitted = set(emitted_ids)
+    if accounts is None:
+        accounts = outbox.accounts_of(outbox_event_ids)
     published: list[int] = []
     size = MAX_BATCH if len(outbox_event_ids) >= BATCH_FROM else 1
     for start in range(0, len(outbox_event_ids), size):
         batch = outbox_event_ids[start : start + size]
         try:
             if len(batch) == 1:
-                celery.send_task(
-                    DISPATCH_OUTBOX_EVENT, args=batch, kwargs={"emitted": batch[0] in emitted}
-                )
+                kwargs = {"emitted": batch[0] in emitted, "account_id": accounts.get(batch[0])}
+                celery.send_task(DISPATCH_OUTBOX_EVENT, args=batch, kwargs=kwargs)
             else:
                 live = [event_id for event_id in batch if event_id in emitted]
-                celery.send_task(DISPATCH_OUTBOX_EVENTS, args=[batch, live], queue=QUEUE_REALTIME)
+                celery.send_task(
+                    DISPATCH_OUTBOX_EVENTS,
+                    args=[batch, live],
+                    kwargs={"account_ids": [accounts.get(event_id) for event_id in batch]},
+                    queue=QUEUE_REALTIME,
+                )
         except Exception:  # kombu OperationalError, socket errors, timeouts
             log.warning(
                 "Broker unreachable; outbox events %s wait for the relay", batch, exc_info=True
@@ -108,7 +119,8 @@ def publish_outbox_events(outbox_event_ids: list[int], emitted_ids: list[int] = 
 
 def go_live_and_publish(announced: list[Announced]) -> None:
     emitted = emit_live(announced)
-    publish_outbox_events([event.id for event in announced], emitted)
+    accounts = {event.id: event.account_id for event in announced}
+    publish_outbox_events([event.id for event in announced], emitted, accounts)
 
 
 class BackgroundPublisher:

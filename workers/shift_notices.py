@@ -6,10 +6,10 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from flask import current_app
 
 from models import shift_notices
 from workers import names
+from workers.mail import enqueue_per_account
 
 log = logging.getLogger(__name__)
 
@@ -24,13 +24,10 @@ def send_shift_notices() -> int:
     """Create the notices of the segments that began, and hand them to the mailer (one task
     per PER_TASK emails); a task the broker refused leaves its rows to the sweeper."""
     created = shift_notices.run_tick()
-    celery = current_app.extensions["celery"]
-    for start in range(0, len(created), PER_TASK):
-        try:
-            celery.send_task(names.SEND_EMAILS, args=[created[start : start + PER_TASK]])
-        except Exception:
-            log.warning("Broker unreachable; the sweeper sends the shift notices", exc_info=True)
-            break
+    try:
+        enqueue_per_account(created, PER_TASK)
+    except Exception:
+        log.warning("Broker unreachable; the sweeper sends the shift notices", exc_info=True)
     if created:
         log.info("Shift notices: %d", len(created))
     return len(created)

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from models import tenancy
 from models.db import db, transaction, utcnow
 from models.entities import PSA_KINDS, PsaConnection, User
 from models.errors import Forbidden, NotFound, ValidationFailed
@@ -217,22 +218,26 @@ def for_callback(key: str, settings: PsaSettings) -> PsaConnection:
     account, _, secret = key.partition(".")
     if not account.isdigit() or len(account) > 18 or not secret:
         raise NotFound("No such callback.")
-    connection = get_connection(int(account))
+    # Before the tenant is known: the URL names an account, its secret proves it.
+    with tenancy.system("psa_callback"):
+        connection = get_connection(int(account))
     if connection is None:
         raise NotFound("No such callback.")
     expected = settings.vault().open(connection.secrets)["callback_secret"]
     if not hmac.compare_digest(expected.encode(), secret.encode()):
         raise NotFound("No such callback.")
+    tenancy.set_tenant(connection.account_id)
     return connection
 
 
 def broken_accounts(limit: int = 50) -> list[dict[str, Any]]:
-    rows = db.session.execute(
-        select(PsaConnection.account_id, PsaConnection.status_message)
-        .where(PsaConnection.status == "broken")
-        .order_by(PsaConnection.account_id)
-        .limit(limit)
-    ).all()
+    with tenancy.system("health"):
+        rows = db.session.execute(
+            select(PsaConnection.account_id, PsaConnection.status_message)
+            .where(PsaConnection.status == "broken")
+            .order_by(PsaConnection.account_id)
+            .limit(limit)
+        ).all()
     return [{"account_id": account_id, "message": message} for account_id, message in rows]
 
 
@@ -262,8 +267,9 @@ def for_session(account_id: int, ticket_id: str | None) -> SessionPsa:
 def rotate_keys(settings: PsaSettings) -> int:
     """Re-encrypt every connection's secrets with the first PSA_ENCRYPTION_KEYS key."""
     vault = settings.vault()
-    connections = list(db.session.scalars(select(PsaConnection).order_by(PsaConnection.id)))
-    with transaction():
-        for connection in connections:
-            connection.secrets = vault.rotate(connection.secrets)
+    with tenancy.system("psa_key_rotation"):
+        connections = list(db.session.scalars(select(PsaConnection).order_by(PsaConnection.id)))
+        with transaction():
+            for connection in connections:
+                connection.secrets = vault.rotate(connection.secrets)
     return len(connections)

@@ -105,6 +105,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, request) -> Iterator[Stack]:
             **smtp.env(),
         }
     )
+    env.update(getattr(request.module, "STACK_ENV", {}))  # a test module's own settings
     flask_cli(env, "db", "upgrade")
     group = ProcessGroup(base / "logs")
     failed_before = request.session.testsfailed

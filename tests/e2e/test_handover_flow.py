@@ -4,6 +4,8 @@ queue live and claims it, and the session page's timeline shows every step."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -29,20 +31,26 @@ def test_release_then_another_senior_claims_it_from_the_live_queue(
     queue = sign_in(sam, "/escalations")
     expect(card(queue, title)).to_have_count(0)
     pilot_erin = sign_in(erin, f"/pilot/{session['id']}")
-    panel = pilot_erin.locator("#handoff-actions")
-    expect(panel).to_be_visible()
-    pilot_erin.get_by_label("Why are you releasing it?").fill("Exchange is Sam's area")
-    pilot_erin.get_by_role("button", name="Release").click()
+    # Handing it on is one click away in the brief; the form opens under it.
+    opener = pilot_erin.get_by_role("button", name="Release…")
+    expect(opener).to_be_visible()
+    opener.click()
+    pilot_erin.get_by_label(re.compile("Why are you releasing it")).fill("Exchange is Sam's area")
+    pilot_erin.get_by_role("button", name="Release to the queue").click()
     status = pilot_erin.locator("#handoff-status")
     expect(status).to_contain_text("waiting for a senior to claim it")
-    expect(panel).to_be_hidden()
+    expect(opener).to_be_hidden()
+    # What happened is said where it stays in sight, not in the form that closed.
+    expect(pilot_erin.locator("#claim-status")).to_have_text("Released: it is back on the queue.")
 
     returned = card(queue, title)
     expect(returned).to_be_visible(timeout=LIVE_MS)  # handoff.released, live
     returned.get_by_role("button", name="Claim").click()
     queue.wait_for_url(f"{stack.url}/pilot/{session['id']}")
     pilot_sam = queue
-    expect(pilot_sam.locator("#handoff-actions")).to_be_visible()
+    expect(pilot_sam.get_by_role("button", name="Reassign…")).to_be_visible()
+    # The claimer lands in the chat box.
+    expect(pilot_sam.locator("#message-body")).to_be_focused()
     # Erin's page learns who holds it now, live.
     expect(pilot_erin.locator("#handoff-status")).to_have_text(f"Claimed by {sam.name}.")
     pilot_sam.get_by_label("Message").fill("Sam here: re-adding the mailbox now")
@@ -55,13 +63,22 @@ def test_release_then_another_senior_claims_it_from_the_live_queue(
     )
     kinds = [
         kind
-        for kind in timeline.locator("li").evaluate_all("items => items.map(i => i.dataset.kind)")
-        if kind != "notified"
+        for kind in timeline.locator(":scope > li").evaluate_all(
+            "items => items.map(i => i.dataset.kind)"
+        )
+        if kind != "notifications"
     ]
     assert kinds == ["created", "claimed", "released", "claimed", "first_action"]
     expect(timeline).to_contain_text(f"Released by {erin.name}: Exchange is Sam's area")
     expect(timeline).to_contain_text(f"Claimed by {sam.name}")
-    expect(timeline.locator('li[data-kind="notified"]').first).to_be_visible()
+    # The notifications fold under one line each run; opened, they list each delivery.
+    folded = timeline.locator('li[data-kind="notifications"]').first
+    expect(folded).to_contain_text("notification")
+    expect(folded.locator('li[data-kind="notified"]').first).to_be_hidden()
+    folded.locator("summary").click()
+    expect(folded.locator('li[data-kind="notified"]').first).to_be_visible()
+    # Times carry seconds.
+    expect(timeline.locator(":scope > li > time").first).to_have_text(re.compile(r"\d:\d\d:\d\d"))
     pilot_erin.screenshot(path=str(artifacts / "pilot-timeline.png"), full_page=True)
 
 
@@ -87,4 +104,41 @@ def test_the_owner_sets_the_escalation_policy_on_settings(stack: Stack, acme: Te
         "PATCH",
         "/account",
         json={"renotify_after_minutes": 5, "escalate_to_admins_after_minutes": 15},
+    )
+
+
+def test_a_reassignment_asks_why_and_the_new_holder_hears_it_on_the_queue(
+    stack: Stack, acme: Tenant, sign_in
+):
+    technician, erin, sam = acme["tech"], acme["eng"], acme["eng2"]
+    title = unique_title("VPN drops every hour")
+    session = start_session(stack, technician, title)
+    handoff = escalate(stack, technician, session["id"], "Rekeying fails")
+    assert stack.api(erin.token, "POST", f"/escalations/{handoff['id']}/claim").ok
+
+    queue = sign_in(sam, "/escalations")
+    pilot = sign_in(erin, f"/pilot/{session['id']}")
+    pilot.get_by_role("button", name="Reassign…").click()
+    pilot.get_by_label("Reassign to").select_option(label=f"{sam.name} (engineer)")
+    pilot.get_by_role("button", name="Reassign", exact=True).click()
+    # A reassignment says why: the form will not go without a reason.
+    assert pilot.locator("#reassign-reason").evaluate("e => e.validity.valueMissing")
+    expect(pilot.locator("#handoff-status")).to_have_text(f"Claimed by {erin.name}.")
+    pilot.get_by_label(re.compile("Why them")).fill("Sam set up their VPN")
+    pilot.get_by_role("button", name="Reassign", exact=True).click()
+    expect(pilot.locator("#claim-status")).to_have_text(
+        f"Reassigned to {sam.name}: they have been told."
+    )
+    expect(pilot.locator("#handoff-status")).to_have_text(f"Claimed by {sam.name}.")
+    expect(pilot.get_by_role("button", name="Reassign…")).to_be_hidden()
+
+    handed = queue.locator("#handed-to-you")
+    expect(handed).to_be_visible(timeout=LIVE_MS)
+    expect(handed).to_contain_text(f"{erin.name} handed you “{title}”: Sam set up their VPN")
+    expect(handed.get_by_role("link", name="Open session")).to_have_attribute(
+        "href", f"/pilot/{session['id']}"
+    )
+    timeline = pilot.locator("#timeline-items")
+    expect(timeline).to_contain_text(
+        f"{erin.name} handed it to {sam.name}: Sam set up their VPN", timeout=15_000
     )

@@ -124,9 +124,10 @@ def test_tabs_filters_sort_search_and_rich_cards(stack: Stack, acme: Tenant, ope
     for tab, number in expected.items():
         expect(tab_count(page, tab)).to_have_text(str(number))
 
-    # Oldest first by default; the P1 card says so in words and colour, with what to decide on.
+    # Most urgent first by default; the P1 card says so in words and colour, with what to
+    # decide on.
     titles = page.locator("#queue > li.card .card-title")
-    expect(titles).to_have_text([low["title"], server["title"]])
+    expect(titles).to_have_text([server["title"], low["title"]])
     urgent = card(page, server["title"])
     expect(urgent.locator(".priority-badge")).to_have_text("P1 · critical")
     assert urgent.evaluate("e => getComputedStyle(e).borderLeftColor") == "rgb(179, 38, 30)"
@@ -137,12 +138,16 @@ def test_tabs_filters_sort_search_and_rich_cards(stack: Stack, acme: Tenant, ope
     expect(urgent).to_contain_text("Nobody can work")
     expect(urgent.locator(".card-wait")).to_have_attribute("data-wait", "ok")
 
-    # Sort by priority: the P1 goes first.
+    # Longest waiting, on request: the P4 came first.
+    page.get_by_label("Sort").select_option("oldest")
+    page.get_by_role("button", name="Apply").click()
+    expect(titles).to_have_text([low["title"], server["title"]])
     page.get_by_label("Sort").select_option("priority")
     page.get_by_role("button", name="Apply").click()
     expect(titles).to_have_text([server["title"], low["title"]])
-    # The wait turns amber after 5 minutes and red after 15 (the default thresholds):
-    # the cards are moved back in time rather than the test waiting that long.
+    # The wait turns amber at the priority's first reminder and red when its admins would
+    # be told (P1: 2 and 5 minutes, P4: 5 and 15 by default): the cards are moved back in
+    # time rather than the test waiting that long.
     for title, minutes, colour in [(server["title"], 16, "red"), (low["title"], 6, "amber")]:
         waiting = card(page, title).locator('[data-field="waiting"]')
         waiting.evaluate(
@@ -184,7 +189,7 @@ def test_tabs_filters_sort_search_and_rich_cards(stack: Stack, acme: Tenant, ope
     page.get_by_role("link", name=re.compile(r"^Unclaimed")).click()
     page.get_by_label("Technician").select_option(label=tech.name)
     page.get_by_role("button", name="Apply").click()
-    expect(titles).to_have_text([low["title"], server["title"]])
+    expect(titles).to_have_text([server["title"], low["title"]])
 
 
 def test_paging_keeps_every_card_once(stack: Stack, acme: Tenant, open_as):

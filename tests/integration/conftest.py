@@ -103,9 +103,32 @@ def smtp_sink() -> Iterator[SmtpSink]:
 # --------------------------------------------------------------------------- app stack
 
 
+# `@THREE_ROLES` on a test (or `@pytest.mark.parametrize("stack_env", ...)`) runs it on
+# SQLite and again on PostgreSQL with the three roles of docs/deploy.md (row security
+# enforced: owner for `release`, runtime role for the processes, system role).
+STACK_DATABASES = ("sqlite", "three_roles")
+THREE_ROLES = pytest.mark.parametrize("stack_env", STACK_DATABASES, indirect=True)
+
+
 @pytest.fixture
-def stack_env(tmp_path: Path, redis_url: str, smtp_sink: SmtpSink) -> dict[str, str]:
-    """Environment for web/worker/beat processes, with the database migrated.
+def three_role_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """A new PostgreSQL database with an owner, a runtime and a system role (dropped after
+    the test): the URLs as every process gets them."""
+    from tests.three_roles import three_role_database
+
+    base = postgres_url_from_env()
+    if not base:
+        pytest.skip(POSTGRES_SKIP_REASON)
+    with three_role_database(base, prefix="stack") as roles:
+        yield roles.env()
+
+
+@pytest.fixture
+def stack_env(
+    request: pytest.FixtureRequest, tmp_path: Path, redis_url: str, smtp_sink: SmtpSink
+) -> dict[str, str]:
+    """Environment for web/worker/beat processes, with the database migrated: SQLite, or
+    (parametrized "three_roles") PostgreSQL with row security enforced.
 
     A plain dict: tests may change it before starting processes, or pass
     overrides (e.g. fast retry settings) to the process factories.
@@ -114,9 +137,12 @@ def stack_env(tmp_path: Path, redis_url: str, smtp_sink: SmtpSink) -> dict[str, 
     env = python_env()
     for key in ("SMTP_USERNAME", "SMTP_PASSWORD", "TEST_POSTGRES_URL"):
         env.pop(key, None)
+    database = {"DATABASE_URL": sqlite_url(tmp_path / "escalation.db")}
+    if getattr(request, "param", "sqlite") == "three_roles":
+        database = request.getfixturevalue("three_role_env")
     env.update(
         {
-            "DATABASE_URL": sqlite_url(tmp_path / "escalation.db"),
+            **database,
             "REDIS_URL": redis_url,
             "MAIL_FROM": "Escalation Mode <escalations@example.test>",
             "PORT": str(port),

@@ -219,7 +219,7 @@ def test_each_offline_senior_gets_exactly_one_email(stack: Stack):
     everyone_else = {p.email for w, p in stack.people.items() if w not in ("admin", "eng")}
     assert not [m for m in stack.sink.messages if set(m.rcpt_tos) & everyone_else]
     message = mail[0]
-    assert message.subject == "Escalation: Outlook keeps asking for a password"
+    assert message.subject == "[P3] Outlook keeps asking for a password"
     for body in (message.text, message.html):
         assert "Out of ideas" in body and "Probably the NIC driver" in body
         assert f"{stack.url}/pilot/{handoff['session_id']}" in body

@@ -16,6 +16,7 @@ import socketio
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 
+from tests.integration.conftest import THREE_ROLES
 from tests.integration.services import REPO_ROOT, create_account, flask_cli
 
 CLOSE_WITHIN_SECONDS = 5.0
@@ -96,6 +97,7 @@ def test_a_forged_cookie_and_1e999_are_refused_on_sqlite(web, stack_env):
     assert response.json()["error"]["code"] == "validation_error"
 
 
+@THREE_ROLES
 def test_revoked_tokens_deactivated_users_and_signed_out_cookies_lose_their_sockets(web):
     """Each closed within 5 s of the change, on the server's own initiative."""
     server, owner = web

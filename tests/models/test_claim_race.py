@@ -7,6 +7,7 @@ and on PostgreSQL (TEST_POSTGRES_URL; skipped with the reason when it is unset).
 
 from __future__ import annotations
 
+import contextvars
 import os
 import statistics
 import threading
@@ -16,12 +17,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import event, func, select
 
-from models import db, escalations, outbox
+from models import db, escalations, outbox, tenancy
 from models.accounts import create_account, create_user
 from models.entities import FlowSession, Handoff, OutboxEvent, User
 from models.errors import DomainError
 from models.sessions import create_session
-from tests.factories import both_databases, make_tenant
+from tests.factories import both_databases, make_tenant, with_three_roles
 
 CLAIMERS = 8
 TRIALS = int(os.environ.get("CLAIM_RACE_TRIALS", "200"))
@@ -59,10 +60,14 @@ def run_together(app, workers: list[Callable[[], object]], rounds: int, before_r
                     db.session.remove()
                 done.wait()
 
+    # Each racer works for the caller's tenant, as each request would for its caller's.
     threads = [
-        threading.Thread(target=loop, args=(i, w), name=f"racer-{i}", daemon=True)
+        threading.Thread(
+            target=contextvars.copy_context().run, args=(loop, i, w), name=f"racer-{i}",
+            daemon=True,
+        )
         for i, w in enumerate(workers)
-    ]
+    ]  # fmt: skip
     for thread in threads:
         thread.start()
     try:
@@ -96,9 +101,10 @@ def count(model, *where) -> int:
 # ---------------------------------------------------------------- the claim race
 
 
-@both_databases
+@with_three_roles
 def test_exactly_one_of_eight_racing_seniors_wins_every_claim(app):
     account, _, _ = create_account("Race MSP", "Race Owner", "owner@race.example")
+    tenancy.set_tenant(account.id)  # the rest is the account's work, as its requests are
     technician, _ = create_user(account, "Tina Tech", "tina@race.example", "technician")
     seniors = [
         create_user(account, f"Senior {i}", f"senior{i}@race.example", "engineer")[0]

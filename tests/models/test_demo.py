@@ -42,3 +42,29 @@ def test_demo_history_fills_past_months_and_the_queue_once(app):
 
     assert seed_history(account, now=NOW).handoffs == 0  # a second run adds nothing
     assert db.session.scalar(select(func.count(Handoff.id))) == seeded.handoffs
+
+
+def test_the_open_demo_escalations_run_the_policy_of_their_priority(app):
+    """The p1 waited 1 minute: reminded at 2, the admins at 5; the p2 waited 3: reminded at
+    5 (the default per-priority policy). Each first step is a minute or two away."""
+    from datetime import timedelta
+
+    from models.entities import FlowSession
+    from models.handoff_steps import run_due_steps
+
+    tenant = make_tenant("Demo MSP")
+    account = db.session.get(Account, tenant.account_id)
+    seed_history(account, now=NOW)
+    opened = db.session.execute(
+        select(FlowSession.priority, Handoff.created_at, Handoff.next_step_at)
+        .join(FlowSession, FlowSession.id == Handoff.session_id)
+        .where(Handoff.status == "open")
+        .order_by(FlowSession.priority)
+    ).all()
+    minutes = timedelta(minutes=1)
+    assert [(p, c, n) for p, c, n in opened] == [
+        ("p1", NOW - 1 * minutes, NOW + 1 * minutes),
+        ("p2", NOW - 3 * minutes, NOW + 2 * minutes),
+    ]
+    assert run_due_steps(now=NOW + 1 * minutes).reminders == 1
+    assert run_due_steps(now=NOW + 4 * minutes).admin_steps == 1

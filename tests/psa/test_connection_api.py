@@ -102,7 +102,10 @@ def test_deleting_removes_the_callback_and_its_url_answers_404(client, tenant, f
     assert client.delete(URL, headers=tenant.auth("admin")).status_code == 204
     assert fake_cw.callbacks == {}
     assert client.post(path, json={"Type": "ticket", "ID": 5001}).status_code == 404
-    assert client.get(URL, headers=tenant.auth("admin")).status_code == 404
+    # No connection is a state, not a missing page: 200, nothing connected.
+    gone = client.get(URL, headers=tenant.auth("admin"))
+    assert gone.status_code == 200
+    assert gone.get_json() == {"kind": None, "status": "not_connected", "callback_url": None}
 
 
 def test_saving_again_replaces_the_callback(client, tenant, fake_cw):

@@ -8,11 +8,12 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from models import db
+from models import db, tenancy
 from models.entities import Handoff, User
 from models.psa import inbound
 from models.psa.settings import PsaSettings
 from models.rollup import roll_up
+from tests.factories import with_three_roles
 from tests.psa.test_writeback import TICKET, connect, session_with_ticket
 from workers import psa as psa_tasks
 
@@ -75,9 +76,13 @@ def test_only_the_claimers_note_after_the_claim_counts(client, tenant, fake_cw, 
     )
 
 
+@with_three_roles
 def test_a_callback_names_the_ticket_and_the_notes_are_read_from_the_api(
     client, tenant, fake_cw, app
 ):
+    """With row security enforced too: the callback finds its account through the system
+    role, and the queued task carries the account."""
+    tenancy.set_tenant(tenant.account_id)  # the test reads as the account's own pages do
     session_id, handoff = claimed_handoff(client, tenant, fake_cw)
     callback = client.get("/api/v1/account/psa", headers=tenant.auth("admin")).get_json()
     path = callback["callback_url"].removeprefix("http://127.0.0.1:5999")
@@ -93,12 +98,13 @@ def test_a_callback_names_the_ticket_and_the_notes_are_read_from_the_api(
     finally:
         celery.send_task = original
     assert queued == [[tenant.account_id, TICKET]]  # the unknown ticket and the junk: nothing
-    assert psa_tasks.sync_ticket.run(*queued[0]) == 0  # no note yet: nothing recorded
+    # The task as a worker runs it (its account from its arguments).
+    assert psa_tasks.sync_ticket(*queued[0]) == 0  # no note yet: nothing recorded
     note_at = handoff.claimed_at + timedelta(seconds=40)
     fake_cw.add_note(TICKET, "on it", CLAIMER_MEMBER, note_at)
-    assert psa_tasks.sync_ticket.run(*queued[0]) == 1
+    assert psa_tasks.sync_ticket(*queued[0]) == 1
     # The same callback again, or late: nothing changes.
-    assert psa_tasks.sync_ticket.run(*queued[0]) == 0
+    assert psa_tasks.sync_ticket(*queued[0]) == 0
     assert reload(handoff).first_action_at == note_at.replace(microsecond=0)
 
 

@@ -30,13 +30,16 @@ def test_the_pilot_page_has_release_reassign_and_the_timeline(app):  # noqa: F81
     handoff = new_handoff(client, tenant)
     client.post(f"/api/v1/escalations/{handoff['id']}/claim", headers=tenant.auth("eng"))
     html = signed_in(app, "Alpha MSP", "eng").get(f"/pilot/{handoff['session_id']}").text
-    assert 'id="release-button"' in html and ">Release</button>" in html
-    assert ">Reassign</button>" in html
-    # Every senior of the account is offered, nobody else.
+    # One click away, in the brief: Release… and Reassign… open their forms.
+    assert re.search(r'id="release-open" class="button" aria-expanded="false"', html)
+    assert re.search(r'id="reassign-open" class="button" aria-expanded="false"', html)
+    assert ">Release to the queue</button>" in html and ">Reassign</button>" in html
+    assert 'id="reassign-reason"' in html  # a reassignment says why
+    # Every other senior of the account is offered, nobody else.
     options = re.findall(r'<option value="(\d+)">', html)
-    assert sorted(map(int, options)) == sorted(
-        tenant.users[who] for who in ("admin", "eng", "eng2")
-    )
+    assert sorted(map(int, options)) == sorted(tenant.users[who] for who in ("admin", "eng2"))
+    # The claimer lands in the chat: their first message is the first action.
+    assert re.search(r'<textarea id="message-body"[^>]* autofocus>', html)
     assert 'id="timeline"' in html and "pilot_timeline.js" in html
     assert_csp_clean(html)
 

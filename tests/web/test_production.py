@@ -129,7 +129,14 @@ def test_readyz_is_ok_when_database_and_redis_answer(app, monkeypatch) -> None:
     )
     response = app.test_client().get("/readyz")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "database": "ok", "redis": "ok", "failed": []}
+    assert response.get_json() == {
+        "status": "ok",
+        "database": "ok",
+        "redis": "ok",
+        "failed": [],
+        "tenant_isolation": "off",
+        "tenant_isolation_reason": "sqlite: no row-level security",
+    }
 
 
 @pytest.mark.postgres

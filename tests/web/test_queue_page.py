@@ -39,8 +39,8 @@ def test_tabs_show_their_handoffs_and_counts(app, client, tenant):  # noqa: F811
     client.post(f"/api/v1/escalations/{mine['id']}/claim", headers=tenant.auth("eng"))
     browser = signed_in(app, "Alpha MSP", "eng")
 
-    unclaimed = browser.get("/escalations")
-    assert cards(unclaimed.text) == [str(waiting["id"]), str(urgent["id"])]
+    unclaimed = browser.get("/escalations")  # most urgent first by default
+    assert cards(unclaimed.text) == [str(urgent["id"]), str(waiting["id"])]
     assert counts(unclaimed.text) == {
         "unclaimed": "2",
         "mine": "1",
@@ -51,8 +51,8 @@ def test_tabs_show_their_handoffs_and_counts(app, client, tenant):  # noqa: F811
     text = page_text(unclaimed)
     assert "P1 · critical" in text and "Initech" in text and "62% confident" in text
 
-    by_priority = browser.get("/escalations?sort=priority")
-    assert cards(by_priority.text) == [str(urgent["id"]), str(waiting["id"])]
+    longest_waiting = browser.get("/escalations?sort=oldest")
+    assert cards(longest_waiting.text) == [str(waiting["id"]), str(urgent["id"])]
     filtered = browser.get("/escalations?customer=initech")
     assert cards(filtered.text) == [str(urgent["id"])]
     assert counts(filtered.text)["unclaimed"] == "1"
@@ -105,14 +105,33 @@ def test_the_session_form_takes_customer_and_priority(app, tenant):  # noqa: F81
     assert bad.status_code == 422
 
 
-def test_wait_thresholds_follow_the_accounts_reminder_settings_else_defaults():
+def test_wait_thresholds_follow_the_priority_policy():
     from types import SimpleNamespace
 
-    from web.pages.present import wait_thresholds
+    from web.pages.present import queue_config, wait_thresholds
 
-    assert wait_thresholds(SimpleNamespace()) == (300, 900)
-    account = SimpleNamespace(renotify_after_minutes=2, escalate_to_admins_after_minutes=10)
-    assert wait_thresholds(account) == (120, 600)
+    def account(**fields):
+        base = {
+            "renotify_after_minutes": 5,
+            "renotify_max": 2,
+            "escalate_to_admins_after_minutes": 15,
+            "policy_by_priority": None,
+        }
+        return SimpleNamespace(**{**base, **fields})
+
+    defaults = account()
+    assert wait_thresholds(defaults) == (300, 900)
+    # The default per-priority policy: p1 reminded after 2 and the admins after 5 ...
+    assert wait_thresholds(defaults, "p1") == (120, 300)
+    assert wait_thresholds(defaults, "p2") == (300, 600)
+    assert wait_thresholds(defaults, "p4") == (300, 900)  # ... p4 the account-wide values
+    assert queue_config(defaults)["wait_seconds"]["p1"] == [120, 300]
+    assert queue_config(defaults)["priority_labels"]["p1"] == "P1 · critical"
+    tuned = account(renotify_after_minutes=2, escalate_to_admins_after_minutes=10)
+    assert wait_thresholds(tuned, "p3") == (120, 600)
     # Reminders off (null): the default amber; red never before amber.
-    off = SimpleNamespace(renotify_after_minutes=None, escalate_to_admins_after_minutes=1)
-    assert wait_thresholds(off) == (300, 300)
+    off = account(
+        policy_by_priority={"p3": {"renotify_after_minutes": None}},
+        escalate_to_admins_after_minutes=1,
+    )
+    assert wait_thresholds(off, "p3") == (300, 300)

@@ -77,7 +77,7 @@ def test_those_emailed_about_it_hear_who_claimed_it_once(client, tenant, request
     settings = email_worker.EmailSettings.from_config(current_app.config)
     message, address = email_worker.build_message(again[0], settings)
     assert address == "owner@alpha-msp.example"
-    assert message["Subject"] == "Claimed by Alpha MSP Eng2: VPN drops every hour"
+    assert message["Subject"] == "[P3] Claimed by Alpha MSP Eng2: VPN drops every hour"
     assert "Alpha MSP Eng2 claimed" in message.get_body(("plain",)).get_content()
 
 
@@ -141,7 +141,7 @@ def test_the_claimed_follow_up_is_short_and_names_the_claimer():
         claimed_at=datetime(2026, 3, 4, 5, 9),
         timezone="America/Chicago",
     )
-    assert message["Subject"] == "Claimed by Sam <Senior>: VPN drops every hour"
+    assert message["Subject"] == "[P1 · Initech] Claimed by Sam <Senior>: VPN drops every hour"
     plain, html = parts(message)
     # 05:09 UTC on 4 March is 23:09 the day before in Chicago (CST, UTC-6).
     assert 'Sam <Senior> claimed "VPN drops every hour" at 2026-03-03 23:09 CST' in plain

@@ -10,15 +10,18 @@ from __future__ import annotations
 import shutil
 import ssl
 import subprocess
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import time_machine
 from sqlalchemy import select
 
 from models import db, deliveries
 from models.db import utcnow
-from models.entities import Delivery, Handoff, OutboxEvent
+from models.entities import Delivery, Handoff, OutboxEvent, User
+from models.handoff_steps import run_due_steps
+from models.notification_rule import ADMIN_STEP, BUSINESS_HOURS, Chosen
 from tests.factories import (
     app_config,
     both_databases,
@@ -107,13 +110,15 @@ def test_sends_one_message_and_marks_it_sent(client, tenant, smtp):
     [mail] = smtp.messages
     assert mail.rcpt_tos == ["eng@alpha-msp.example"]
     assert mail.mail_from == "escalations@desk.example.com"
-    assert mail.subject == "Escalation: VPN drops every hour"
+    assert mail.subject == "[P3] VPN drops every hour"
     assert "Stuck after the VPN reset" in mail.text and "Likely a stale VPN profile" in mail.text
     session_id = db.session.get(Handoff, delivery.handoff_id).session_id
     assert f"https://desk.example.com/pilot/{session_id}" in mail.text
     assert mail.html is not None and "Stuck after the VPN reset" in mail.html
-    expected_id = f"<escalation-{delivery.handoff_id}.delivery-{delivery.id}@desk.example.com>"
+    # The first email about a handoff: the one later emails to this senior thread under.
+    expected_id = f"<escalation-{delivery.handoff_id}.to-{delivery.recipient_id}@desk.example.com>"
     assert mail["Message-ID"] == expected_id
+    assert mail["In-Reply-To"] is None
 
 
 @both_databases
@@ -469,3 +474,82 @@ def test_sweeper_runs_on_the_beat_schedule():
 
     entries = [e for e in celery_config.BEAT_SCHEDULE.values() if e["task"] == SWEEP_DELIVERIES]
     assert entries and entries[0]["schedule"] <= timedelta(seconds=30)
+
+
+# --- what the senior reads: subject, body, thread -----------------------------------------
+# The priority and the customer in every subject, the steps tried, times in the recipient's
+# own zone, how long a reminder's escalation has waited, the footer for the delivery's
+# reason, and one thread per escalation (In-Reply-To and References of the first email).
+# The clock is pinned with time-machine at a winter and a summer date.
+
+WINTER = datetime(2026, 1, 20, 15, 0, 0, tzinfo=UTC)  # 09:00 CST in Chicago
+SUMMER = datetime(2026, 7, 14, 14, 0, 0, tzinfo=UTC)  # 09:00 CDT in Chicago
+
+
+def escalate_p1(client, tenant) -> dict:
+    session = client.post(
+        "/api/v1/sessions",
+        json={
+            "title": "Exchange mailbox won't sync",
+            "customer": "Initech",
+            "priority": "p1",
+            "snapshot": {"steps_tried": ["Restarted Outlook", "Rebuilt the OST"]},
+        },
+        headers=tenant.auth("tech"),
+    ).get_json()
+    response = client.post(
+        f"/api/v1/sessions/{session['id']}/escalate",
+        json={"reason": "Sync stuck since the migration"},
+        headers=tenant.auth("tech"),
+    )
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def emails_for(handoff_id: int, event: str, recipients: dict[int, str]):
+    outbox_event = db.session.scalar(
+        select(OutboxEvent).where(OutboxEvent.handoff_id == handoff_id, OutboxEvent.event == event)
+    )
+    step = "reminder-1" if event == "handoff.reminder" else None
+    step = "admins" if event == "handoff.unclaimed" else step
+    return deliveries.email_deliveries(outbox_event, Chosen(recipients, {}), step)
+
+
+@pytest.mark.parametrize(
+    "t0, local", [(WINTER, "09:00 CST"), (SUMMER, "09:00 CDT")], ids=["winter", "summer"]
+)
+def test_a_p1_thread_first_email_then_reminder_then_admin_step(client, tenant, smtp, t0, local):
+    eng = tenant.users["eng"]
+    db.session.get(User, eng).timezone = "America/Chicago"  # the account is in UTC
+    db.session.commit()
+    with time_machine.travel(t0, tick=False) as clock:
+        handoff = escalate_p1(client, tenant)
+        [first] = emails_for(handoff["id"], "handoff.created", {eng: BUSINESS_HOURS})
+        assert run(first) == "sent"
+        clock.move_to(t0 + timedelta(minutes=2, seconds=5))
+        assert run_due_steps().reminders == 1  # p1: reminded after 2 minutes
+        [reminder] = emails_for(handoff["id"], "handoff.reminder", {eng: BUSINESS_HOURS})
+        assert run(reminder) == "sent"
+        clock.move_to(t0 + timedelta(minutes=5, seconds=1))
+        assert run_due_steps().admin_steps == 1  # p1: the admins after 5
+        [admins] = emails_for(handoff["id"], "handoff.unclaimed", {eng: ADMIN_STEP})
+        assert run(admins) == "sent"
+
+    mails = smtp.messages
+    assert [m.subject for m in mails] == [
+        "[P1 · Initech] Exchange mailbox won't sync",
+        "[P1 · Initech] Reminder, still unclaimed after 2 min: Exchange mailbox won't sync",
+        "[P1 · Initech] Nobody has claimed after 5 min: Exchange mailbox won't sync",
+    ]
+    root = f"<escalation-{handoff['id']}.to-{eng}@desk.example.com>"
+    assert mails[0]["Message-ID"] == root and mails[0]["In-Reply-To"] is None
+    for later in mails[1:]:
+        assert later["In-Reply-To"] == root and later["References"] == root
+        assert later["Message-ID"] != root
+    body = mails[0].text
+    assert "Restarted Outlook" in body and "Rebuilt the OST" in body
+    assert f"Escalated at: {t0:%Y-%m-%d} {local} (America/Chicago)" in body
+    assert "during business hours" in body  # the footer for the delivery's reason
+    assert "has waited 2 min" in mails[1].text and "Waiting for: 2 min, unclaimed" in mails[1].text
+    assert "nobody has claimed it in time" in mails[2].text
+    assert "because you were not connected when the escalation was created" not in mails[2].text

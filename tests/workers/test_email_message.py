@@ -25,6 +25,8 @@ def notice(**overrides) -> EscalationNotice:
         "created_at": datetime(2026, 3, 4, 5, 0, 0),
         "notes": "Tried a new profile",
         "ai_gist": "Likely a stale VPN profile",
+        "priority": "p1",
+        "customer": "Initech",
     }
     return EscalationNotice(**{**values, **overrides})
 
@@ -52,7 +54,7 @@ def parts(message) -> tuple[str, str]:
 
 def test_subject_addresses_and_headers():
     message = build()
-    assert message["Subject"] == "Escalation: VPN drops every hour"
+    assert message["Subject"] == "[P1 · Initech] VPN drops every hour"
     assert message["To"].addresses[0].addr_spec == "erin@msp.example"
     assert message["To"].addresses[0].display_name == "Erin Engineer"
     assert message["From"].addresses[0].addr_spec == "escalations@desk.example.com"
@@ -89,19 +91,19 @@ def test_html_part_escapes_what_users_typed():
 def test_a_title_with_line_breaks_cannot_inject_headers():
     message = build(notice(title="Printer\r\nBcc: everyone@example.com\nstill down"))
     assert message["Bcc"] is None
-    assert message["Subject"] == "Escalation: Printer Bcc: everyone@example.com still down"
+    assert message["Subject"] == "[P1 · Initech] Printer Bcc: everyone@example.com still down"
 
 
 def test_long_titles_are_cut_in_the_subject_but_whole_in_the_body():
     title = "Outlook " * 60
     message = build(notice(title=title))
-    assert len(message["Subject"]) <= len("Escalation: ") + 150
+    assert len(message["Subject"]) <= len("[P1 · Initech] ") + 150
     assert message["Subject"].endswith("…")
 
 
 def test_non_ascii_survives_the_round_trip():
     message = build(notice(title="Drucker im Büro – offline", escalated_by="Zoë Øster"))
-    assert message["Subject"] == "Escalation: Drucker im Büro – offline"
+    assert message["Subject"] == "[P1 · Initech] Drucker im Büro – offline"
     plain, html = parts(message)
     assert "Zoë Øster" in plain and "Zoë Øster" in html
 
@@ -154,3 +156,49 @@ def test_notice_for_reads_a_handoff_and_its_package():
     read = notice_for(HandoffLike())
     assert (read.handoff_id, read.session_id, read.escalated_by) == (3, 9, "Terry Technician")
     assert read.notes is None and read.ai_gist == "Gist"
+
+
+@pytest.mark.parametrize(
+    "reason, says",
+    [
+        ("business_hours", "came in during business hours while you were not connected"),
+        ("on_call", "you are on call and it came in outside business hours"),
+        ("nobody_on_call", "outside business hours and nobody is on call"),
+        ("admin_step", "you are an admin and nobody has claimed it in time"),
+        ("reassigned", "it was handed to you"),
+        ("fallback", "live notifications could not be confirmed"),
+        (None, "you were not connected when the escalation was created"),
+    ],
+)
+def test_the_footer_says_why_this_email_came(reason, says):
+    plain, html = parts(build(notice(delivery_reason=reason)))
+    assert says in plain and says in html
+
+
+def test_a_reassignment_email_names_who_handed_it_on_and_why():
+    from workers.email_message import retitle_for_event
+
+    handed = notice(
+        event="handoff.reassigned",
+        delivery_reason="reassigned",
+        handed_over_by="Erin Engineer",
+        handover_reason="Sam knows Exchange",
+    )
+    message = compose(
+        handed,
+        recipient_name="Sam Senior",
+        recipient_email="sam@msp.example",
+        mail_from=MAIL_FROM,
+        base_url=BASE_URL,
+        message_id=message_id(9, 17, MAIL_FROM),
+        replies_to="<escalation-17.to-3@desk.example.com>",
+        date=SENT,
+    )
+    retitle_for_event(message, "handoff.reassigned", handed)
+    received = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+    assert received["Subject"] == "[P1 · Initech] Assigned to you: VPN drops every hour"
+    assert received["In-Reply-To"] == "<escalation-17.to-3@desk.example.com>"
+    plain, _ = parts(received)
+    assert 'Erin Engineer handed "VPN drops every hour" to you.' in plain
+    assert "Why: Sam knows Exchange" in plain
+    assert "It is yours now." in plain

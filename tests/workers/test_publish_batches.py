@@ -85,7 +85,13 @@ def test_a_batch_dispatches_each_event_and_a_failed_one_goes_on_alone(
 
     assert dispatched == ids
     assert outcome == {"sent": 1, "retrying": 1, "error": 1}
-    assert retried == [{"args": [ids[1]], "kwargs": {"emitted": True}, "countdown": 1.5}]
+    assert retried == [
+        {
+            "args": [ids[1]],
+            "kwargs": {"emitted": True, "account_id": tenant.account_id},
+            "countdown": 1.5,
+        }
+    ]
     assert sent == []
 
 

@@ -124,8 +124,8 @@ def init_api(app: Flask) -> Api:
             "security": [{"bearerAuth": []}],
         },
     )
-    from web.api import analytics, credentials, escalations, psa, sessions, users
+    from web.api import analytics, credentials, escalations, oncall, psa, sessions, sso, users
 
-    for module in (users, sessions, escalations, analytics, psa, credentials):
+    for module in (users, sessions, escalations, analytics, psa, credentials, sso, oncall):
         api.register_blueprint(module.blp, url_prefix=API_PREFIX)
     return api

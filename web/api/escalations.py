@@ -238,7 +238,7 @@ def release(body, handoff_id: int):
 @blp.errors(400, 401, 403, 404, 409, 422)
 def reassign(body, handoff_id: int):
     """Hand a claimed handoff to another engineer or admin of the account."""
-    handoff = handover.reassign(current_user(), handoff_id, body["user_id"])
+    handoff = handover.reassign(current_user(), handoff_id, body["user_id"], body.get("reason"))
     return handoff
 
 

@@ -40,12 +40,13 @@ def psa_settings() -> PsaSettings:
 @blp.get("/account/psa")
 @admin_only
 @blp.response(200, PsaConnectionSchema)
-@blp.errors(401, 403, 404)
+@blp.errors(401, 403)
 def get_connection():
-    """The account's PSA connection (never its keys)."""
+    """The account's PSA connection (never its keys); with none, `kind` null and `status`
+    `not_connected` (an unset connection is a state to show, not a missing page)."""
     connection = connections.get_connection(current_user().account_id)
     if connection is None:
-        raise ApiError(404, "This account has no PSA connection.")
+        return {"kind": None, "status": "not_connected", "callback_url": None}
     return connections.view(connection, psa_settings())
 
 

@@ -35,12 +35,15 @@ def create_session(body):
 @blp.errors(401, 403, 404)
 def get_session(session_id: int):
     """The session with its chat (oldest first) and its latest handoff."""
-    session = sessions.get_session(current_user(), session_id)
+    user = current_user()
+    session = sessions.get_session(user, session_id)
+    handoff = sessions.latest_handoff(session)
     return {
         **{name: getattr(session, name) for name in SessionSchema().fields},
         "messages": sessions.messages_of(session),
         "writebacks": sessions.writebacks_of(session),
-        "handoff": sessions.latest_handoff(session),
+        "handoff": handoff,
+        "may": sessions.actions_for(user, session, handoff),
     }
 
 

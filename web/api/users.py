@@ -49,6 +49,15 @@ def update_me(body):
     return preferences.update_preferences(current_user(), **body)
 
 
+@blp.get("/account")
+@authenticated
+@blp.response(200, AccountSchema)
+@blp.errors(401)
+def get_account():
+    """The caller's account and its settings, as PATCH /account answers them."""
+    return current_user().account
+
+
 @blp.patch("/account")
 @admin_only
 @blp.arguments(AccountPatchSchema)

@@ -46,7 +46,7 @@ def render_error_page(status: int, message: str):
 
 def init_pages(app: Flask) -> None:
     from web.api import IdConverter
-    from web.pages import live, present, settings, views  # noqa: F401  (routes, socket handlers)
+    from web.pages import live, oncall, present, settings, sso, views  # noqa: F401  (routes, socket handlers)
     from web.pages.security import init_security
 
     app.url_map.converters.setdefault("id", IdConverter)

@@ -15,7 +15,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from models import clock
-from models.entities import PRIORITIES
+from models.entities import PRIORITIES, PRIORITY_LABELS
+from models.handoff_steps import Policy
 from models.queue import MAX_SEARCH_CHARS, QueueFilter
 from models.summaries import ai_summary_of
 
@@ -56,9 +57,6 @@ def waiting_text(since: datetime | None, now: datetime | None = None) -> str:
     return f"{days} d {hours} h"
 
 
-PRIORITY_LABELS = {"p1": "P1 · critical", "p2": "P2 · high", "p3": "P3 · normal", "p4": "P4 · low"}
-
-
 def confidence_text(confidence: float | None) -> str:
     return f"{round(confidence * 100)}% confident" if confidence is not None else ""
 
@@ -80,7 +78,7 @@ def handoff_card(summary: dict[str, Any], now: datetime | None = None) -> dict[s
         "steps": summary.get("steps_tried") or [],
         "customer": summary.get("customer") or "",
         "priority": priority,
-        "priority_label": PRIORITY_LABELS.get(priority, priority.upper()),
+        "priority_label": summary.get("priority_label") or priority.upper(),
         "psa_ticket": summary.get("psa_ticket_id") or "",
         "created_at": summary.get("created_at") or "",
         "waiting": waiting_text(parse_utc(summary.get("created_at")), now),
@@ -122,7 +120,11 @@ QUEUE_TABS = {
     "claimed": ("All claimed", "claimed", False),
     "resolved": ("Resolved", "resolved", False),
 }
-QUEUE_SORTS = {"oldest": "Longest waiting", "priority": "Priority", "newest": "Newest first"}
+QUEUE_SORTS = {
+    "priority": "Most urgent (priority, then longest waiting)",
+    "oldest": "Longest waiting",
+    "newest": "Newest first",
+}
 # Until the account has thresholds of its own: amber at the first reminder, red when the
 # admins would be told (the defaults of renotify_after_minutes and
 # escalate_to_admins_after_minutes).
@@ -130,11 +132,22 @@ DEFAULT_AMBER_MINUTES = 5
 DEFAULT_RED_MINUTES = 15
 
 
-def wait_thresholds(account: Any) -> tuple[int, int]:
-    """Seconds after which a waiting card turns amber, then red."""
-    amber = getattr(account, "renotify_after_minutes", None) or DEFAULT_AMBER_MINUTES
-    red = getattr(account, "escalate_to_admins_after_minutes", None) or DEFAULT_RED_MINUTES
+def wait_thresholds(account: Any, priority: str | None = None) -> tuple[int, int]:
+    """Seconds after which a waiting card of `priority` turns amber (its first reminder),
+    then red (when the admins are told), by the priority's policy."""
+    policy = Policy.of(account, priority)
+    amber = policy.renotify_after_minutes or DEFAULT_AMBER_MINUTES
+    red = policy.escalate_to_admins_after_minutes or DEFAULT_RED_MINUTES
     return amber * 60, max(red, amber) * 60
+
+
+def queue_config(account: Any) -> dict[str, Any]:
+    """What the queue's script needs and must not restate: the priorities' labels and the
+    wait colours of each priority (seconds to amber and to red)."""
+    return {
+        "priority_labels": PRIORITY_LABELS,
+        "wait_seconds": {p: list(wait_thresholds(account, p)) for p in PRIORITY_LABELS},
+    }
 
 
 def _text_arg(args: Mapping[str, str], name: str, limit: int) -> str:
@@ -147,7 +160,8 @@ def queue_view(args: Mapping[str, str], viewer_id: int) -> dict[str, Any]:
     to the defaults (a page link is never an error)."""
     tab = args.get("tab") if args.get("tab") in QUEUE_TABS else "unclaimed"
     _, status, mine = QUEUE_TABS[tab]
-    default_sort = "newest" if tab == "resolved" else "oldest"
+    # Most urgent first (priority, then the longest waiting); history newest first.
+    default_sort = "newest" if tab == "resolved" else "priority"
     sort = args.get("sort") if args.get("sort") in QUEUE_SORTS else default_sort
     priority = args.get("priority") if args.get("priority") in PRIORITIES else ""
     technician = args.get("technician") or ""

@@ -7,11 +7,10 @@ Other features add a section by dropping `templates/pages/settings/sections/NN_n
 
 from __future__ import annotations
 
-from zoneinfo import available_timezones
-
 from flask import g, render_template
 
 from models import credentials, security_log
+from models.timezones import canonical_timezones
 from web.api.escalations import encode_cursor
 from web.config import ROOT
 from web.pages import blp
@@ -41,7 +40,7 @@ def settings():
         "pages/settings.html",
         active="settings",
         account=admin.account,
-        timezones=sorted(available_timezones()),
+        timezones=canonical_timezones(),
         users=credentials.users_of(admin),
         tokens=credentials.tokens_of(admin),
         events=events,

@@ -23,10 +23,11 @@ from flask import (
 )
 from marshmallow import ValidationError
 
-from models import credentials, handover, permissions, queue, rollup, sessions
-from models.entities import SENIOR_ROLES, User
+from models import credentials, handover, oncall, permissions, queue, rollup, sessions
+from models.entities import PRIORITY_LABELS, SENIOR_ROLES, User
 from models.errors import Forbidden, ValidationFailed
 from models.psa import connection as psa_connection
+from models.sso import connection as connections
 from web.auth import SESSION_LOGIN_KEY, SESSION_USER_KEY, client_info, resolve_user
 from web.config import ROOT
 from web.extensions import limiter
@@ -106,7 +107,7 @@ def _viewer() -> dict[str, Any]:
         user = resolve_user()
     except Exception:  # an error page must render even when the database does not answer
         user = None
-    return {"viewer": user, "senior_roles": SENIOR_ROLES}
+    return {"viewer": user, "senior_roles": SENIOR_ROLES, "priority_labels": PRIORITY_LABELS}
 
 
 # --- sign-in -------------------------------------------------------------------------------
@@ -146,7 +147,14 @@ def login():
     password = request.form.get("password", "")
     slow_down_for_email(email)
     lifetime = current_app.permanent_session_lifetime
-    signed_in = credentials.sign_in(email, password, client_info(), lifetime)
+    try:
+        signed_in = credentials.sign_in(email, password, client_info(), lifetime)
+    except credentials.SsoRequired as required:
+        label = connections.PROVIDER_LABELS.get(required.provider, "SSO")
+        sso = {"provider": required.provider, "label": f"Sign in with {label}"}
+        return render_template(
+            "pages/login.html", next_path=next_path, email=email, error=required.message, sso=sso
+        )
     if signed_in is None:
         note_failed_sign_in(email)
         log.info("Failed sign-in for %r from %s", email[:254], request.remote_addr)
@@ -187,7 +195,6 @@ def escalations_page():
         view["after"] = None
         items, position = queue.find_handoffs(g.user, view["filter"], view["sort"], QUEUE_PAGE_SIZE)
     summaries = _summary_schema.dump(items, many=True)
-    amber, red = present.wait_thresholds(g.user.account)
     return render_template(
         "pages/escalations.html",
         view=view,
@@ -198,11 +205,26 @@ def escalations_page():
         clear_filters=present.queue_link({**view, "params": {}}, sort=None),
         customers=queue.known_customers(g.user),
         people=queue.account_people(g.user),
-        priorities=present.PRIORITY_LABELS,
-        amber_seconds=amber,
-        red_seconds=red,
+        priorities=PRIORITY_LABELS,
+        sorts=present.QUEUE_SORTS,
+        config=present.queue_config(g.user.account),
         blank=present.BLANK_CARD,
+        on_call=_on_call_now(g.user),
     )
+
+
+def _on_call_now(user: User) -> list[dict[str, Any]]:
+    """Who is on call now in the account, one entry per rotation (the queue's header)."""
+    _, segments = oncall.on_call_now(user.account_id)
+    names = oncall.user_names(user.account_id) if segments else {}
+    return [
+        {
+            "rotation": {"id": s.rotation_id, "name": s.rotation_name},
+            "user": {"id": s.user_id, "name": names.get(s.user_id, "")},
+            "end": s.end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        for s in segments
+    ]
 
 
 # --- the session (pilot) view ---------------------------------------------------------------
@@ -227,6 +249,8 @@ def pilot(session_id: int):
         "can_escalate": permissions.can_escalate(user, flow_session, handoff),
         "can_claim": permissions.can_claim(user, handoff),
         "can_resolve": permissions.can_resolve(user, handoff),
+        # What the page's script applies as the handoff changes (it refetches this).
+        "may": sessions.actions_for(user, flow_session, handoff),
         "read_only": refusal is not None,
         "read_only_reason": refusal.message if refusal is not None else "",
         "idempotency_key": secrets.token_urlsafe(16),

@@ -143,7 +143,22 @@
     }
   }
 
-  window.QueueAlerts = { arrived: arrived, unread: function () { return unread; } };
+  /* A senior handed this one to the viewer: said aloud, counted in the tab's title and
+     favicon while out of sight, and a desktop notification, like an arrival. */
+  function handedOver(handoff, headline) {
+    announcer.textContent = headline;
+    if (outOfSight()) {
+      unread += 1;
+      showUnread();
+    }
+    notify(handoff, headline);
+  }
+
+  window.QueueAlerts = {
+    arrived: arrived,
+    handedOver: handedOver,
+    unread: function () { return unread; },
+  };
 
   /* --- email preferences ------------------------------------------------------------- */
 

@@ -41,8 +41,78 @@
     const problem = data && data.error ? data.error : null;
     let message = problem ? problem.message : "";
     if (!response.ok && !message) message = "The server answered " + response.status + ".";
-    if (response.status === 401) message = "Your sign-in has ended. Reload the page to sign in again.";
+    if (response.status === 401) {
+      message = "Your sign-in has ended: sign in again to carry on.";
+      if (path !== ME_PATH) signedOut();
+    }
     return { ok: response.ok, status: response.status, data: data, code: problem ? problem.code : null, message: message };
+  }
+
+  /* --- the sign-in: say at once when it has ended --------------------------------- */
+
+  const ME_PATH = "/api/v1/me";
+  let ended = false;
+  let checking = null;
+
+  /* The sign-in ended (signed out in another tab, deactivated, expired): say so, offer
+     to sign in again (back to this page), and stop pretending to reconnect. */
+  function signedOut() {
+    if (ended) return;
+    ended = true;
+    const banner = document.getElementById("signed-out");
+    if (banner) banner.hidden = false;
+    const name = document.querySelector(".viewer-name");
+    if (name) name.textContent = "Signed out";
+    const status = document.getElementById("live-status");
+    if (status) {
+      status.dataset.state = "off";
+      status.querySelector(".live-text").textContent = "Signed out: no live updates";
+    }
+    sockets.forEach(function (socket) { socket.disconnect(); });
+    document.dispatchEvent(new CustomEvent("em:signed-out"));
+  }
+
+  /* Ask the server whether this sign-in still holds (401: it ended). A network failure
+     says nothing about it: the live indicator keeps saying "reconnecting". */
+  function checkSignIn() {
+    if (ended || checking) return checking;
+    checking = fetch(ME_PATH, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) { if (response.status === 401) signedOut(); })
+      .catch(function () {})
+      .finally(function () { checking = null; });
+    return checking;
+  }
+
+  // A page without a live connection still learns of it when it comes back into view,
+  // and every half minute.
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") checkSignIn();
+  });
+  if (document.body && document.body.dataset.userId) window.setInterval(checkSignIn, 30000);
+
+  /* --- drafts: what was typed survives a reload and a sign-in -------------------- */
+
+  /* Keep the field's text in this browser (per user and `key`) until `clearDraft`. */
+  function keepDraft(field, key) {
+    if (!field) return;
+    const user = document.body.dataset.userId || "anyone";
+    const storageKey = "em-draft:" + user + ":" + key;
+    try {
+      const saved = window.localStorage.getItem(storageKey);
+      if (saved && !field.value) field.value = saved;
+    } catch (error) { /* storage off: drafts are not kept */ }
+    field.addEventListener("input", function () {
+      try {
+        if (field.value) window.localStorage.setItem(storageKey, field.value);
+        else window.localStorage.removeItem(storageKey);
+      } catch (error) { /* storage full or off */ }
+    });
+    field.dataset.draftKey = storageKey;
+  }
+
+  function clearDraft(field) {
+    if (!field || !field.dataset.draftKey) return;
+    try { window.localStorage.removeItem(field.dataset.draftKey); } catch (error) { /* off */ }
   }
 
   /* The AI summary of a handoff is extracted once, on the server (models/summaries.py):
@@ -112,6 +182,8 @@
   /* Open the live connection (Socket.IO, login cookie) and keep #live-status honest:
      "Live" while connected, "paused" while the client reconnects, "off" when it gave up.
      onConnect runs after every (re)connect: that is where a page catches up. */
+  const sockets = [];
+
   function connectLive(handlers, onConnect) {
     const status = document.getElementById("live-status");
     function show(state, text) {
@@ -124,16 +196,22 @@
       return null;
     }
     const socket = window.io({ withCredentials: true });
+    sockets.push(socket);
     let connections = 0;
     socket.on("connect", function () {
       connections += 1;
       show("live", "Live");
       if (onConnect) onConnect(socket, connections);
     });
+    // A dropped connection may be the server closing a login that ended: ask at once.
     socket.on("disconnect", function () {
+      if (ended) return;
       show("paused", "Live updates paused: reconnecting…");
+      checkSignIn();
     });
     socket.on("connect_error", function () {
+      if (ended) return;
+      checkSignIn();
       if (socket.active) {
         show("paused", "Live updates paused: reconnecting…");
       } else {
@@ -152,7 +230,10 @@
 
   window.EscalationMode = {
     api: api,
+    checkSignIn: checkSignIn,
+    clearDraft: clearDraft,
     cloneTemplate: cloneTemplate,
+    keepDraft: keepDraft,
     connectLive: connectLive,
     fill: fill,
     handoffOf: handoffOf,

@@ -1,11 +1,10 @@
 /* The session page, in small parts that share one state:
-   - view: who may do what, from the latest handoff (mirrors models/permissions.py and
-     models/sessions.write_refusal);
+   - view: shows what the server says the viewer may do (`may`), never its own rules;
    - chat: bubbles, Enter sends, live `message.created`;
    - writebacks: the PSA ticket notes, live `writeback.created`;
    - handoff: status line, Claim, Resolve with an outcome, Escalate, live handoff events.
    Other scripts on the page can follow the handoff with
-   EscalationMode.pilot.onHandoff(function (handoff) { ... }). */
+   EscalationMode.pilot.onHandoff(function (handoff, may) { ... }). */
 "use strict";
 
 (function () {
@@ -18,7 +17,6 @@
     isTechnician: Number(root.dataset.technicianId) === Number(root.dataset.viewerId),
     mayEscalate: root.dataset.mayEscalate === "true",
   };
-  viewer.isSenior = viewer.role === "engineer" || viewer.role === "admin";
   const sessionPath = "/api/v1/sessions/" + sessionId;
   const handoffListeners = [];
 
@@ -36,42 +34,30 @@
     if (element) element.hidden = !visible;
   }
 
-  /* --- view: who may do what now --- */
+  /* --- view: what the viewer may do now. The server decides (`may`, from
+     models.sessions.actions_for, in the page and in GET /sessions/<id>); this only
+     shows it. --- */
 
   const view = {
     handoff: null,
+    may: JSON.parse(root.dataset.may),
 
-    isLive: function (handoff) {
-      return Boolean(handoff) && (handoff.status === "open" || handoff.status === "claimed");
-    },
-
-    holdsClaim: function (handoff) {
-      return Boolean(handoff && handoff.claimed_by && handoff.claimed_by.id === viewer.id);
-    },
-
-    /* Why the viewer may not write now, or "" (the server answers 409 claim_required). */
-    readOnlyReason: function (handoff) {
-      if (viewer.isTechnician || !view.isLive(handoff) || view.holdsClaim(handoff)) return "";
-      if (handoff.claimed_by) return "Claimed by " + handoff.claimed_by.name + ": only they can write here.";
-      return "This session is escalated: claim it to take over.";
-    },
-
-    apply: function (handoff) {
+    apply: function (handoff, may) {
       view.handoff = handoff || null;
-      const live = view.isLive(handoff);
-      const reason = view.readOnlyReason(handoff);
-      const canClaim = viewer.isSenior && Boolean(handoff) && handoff.status === "open";
-      const canResolve = Boolean(handoff) && handoff.status === "claimed" &&
-        (view.holdsClaim(handoff) || viewer.role === "admin");
+      if (may) view.may = may;
+      const allowed = view.may;
+      const reason = allowed.write ? "" : allowed.read_only_reason;
       show("read-only-note", Boolean(reason));
       byId("read-only-note").querySelector('[data-field="reason"]').textContent = reason;
       show("message-form", !reason);
       show("psa-form", !reason);
-      show("claim-button", canClaim);
-      show("take-over-button", canClaim);
-      show("resolve-button", canResolve);
-      if (!canResolve) show("resolve-form", false);
-      show("escalate-panel", viewer.mayEscalate && !live);
+      show("claim-button", allowed.claim);
+      show("take-over-button", allowed.claim);
+      show("resolve-button", allowed.resolve);
+      if (!allowed.resolve) show("resolve-form", false);
+      show("release-open", allowed.release);
+      show("reassign-open", allowed.reassign);
+      show("escalate-panel", allowed.escalate);
     },
   };
 
@@ -126,6 +112,7 @@
       if (result.ok) {
         chat.add(result.data);
         field.value = "";
+        EM.clearDraft(field);
         setStatus("message-status", "");
         field.focus();
       } else {
@@ -136,6 +123,7 @@
 
     init: function () {
       const form = byId("message-form");
+      EM.keepDraft(form.elements.body, "chat:" + sessionId);
       form.addEventListener("submit", function (event) {
         event.preventDefault();
         chat.send();
@@ -183,7 +171,9 @@
       return value;
     },
 
-    show: function (handoff) {
+    /* Show the handoff; `may` is what the viewer may do with it now. Without it (the
+       answer of an action, a live event) the page asks the server again. */
+    show: function (handoff, may) {
       const status = byId("handoff-status");
       status.dataset.status = handoff ? handoff.status : "none";
       status.textContent = handoffPart.describe(handoff);
@@ -196,10 +186,27 @@
         time.setAttribute("datetime", handoff.created_at);
         if (handoff.outcome !== undefined) handoffPart.fact("brief-outcome", handoff.outcome);
       }
-      view.apply(handoff);
+      const changed = !view.handoff || !handoff || view.handoff.status !== handoff.status ||
+        (view.handoff.claimed_by || {}).id !== (handoff.claimed_by || {}).id;
+      if (changed) handoffPart.settleTexts(handoff);
+      view.apply(handoff, may);
       handoffListeners.forEach(function (listener) {
-        listener(handoff);
+        listener(handoff, view.may);
       });
+      if (!may) refresh();
+    },
+
+    /* Texts about an earlier state go when the holder or the status changes: the
+       technician's "the seniors have been notified" once someone claims it, a release
+       message once it is claimed again. */
+    settleTexts: function (handoff) {
+      const escalated = byId("escalate-status");
+      if (escalated && (!handoff || handoff.status !== "open")) {
+        escalated.textContent = handoff && handoff.status === "claimed" && viewer.isTechnician
+          ? (handoff.claimed_by ? handoff.claimed_by.name : "A senior") + " has it: they will write here."
+          : "";
+      }
+      setStatus("claim-status", "");
     },
 
     onEvent: function (payload) {
@@ -219,15 +226,22 @@
       const result = await EM.api("POST", "/api/v1/escalations/" + root.dataset.handoffId + "/claim");
       button.disabled = false;
       if (result.ok) {
-        setStatus("claim-status", "");
         handoffPart.show(result.data.handoff);
+        // The chat is the first action the metric measures: straight there.
         const field = byId("message-body");
-        if (field) field.focus();
+        if (field) {
+          field.hidden = false;
+          byId("message-form").hidden = false;
+          field.focus();
+          field.scrollIntoView({ block: "center" });
+        }
+        setStatus("claim-status", "You have it: write to the technician.");
         return;
       }
-      // The loser of a race learns who won: "Already claimed by NAME".
+      // The loser of a race learns who won: "Already claimed by NAME" (said after the
+      // page shows the new state, which clears texts about the old one).
+      await refresh();
       setStatus("claim-status", result.message);
-      refresh();
     },
 
     newIdempotencyKey: function () {
@@ -258,6 +272,8 @@
         // The next escalation of this session (after a resolve) is a new request.
         form.dataset.idempotencyKey = handoffPart.newIdempotencyKey();
         form.reset();
+        EM.clearDraft(form.elements.reason);
+        EM.clearDraft(form.elements.notes);
         handoffPart.show(result.data);
         setStatus("escalate-status", "Escalated: the seniors have been notified.");
         return;
@@ -315,6 +331,8 @@
       });
       const escalateForm = byId("escalate-form");
       if (escalateForm) {
+        EM.keepDraft(escalateForm.elements.reason, "escalate-reason:" + sessionId);
+        EM.keepDraft(escalateForm.elements.notes, "escalate-notes:" + sessionId);
         escalateForm.addEventListener("submit", function (event) {
           event.preventDefault();
           handoffPart.escalate(escalateForm);
@@ -330,7 +348,7 @@
     if (!result.ok) return;
     (result.data.messages || []).forEach(chat.add);
     (result.data.writebacks || []).forEach(writebacks.add);
-    handoffPart.show(result.data.handoff);
+    handoffPart.show(result.data.handoff, result.data.may);
   }
 
   chat.init();
@@ -341,8 +359,8 @@
       handoffListeners.push(listener);
     },
     refresh: refresh,
-    show: function (handoff) {
-      handoffPart.show(handoff);
+    show: function (handoff, may) {
+      handoffPart.show(handoff, may);
     },
     viewer: viewer,
   };

@@ -1,5 +1,7 @@
-/* Release and Reassign on the session page (pages/_handoff_actions.html). The panel shows
-   while the viewer holds the claim, or is an admin and someone holds it. */
+/* Release and Reassign on the session page (pages/_handoff_actions.html), opened from the
+   brief's Release… and Reassign… buttons. Which of them shows is the server's answer
+   (`may` in GET /sessions/<id>, applied by pilot.js); this script only runs the forms.
+   What happened is said in the brief's status line, which stays in sight. */
 "use strict";
 
 (function () {
@@ -7,59 +9,92 @@
   const panel = document.getElementById("handoff-actions");
   if (!panel || !EM) return;
   const handoffId = Number(panel.dataset.handoffId);
-  const viewerId = Number(panel.dataset.viewerId);
-  const isAdmin = panel.dataset.viewerRole === "admin";
-  const status = document.getElementById("handoff-actions-status");
+  const forms = {
+    release: document.getElementById("release-form"),
+    reassign: document.getElementById("reassign-form"),
+  };
+  const openers = {
+    release: document.getElementById("release-open"),
+    reassign: document.getElementById("reassign-open"),
+  };
 
-  // Only the panel is ours; the status line, Resolve and the rest follow the handoff in
-  // pilot.js, which hands every change here.
-  function show(handoff) {
-    const held = handoff && handoff.status === "claimed" && handoff.claimed_by;
-    panel.hidden = !(held && (isAdmin || handoff.claimed_by.id === viewerId));
+  function say(text) {
+    const status = document.getElementById("claim-status");
+    if (status) status.textContent = text || "";
   }
 
-  if (EM.pilot) EM.pilot.onHandoff(show);
-
-  async function load() {
-    const result = await EM.api("GET", "/api/v1/escalations/" + handoffId);
-    if (result.ok) show(result.data);
+  function close(which) {
+    const form = forms[which];
+    if (!form) return;
+    form.hidden = true;
+    form.reset();
+    if (openers[which]) openers[which].setAttribute("aria-expanded", "false");
   }
 
-  async function act(path, body, done) {
-    status.textContent = "";
-    const result = await EM.api("POST", "/api/v1/escalations/" + handoffId + path, body);
+  function open(which) {
+    Object.keys(forms).forEach(function (other) { if (other !== which) close(other); });
+    forms[which].hidden = false;
+    openers[which].setAttribute("aria-expanded", "true");
+    forms[which].querySelector("select, textarea").focus();
+  }
+
+  Object.keys(forms).forEach(function (which) {
+    if (!openers[which]) return;
+    openers[which].addEventListener("click", function () {
+      if (forms[which].hidden) open(which);
+      else close(which);
+    });
+    forms[which].querySelector('[data-action="cancel"]').addEventListener("click", function () {
+      close(which);
+      openers[which].focus();
+    });
+  });
+
+  // Whenever the handoff changes (here or elsewhere), no stale form or text stays open.
+  if (EM.pilot) {
+    EM.pilot.onHandoff(function (handoff, may) {
+      if (!may || !may.release) close("release");
+      if (!may || !may.reassign) close("reassign");
+    });
+  }
+
+  async function act(which, body, done) {
+    say("");
+    const result = await EM.api("POST", "/api/v1/escalations/" + handoffId + "/" + which, body);
     if (!result.ok) {
-      status.textContent = result.message || "That did not work. Try again.";
+      say(result.message || "That did not work. Try again.");
       return;
     }
+    close(which);
     if (EM.pilot) EM.pilot.show(result.data);
-    else show(result.data);
-    status.textContent = done;
+    say(done(result.data));
     if (EM.refreshTimeline) EM.refreshTimeline();
   }
 
-  document.getElementById("release-form").addEventListener("submit", function (event) {
+  forms.release.addEventListener("submit", function (event) {
     event.preventDefault();
-    const reason = document.getElementById("release-reason").value.trim();
+    const reason = forms.release.elements.reason.value.trim();
     if (!reason) {
-      status.textContent = "Say why you are releasing it.";
+      say("Say why you are releasing it.");
       return;
     }
-    act("/release", { reason: reason }, "Released: it is back on the queue.");
+    act("release", { reason: reason }, function () { return "Released: it is back on the queue."; });
   });
 
-  document.getElementById("reassign-form").addEventListener("submit", function (event) {
+  forms.reassign.addEventListener("submit", function (event) {
     event.preventDefault();
-    const userId = Number(document.getElementById("reassign-user").value);
+    const userId = Number(forms.reassign.elements.user_id.value);
+    const reason = forms.reassign.elements.reason.value.trim();
     if (!userId) {
-      status.textContent = "Choose who should take it.";
+      say("Choose who should take it.");
       return;
     }
-    act("/reassign", { user_id: userId }, "Reassigned.");
+    if (!reason) {
+      say("Say why it goes to them: they read it.");
+      return;
+    }
+    act("reassign", { user_id: userId, reason: reason }, function (handoff) {
+      return "Reassigned to " + (handoff.claimed_by ? handoff.claimed_by.name : "them") + ": they have been told.";
+    });
   });
-
-  document.addEventListener("em:handoff", function (event) {
-    show(event.detail);
-  });
-  load();
 })();

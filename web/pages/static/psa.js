@@ -73,7 +73,8 @@
     if (polling === null) polling = setTimeout(refresh, POLL_MS);
   }
 
-  form.addEventListener("submit", async function (event) {
+  // No form without a connected PSA: the notes written before still show and follow.
+  if (form) form.addEventListener("submit", async function (event) {
     event.preventDefault();
     const field = form.elements.note;
     const status = document.getElementById("psa-status");

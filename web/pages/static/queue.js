@@ -10,9 +10,10 @@
   const problem = document.getElementById("queue-error");
   const me = Number(document.body.dataset.userId);
   const view = queue.dataset;
-  const AMBER_SECONDS = Number(view.amberSeconds) || 300;
-  const RED_SECONDS = Number(view.redSeconds) || 900;
-  const PRIORITY_LABELS = { p1: "P1 · critical", p2: "P2 · high", p3: "P3 · normal", p4: "P4 · low" };
+  // What the server decides and this script only applies: each priority's label and its
+  // wait colours (seconds to amber and to red, from the priority's unclaimed policy).
+  const config = JSON.parse(view.config);
+  const WAIT_SECONDS = config.wait_seconds || {};
   // A card someone else took stays (greyed, saying who) this long before it goes.
   const TAKEN_CARD_LINGER_MS = 30000;
   const MAX_QUEUE_PAGES = 10;
@@ -66,6 +67,7 @@
     card.dataset.sessionId = handoff.session_id;
     card.dataset.status = handoff.status;
     card.dataset.priority = priority;
+    card.dataset.created = handoff.created_at;
     card.querySelector("article").setAttribute("aria-labelledby", titleId);
     card.querySelector(".card-title").id = titleId;
     card.querySelector('[data-action="claim"]').setAttribute("aria-describedby", titleId);
@@ -84,7 +86,7 @@
     card.querySelector('[data-part="steps"]').hidden = steps.length === 0;
     EM.fill(card, {
       title: handoff.title,
-      priority_label: PRIORITY_LABELS[priority] || priority.toUpperCase(),
+      priority_label: handoff.priority_label || (config.priority_labels || {})[priority] || priority.toUpperCase(),
       customer: handoff.customer || "",
       psa_ticket: handoff.psa_ticket_id || "",
       technician: handoff.escalated_by ? handoff.escalated_by.name : "",
@@ -95,14 +97,18 @@
     });
   }
 
-  /* Where a card goes under the page's sort: by priority then age, else by age. */
+  /* Where a card goes under the page's sort (the server's order): by priority then the
+     longest waiting, else by creation time; the id breaks ties. */
   function comesBefore(a, b) {
-    const idA = Number(a.dataset.handoffId);
-    const idB = Number(b.dataset.handoffId);
     if (view.sort === "priority" && a.dataset.priority !== b.dataset.priority) {
       return a.dataset.priority < b.dataset.priority;
     }
-    return view.sort === "newest" ? idA > idB : idA < idB;
+    const atA = Date.parse(a.dataset.created);
+    const atB = Date.parse(b.dataset.created);
+    const idA = Number(a.dataset.handoffId);
+    const idB = Number(b.dataset.handoffId);
+    const older = atA < atB || (atA === atB && idA < idB);
+    return view.sort === "newest" ? !older : older;
   }
 
   function insertInOrder(card) {
@@ -225,6 +231,27 @@
     if (button) claim(button.closest("li.card"));
   });
 
+  /* --- handed to the viewer: who did, and why (the timeline has the reason) ---------- */
+
+  const handed = document.getElementById("handed-to-you");
+
+  async function handedToMe(handoff) {
+    const result = await EM.api("GET", "/api/v1/escalations/" + Number(handoff.id) + "/timeline");
+    const items = result.ok ? result.data.items : [];
+    const change = items.filter(function (item) { return item.kind === "reassigned"; }).pop();
+    const who = change && change.actor ? change.actor.name : "A senior";
+    const why = change && change.details && change.details.reason ? change.details.reason : "";
+    const headline = who + " handed you “" + handoff.title + "”" + (why ? ":" : ".");
+    EM.fill(handed, { headline: headline, why: why });
+    handed.querySelector("[data-field-href]").href = "/pilot/" + Number(handoff.session_id);
+    handed.hidden = false;
+    if (window.QueueAlerts) window.QueueAlerts.handedOver(handoff, headline + (why ? " " + why : ""));
+  }
+
+  handed.querySelector('[data-action="dismiss-handed"]').addEventListener("click", function () {
+    handed.hidden = true;
+  });
+
   /* --- tab counts ------------------------------------------------------------------- */
 
   let countsTimer = null;
@@ -259,7 +286,7 @@
     for (let page = 0; page < MAX_QUEUE_PAGES; page += 1) {
       const params = filterQuery();
       params.set("status", "open");
-      params.set("sort", view.sort === "priority" ? "priority" : "oldest");
+      params.set("sort", view.sort === "oldest" ? "oldest" : "priority");
       params.set("limit", "200");
       if (cursor) params.set("cursor", cursor);
       const result = await EM.api("GET", "/api/v1/escalations?" + params.toString());
@@ -317,6 +344,7 @@
       "handoff.reassigned": function (payload) {
         const handoff = EM.handoffOf(payload);
         if (handoff) markTaken(handoff);
+        if (handoff && handoff.claimed_by && handoff.claimed_by.id === me) handedToMe(handoff);
         countsSoon();
       },
       // Reminders and the admin step: the card's "reminded twice · owner told" line.
@@ -336,9 +364,10 @@
       element.textContent = EM.waitingText(element.dataset.since, now);
       const seconds = (now - Date.parse(element.dataset.since)) / 1000;
       const wait = element.closest(".card-wait");
+      const limits = WAIT_SECONDS[element.closest("li.card").dataset.priority] || [300, 900];
       let level = "ok";
-      if (seconds >= RED_SECONDS) level = "red";
-      else if (seconds >= AMBER_SECONDS) level = "amber";
+      if (seconds >= limits[1]) level = "red";
+      else if (seconds >= limits[0]) level = "amber";
       if (wait.dataset.wait !== level) {
         wait.dataset.wait = level;
         wait.closest("li.card").dataset.wait = level;

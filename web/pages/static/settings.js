@@ -77,12 +77,38 @@
     window.location.reload();
   }
 
+  /* A role changes only once confirmed: picking one asks "Change role" / "Cancel" beside
+     it, and says "Saved" once the server has it (no reload: the page stays where it is). */
+  function roleControls(row, select) {
+    const ask = row.querySelector("[data-role-confirm]");
+    const status = row.querySelector("[data-role-status]");
+    select.addEventListener("change", () => {
+      const changed = select.value !== select.dataset.saved;
+      ask.hidden = !changed;
+      say(status, changed ? "Make " + select.dataset.name + " " + select.value + "?" : "", false);
+    });
+    ask.querySelector("[data-action='role-cancel']").addEventListener("click", () => {
+      select.value = select.dataset.saved;
+      ask.hidden = true;
+      say(status, "", false);
+      select.focus();
+    });
+    ask.querySelector("[data-action='role-save']").addEventListener("click", async () => {
+      say(status, "Saving…", false);
+      const result = await EM.api("PATCH", "/api/v1/users/" + row.dataset.userId, { role: select.value });
+      if (!result.ok) return say(status, fieldProblems(result), true);
+      select.dataset.saved = result.data.role;
+      select.value = result.data.role;
+      ask.hidden = true;
+      say(status, "Saved: " + result.data.name + " is now " + result.data.role + ".", false);
+    });
+  }
+
   document.querySelectorAll("[data-user-id] [data-action]").forEach((control) => {
     const row = control.closest("[data-user-id]");
     const action = control.dataset.action;
-    if (action === "role") {
-      control.addEventListener("change", () => patchUser(row, { role: control.value }));
-    } else {
+    if (action === "role") roleControls(row, control);
+    else if (action === "deactivate" || action === "reactivate") {
       control.addEventListener("click", () => patchUser(row, { active: action === "reactivate" }));
     }
   });

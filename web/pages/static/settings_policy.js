@@ -1,6 +1,7 @@
-/* The escalation-policy section of /settings: shows the account's policy (GET /api/v1/me)
-   and saves it with PATCH /api/v1/account (an empty optional field sends null: that step
-   is off). */
+/* The escalation-policy section of /settings: shows the account's policy (GET
+   /api/v1/account) and saves it with PATCH /api/v1/account. An empty account-wide field
+   sends null (that step is off); an empty per-priority field is left out of
+   `policy_by_priority`, so that priority uses the account-wide value. */
 "use strict";
 
 (function () {
@@ -10,18 +11,35 @@
   const status = document.getElementById("policy-status");
   const NULLABLE = ["renotify_after_minutes", "escalate_to_admins_after_minutes"];
   const FIELDS = ["renotify_after_minutes", "renotify_max", "escalate_to_admins_after_minutes"];
+  const PRIORITIES = ["p1", "p2", "p3", "p4"];
+  const PER_PRIORITY = ["renotify_after_minutes", "escalate_to_admins_after_minutes"];
 
-  async function load() {
-    const result = await EM.api("GET", "/api/v1/me");
-    if (!result.ok) {
-      status.textContent = "Could not load the policy: " + result.message;
-      return;
-    }
-    const account = result.data.account || {};
+  function show(account) {
     FIELDS.forEach(function (name) {
       const value = account[name];
       form.elements[name].value = value === null || value === undefined ? "" : String(value);
     });
+    const byPriority = account.policy_by_priority || {};
+    PRIORITIES.forEach(function (p) {
+      PER_PRIORITY.forEach(function (name) {
+        const input = form.elements[p + "." + name];
+        const entry = byPriority[p] || {};
+        const own = Object.prototype.hasOwnProperty.call(entry, name);
+        input.value = own && entry[name] !== null ? String(entry[name]) : "";
+        const wide = account[name];
+        input.placeholder = own && entry[name] === null ? "off"
+          : (wide === null || wide === undefined ? "off" : String(wide));
+      });
+    });
+  }
+
+  async function load() {
+    const result = await EM.api("GET", "/api/v1/account");
+    if (!result.ok) {
+      status.textContent = "Could not load the policy: " + result.message;
+      return;
+    }
+    show(result.data);
     document.getElementById("policy-save").disabled = false;
   }
 
@@ -31,13 +49,27 @@
     return Number(text);
   }
 
+  function byPriority() {
+    const result = {};
+    PRIORITIES.forEach(function (p) {
+      const entry = {};
+      PER_PRIORITY.forEach(function (name) {
+        const text = form.elements[p + "." + name].value.trim();
+        if (text !== "") entry[name] = Number(text);
+      });
+      if (Object.keys(entry).length) result[p] = entry;
+    });
+    return result;
+  }
+
   form.addEventListener("submit", async function (event) {
     event.preventDefault();
     status.textContent = "Saving…";
-    const body = {};
+    const body = {policy_by_priority: byPriority()};
     FIELDS.forEach(function (name) { body[name] = value(name); });
     const result = await EM.api("PATCH", "/api/v1/account", body);
     if (result.ok) {
+      show(result.data);
       status.textContent = "Saved.";
       return;
     }

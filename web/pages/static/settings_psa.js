@@ -42,8 +42,7 @@
 
   async function load() {
     const result = await EM.api("GET", URL);
-    if (result.ok) showConnection(result.data);
-    else if (result.status === 404) showConnection(null);
+    if (result.ok) showConnection(result.data.kind ? result.data : null);
     else state.textContent = result.message;
   }
 
