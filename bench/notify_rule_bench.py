@@ -117,7 +117,32 @@ def time_decisions(count: int, seniors: int, rotations: int, overrides: int) -> 
     db.session.rollback()
     return {"decisions": count, "seniors": seniors, "rotations": rotations,
             "overrides": overrides, "emails_per_decision": round(emailed / count, 1),
-            **_ms(samples)}  # fmt: skip
+            **_ms(samples), "parts": _parts(count, event, at, online_of)}  # fmt: skip
+
+
+def _parts(count: int, event: Any, at: datetime, online_of) -> dict[str, Any]:
+    """The decision's three parts timed alone: the preferences query, the schedule at one
+    instant, and the rule itself on what those loaded."""
+    from models.entities import SENIOR_ROLES
+    from models.notification_rule import Audience, choose
+    from models.oncall_view import moment_for
+    from models.preferences import account_email_preferences
+
+    loads, schedules, rules = [], [], []
+    for n in range(count):
+        when = at + timedelta(minutes=n % 600)
+        started = time.perf_counter()
+        seniors = account_email_preferences(event.account_id, SENIOR_ROLES)
+        loaded = time.perf_counter()
+        moment = moment_for(event.account_id, when)
+        resolved = time.perf_counter()
+        audience = Audience(seniors, online_of([p.user_id for p in seniors]))
+        choose(event.event, audience, moment)
+        ruled = time.perf_counter()
+        loads.append(loaded - started)
+        schedules.append(resolved - loaded)
+        rules.append(ruled - resolved)
+    return {"preferences_query": _ms(loads), "schedule": _ms(schedules), "rule": _ms(rules)}
 
 
 def time_step_ticks(args: argparse.Namespace) -> dict[str, Any]:
@@ -130,8 +155,9 @@ def time_step_ticks(args: argparse.Namespace) -> dict[str, Any]:
 
     seed_accounts(args.accounts)
     reminder_scan.generate(
-        argparse.Namespace(open=args.open, closed=args.closed, accounts=args.accounts,
-                           spread_minutes=120)  # fmt: skip
+        argparse.Namespace(
+            open=args.open, closed=args.closed, accounts=args.accounts, spread_minutes=120
+        )  # fmt: skip
     )
     ticks, steps, decisions = [], [], []
     last_event = db.session.query(OutboxEvent.id).order_by(OutboxEvent.id.desc()).limit(1).scalar()
@@ -142,7 +168,9 @@ def time_step_ticks(args: argparse.Namespace) -> dict[str, Any]:
         taken = handoff_steps.run_due_steps(now)
         stepped = time.perf_counter()
         events = list(
-            db.session.query(OutboxEvent).filter(OutboxEvent.id > last_event).order_by(OutboxEvent.id)
+            db.session.query(OutboxEvent)
+            .filter(OutboxEvent.id > last_event)
+            .order_by(OutboxEvent.id)
         )
         for event in events:
             decide(event, db.session.get(Handoff, event.handoff_id), lambda ids: set(),
@@ -252,7 +280,8 @@ def _text(report: dict[str, Any]) -> str:
         lines += [
             f"{r['backend']} (load {r['load_1m_at_start']} at start; a shared machine: noisy)",
             f"  decision per escalation ({d['seniors']} seniors, {d['rotations']} rotations, "
-            f"{d['overrides']} overrides): p50 {d['p50_ms']} ms, p99 {d['p99_ms']} ms",
+            f"{d['overrides']} overrides): p50 {d['p50_ms']} ms, p99 {d['p99_ms']} ms; "
+            + ", ".join(f"{k} p99 {v['p99_ms']} ms" for k, v in d["parts"].items()),
             f"  steps tick ({s['open']:,} open, {s['steps_per_tick_mean']} steps a tick, "
             f"decisions included): p50 {s['tick_p50_s']} s, max {s['tick_max_s']} s",
             f"  shift tick ({t['accounts']:,} accounts, {t['notices']} notices): "
