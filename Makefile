@@ -85,6 +85,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(PY) scripts/function_lengths.py
+	$(BIN)/vulture models web workers adapters --min-confidence 80
 
 format: install
 	$(BIN)/ruff format .
