@@ -405,8 +405,8 @@ def test_the_relay_resends_a_dispatch_whose_worker_died(
     handoff = new_handoff(client, tenant)
     event = outbox_event(handoff["id"])
     # A worker claimed the socket delivery, then was killed before it finished.
-    row = deliveries.socket_delivery(event)
-    assert deliveries.claim(row.id, timedelta(seconds=30)) is not None
+    row = deliveries.claim_socket_delivery(event, timedelta(seconds=30))
+    assert row is not None
     assert relay(timedelta(0))["resent"] == []  # its lease still holds: nothing to do yet
 
     row.locked_until = row.created_at = utcnow() - timedelta(minutes=2)  # the lease ran out
