@@ -108,6 +108,17 @@ def smtp_sink() -> Iterator[SmtpSink]:
 # enforced: owner for `release`, runtime role for the processes, system role).
 STACK_DATABASES = ("sqlite", "three_roles")
 THREE_ROLES = pytest.mark.parametrize("stack_env", STACK_DATABASES, indirect=True)
+# `STACK_DATABASE=three_roles` runs every stack that is not parametrized (integration and
+# browser tests alike) on the three roles too; the default is SQLite.
+STACK_DATABASE = "STACK_DATABASE"
+
+
+def stack_database() -> str:
+    """The database the unparametrized stacks use: "sqlite" or "three_roles"."""
+    kind = os.environ.get(STACK_DATABASE, "sqlite") or "sqlite"
+    if kind not in STACK_DATABASES:
+        raise pytest.UsageError(f"{STACK_DATABASE} must be one of {', '.join(STACK_DATABASES)}")
+    return kind
 
 
 @pytest.fixture
@@ -138,7 +149,7 @@ def stack_env(
     for key in ("SMTP_USERNAME", "SMTP_PASSWORD", "TEST_POSTGRES_URL"):
         env.pop(key, None)
     database = {"DATABASE_URL": sqlite_url(tmp_path / "escalation.db")}
-    if getattr(request, "param", "sqlite") == "three_roles":
+    if getattr(request, "param", stack_database()) == "three_roles":
         database = request.getfixturevalue("three_role_env")
     env.update(
         {
