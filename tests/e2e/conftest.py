@@ -19,10 +19,9 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
-from tests.integration.conftest import stack_database
+from tests.integration.conftest import no_postgres_for_three_roles, stack_database
 from tests.integration.services import (
     CHROMIUM_ARGS,
-    POSTGRES_SKIP_REASON,
     REPO_ROOT,
     WORKER_READY,
     ManagedProcess,
@@ -101,7 +100,7 @@ def _three_roles():
 
     base = postgres_url_from_env()
     if not base:
-        pytest.skip(POSTGRES_SKIP_REASON)
+        no_postgres_for_three_roles()
     with three_role_database(base, prefix="e2e") as roles:
         yield roles
 

@@ -121,6 +121,19 @@ def stack_database() -> str:
     return kind
 
 
+def one_url(url: str) -> dict[str, str]:
+    """Environment overrides for a process on one database URL only (no separate roles,
+    whatever database the stack itself runs on)."""
+    return {"DATABASE_URL": url, "MIGRATION_DATABASE_URL": "", "SYSTEM_DATABASE_URL": ""}
+
+
+def no_postgres_for_three_roles() -> None:
+    """Skip without PostgreSQL, except in CI or when the three roles were asked for: fail."""
+    if os.environ.get("CI") == "true" or os.environ.get(STACK_DATABASE) == "three_roles":
+        pytest.fail(f"the three-role stack needs PostgreSQL: {POSTGRES_SKIP_REASON}")
+    pytest.skip(POSTGRES_SKIP_REASON)
+
+
 @pytest.fixture
 def three_role_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     """A new PostgreSQL database with an owner, a runtime and a system role (dropped after
@@ -129,7 +142,7 @@ def three_role_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
 
     base = postgres_url_from_env()
     if not base:
-        pytest.skip(POSTGRES_SKIP_REASON)
+        no_postgres_for_three_roles()
     with three_role_database(base, prefix="stack") as roles:
         yield roles.env()
 
