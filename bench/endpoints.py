@@ -23,7 +23,7 @@ from sqlalchemy import insert, select
 from models import escalations
 from models.db import db
 from models.entities import SENIOR_ROLES, Message, User
-from web.api import API_PREFIX, parse_json_object
+from web.api.base import API_PREFIX, parse_json_object
 from web.auth import authenticated, current_user
 from web.schemas import HandoffSchema
 from workers.email_message import compose, message_id, notice_for

@@ -108,7 +108,8 @@ def seed_accounts(accounts: int) -> None:
         ],
     )
     db.session.execute(
-        insert(ApiToken), [{"user_id": a, "token_hash": hash_token(token_for(a))} for a in ids]
+        insert(ApiToken),
+        [{"user_id": a, "account_id": a, "token_hash": hash_token(token_for(a))} for a in ids],
     )
     db.session.execute(
         insert(FlowSession),

@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from models import handoff_steps, oncall, security_log, tenancy
-from models.db import db, transaction, utcnow
+from models.db import db, transaction
 from models.entities import DEFAULT_BASELINE_MINUTES, ROLES, Account, ApiToken, User
 from models.errors import Conflict, ValidationFailed
 from models.security_log import NO_CLIENT, Client
@@ -116,21 +116,6 @@ def issue_token(user: User, name: str | None = None) -> str:
     with transaction():
         token = _issue_token(user, name)
     return token
-
-
-def user_for_token(token: str) -> User | None:
-    if not token:
-        return None
-    return db.session.scalar(
-        select(User)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(
-            ApiToken.token_hash == hash_token(token),
-            ApiToken.revoked_at.is_(None),
-            or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > utcnow()),
-            User.active.is_(True),
-        )
-    )
 
 
 def user_for_password(email: str, password: str) -> User | None:

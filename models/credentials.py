@@ -9,7 +9,6 @@ nodes (`invalid_connections`).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -391,10 +390,3 @@ def update_user(
             security_log.add(kind, admin.account_id, client, actor=admin, subject=user)
             user.active = active
     return user
-
-
-def active_ids(user_ids: Iterable[int]) -> set[int]:
-    ids = set(user_ids)
-    if not ids:
-        return set()
-    return set(db.session.scalars(select(User.id).where(User.id.in_(ids), User.active.is_(True))))

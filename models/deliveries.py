@@ -106,13 +106,6 @@ def _for_event(
     return [found[key] for key, _ in keyed]
 
 
-def socket_delivery(event: OutboxEvent) -> Delivery:
-    """The room broadcast for one outbox event (recipient: the room, so none)."""
-    with transaction(expire_on_commit=False):  # the caller reads them next
-        [delivery] = _for_event(event, SOCKET, [(f"socket:{event.id}", None)])
-    return delivery
-
-
 def claim_socket_delivery(event: OutboxEvent, lease: timedelta) -> Delivery | None:
     """The event's room broadcast, created if missing and taken for one dispatch in the
     same transaction; None if it is done or another dispatch holds it."""

@@ -15,6 +15,7 @@ from models.notification_rule import (
     EMAILED_BEFORE,
     HOLDER,
     Audience,
+    Chosen,
     choose,
     keyed_by_step,
     rule_for,
@@ -41,6 +42,31 @@ def _targets(audience: str, event: OutboxEvent, handoff: Handoff) -> dict[int, s
     return None
 
 
+def decide(
+    event: OutboxEvent,
+    handoff: Handoff,
+    online_of: OnlineOf | None,
+    fallback: bool = False,
+    at: datetime | None = None,
+) -> tuple[Chosen, str | None] | None:
+    """Who is emailed about `event` now and why, and the unclaimed step it announced (its
+    deliveries' key); None when it emails nobody. One query for the seniors' preferences,
+    one presence look-up, and the schedule resolved once for them all."""
+    email = rule_for(event.event).email
+    if email is None:
+        return None
+    step = step_of_event(event.id) if keyed_by_step(event.event) else None
+    if keyed_by_step(event.event) and step is None:
+        return None
+    seniors = account_email_preferences(event.account_id, SENIOR_ROLES)
+    targets = _targets(email.audience, event, handoff)
+    asked = [p.user_id for p in seniors if targets is None or p.user_id in targets]
+    needs_presence = online_of is not None and email.by_preferences is not False
+    online = online_of(asked) if needs_presence else set()
+    moment = moment_for(event.account_id, at or now_utc())
+    return choose(event.event, Audience(seniors, online, targets), moment, fallback), step
+
+
 def plan_event_emails(
     event: OutboxEvent,
     handoff: Handoff,
@@ -50,18 +76,8 @@ def plan_event_emails(
     """The email deliveries of `event` (created once, however often this runs). `online_of`
     None: presence could not be trusted, everyone counts as offline. `fallback`: the live
     event never went out, so the rule runs as if every senior were offline."""
-    email = rule_for(event.event).email
-    if email is None:
+    decided = decide(event, handoff, online_of, fallback)
+    if decided is None:
         return []
-    step = step_of_event(event.id) if keyed_by_step(event.event) else None
-    if keyed_by_step(event.event) and step is None:
-        return []
-    seniors = account_email_preferences(event.account_id, SENIOR_ROLES)
-    targets = _targets(email.audience, event, handoff)
-    asked = [p.user_id for p in seniors if targets is None or p.user_id in targets]
-    online = (
-        online_of(asked) if online_of is not None and email.by_preferences is not False else set()
-    )
-    moment = moment_for(event.account_id, now_utc())
-    chosen = choose(event.event, Audience(seniors, online, targets), moment, fallback)
+    chosen, step = decided
     return deliveries.email_deliveries(event, chosen, step)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from models import outbox, permissions, queue, timeline
+from models import outbox, permissions, timeline
 from models.db import db, transaction, utcnow
 from models.entities import (
     LIVE_HANDOFF_STATUSES,
@@ -277,18 +277,6 @@ def resolve(user: User, handoff_id: int, outcome: str | None = None) -> Handoff:
             timeline.record(handoff, timeline.RESOLVED, user, now)
     db.session.refresh(handoff)
     return handoff
-
-
-def list_handoffs(
-    user: User, status: str = "open", limit: int = 50, after_id: int | None = None
-) -> tuple[list[Handoff], int | None]:
-    """The account's handoffs oldest first (ids grow with creation), keyset-paginated.
-    models.queue.find_handoffs filters and sorts further."""
-    position = str(after_id) if after_id is not None else None
-    items, next_position = queue.find_handoffs(
-        user, queue.QueueFilter(status), "oldest", limit, position
-    )
-    return items, int(next_position) if next_position else None
 
 
 def deliveries_of(user: User, handoff_id: int) -> list[Delivery]:

@@ -61,10 +61,6 @@ def set_policy_minute(seconds: float) -> None:
     _minute = timedelta(seconds=seconds)
 
 
-def policy_minute() -> timedelta:
-    return _minute
-
-
 POLICY_FIELDS = ("renotify_after_minutes", "renotify_max", "escalate_to_admins_after_minutes")
 #: The per-priority policy an account has until an admin sets its own: urgency sets the
 #: pace. A priority without an entry (p3, p4), or a field left out, uses the account-wide

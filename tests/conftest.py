@@ -3,6 +3,7 @@ tests/factories.py."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
@@ -43,6 +44,32 @@ def _no_tenant_left_over() -> Iterator[None]:
     tenancy.clear_context()
     yield
     tenancy.clear_context()
+
+
+# A skip naming one of these means a real server or tool was missing; in CI that is a failure.
+NEEDED_IN_CI = ("postgres", "redis", "nginx", "chromium", "promtool")
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def missing_part(report) -> str | None:
+    """The server or tool a skipped report says was missing, if any."""
+    if not report.skipped or not isinstance(report.longrepr, tuple):
+        return None
+    reason = str(report.longrepr[-1]).lower()
+    return next((part for part in NEEDED_IN_CI if part in reason), None)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    part = missing_part(report)
+    if part and _in_ci() and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"CI=true: skipped for want of {part}: {report.longrepr[-1]}"
 
 
 def pytest_runtest_setup(item) -> None:

@@ -15,6 +15,7 @@ from models.handoff_steps import set_policy_minute
 from web import config as config_module
 from web import errors, finite_json
 from web.api.rate_limit import init_api_rate_limit
+from web.error_pages import render_error_page
 from web.extensions import csrf, db, limiter, migrate, socketio
 from web.finite_json import FiniteJSONProvider
 from web.observability import init_observability, probe_database, probe_redis
@@ -133,32 +134,22 @@ def _register_error_handlers(app: Flask) -> None:
     def domain_error(error: DomainError):
         if errors.wants_json():
             return errors.handle_domain_error(error)
-        return _page_error(error.status, error.message)
+        return render_error_page(error.status, error.message)
 
     def http_error(error: HTTPException):
         if errors.wants_json():
             return errors.handle_http_exception(error)
-        return _page_error(error.code or 500, error.description or error.name)
+        return render_error_page(error.code or 500, error.description or error.name)
 
     def unexpected(error: Exception):
         if isinstance(error, HTTPException):
             return http_error(error)
         response = errors.handle_unexpected(error)
-        return response if errors.wants_json() else _page_error(500, "Something went wrong.")
+        return response if errors.wants_json() else render_error_page(500, "Something went wrong.")
 
     app.register_error_handler(DomainError, domain_error)
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(Exception, unexpected)
-
-
-def _page_error(status: int, message: str):
-    """HTML pages register a nicer version of this (web.pages); the API never gets here."""
-    from flask import current_app
-
-    render = current_app.extensions.get("page_error")
-    if render is not None:
-        return render(status, message)
-    return message, status, {"Content-Type": "text/plain; charset=utf-8"}
 
 
 def _register_health(app: Flask) -> None:

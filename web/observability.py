@@ -25,6 +25,7 @@ from models import outbox, tenancy
 from models.db import database_unreachable, db, utcnow
 from models.logcontext import HANDOFF_ID, REQUEST_ID
 from web import errors
+from web.error_pages import render_error_page
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +92,9 @@ def _unbind_request_id(_error: BaseException | None = None) -> None:
 
 
 def _database_error(error: Exception):
-    from web import _page_error
-
     if not database_unreachable(error):
         response = errors.handle_unexpected(error)
-        return response if errors.wants_json() else _page_error(500, "Something went wrong.")
+        return response if errors.wants_json() else render_error_page(500, "Something went wrong.")
     log.warning("Database unavailable on %s %s: %s", request.method, request.path, error.args)
     metrics.DATABASE_UNAVAILABLE.inc()
     try:
@@ -106,7 +105,7 @@ def _database_error(error: Exception):
     if errors.wants_json():
         response = errors.error_response(503, "unavailable", message)
     else:
-        response = make_response(_page_error(503, message))
+        response = make_response(render_error_page(503, message))
     response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 

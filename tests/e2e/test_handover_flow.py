@@ -142,3 +142,66 @@ def test_a_reassignment_asks_why_and_the_new_holder_hears_it_on_the_queue(
     expect(timeline).to_contain_text(
         f"{erin.name} handed it to {sam.name}: Sam set up their VPN", timeout=15_000
     )
+
+
+def test_the_session_page_tells_the_new_holder_who_handed_it_over_and_why(
+    stack: Stack, acme: Tenant, sign_in
+):
+    technician, erin, sam = acme["tech"], acme["eng"], acme["eng2"]
+    title = unique_title("Printer queue stuck")
+    session = start_session(stack, technician, title)
+    handoff = escalate(stack, technician, session["id"], "Spooler restarts did not help")
+    assert stack.api(erin.token, "POST", f"/escalations/{handoff['id']}/claim").ok
+
+    pilot = sign_in(sam, f"/pilot/{session['id']}")
+    expect(pilot.locator("#live-status")).to_have_attribute("data-state", "live")
+    notice = pilot.locator("#handed-to-you")
+    expect(notice).to_be_hidden()
+    answer = stack.api(
+        erin.token,
+        "POST",
+        f"/escalations/{handoff['id']}/reassign",
+        json={"user_id": sam.id, "reason": "Sam knows this printer"},
+    )
+    assert answer.status_code == 200, answer.text
+    expect(notice).to_be_visible(timeout=LIVE_MS)
+    expect(notice).to_have_text(f"{erin.name} handed this to you: Sam knows this printer")
+    expect(pilot.locator("#handoff-status")).to_have_text(f"Claimed by {sam.name}.")
+
+    # Handed back: the notice is no longer true for Sam, so it goes.
+    back = stack.api(
+        sam.token,
+        "POST",
+        f"/escalations/{handoff['id']}/reassign",
+        json={"user_id": erin.id, "reason": "Back to Erin"},
+    )
+    assert back.status_code == 200, back.text
+    expect(notice).to_be_hidden(timeout=LIVE_MS)
+
+
+def test_the_session_page_opens_one_live_connection(stack: Stack, acme: Tenant, sign_in):
+    technician, erin = acme["tech"], acme["eng"]
+    session = start_session(stack, technician, unique_title("One socket"))
+    escalate(stack, technician, session["id"], "Needs a senior")
+
+    page = sign_in(erin, "/escalations")
+    handshakes: list[str] = []
+
+    def opened(url: str) -> None:
+        if "/socket.io/" in url and "sid=" not in url:
+            handshakes.append(url)
+
+    page.on("request", lambda request: opened(request.url))
+    page.on("websocket", lambda socket: opened(socket.url))
+    page.goto(f"/pilot/{session['id']}")
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+    # Both the chat and the timeline are live over it: a message and a timeline line arrive.
+    stack.api(
+        technician.token,
+        "POST",
+        f"/sessions/{session['id']}/messages",
+        json={"body": "Still broken"},
+    )
+    expect(page.locator("#messages")).to_contain_text("Still broken", timeout=LIVE_MS)
+    # Both scripts have run by now (each used to call io() as it loaded).
+    assert len(handshakes) == 1, handshakes

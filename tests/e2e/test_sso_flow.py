@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.sso.provider import Provider, ProviderServer
 
@@ -74,3 +75,36 @@ def test_sign_in_with_sso_in_the_browser(stack, acme, acme_sso, idp, browser, op
     page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.get_by_role("alert")).to_contain_text("signs in with single sign-on")
     expect(page.get_by_role("link", name="Sign in with SSO")).to_be_visible()
+
+
+def test_the_settings_form_shows_each_fields_message_on_a_422(stack, acme, sign_in):
+    page = sign_in(acme["admin"], "/settings")
+    section = page.locator("#sso-settings")
+    expect(section.locator("#sso-settings-state")).not_to_have_text("Loading…")
+    section.get_by_label("Provider").select_option("microsoft")
+    section.get_by_label("Directory (tenant) id (Microsoft)").fill("common")
+    section.get_by_label("Client id").fill("escalation-mode")
+    section.get_by_label("Email domains (comma-separated)").fill("msp.example, not a domain")
+    section.get_by_role("button", name="Save single sign-on").click()
+
+    status = section.locator("#sso-settings-status")
+    expect(status).to_have_text("Some single sign-on settings are invalid.")
+    tenant = section.locator("#sso-tenant-id-error")
+    expect(tenant).to_have_text(
+        "Required for microsoft: the directory (tenant) id, a GUID. A multi-tenant "
+        "app (common, organizations) is not accepted."
+    )
+    expect(section.locator("#sso-tenant-id")).to_have_attribute("aria-invalid", "true")
+    expect(section.locator("#sso-tenant-id")).to_have_attribute(
+        "aria-describedby", "sso-tenant-id-error"
+    )
+    expect(section.locator("#sso-domains-input-error")).to_have_text(
+        "'not a domain' is not a domain name."
+    )
+    expect(section.locator("#sso-client-id-error")).to_have_count(0)
+
+    # Fixed and sent again: the old messages go with the next answer.
+    section.get_by_label("Email domains (comma-separated)").fill("msp.example")
+    section.get_by_role("button", name="Save single sign-on").click()
+    expect(section.locator("#sso-domains-input-error")).to_have_count(0)
+    expect(tenant).to_have_count(1)

@@ -209,3 +209,22 @@ def test_the_sweep_re_sends_a_post_whose_task_was_lost(client, tenant, fake_cw, 
     finally:
         celery.send_task = original
     assert sent == [("workers.psa.post_note", [row.id])]
+
+
+def test_a_lost_answer_is_found_on_the_second_page_of_a_busy_tickets_notes(client, tenant, fake_cw):
+    """150 notes typed in ConnectWise already: the one we created lands on the second page
+    of 100, and the retry's look-up must read that far before deciding to post."""
+    connect(client, tenant, fake_cw)
+    session_id = session_with_ticket(client, tenant)
+    for n in range(150):
+        fake_cw.add_note(TICKET, f"Typed by hand #{n}", "77")
+    write_back(client, tenant, session_id)
+    fake_cw.drop_after_create_next()
+    assert post(delivery_id()) == "retrying"
+    notes = fake_cw.notes(TICKET)
+    assert len(notes) == 151
+    created = notes[-1]
+    make_due(delivery_id())
+    assert post(delivery_id()) == "sent"
+    assert len(fake_cw.notes(TICKET)) == 151
+    assert fake_cw.notes(TICKET)[-1] == created

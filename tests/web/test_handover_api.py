@@ -256,8 +256,8 @@ def test_timeline_lists_notifications_with_their_state(app, client, tenant):
     from models.entities import OutboxEvent
 
     event = db.session.query(OutboxEvent).filter_by(handoff_id=handoff["id"]).one()
-    # Redis is unreachable in these tests: the dispatch records its socket delivery failing.
-    fanout.deliveries.socket_delivery(event)
+    # The dispatch takes the room broadcast; until it finishes the delivery stays pending.
+    assert fanout.deliveries.claim_socket_delivery(event, fanout.SOCKET_LEASE) is not None
     items = client.get(
         f"/api/v1/escalations/{handoff['id']}/timeline", headers=tenant.auth("eng")
     ).get_json()["items"]

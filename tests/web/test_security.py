@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import math
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import fakeredis
 import pytest
+import time_machine
 from kombu.exceptions import EncodeError
 from kombu.serialization import dumps as kombu_dumps
 from sqlalchemy import select, update
@@ -307,12 +308,21 @@ def test_security_headers_on_pages_and_the_api(app, client, tenant):
 # --- 8. per-token rate limits --------------------------------------------------------------------
 
 
-def test_each_token_has_its_own_rate_limit(app_with):
-    with app_with(
-        RATELIMIT_ENABLED=True,
-        RATELIMIT_STORAGE_URI="memory://",
-        API_RATE_LIMIT_PER_TOKEN="3 per minute",
-    ) as app:
+@pytest.mark.parametrize(
+    "now",
+    [datetime(2026, 1, 20, 9, 0, 20, tzinfo=UTC), datetime(2026, 7, 14, 9, 0, 20, tzinfo=UTC)],
+    ids=["winter", "summer"],
+)
+def test_each_token_has_its_own_rate_limit(app_with, now):
+    # A frozen clock: however slow the run, the four requests fall in one window.
+    with (
+        time_machine.travel(now, tick=False),
+        app_with(
+            RATELIMIT_ENABLED=True,
+            RATELIMIT_STORAGE_URI="memory://",
+            API_RATE_LIMIT_PER_TOKEN="3 per minute",
+        ) as app,
+    ):
         tenant = make_tenant("Busy MSP")
         client = app.test_client()
         statuses = [
@@ -321,8 +331,9 @@ def test_each_token_has_its_own_rate_limit(app_with):
         assert statuses == [200, 200, 200]
         limited = client.get(f"{API}/me", headers=tenant.auth("eng"))
         assert_error(limited, 429, "rate_limited")
-        assert 1 <= int(limited.headers["Retry-After"]) <= 60
+        retry_after = int(limited.headers["Retry-After"])
         assert client.get(f"{API}/me", headers=tenant.auth("eng2")).status_code == 200
+    assert retry_after == 60  # the window opened by the first request, no time having passed
 
 
 # --- 9. idempotency keys per user ----------------------------------------------------------------

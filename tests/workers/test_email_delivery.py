@@ -289,10 +289,10 @@ def test_a_recipient_who_no_longer_exists_fails_visibly(client, tenant, smtp):
 def test_a_socket_delivery_id_is_ignored(client, tenant, smtp):
     handoff = new_handoff(client, tenant)
     event = db.session.scalar(select(OutboxEvent).where(OutboxEvent.handoff_id == handoff["id"]))
-    socket_row = deliveries.socket_delivery(event)
+    socket_row = deliveries.claim_socket_delivery(event, timedelta(seconds=30))
     assert email_worker.send_email(socket_row.id) == "skipped"
     db.session.expire_all()
-    assert (socket_row.status, socket_row.attempts) == ("pending", 0)
+    assert (socket_row.status, socket_row.attempts) == ("pending", 1)  # only the dispatch's take
 
 
 # --------------------------------------------------------------------------- sweeper
@@ -335,7 +335,11 @@ def test_sweeper_leaves_socket_rows_to_the_fanout(client, tenant, app):
     app.config.update(DELIVERY_SWEEP_GRACE_SECONDS=0)
     handoff = new_handoff(client, tenant)
     event = db.session.scalar(select(OutboxEvent).where(OutboxEvent.handoff_id == handoff["id"]))
-    deliveries.socket_delivery(event)
+    row = deliveries.claim_socket_delivery(event, timedelta(seconds=30))
+    row.locked_until = utcnow() - timedelta(
+        seconds=1
+    )  # free to take again: only its channel keeps it out
+    db.session.commit()
     assert email_worker.sweep_deliveries() == 0
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 
 from models import db, handoff_steps
 from models.entities import Account, Delivery, OutboxEvent
-from tests.factories import new_handoff
+from tests.factories import both_databases, new_handoff
 from tests.workers.test_fanout import (  # noqa: F401 - fixtures
     email_rows,
     outbox_event,
@@ -63,6 +63,7 @@ def naive(moment: datetime) -> datetime:
     return moment.replace(tzinfo=None)
 
 
+@both_databases
 @seasons
 @pytest.mark.usefixtures("web_node", "presence")
 def test_a_held_email_goes_out_when_the_quiet_hours_end(
@@ -104,6 +105,7 @@ def test_a_held_email_goes_out_when_the_quiet_hours_end(
         assert "VPN drops every hour" in message["Subject"]
 
 
+@both_databases
 @seasons
 @pytest.mark.usefixtures("web_node", "presence")
 def test_a_held_email_of_a_handoff_claimed_meanwhile_fails_not_sent_claimed(

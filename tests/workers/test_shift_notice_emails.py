@@ -14,6 +14,7 @@ from sqlalchemy import select
 from models import db, shift_notices
 from models.entities import Delivery
 from models.oncall_view import Segment
+from tests.factories import both_databases
 from workers import mail
 from workers import shift_notices as shift_task
 
@@ -35,6 +36,7 @@ def notices() -> list[Delivery]:
     return list(db.session.scalars(select(Delivery).where(Delivery.event == "shift.start")))
 
 
+@both_databases
 @seasons
 def test_one_notice_per_segment_in_the_seniors_zone(client, tenant, monkeypatch, season):
     client.patch("/api/v1/me", json={"timezone": "America/Chicago", "notify_email": "never"},

@@ -7,7 +7,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from models import rollup
 from models.errors import ValidationFailed
-from web.api import ApiBlueprint
+from web.api.base import ApiBlueprint
 from web.auth import current_user, engineer_or_admin
 from web.schemas import AsciiInteger, Input, UtcDateTime
 

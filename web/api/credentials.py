@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from models import credentials, security_log
-from web.api import ApiBlueprint
-from web.api.escalations import decode_id_cursor, encode_id_cursor
+from web.api.base import ApiBlueprint
 from web.auth import admin_only, authenticated, client_info, current_user
+from web.pagination import decode_id_cursor, encode_id_cursor
 from web.schemas import (
     SecurityLogPageSchema,
     SecurityLogQuerySchema,

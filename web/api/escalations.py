@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import re
 
@@ -14,9 +12,10 @@ from adapters import telemetry
 from models import escalations, handover, timeline
 from models.logcontext import bind_handoff
 from models.queue import QueueFilter, find_handoffs, tab_counts
-from web.api import ApiBlueprint, parse_json_object
+from web.api.base import ApiBlueprint, parse_json_object
 from web.auth import authenticated, current_user, engineer_or_admin
 from web.errors import ApiError
+from web.pagination import decode_cursor, encode_cursor
 from web.schemas import (
     ClaimResultSchema,
     DeliveryListSchema,
@@ -46,46 +45,6 @@ IDEMPOTENCY_KEY_PARAMETER = {
     "description": "Replaying the same key returns the same handoff with 200.",
     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
 }
-
-
-def encode_cursor(position: str | None) -> str | None:
-    return base64.urlsafe_b64encode(position.encode()).decode() if position else None
-
-
-def decode_cursor(cursor: str | None) -> str | None:
-    """The page position inside a cursor; models.queue checks it against the sort."""
-    if cursor is None:
-        return None
-    try:
-        value = base64.urlsafe_b64decode(cursor.encode()).decode("ascii")
-        if 0 < len(value) <= 40:
-            return value
-    except (binascii.Error, UnicodeError, ValueError):
-        pass
-    raise _bad_cursor()
-
-
-def _bad_cursor() -> ApiError:
-    return ApiError(
-        422,
-        "Some fields are invalid.",
-        {"cursor": ["Not a cursor from this API."]},
-        code="validation_error",
-    )
-
-
-def encode_id_cursor(after_id: int | None) -> str | None:
-    """A cursor for lists paged by id (newest or oldest first)."""
-    return encode_cursor(str(after_id)) if after_id else None
-
-
-def decode_id_cursor(cursor: str | None) -> int | None:
-    position = decode_cursor(cursor)
-    if position is None:
-        return None
-    if position.isascii() and position.isdigit() and len(position) <= 18:
-        return int(position)
-    raise _bad_cursor()
 
 
 def _queue_filter(query: dict, status: str = "all") -> QueueFilter:

@@ -14,7 +14,7 @@ from models.clock import now as clock_now
 from models.entities import OnCallOverride, Rotation
 from models.errors import NotFound, ValidationFailed
 from models.oncall_schedule import FinalSegment
-from web.api import ApiBlueprint, parse_json_object
+from web.api.base import ApiBlueprint, parse_json_object
 from web.api.oncall_feed import calendar_text
 from web.auth import admin_only, authenticated, current_user, engineer_or_admin
 

@@ -13,7 +13,7 @@ from models import sessions
 from models.psa import connection as connections
 from models.psa import inbound, members
 from models.psa.settings import PsaSettings
-from web.api import ApiBlueprint, parse_json_object
+from web.api.base import ApiBlueprint, parse_json_object
 from web.auth import admin_only, authenticated, current_user
 from web.errors import ApiError
 from web.schemas import (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from models import sessions
-from web.api import ApiBlueprint
+from web.api.base import ApiBlueprint
 from web.auth import authenticated, current_user
 from web.pages import live
 from web.schemas import (

@@ -6,7 +6,7 @@ from flask import request
 from marshmallow import Schema, fields
 
 from models.sso import connection as connections
-from web.api import ApiBlueprint, parse_json_object
+from web.api.base import ApiBlueprint, parse_json_object
 from web.auth import admin_only, client_info, current_user
 from web.errors import ApiError
 from web.sso_client import sso_settings

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from models import accounts, preferences
-from web.api import ApiBlueprint
+from web.api.base import ApiBlueprint
 from web.auth import admin_only, authenticated, client_info, current_user
 from web.schemas import (
     POLICY_FIELDS,

@@ -11,7 +11,7 @@ from flask import g, render_template
 from models import clock, oncall
 from models.entities import SENIOR_ROLES
 from web.api.oncall import instant_text, override_body, rotation_body, segment_body
-from web.pages import blp
+from web.pages.blueprint import blp
 from web.pages.views import page_login
 
 SCHEDULE_DAYS = 14

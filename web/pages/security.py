@@ -23,6 +23,7 @@ from limits import RateLimitItem, RateLimitItemPerSecond
 from models.accounts import normalize_email
 from web import errors
 from web.auth import SESSION_LOGIN_KEY, SESSION_USER_KEY
+from web.error_pages import render_error_page
 from web.extensions import csrf, limiter
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,7 @@ def _csrf_refused(error: CSRFError):
             f"Missing or invalid CSRF token: send the page's token in the {CSRF_HEADER} header.",
             {"csrf": [error.description]},
         )
-    render = current_app.extensions["page_error"]
-    return render(
+    return render_error_page(
         403,
         "This form could not be accepted: its security token is missing or expired. "
         "Go back, reload the page and try again.",

@@ -11,10 +11,10 @@ from flask import g, render_template
 
 from models import credentials, security_log
 from models.timezones import canonical_timezones
-from web.api.escalations import encode_cursor
 from web.config import ROOT
-from web.pages import blp
+from web.pages.blueprint import blp
 from web.pages.views import page_login
+from web.pagination import encode_cursor
 
 SECTIONS_DIR = ROOT / "web" / "pages" / "templates" / "pages" / "settings" / "sections"
 SECURITY_LOG_PAGE = 50

@@ -16,7 +16,8 @@ from models.sso import connection as connections
 from models.sso import signin
 from models.sso.entities import SsoConnection
 from web.auth import SESSION_LOGIN_KEY, SESSION_USER_KEY, client_info
-from web.pages import blp, render_error_page
+from web.error_pages import render_error_page
+from web.pages.blueprint import blp
 from web.pages.views import _home_for
 from web.sso_client import ProviderFailed, authorization_request, sso_settings, verified_claims
 

@@ -31,7 +31,8 @@ from models.sso import connection as connections
 from web.auth import SESSION_LOGIN_KEY, SESSION_USER_KEY, client_info, resolve_user
 from web.config import ROOT
 from web.extensions import limiter
-from web.pages import blp, present
+from web.pages import present
+from web.pages.blueprint import blp
 from web.pages.security import (
     client_address_key,
     login_address_and_email_key,

@@ -45,7 +45,44 @@
       message = "Your sign-in has ended: sign in again to carry on.";
       if (path !== ME_PATH) signedOut();
     }
-    return { ok: response.ok, status: response.status, data: data, code: problem ? problem.code : null, message: message };
+    return {
+      ok: response.ok, status: response.status, data: data, code: problem ? problem.code : null,
+      message: message, details: problem && problem.details ? problem.details : {},
+    };
+  }
+
+  /* A form's 422: each field's messages under its input (details maps field -> messages;
+     "jit.role" names the input "jit_role"). Messages for no input of the form are returned,
+     for the caller to show with the top-level message. An empty details clears the form. */
+  function showFieldErrors(form, details) {
+    form.querySelectorAll(".field-error[data-field]").forEach(function (node) {
+      const input = form.elements[node.dataset.field];
+      if (input && input.removeAttribute) {
+        input.removeAttribute("aria-invalid");
+        input.removeAttribute("aria-describedby");
+      }
+      node.remove();
+    });
+    const unplaced = [];
+    Object.keys(details || {}).forEach(function (key) {
+      const messages = [].concat(details[key]).map(String);
+      const name = key.replace(/\./g, "_");
+      const input = form.elements[name];
+      if (!input || !input.id) {
+        unplaced.push(key + ": " + messages.join(" "));
+        return;
+      }
+      const note = document.createElement("p");
+      note.className = "field-error";
+      note.id = input.id + "-error";
+      note.dataset.field = name;
+      note.textContent = messages.join(" ");
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", note.id);
+      const after = input.closest("label.checkbox") || input;
+      after.insertAdjacentElement("afterend", note);
+    });
+    return unplaced;
   }
 
   /* --- the sign-in: say at once when it has ended --------------------------------- */
@@ -181,43 +218,55 @@
 
   /* Open the live connection (Socket.IO, login cookie) and keep #live-status honest:
      "Live" while connected, "paused" while the client reconnects, "off" when it gave up.
-     onConnect runs after every (re)connect: that is where a page catches up. */
+     onConnect runs after every (re)connect: that is where a page catches up.
+     A page has one connection: a second call adds its handlers to the first one's socket. */
   const sockets = [];
+  const onConnects = [];
+  let connections = 0;
 
-  function connectLive(handlers, onConnect) {
+  function showLive(state, text) {
     const status = document.getElementById("live-status");
-    function show(state, text) {
-      if (!status) return;
-      status.dataset.state = state;
-      status.querySelector(".live-text").textContent = text;
-    }
-    if (typeof window.io !== "function") {
-      show("off", "Live updates unavailable: reload the page to try again.");
-      return null;
-    }
+    if (!status) return;
+    status.dataset.state = state;
+    status.querySelector(".live-text").textContent = text;
+  }
+
+  function openSocket() {
     const socket = window.io({ withCredentials: true });
     sockets.push(socket);
-    let connections = 0;
     socket.on("connect", function () {
       connections += 1;
-      show("live", "Live");
-      if (onConnect) onConnect(socket, connections);
+      showLive("live", "Live");
+      onConnects.forEach(function (onConnect) { onConnect(socket, connections); });
     });
     // A dropped connection may be the server closing a login that ended: ask at once.
     socket.on("disconnect", function () {
       if (ended) return;
-      show("paused", "Live updates paused: reconnecting…");
+      showLive("paused", "Live updates paused: reconnecting…");
       checkSignIn();
     });
     socket.on("connect_error", function () {
       if (ended) return;
       checkSignIn();
       if (socket.active) {
-        show("paused", "Live updates paused: reconnecting…");
+        showLive("paused", "Live updates paused: reconnecting…");
       } else {
-        show("off", "Live updates stopped: reload the page (you may need to sign in again).");
+        showLive("off", "Live updates stopped: reload the page (you may need to sign in again).");
       }
     });
+    return socket;
+  }
+
+  function connectLive(handlers, onConnect) {
+    if (typeof window.io !== "function") {
+      showLive("off", "Live updates unavailable: reload the page to try again.");
+      return null;
+    }
+    const socket = sockets.length ? sockets[0] : openSocket();
+    if (onConnect) {
+      onConnects.push(onConnect);
+      if (socket.connected) onConnect(socket, connections);
+    }
     Object.keys(handlers).forEach(function (event) {
       socket.on(event, handlers[event]);
     });
@@ -239,6 +288,7 @@
     handoffOf: handoffOf,
     localTime: localTime,
     localizeTimes: localizeTimes,
+    showFieldErrors: showFieldErrors,
     waitingText: waitingText,
   };
 })();

@@ -220,6 +220,26 @@
       handoffPart.show(handoff);
     },
 
+    /* A senior handed this one to the viewer: say who and why (the timeline has the
+       reason), as the queue page does. Another change of holder takes the text away. */
+    onReassigned: async function (payload) {
+      handoffPart.onEvent(payload);
+      const handoff = EM.handoffOf(payload);
+      const notice = byId("handed-to-you");
+      if (!handoff || Number(handoff.session_id) !== sessionId) return;
+      if ((handoff.claimed_by || {}).id !== viewer.id) {
+        notice.hidden = true;
+        return;
+      }
+      const result = await EM.api("GET", "/api/v1/escalations/" + Number(handoff.id) + "/timeline");
+      const items = result.ok ? result.data.items : [];
+      const change = items.filter(function (item) { return item.kind === "reassigned"; }).pop();
+      const who = change && change.actor ? change.actor.name : "A senior";
+      const why = change && change.details && change.details.reason ? change.details.reason : "";
+      notice.textContent = who + " handed this to you" + (why ? ": " + why : ".");
+      notice.hidden = false;
+    },
+
     claim: async function (button) {
       button.disabled = true;
       setStatus("claim-status", "Claiming…");
@@ -373,7 +393,7 @@
       "handoff.claimed": handoffPart.onEvent,
       "handoff.resolved": handoffPart.onEvent,
       "handoff.released": handoffPart.onEvent,
-      "handoff.reassigned": handoffPart.onEvent,
+      "handoff.reassigned": handoffPart.onReassigned,
     },
     function (socket) {
       socket.emit("session.watch", { session_id: sessionId });

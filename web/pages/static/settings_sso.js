@@ -70,8 +70,9 @@
     event.preventDefault();
     status.textContent = "Saving…";
     const result = await EM.api("PUT", URL, values());
+    const unplaced = EM.showFieldErrors(form, result.ok ? {} : result.details);
     if (!result.ok) {
-      status.textContent = result.message;
+      status.textContent = [result.message].concat(unplaced).join(" ");
       return;
     }
     form.elements.client_secret.value = "";
