@@ -64,18 +64,11 @@ run: install
 
 # ---------------------------------------------------------------- test
 
-# A throwaway PostgreSQL on 127.0.0.1:55432 when its binaries exist (exit 3: none here).
+# A throwaway PostgreSQL cluster of this run's own (a free port, a fresh data directory,
+# removed afterwards) when its binaries exist; see devstack/with_postgres.py.
 # pytest's exit code is passed on as is: 5 ("no tests collected") fails the build too.
 test: install
-	@pg_status=0; pg_url="$$(scripts/test_postgres.sh)" || pg_status=$$?; \
-	if [ "$$pg_status" -eq 0 ]; then \
-		export TEST_POSTGRES_URL="$$pg_url"; echo "PostgreSQL for tests: $$pg_url"; \
-	elif [ "$$pg_status" -eq 3 ]; then \
-		echo "PostgreSQL server binaries not found: tests marked 'postgres' will skip"; \
-	else \
-		echo "scripts/test_postgres.sh failed (exit $$pg_status)" >&2; exit "$$pg_status"; \
-	fi; \
-	rc=0; $(BIN)/pytest $(PYTEST_ARGS) || rc=$$?; \
+	@rc=0; $(PY) -m devstack.with_postgres $(BIN)/pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ "$$rc" -eq 5 ]; then echo "pytest collected no tests: failing" >&2; fi; \
 	exit "$$rc"
 

@@ -1,6 +1,9 @@
 """The throwaway PostgreSQL cluster: its own port, its own directory, its own marker."""
 
 import os
+import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -39,3 +42,23 @@ def test_a_stopped_server_is_not_alive():
     pg.stop()
     assert not pg.is_own()
     assert not os.path.exists(pg.data_dir)
+
+
+def test_a_command_runs_against_its_own_cluster_which_is_gone_afterwards(tmp_path):
+    probe = tmp_path / "probe.txt"
+    script = (
+        "import os, sqlalchemy as sa; url = os.environ['TEST_POSTGRES_URL'];"
+        "e = sa.create_engine(url); c = e.connect();"
+        "n = c.execute(sa.text('SELECT 41 + 1')).scalar();"
+        f"open({str(probe)!r}, 'w').write(url + ' ' + str(n));"
+        "c.close(); e.dispose(); raise SystemExit(7)"
+    )
+    rc = subprocess.call(
+        [sys.executable, "-m", "devstack.with_postgres", sys.executable, "-c", script]
+    )
+    assert rc == 7
+    url, answer = probe.read_text().split()
+    assert answer == "42"
+    port = int(url.split(":")[-1].split("/")[0])
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0

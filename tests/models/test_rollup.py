@@ -206,3 +206,36 @@ def test_an_account_with_an_unknown_time_zone_is_rolled_up_in_utc(accounts):
     assert stored(idle.id)["2026-03"]["escalations"] == 1
     assert stored(idle.id)["2026-04"]["avg_time_to_first_action_minutes"] == 30.0
     assert stored(accounts["tokyo"].account_id) == EXPECTED["tokyo"]
+
+
+def test_november_in_chicago_starts_at_local_midnight_and_ends_after_the_dst_change():
+    # DST ends 2026-11-01 at 02:00 CDT: November starts at midnight CDT (UTC-5) and ends at
+    # midnight CST (UTC-6) on December 1st, so it is 30 days and one hour long.
+    assert utc_bounds(Month(2026, 11), CHICAGO) == (
+        datetime(2026, 11, 1, 5, 0),
+        datetime(2026, 12, 1, 6, 0),
+    )
+    assert utc_bounds(Month(2026, 10), CHICAGO)[1] == datetime(2026, 11, 1, 5, 0)
+
+
+def test_an_escalation_at_exactly_local_midnight_on_the_first_counts_in_the_new_month(app):
+    chicago = tenant_without_passwords("Chicago MSP", CHICAGO)
+    eng = chicago.users["eng"]
+    # Given in UTC, the Chicago local time beside each, by hand.
+    for created in (
+        "2026-11-01 04:59:59",  # Oct 31 23:59:59 CDT -> October
+        "2026-11-01 05:00:00",  # Nov 1 00:00:00 CDT, exactly midnight -> November
+        "2026-11-01 06:30:00",  # Nov 1 01:30 CDT, the first pass -> November
+        "2026-11-01 07:30:00",  # Nov 1 01:30 CST, the repeated hour -> November
+        "2026-12-01 05:30:00",  # Nov 30 23:30 CST (an hour later than CDT would say) -> November
+        "2026-12-01 06:00:00",  # Dec 1 00:00:00 CST, exactly midnight -> December
+    ):
+        add_handoff(chicago.account_id, eng, "UTC", created)
+    db.session.commit()
+    roll_up(
+        [Month(2026, 10), Month(2026, 11), Month(2026, 12)],
+        account_id=chicago.account_id,
+        now=datetime(2026, 12, 1, 6, 0),
+    )
+    counts = {month: row["escalations"] for month, row in stored(chicago.account_id).items()}
+    assert counts == {"2026-10": 1, "2026-11": 4, "2026-12": 1}
