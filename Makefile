@@ -21,7 +21,7 @@ NODE_STAMP := node_modules/.npm-ci.stamp
 # Extra arguments for pytest, e.g.  make test PYTEST_ARGS="-k claim -x"
 PYTEST_ARGS ?=
 
-.PHONY: help install run test lint format bench drills clean distclean postgres postgres-stop
+.PHONY: help install run test test-three-roles lint format bench drills clean distclean postgres postgres-stop
 
 help:
 	@echo "make run      start the app locally (http://127.0.0.1:5000, PORT overrides)"
@@ -71,6 +71,16 @@ test: install
 	@rc=0; $(PY) -m devstack.with_postgres $(BIN)/pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ "$$rc" -eq 5 ]; then echo "pytest collected no tests: failing" >&2; fi; \
 	exit "$$rc"
+
+# The named flows again with every stack on the three PostgreSQL roles (row security
+# enforced): sign-in, tokens, sockets, reminders, the rollup, PSA callbacks, the claim race.
+THREE_ROLE_FLOWS = tests/integration/test_security_stack.py tests/integration/test_unclaimed_steps.py \
+	tests/integration/test_stack_smoke.py tests/e2e/test_security_pages.py tests/e2e/test_sso_flow.py \
+	tests/e2e/test_handover_flow.py tests/e2e/test_psa_flow.py \
+	tests/models/test_claim_race.py tests/workers/test_rollup_task.py tests/psa/test_notes_in_the_psa.py
+
+test-three-roles:
+	$(MAKE) test STACK_DATABASE=three_roles PYTEST_ARGS="$(THREE_ROLE_FLOWS) -k 'not sqlite'"
 
 postgres:
 	@scripts/test_postgres.sh

@@ -9,6 +9,8 @@ from pathlib import Path
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from models.psa.settings import DEFAULTS as PSA_DEFAULTS
+
 ROOT = Path(__file__).resolve().parent.parent
 RATE_LIMIT_REDIS_TIMEOUT_SECONDS = 0.2
 
@@ -264,10 +266,7 @@ def _psa(env) -> dict:
         # PSA connections (docs/psa.md): Fernet keys, comma-separated; the first encrypts,
         # any decrypts (rotation). Without them no PSA connection can be saved.
         "PSA_ENCRYPTION_KEYS": env.get("PSA_ENCRYPTION_KEYS") or "",
-        "PSA_TIMEOUT_SECONDS": float(env.get("PSA_TIMEOUT_SECONDS") or 10),
-        "PSA_FIRST_RETRY_SECONDS": float(env.get("PSA_FIRST_RETRY_SECONDS") or 5),
-        "PSA_MAX_BACKOFF_SECONDS": float(env.get("PSA_MAX_BACKOFF_SECONDS") or 300),
-        "PSA_RETRY_WINDOW_SECONDS": float(env.get("PSA_RETRY_WINDOW_SECONDS") or 86400),
+        **{key: float(env.get(key) or default) for key, default in PSA_DEFAULTS.items()},
     }
 
 

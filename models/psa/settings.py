@@ -13,13 +13,26 @@ from models.psa.vault import Vault
 
 ConnectorFactory = Callable[[str, PsaCredentials, float], PsaConnector]
 
+#: The one definition of each PSA setting's default; web.config reads these for the
+#: environment variables of the same names.
+DEFAULTS = {
+    "PSA_TIMEOUT_SECONDS": 10.0,
+    "PSA_FIRST_RETRY_SECONDS": 5.0,
+    "PSA_MAX_BACKOFF_SECONDS": 300.0,
+    "PSA_RETRY_WINDOW_SECONDS": 86400.0,
+}
+
+
+def _number(config: Any, key: str) -> float:
+    return float(config.get(key) or DEFAULTS[key])
+
 
 @dataclass(frozen=True)
 class PsaSettings:
     encryption_keys: str
     base_url: str
     connector: ConnectorFactory  # the edge passes the HTTP clients (adapters.psa)
-    timeout: float = 10.0
+    timeout: float = DEFAULTS["PSA_TIMEOUT_SECONDS"]
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @classmethod
@@ -28,11 +41,11 @@ class PsaSettings:
             encryption_keys=config.get("PSA_ENCRYPTION_KEYS") or "",
             base_url=config["BASE_URL"],
             connector=connector,
-            timeout=float(config.get("PSA_TIMEOUT_SECONDS") or 10),
+            timeout=_number(config, "PSA_TIMEOUT_SECONDS"),
             retry=RetryPolicy(
-                first_retry_seconds=float(config.get("PSA_FIRST_RETRY_SECONDS") or 5),
-                max_backoff_seconds=float(config.get("PSA_MAX_BACKOFF_SECONDS") or 300),
-                window=timedelta(seconds=float(config.get("PSA_RETRY_WINDOW_SECONDS") or 86400)),
+                first_retry_seconds=_number(config, "PSA_FIRST_RETRY_SECONDS"),
+                max_backoff_seconds=_number(config, "PSA_MAX_BACKOFF_SECONDS"),
+                window=timedelta(seconds=_number(config, "PSA_RETRY_WINDOW_SECONDS")),
             ),
             **overrides,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
+from tests.integration.conftest import no_postgres_for_three_roles, stack_database
 from tests.integration.services import (
     CHROMIUM_ARGS,
     REPO_ROOT,
@@ -32,6 +34,7 @@ from tests.integration.services import (
     free_port,
     http_ready,
     log_contains,
+    postgres_url_from_env,
     python_env,
     sqlite_url,
     web_command,
@@ -84,6 +87,25 @@ class Tenant:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, request) -> Iterator[Stack]:
     base = tmp_path_factory.mktemp("e2e-stack")
+    with ExitStack() as databases:
+        database = {"DATABASE_URL": sqlite_url(base / "escalation.db")}
+        if stack_database() == "three_roles":
+            database = databases.enter_context(_three_roles()).env()
+        yield from _stack(base, database, request)
+
+
+@contextmanager
+def _three_roles():
+    from tests.three_roles import three_role_database
+
+    base = postgres_url_from_env()
+    if not base:
+        no_postgres_for_three_roles()
+    with three_role_database(base, prefix="e2e") as roles:
+        yield roles
+
+
+def _stack(base: Path, database: dict[str, str], request) -> Iterator[Stack]:
     redis = RedisServer(data_dir=base / "redis").start()
     smtp = SmtpSink().start()
     port = free_port()
@@ -92,7 +114,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, request) -> Iterator[Stack]:
         env.pop(key, None)
     env.update(
         {
-            "DATABASE_URL": sqlite_url(base / "escalation.db"),
+            **database,
             "REDIS_URL": redis.url,
             "PORT": str(port),
             "BASE_URL": f"http://127.0.0.1:{port}",
@@ -112,6 +134,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, request) -> Iterator[Stack]:
     try:
         url = f"http://127.0.0.1:{port}"
         web = group.start(web_command(), env, ready_check=http_ready(f"{url}/healthz"), name="web")
+        if "SYSTEM_DATABASE_URL" in database:  # the three roles: the database enforces it
+            ready = requests.get(f"{url}/readyz", timeout=5).json()
+            assert ready["tenant_isolation"] == "enforced", ready
         worker = group.start(
             worker_command(name="e2e-worker"),
             env,

@@ -108,6 +108,30 @@ def smtp_sink() -> Iterator[SmtpSink]:
 # enforced: owner for `release`, runtime role for the processes, system role).
 STACK_DATABASES = ("sqlite", "three_roles")
 THREE_ROLES = pytest.mark.parametrize("stack_env", STACK_DATABASES, indirect=True)
+# `STACK_DATABASE=three_roles` runs every stack that is not parametrized (integration and
+# browser tests alike) on the three roles too; the default is SQLite.
+STACK_DATABASE = "STACK_DATABASE"
+
+
+def stack_database() -> str:
+    """The database the unparametrized stacks use: "sqlite" or "three_roles"."""
+    kind = os.environ.get(STACK_DATABASE, "sqlite") or "sqlite"
+    if kind not in STACK_DATABASES:
+        raise pytest.UsageError(f"{STACK_DATABASE} must be one of {', '.join(STACK_DATABASES)}")
+    return kind
+
+
+def one_url(url: str) -> dict[str, str]:
+    """Environment overrides for a process on one database URL only (no separate roles,
+    whatever database the stack itself runs on)."""
+    return {"DATABASE_URL": url, "MIGRATION_DATABASE_URL": "", "SYSTEM_DATABASE_URL": ""}
+
+
+def no_postgres_for_three_roles() -> None:
+    """Skip without PostgreSQL, except in CI or when the three roles were asked for: fail."""
+    if os.environ.get("CI") == "true" or os.environ.get(STACK_DATABASE) == "three_roles":
+        pytest.fail(f"the three-role stack needs PostgreSQL: {POSTGRES_SKIP_REASON}")
+    pytest.skip(POSTGRES_SKIP_REASON)
 
 
 @pytest.fixture
@@ -118,7 +142,7 @@ def three_role_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
 
     base = postgres_url_from_env()
     if not base:
-        pytest.skip(POSTGRES_SKIP_REASON)
+        no_postgres_for_three_roles()
     with three_role_database(base, prefix="stack") as roles:
         yield roles.env()
 
@@ -138,7 +162,7 @@ def stack_env(
     for key in ("SMTP_USERNAME", "SMTP_PASSWORD", "TEST_POSTGRES_URL"):
         env.pop(key, None)
     database = {"DATABASE_URL": sqlite_url(tmp_path / "escalation.db")}
-    if getattr(request, "param", "sqlite") == "three_roles":
+    if getattr(request, "param", stack_database()) == "three_roles":
         database = request.getfixturevalue("three_role_env")
     env.update(
         {

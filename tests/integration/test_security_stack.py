@@ -16,7 +16,7 @@ import socketio
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 
-from tests.integration.conftest import THREE_ROLES
+from tests.integration.conftest import THREE_ROLES, one_url
 from tests.integration.services import REPO_ROOT, create_account, flask_cli
 
 CLOSE_WITHIN_SECONDS = 5.0
@@ -171,9 +171,9 @@ def _post_overflow(url: str, token: str) -> requests.Response:
 
 @pytest.mark.postgres
 def test_1e999_is_422_on_postgresql(web_server, stack_env, postgres_database):
-    env = {**stack_env, "DATABASE_URL": postgres_database}
+    env = {**stack_env, **one_url(postgres_database)}
     flask_cli(env, "db", "upgrade")
-    server = web_server(extra_env={"DATABASE_URL": postgres_database})
+    server = web_server(extra_env=one_url(postgres_database))
     owner = create_account(env)
     response = _post_overflow(server.url, owner["token"])
     assert response.status_code == 422, response.text

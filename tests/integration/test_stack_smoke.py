@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 import requests
 
-from tests.integration.conftest import THREE_ROLES
+from tests.integration.conftest import THREE_ROLES, one_url
 from tests.integration.services import (
     POSTGRES_SKIP_REASON,
     create_account,
@@ -56,7 +56,7 @@ def test_one_superuser_url_says_isolation_is_off_and_why(stack_env, web_server) 
     if not base:
         pytest.skip(POSTGRES_SKIP_REASON)
     with temporary_postgres_database(base, prefix="oneurl") as url:
-        env = {**stack_env, "DATABASE_URL": url}
+        env = {**stack_env, **one_url(url)}
         flask_cli(env, "db", "upgrade")
         web = web_server(env)
         created = create_account(env, owner_email="owner@oneurl.test")
