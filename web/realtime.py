@@ -45,6 +45,7 @@ class LocalConnections:
     def __init__(self) -> None:
         self.users_by_sid: dict[str, int] = {}
         self.credentials_by_sid: dict[str, tuple[str, int]] = {}
+        self.accounts_by_sid: dict[str, int] = {}
         self._heartbeat_started = False
         self._lock = threading.Lock()
 
@@ -110,6 +111,7 @@ def on_connect(auth: Any = None) -> None:
         join_room(room)
     local = _local()
     local.users_by_sid[request.sid] = user.id
+    local.accounts_by_sid[request.sid] = user.account_id
     local.credentials_by_sid[request.sid] = (credential.kind, credential.id)
     try:
         _presence().connected(user.id, request.sid)
@@ -123,6 +125,7 @@ def on_connect(auth: Any = None) -> None:
 def on_disconnect(reason: Any = None) -> None:
     local = _local()
     local.credentials_by_sid.pop(request.sid, None)
+    local.accounts_by_sid.pop(request.sid, None)
     user_id = local.users_by_sid.pop(request.sid, None)
     if user_id is None:
         return

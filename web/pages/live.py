@@ -16,7 +16,7 @@ from typing import Any
 from flask import current_app, request
 from flask_socketio import join_room
 
-from models import Message, User, db
+from models import Message, User, db, tenancy
 from models.entities import PsaWriteback
 from models.errors import DomainError
 from models.sessions import get_session
@@ -39,6 +39,9 @@ def _socket_user() -> User | None:
     """Who opened this connection: web.realtime checked the token or cookie on connect."""
     connections = current_app.extensions.get("realtime")
     user_id = getattr(connections, "users_by_sid", {}).get(request.sid)
+    # A Socket.IO event runs outside the connect handler's context: under row-level
+    # security the user's row is visible only once their account is the tenant again.
+    tenancy.set_tenant(getattr(connections, "accounts_by_sid", {}).get(request.sid))
     user = db.session.get(User, user_id) if isinstance(user_id, int) else None
     return user if user is not None and user.active else None
 
