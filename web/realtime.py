@@ -17,7 +17,7 @@ from flask import Flask, current_app, request
 from flask_socketio import ConnectionRefusedError, join_room
 
 from adapters.presence import Presence, presence_of
-from models import tenancy
+from models import User, db, tenancy
 from models.credentials import Credential, authenticate_token, invalid_connections
 from models.rooms import rooms_of
 from web.auth import resolve_credential
@@ -95,6 +95,17 @@ def authenticate(auth: Any) -> Credential | None:
         token = auth["token"]
         return authenticate_token(token) if isinstance(token, str) and token else None
     return resolve_credential()
+
+
+def connection_user() -> User | None:
+    """The active user who opened this Socket.IO connection (checked on connect), with
+    their account the tenant again: an event runs outside the connect handler's context,
+    and under row-level security the user's row is visible only to their own account."""
+    local = _local()
+    tenancy.set_tenant(local.accounts_by_sid.get(request.sid))
+    user_id = local.users_by_sid.get(request.sid)
+    user = db.session.get(User, user_id) if user_id is not None else None
+    return user if user is not None and user.active else None
 
 
 def on_connect(auth: Any = None) -> None:

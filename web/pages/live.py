@@ -13,14 +13,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import current_app, request
 from flask_socketio import join_room
 
-from models import Message, User, db, tenancy
+from models import Message
 from models.entities import PsaWriteback
 from models.errors import DomainError
 from models.sessions import get_session
 from web.extensions import socketio
+from web.realtime import connection_user
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +35,6 @@ def pilot_room(session_id: int) -> str:
     return f"pilot-session:{session_id}"
 
 
-def _socket_user() -> User | None:
-    """Who opened this connection: web.realtime checked the token or cookie on connect."""
-    connections = current_app.extensions.get("realtime")
-    user_id = getattr(connections, "users_by_sid", {}).get(request.sid)
-    # A Socket.IO event runs outside the connect handler's context: under row-level
-    # security the user's row is visible only once their account is the tenant again.
-    tenancy.set_tenant(getattr(connections, "accounts_by_sid", {}).get(request.sid))
-    user = db.session.get(User, user_id) if isinstance(user_id, int) else None
-    return user if user is not None and user.active else None
-
-
 @socketio.on(WATCH_SESSION)
 def watch_session(data: Any) -> dict[str, Any]:
     """Join the room of a session the signed-in user may see; the ack says whether it did."""
@@ -56,7 +45,7 @@ def watch_session(data: Any) -> dict[str, Any]:
         or not 0 < session_id <= MAX_ID
     ):
         return {"ok": False, "error": "session_id must be a positive integer."}
-    user = _socket_user()
+    user = connection_user()
     if user is None:
         return {"ok": False, "error": "Sign in to watch a session."}
     try:
