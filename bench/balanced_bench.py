@@ -44,7 +44,10 @@ from bench.common import (  # noqa: E402
     temporary_postgres_database,
 )
 from bench.notify_latency import drive  # noqa: E402
-from tests.integration.services import NginxProxy, free_port, http_ready, web_command  # noqa: E402
+from devstack.app import web_command  # noqa: E402
+from devstack.net import free_port  # noqa: E402
+from devstack.nginx import NginxProxy  # noqa: E402
+from devstack.processes import http_ready  # noqa: E402
 
 PROXY_ENV = {"PROXY_FIX_X_FOR": "1", "PROXY_FIX_X_PROTO": "1"}
 

@@ -1,6 +1,6 @@
 """Shared pieces of the benchmarks and drills: the stack on loopback, seeding, statistics.
 
-The processes are started with tests/integration/services.py (the same launchers the
+The processes are started with devstack/ (the same launchers `make run` and the
 integration tests use): a throwaway redis-server, the aiosmtpd sink, `python wsgi.py`,
 a Celery worker and beat. Everything binds 127.0.0.1 on free ports and is stopped on exit.
 """
@@ -31,23 +31,20 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.integration.services import (  # noqa: E402
+from devstack.app import (  # noqa: E402
     BEAT_READY,
-    ManagedProcess,
-    ProcessGroup,
-    RedisServer,
-    SmtpSink,
     beat_command,
     flask_cli,
-    free_port,
-    http_ready,
-    log_contains,
-    port_open,
-    python_env,
+    procfile_entry,
     sqlite_url,
-    temporary_postgres_database,
     worker_command,
 )
+from devstack.inprocess import wired_app  # noqa: E402
+from devstack.net import free_port, python_env  # noqa: E402
+from devstack.postgres import temporary_postgres_database  # noqa: E402
+from devstack.processes import ManagedProcess, ProcessGroup, http_ready, log_contains, port_open  # noqa: E402
+from devstack.redis_server import RedisServer  # noqa: E402
+from devstack.smtp_sink import SmtpSink  # noqa: E402
 
 __all__ = [
     "ROOT",
@@ -208,8 +205,6 @@ class Seeded:
 def in_process_app(database_url: str):
     """The Flask app, in this process, to write seed rows or run domain code directly: no
     Redis, no message queue, a signing key of its own."""
-    from tests.factories import wired_app
-
     return wired_app(
         {
             "SQLALCHEMY_DATABASE_URI": database_url,
@@ -311,7 +306,7 @@ class BenchStack:
         keep_logs: bool = False,
     ) -> None:
         """`smtp`: True for the in-process sink (`self.smtp`, which counts what arrives and
-        switches modes), "process" for scripts/mail_sink.py in a process of its own (a
+        switches modes), "process" for devstack's sink in a process of its own (a
         measuring client should not share its interpreter with a mail server), False for
         none (SMTP_PORT then points at a closed port)."""
         self.name = name
@@ -363,7 +358,7 @@ class BenchStack:
             env.update(self.extra_env)
             self.env = env
             if self.smtp_process:
-                sink = [sys.executable, "scripts/mail_sink.py", "--port", env["SMTP_PORT"]]
+                sink = [sys.executable, "-m", "devstack.smtp_sink", "--port", env["SMTP_PORT"]]
                 sink += ["--dir", str(self.tmp / "mail")]
                 ready = port_open(int(env["SMTP_PORT"]))
                 self.group.start(sink, env, ready_check=ready, name="mail-sink", timeout=30)
@@ -508,8 +503,6 @@ def postgres_server_pid(database_url: str) -> int | None:
 
 def procfile_niceness(entry: str) -> int:
     """The `nice -n N` a Procfile entry runs under (0 when none)."""
-    from tests.integration.services import procfile_entry
-
     match = re.match(r"nice\s+-n\s+(\d+)\s", procfile_entry(entry))
     return int(match.group(1)) if match else 0
 
@@ -529,8 +522,6 @@ def calibration_ms() -> float:
 def procfile_pool(entry: str) -> tuple[str, int]:
     """The Celery pool and concurrency a Procfile entry runs with (`--pool`, default
     prefork; `--concurrency`)."""
-    from tests.integration.services import procfile_entry
-
     command = procfile_entry(entry)
     pool = re.search(r"--pool[= ](\w+)", command)
     concurrency = re.search(r"--concurrency[= ](\d+)", command)

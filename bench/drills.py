@@ -47,12 +47,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import BenchStack, arg_parser, note, report  # noqa: E402
-from tests.integration.services import (  # noqa: E402
-    BEAT_READY,
-    PrivatePostgres,
-    beat_command,
-    log_contains,
-)
+from devstack.app import BEAT_READY, beat_command  # noqa: E402
+from devstack.postgres import PrivatePostgres  # noqa: E402
+from devstack.processes import log_contains  # noqa: E402
 
 DRILLS = ("redis", "smtp", "smtp-hung", "worker", "web", "postgres", "beat", "redis10")
 

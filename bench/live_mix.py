@@ -62,7 +62,7 @@ from bench.common import (  # noqa: E402
     summarize,
     temporary_postgres_database,
 )
-from bench.sink_process import SinkProcess  # noqa: E402
+from devstack.smtp_sink import SinkProcess  # noqa: E402
 
 GOAL_P99_MS = 50.0
 GOAL_FLOOR_RATIO = 2.0

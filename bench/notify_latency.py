@@ -3,7 +3,7 @@
     .venv/bin/python bench/notify_latency.py [--escalations 200] [--rate 10] [--json]
 
 Starts the real stack on 127.0.0.1 (redis-server, the SMTP sink, `python wsgi.py` under
-eventlet, one Celery worker; tests/integration/services.py launchers via bench/common.py),
+eventlet, one Celery worker; devstack launchers via bench/common.py),
 seeds one account (admin, technician, two engineers), and connects one engineer with the
 python-socketio client over websocket. The other engineer and the admin stay offline, so
 every escalation also creates and sends their two emails, as in production.

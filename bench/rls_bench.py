@@ -31,13 +31,13 @@ CONFIGS = ("enforced", "owner", "superuser")
 
 
 def _apps(roles) -> dict[str, Any]:
-    from tests.factories import app_config, wired_app
+    from devstack.inprocess import in_process_config, wired_app
 
     urls = {"enforced": roles.runtime_url, "owner": roles.owner_url, "superuser": roles.admin_url}
     apps = {}
     for name, url in urls.items():
         extra = roles.config() if name == "enforced" else {}
-        config = app_config(url, **{**extra, "SQLALCHEMY_DATABASE_URI": url})
+        config = in_process_config(url, **{**extra, "SQLALCHEMY_DATABASE_URI": url})
         if name != "enforced":
             config.update(MIGRATION_DATABASE_URL="", SYSTEM_DATABASE_URL="")
         apps[name] = wired_app(config)
@@ -45,7 +45,7 @@ def _apps(roles) -> dict[str, Any]:
 
 
 def _tenant(app, tag: str):
-    from tests.factories import make_tenant
+    from devstack.inprocess import make_tenant
 
     with app.app_context():
         return make_tenant(f"Bench {tag}")
@@ -84,8 +84,8 @@ def _round(app, tenant, seconds: float) -> dict[str, Any]:
 
 
 def run(rounds: int, seconds: float) -> dict[str, Any]:
+    from devstack.three_roles import migrate, three_role_database
     from models import db, tenancy
-    from tests.three_roles import migrate, three_role_database
 
     base = postgres_base_url()
     if base is None:

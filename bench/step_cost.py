@@ -83,7 +83,7 @@ def _measure(steps: list[Callable[[], Any]], counter: StatementCounter) -> dict[
 
 
 def _app(database_url: str, redis_server: RedisServer, sink: SmtpSink):
-    from tests.factories import wired_app
+    from devstack.inprocess import wired_app
 
     redis_url = f"redis://{redis_server.host}:{redis_server.port}"
     app = wired_app(

@@ -8,14 +8,18 @@ that the server answering on the port is the one this run started.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
+import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from devstack.net import LOCALHOST, REPO_ROOT, free_port
 
 MARKER = "devstack-run-id"
 SUPERUSER = "postgres"
@@ -36,12 +40,6 @@ def find_bindir() -> str | None:
 def _version_key(path: str) -> tuple[int, ...]:
     part = path.split("/")[-2]
     return tuple(int(p) for p in part.split(".") if p.isdigit())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -112,3 +110,99 @@ class Postgres:
         if os.path.exists(os.path.join(pgdata, "postmaster.pid")):
             self._run(f"{self.bindir}/pg_ctl", "-D", pgdata, "-m", "fast", "-w", "stop")
         shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def postgres_url_from_env() -> str | None:
+    return os.environ.get("TEST_POSTGRES_URL") or None
+
+
+@contextlib.contextmanager
+def temporary_postgres_database(base_url: str, prefix: str = "t"):
+    """Create a uniquely named database next to ``base_url``'s; yield its URL; drop it."""
+    import uuid
+
+    import psycopg2
+    from sqlalchemy.engine import make_url
+
+    url = make_url(base_url)
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    params = {
+        "host": url.host or LOCALHOST,
+        "port": url.port or 5432,
+        "user": url.username,
+        "password": url.password,
+        "dbname": url.database or "postgres",
+        "connect_timeout": 5,
+    }
+
+    def admin(sql: str) -> None:
+        conn = psycopg2.connect(**params)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(sql)
+        finally:
+            conn.close()
+
+    admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of one's own, to stop and start at will (fault tests and drills):
+    scripts/test_postgres.sh on a free port and a fresh data directory, never the shared
+    TEST_POSTGRES_URL server that other tests use at the same time."""
+
+    SCRIPT = REPO_ROOT / "scripts" / "test_postgres.sh"
+
+    def __init__(self) -> None:
+        import uuid
+
+        self.port = free_port()
+        # Under /tmp itself: as root the server runs as `postgres`, which must reach it.
+        self.data_dir = Path(tempfile.gettempdir()) / f"escalation-pg-{uuid.uuid4().hex[:10]}"
+        self.url: str | None = None
+
+    def _script(self, *args: str) -> subprocess.CompletedProcess[str]:
+        env = {
+            **os.environ,
+            "TEST_POSTGRES_PORT": str(self.port),
+            "TEST_POSTGRES_DIR": str(self.data_dir),
+            "TEST_POSTGRES_DB": "escalation",
+        }
+        return subprocess.run(
+            ["bash", str(self.SCRIPT), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    @property
+    def plain_url(self) -> str:
+        """The URL as hosts hand it out (`postgresql://`, no driver)."""
+        assert self.url is not None
+        return re.sub(r"^postgresql\+psycopg2://", "postgresql://", self.url)
+
+    def start(self) -> str:
+        result = self._script()
+        if result.returncode == 3:
+            raise RuntimeError("no PostgreSQL server binaries on this machine")
+        if result.returncode != 0:
+            raise RuntimeError(f"PostgreSQL did not start:\n{result.stderr}")
+        self.url = result.stdout.strip()
+        return self.url
+
+    def stop(self) -> None:
+        """A fast shutdown: open connections are cut, new ones refused."""
+        self._script("stop")
+
+    def destroy(self) -> None:
+        self._script("destroy")
+        # The script leaves its initdb log beside the data directory.
+        with contextlib.suppress(OSError):
+            Path(f"{self.data_dir}.initdb.log").unlink()

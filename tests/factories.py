@@ -5,33 +5,21 @@ made through the API. The fixtures built from them are in tests/conftest.py."""
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 
-from models import db, tenancy
-from models.accounts import create_account, create_user
-from tests.integration.services import POSTGRES_SKIP_REASON, temporary_postgres_database
-from tests.three_roles import migrate, three_role_database
-from web import create_app
-from workers import celery_init_app
+from devstack.inprocess import UNREACHABLE_REDIS, Tenant, in_process_config, make_tenant, wired_app
+from devstack.postgres import temporary_postgres_database
+from devstack.three_roles import migrate, three_role_database
+from models import db
+from tests.integration.services import POSTGRES_SKIP_REASON
 
-# A port nothing listens on: code that reaches for Redis in unit tests fails fast.
-UNREACHABLE_REDIS = "redis://127.0.0.1:9/0"
-
-
-def wired_app(config: dict[str, Any] | None = None) -> Flask:
-    """The web app with its Celery binding and outbox publisher, as wsgi.py builds it."""
-    app = create_app(config)
-    celery_init_app(app)
-    return app
-
+__all__ = ["UNREACHABLE_REDIS", "Tenant", "make_tenant", "wired_app"]
 
 # The role URLs of each three-role database a test made (`own_database("three_roles")`),
 # by its runtime URL: an app on that URL gets the owner and system URLs too.
@@ -41,16 +29,7 @@ THREE_ROLE_CONFIG: dict[str, dict[str, str]] = {}
 def app_config(database_url: str, **overrides) -> dict:
     return {
         **THREE_ROLE_CONFIG.get(database_url, {}),
-        "TESTING": True,
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "SQLALCHEMY_DATABASE_URI": database_url,
-        "REDIS_URL": UNREACHABLE_REDIS,
-        "CELERY_BROKER_URL": "memory://",
-        "SOCKETIO_MESSAGE_QUEUE": "",
-        "SOCKETIO_ASYNC_MODE": "threading",
-        "WTF_CSRF_ENABLED": False,
-        "RATELIMIT_ENABLED": False,
-        **overrides,
+        **in_process_config(database_url, **overrides),
     }
 
 
@@ -104,33 +83,6 @@ both_databases = pytest.mark.parametrize("database_url", ["sqlite", "postgres"],
 with_three_roles = pytest.mark.parametrize(
     "database_url", ["sqlite", "postgres", "three_roles"], indirect=True
 )
-
-
-@dataclass
-class Tenant:
-    """An account with one user of each role, and their API tokens."""
-
-    account_id: int
-    tokens: dict[str, str] = field(default_factory=dict)
-    users: dict[str, int] = field(default_factory=dict)
-
-    def auth(self, who: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[who]}"}
-
-
-def make_tenant(name: str, timezone: str = "UTC") -> Tenant:
-    slug = name.lower().replace(" ", "-")
-    account, owner, token = create_account(
-        name, f"{name} Owner", f"owner@{slug}.example", "owner-password", timezone=timezone
-    )
-    tenant = Tenant(account.id, {"admin": token}, {"admin": owner.id})
-    with tenancy.use_tenant(account.id):  # as the owner adds them (row security holds)
-        for who, role in [("tech", "technician"), ("eng", "engineer"), ("eng2", "engineer")]:
-            user, user_token = create_user(
-                account, f"{name} {who.title()}", f"{who}@{slug}.example", role, "user-password"
-            )
-            tenant.tokens[who], tenant.users[who] = user_token, user.id
-    return tenant
 
 
 SNAPSHOT = {"device": "LAPTOP-42", "steps": ["rebooted", "cleared DNS cache"], "os": "Windows 11"}

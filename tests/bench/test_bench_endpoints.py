@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from bench.endpoints import register
+from devstack.smtp_sink import SmtpSink
 from models import db
 from models.entities import Handoff, Message
 from tests.factories import make_tenant
-from tests.integration.services import SmtpSink
 from web.config import ROOT
 
 

@@ -1,6 +1,6 @@
 """The real stack for browser tests, one per test module: redis-server, an SMTP sink, a
 migrated SQLite file, `python wsgi.py` and a Celery worker, plus headless Chromium (Debian's,
-driven by Playwright; never a downloaded browser). Built from tests/integration/services.py.
+driven by Playwright; never a downloaded browser). Built from devstack/.
 
 Screenshots go to test-artifacts/ at the repository root (gitignored).
 """
@@ -19,27 +19,21 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
-from tests.integration.conftest import no_postgres_for_three_roles, stack_database
-from tests.integration.services import (
-    CHROMIUM_ARGS,
-    REPO_ROOT,
+from devstack.app import (
     WORKER_READY,
-    ManagedProcess,
-    ProcessGroup,
-    RedisServer,
-    SmtpSink,
-    chromium_executable,
     create_account,
     flask_cli,
-    free_port,
-    http_ready,
-    log_contains,
-    postgres_url_from_env,
-    python_env,
     sqlite_url,
     web_command,
     worker_command,
 )
+from devstack.browser import CHROMIUM_ARGS, chromium_executable
+from devstack.net import REPO_ROOT, free_port, python_env
+from devstack.postgres import postgres_url_from_env
+from devstack.processes import ManagedProcess, ProcessGroup, http_ready, log_contains
+from devstack.redis_server import RedisServer
+from devstack.smtp_sink import SmtpSink
+from tests.integration.conftest import no_postgres_for_three_roles, stack_database
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 PASSWORD = "e2e-password-1"
@@ -96,7 +90,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, request) -> Iterator[Stack]:
 
 @contextmanager
 def _three_roles():
-    from tests.three_roles import three_role_database
+    from devstack.three_roles import three_role_database
 
     base = postgres_url_from_env()
     if not base:

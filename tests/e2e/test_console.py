@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from devstack.net import REPO_ROOT
 from tests.e2e.conftest import PASSWORD, Person, Stack, Tenant
 from tests.e2e.test_pages_flow import ASSESSMENT, SNAPSHOT, escalate, unique_title
-from tests.integration.services import REPO_ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(180)]
 

@@ -13,26 +13,15 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import expect
 
+from devstack.app import WORKER_READY, flask_cli, sqlite_url, web_command, worker_command
+from devstack.net import free_port, python_env
+from devstack.nginx import NginxProxy, find_nginx
+from devstack.postgres import postgres_url_from_env, temporary_postgres_database
+from devstack.processes import ProcessGroup, http_ready, log_contains
+from devstack.redis_server import RedisServer
+from devstack.smtp_sink import SmtpSink
 from tests.e2e.conftest import Stack, Tenant
 from tests.e2e.test_pages_flow import LIVE_WITHIN_SECONDS, card, start_session, unique_title
-from tests.integration.services import (
-    WORKER_READY,
-    NginxProxy,
-    ProcessGroup,
-    RedisServer,
-    SmtpSink,
-    find_nginx,
-    flask_cli,
-    free_port,
-    http_ready,
-    log_contains,
-    postgres_url_from_env,
-    python_env,
-    sqlite_url,
-    temporary_postgres_database,
-    web_command,
-    worker_command,
-)
 
 pytestmark = [
     pytest.mark.e2e,

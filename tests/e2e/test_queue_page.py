@@ -16,8 +16,8 @@ from urllib.parse import quote, urlsplit
 import pytest
 from playwright.sync_api import Page, expect
 
+from devstack.net import REPO_ROOT
 from tests.e2e.conftest import Person, Stack, Tenant
-from tests.integration.services import REPO_ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(180)]
 

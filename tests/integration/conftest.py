@@ -138,7 +138,7 @@ def no_postgres_for_three_roles() -> None:
 def three_role_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     """A new PostgreSQL database with an owner, a runtime and a system role (dropped after
     the test): the URLs as every process gets them."""
-    from tests.three_roles import three_role_database
+    from devstack.three_roles import three_role_database
 
     base = postgres_url_from_env()
     if not base:

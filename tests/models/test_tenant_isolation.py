@@ -16,10 +16,10 @@ from flask import Flask
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, ProgrammingError
 
+from devstack.three_roles import ThreeRoles, migrate, three_role_database
 from models import Handoff, User, db, tenancy
 from models.escalations import claim
 from tests.factories import Tenant, app_config, make_tenant, new_handoff, postgres_url, running_app
-from tests.three_roles import ThreeRoles, migrate, three_role_database
 
 pytestmark = pytest.mark.postgres
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask
 
+from devstack.three_roles import ThreeRoles, migrate, three_role_database
 from models import db, tenancy
 from tests.factories import app_config, make_tenant, postgres_url, running_app
 from tests.sso.conftest import sso_config
 from tests.sso.test_sign_in import connect, sign_in
-from tests.three_roles import ThreeRoles, migrate, three_role_database
 
 pytestmark = pytest.mark.postgres
 

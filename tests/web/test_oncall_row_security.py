@@ -10,10 +10,10 @@ import icalendar
 import pytest
 from flask import Flask
 
+from devstack.three_roles import ThreeRoles, migrate, three_role_database
 from models import tenancy
 from models.db import db
 from tests.factories import app_config, make_tenant, postgres_url, running_app
-from tests.three_roles import ThreeRoles, migrate, three_role_database
 
 pytestmark = pytest.mark.postgres
 

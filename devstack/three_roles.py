@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import psycopg2
 from sqlalchemy.engine import make_url
 
+from devstack.net import LOCALHOST
+
 
 @dataclass(frozen=True)
 class ThreeRoles:
@@ -62,7 +64,7 @@ def three_role_database(base_url: str, prefix: str = "rls") -> Iterator[ThreeRol
     name = f"{prefix}_{suffix}"
     owner, runtime, system = (f"{prefix}_{role}_{suffix}" for role in ("owner", "app", "system"))
     params = {
-        "host": url.host or "127.0.0.1",
+        "host": url.host or LOCALHOST,
         "port": url.port or 5432,
         "user": url.username,
         "password": url.password,
@@ -107,12 +109,12 @@ def migrate(roles: ThreeRoles) -> None:
     """`release`: the migrations as the owner, then the grants (in this process)."""
     from flask_migrate import upgrade
 
+    from devstack.inprocess import in_process_config
     from models import db
-    from tests.factories import app_config
     from web import create_app
 
-    # The tests' app configuration (no message queue, no Redis), on the three URLs.
-    app = create_app(app_config(roles.runtime_url, **roles.config()))
+    # An app in this process (no message queue, no Redis), on the three URLs.
+    app = create_app(in_process_config(roles.runtime_url, **roles.config()))
     with app.app_context():
         upgrade()
         db.engine.dispose()
