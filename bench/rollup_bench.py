@@ -77,9 +77,9 @@ def token_for(account_id: int) -> str:
 def seed_accounts(accounts: int) -> None:
     """Accounts 1..N, each with one engineer (id = account id, with an API token) and one
     session (id = account id) that all its handoffs belong to."""
-    from models.accounts import hash_token
     from models.db import db
     from models.entities import Account, ApiToken, FlowSession, User
+    from models.tokens import hash_token
 
     ids = range(1, accounts + 1)
     db.session.execute(

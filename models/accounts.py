@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import secrets
-
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from models import handoff_steps, oncall, security_log, tenancy
+from models import handoff_steps, oncall, security_log, tenancy, tokens
 from models.db import db, transaction
-from models.entities import DEFAULT_BASELINE_MINUTES, ROLES, Account, ApiToken, User
+from models.entities import DEFAULT_BASELINE_MINUTES, ROLES, Account, User
 from models.errors import Conflict, ValidationFailed
 from models.security_log import NO_CLIENT, Client
 from models.timezones import validate_timezone
-
-
-def hash_token(token: str) -> str:
-    # Tokens are 256 random bits, so a fast hash is enough to make the stored value useless.
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _issue_token(user: User, name: str | None = None) -> str:
-    token = secrets.token_urlsafe(32)
-    db.session.add(ApiToken(user=user, token_hash=hash_token(token), name=name))
-    return token
 
 
 def normalize_email(email: str) -> str:
@@ -77,7 +63,7 @@ def create_account(
             )
             db.session.add(account)
             owner = _new_user(account, owner_name, owner_email, "admin", owner_password)
-            token = _issue_token(owner)
+            _, token = tokens.mint(owner)
     except IntegrityError as exc:
         raise _email_taken() from exc
     return account, owner, token
@@ -96,9 +82,8 @@ def create_user(
     try:
         with transaction():
             user = _new_user(account, name, email, role, password)
-            token = _issue_token(user)
+            _, token = tokens.mint(user, client=client, actor=actor)
             if actor is not None:
-                db.session.flush()
                 security_log.add(
                     security_log.USER_CREATED,
                     account.id,
@@ -110,12 +95,6 @@ def create_user(
     except IntegrityError as exc:  # a concurrent insert of the same email
         raise _email_taken() from exc
     return user, token
-
-
-def issue_token(user: User, name: str | None = None) -> str:
-    with transaction():
-        token = _issue_token(user, name)
-    return token
 
 
 def user_for_password(email: str, password: str) -> User | None:

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 
-from models import security_log, tenancy
-from models.accounts import hash_token, normalize_email, user_for_password
+from models import security_log, tenancy, tokens
+from models.accounts import normalize_email, user_for_password
 from models.db import db, transaction, utcnow
 from models.entities import ROLES, ApiToken, LoginSession, User
 from models.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -56,10 +56,6 @@ class Credential:
 # --- API tokens ---------------------------------------------------------------------------
 
 
-def new_token_secret() -> str:
-    return secrets.token_urlsafe(32)
-
-
 def _usable_token(now: datetime):
     return (
         ApiToken.revoked_at.is_(None),
@@ -79,7 +75,7 @@ def authenticate_token(secret: str) -> Credential | None:
         token = db.session.scalar(
             select(ApiToken)
             .join(User, ApiToken.user_id == User.id)
-            .where(ApiToken.token_hash == hash_token(secret), *_usable_token(now))
+            .where(ApiToken.token_hash == tokens.hash_token(secret), *_usable_token(now))
         )
     if token is None:
         return None
@@ -103,28 +99,8 @@ def create_token(
             "Some fields are invalid.",
             {"expires_in_days": [f"Must be between 1 and {MAX_TOKEN_DAYS}."]},
         )
-    secret = new_token_secret()
-    now = utcnow()
     with transaction(expire_on_commit=False):
-        token = ApiToken(
-            user=user,
-            token_hash=hash_token(secret),
-            name=name[:100],
-            created_at=now,
-            expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None,
-        )
-        db.session.add(token)
-        db.session.flush()
-        security_log.add(
-            security_log.TOKEN_CREATED,
-            user.account_id,
-            client,
-            actor=user,
-            subject=user,
-            token_id=token.id,
-            name=token.name,
-        )
-    return token, secret
+        return tokens.mint(user, name, expires_in_days, client)
 
 
 def tokens_of(caller: User, user_id: int | None = None) -> list[ApiToken]:
@@ -236,7 +212,7 @@ def start_login(user: User, client: Client, lifetime: timedelta, method: str = "
         db.session.add(
             LoginSession(
                 user=user,
-                key_hash=hash_token(key),
+                key_hash=tokens.hash_token(key),
                 created_at=now,
                 expires_at=now + lifetime,
                 ip=(client.ip or "")[:64] or None,
@@ -258,7 +234,7 @@ def authenticate_login(key: str) -> Credential | None:
             select(LoginSession)
             .join(User, LoginSession.user_id == User.id)
             .where(
-                LoginSession.key_hash == hash_token(key),
+                LoginSession.key_hash == tokens.hash_token(key),
                 LoginSession.ended_at.is_(None),
                 LoginSession.expires_at > utcnow(),
                 User.active.is_(True),
@@ -271,7 +247,7 @@ def sign_out(key: str, client: Client = NO_CLIENT) -> None:
     """End the login whose cookie carries `key` (nothing happens for an unknown key)."""
     with tenancy.system("credential_lookup"):
         login = db.session.scalar(
-            select(LoginSession).where(LoginSession.key_hash == hash_token(key))
+            select(LoginSession).where(LoginSession.key_hash == tokens.hash_token(key))
         )
     if login is None or login.ended_at is not None:
         return

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from adapters.psa import default_connector
 from models import User, db, tenancy
-from models.accounts import create_account, create_user, issue_token
-from models.credentials import revoke_all_tokens
+from models.accounts import create_account, create_user
+from models.credentials import create_token, revoke_all_tokens
 from models.demo import seed_history
 from models.errors import DomainError
 from models.psa.connection import rotate_keys
@@ -99,7 +99,7 @@ def _echo_demo_logins() -> None:
     for name, email, role in DEMO_USERS:
         user = db.session.scalar(select(User).where(User.email == email))
         revoke_all_tokens(user)
-        token = issue_token(user, DEMO_TOKEN_NAME)
+        _, token = create_token(user, DEMO_TOKEN_NAME)
         click.echo(f"  {role:<10} {name:<18} {email:<22} token {token}")
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from models import security_log
-from models.accounts import hash_token, normalize_email
+from models.accounts import normalize_email
 from models.db import db, transaction, utcnow
 from models.entities import User
 from models.errors import DomainError
@@ -25,6 +25,7 @@ from models.security_log import NO_CLIENT, Client
 from models.sso import lookups
 from models.sso.connection import email_domain, get_connection, verified_domains
 from models.sso.entities import SsoConnection, SsoIdentity, SsoSignIn
+from models.tokens import hash_token
 
 log = logging.getLogger(__name__)
 

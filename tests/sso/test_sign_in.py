@@ -14,9 +14,10 @@ import pytest
 from sqlalchemy import func, select
 
 from models import SecurityEvent, User, db
-from models.accounts import create_user, hash_token
+from models.accounts import create_user
 from models.entities import Account, LoginSession
 from models.sso.entities import SsoIdentity, SsoSignIn
+from models.tokens import hash_token
 from tests.factories import both_databases, make_tenant
 from tests.sso.conftest import MICROSOFT_MOUNT, OTHER_MICROSOFT_MOUNT, OTHER_TENANT, TENANT
 from tests.sso.provider import Provider, callback_path, query
