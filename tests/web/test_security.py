@@ -400,9 +400,16 @@ def test_the_security_log_is_admin_only_paged_and_per_account(client, tenant, ot
     assert [item["details"]["name"] for item in first["items"]] == ["c", "b"]
     assert first["items"][0]["kind"] == "token_created"
     rest = client.get(
-        f"{API}/security-log?limit=2&cursor={first['next_cursor']}", headers=tenant.auth("admin")
+        f"{API}/security-log?limit=10&cursor={first['next_cursor']}", headers=tenant.auth("admin")
     ).get_json()
-    assert [item["details"]["name"] for item in rest["items"]] == ["a"]
+    # "a", then the first token of each of the tenant's four users (unnamed), newest first.
+    assert [(item["kind"], item["details"]["name"]) for item in rest["items"]] == [
+        ("token_created", "a"),
+        *[("token_created", None)] * 4,
+    ]
+    assert [item["subject"]["id"] for item in rest["items"][1:]] == [
+        tenant.users[who] for who in ("eng2", "eng", "tech", "admin")
+    ]
     assert rest["next_cursor"] is None
     assert_error(client.get(f"{API}/security-log?cursor=nope", headers=tenant.auth("admin")), 422)
 
