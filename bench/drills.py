@@ -564,6 +564,9 @@ def _run_drill(name: str, procs: dict[str, Any], database_url: str | None) -> di
             name=f"Drill {name}", seniors=3, sessions=sessions, title_prefix=f"Drill {name}"
         )
         web = stack.start_web()
+        worker = stack.start_worker(pool="prefork", concurrency=2)
+        beat = stack.start_beat()
+        procs.update(web=web, worker=worker, beat=beat)
         online = seeded.seniors[:2]
         offline_emails = [f"owner@drill-{name}.example", seeded.seniors[2]["email"]]
         clients = [
