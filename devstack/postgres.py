@@ -17,9 +17,8 @@ import subprocess
 import tempfile
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from devstack.net import LOCALHOST, REPO_ROOT, free_port
+from devstack.net import LOCALHOST, free_port
 
 MARKER = "devstack-run-id"
 SUPERUSER = "postgres"
@@ -65,26 +64,40 @@ class Postgres:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
         subprocess.run(cmd, check=True, capture_output=True, cwd="/tmp")
 
+    @property
+    def _pgdata(self) -> str:
+        return os.path.join(self.data_dir, "data")
+
     def start(self) -> Postgres:
-        pgdata = os.path.join(self.data_dir, "data")
-        if os.geteuid() == 0:
-            shutil.chown(self.data_dir, "postgres", "postgres")
-        self._run(
-            f"{self.bindir}/initdb", "-D", pgdata, "-U", SUPERUSER,
-            "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8",
-        )  # fmt: skip
+        """Make the cluster and start it; after ``halt()``, start it again on the same port
+        with the same data (and marker)."""
+        first = not os.path.exists(os.path.join(self._pgdata, "PG_VERSION"))
+        if first:
+            if os.geteuid() == 0:
+                shutil.chown(self.data_dir, "postgres", "postgres")
+            self._run(
+                f"{self.bindir}/initdb", "-D", self._pgdata, "-U", SUPERUSER,
+                "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8",
+            )  # fmt: skip
         opts = (
-            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {pgdata} -c fsync=off"
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self._pgdata} -c fsync=off"
             " -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
         log = os.path.join(self.data_dir, "server.log")
-        self._run(f"{self.bindir}/pg_ctl", "-D", pgdata, "-l", log, "-o", opts, "-w", "start")
-        self._psql(f"CREATE TABLE devstack_marker (run_id text); "
-                   f"INSERT INTO devstack_marker VALUES ('{self.run_id}')", "postgres")  # fmt: skip
-        self._psql(f'CREATE DATABASE "{self.database}"', "postgres")
-        with open(os.path.join(self.data_dir, MARKER), "w") as fh:
-            fh.write(self.run_id)
+        self._run(f"{self.bindir}/pg_ctl", "-D", self._pgdata, "-l", log, "-o", opts, "-w", "start")
+        if first:
+            marker = f"INSERT INTO devstack_marker VALUES ('{self.run_id}')"
+            self._psql(f"CREATE TABLE devstack_marker (run_id text); {marker}", "postgres")
+            self._psql(f'CREATE DATABASE "{self.database}"', "postgres")
+            with open(os.path.join(self.data_dir, MARKER), "w") as fh:
+                fh.write(self.run_id)
         return self
+
+    def halt(self) -> None:
+        """A fast shutdown that keeps the data directory: open connections are cut, new ones
+        refused, and ``start()`` brings the same server back."""
+        if os.path.exists(os.path.join(self._pgdata, "postmaster.pid")):
+            self._run(f"{self.bindir}/pg_ctl", "-D", self._pgdata, "-m", "fast", "-w", "stop")
 
     def _psql(self, sql: str, db: str) -> str:
         out = subprocess.run(
@@ -106,9 +119,8 @@ class Postgres:
         return answer == self.run_id
 
     def stop(self) -> None:
-        pgdata = os.path.join(self.data_dir, "data")
-        if os.path.exists(os.path.join(pgdata, "postmaster.pid")):
-            self._run(f"{self.bindir}/pg_ctl", "-D", pgdata, "-m", "fast", "-w", "stop")
+        """Shut the server down and remove its data directory."""
+        self.halt()
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
@@ -116,17 +128,10 @@ def postgres_url_from_env() -> str | None:
     return os.environ.get("TEST_POSTGRES_URL") or None
 
 
-@contextlib.contextmanager
-def temporary_postgres_database(base_url: str, prefix: str = "t"):
-    """Create a uniquely named database next to ``base_url``'s; yield its URL; drop it."""
-    import uuid
-
-    import psycopg2
-    from sqlalchemy.engine import make_url
-
-    url = make_url(base_url)
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    params = {
+def connect_params(url) -> dict:
+    """psycopg2's connection arguments for a SQLAlchemy URL (on its database, else
+    `postgres`)."""
+    return {
         "host": url.host or LOCALHOST,
         "port": url.port or 5432,
         "user": url.username,
@@ -135,14 +140,32 @@ def temporary_postgres_database(base_url: str, prefix: str = "t"):
         "connect_timeout": 5,
     }
 
+
+def execute(params: dict, *statements: str) -> None:
+    """Run each statement outside a transaction (CREATE/DROP DATABASE), on one connection."""
+    import psycopg2
+
+    connection = psycopg2.connect(**params)
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+    finally:
+        connection.close()
+
+
+@contextlib.contextmanager
+def temporary_postgres_database(base_url: str, prefix: str = "t"):
+    """Create a uniquely named database next to ``base_url``'s; yield its URL; drop it."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(base_url)
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    params = connect_params(url)
+
     def admin(sql: str) -> None:
-        conn = psycopg2.connect(**params)
-        try:
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute(sql)
-        finally:
-            conn.close()
+        execute(params, sql)
 
     admin(f'CREATE DATABASE "{name}"')
     try:
@@ -153,34 +176,14 @@ def temporary_postgres_database(base_url: str, prefix: str = "t"):
 
 class PrivatePostgres:
     """A PostgreSQL server of one's own, to stop and start at will (fault tests and drills):
-    scripts/test_postgres.sh on a free port and a fresh data directory, never the shared
-    TEST_POSTGRES_URL server that other tests use at the same time."""
-
-    SCRIPT = REPO_ROOT / "scripts" / "test_postgres.sh"
+    a :class:`Postgres` on a free port and a fresh data directory, never the shared
+    TEST_POSTGRES_URL server that other tests use at the same time. ``stop()`` keeps the
+    data, ``destroy()`` removes it."""
 
     def __init__(self) -> None:
-        import uuid
-
-        self.port = free_port()
-        # Under /tmp itself: as root the server runs as `postgres`, which must reach it.
-        self.data_dir = Path(tempfile.gettempdir()) / f"escalation-pg-{uuid.uuid4().hex[:10]}"
+        bindir = find_bindir()
+        self.server = Postgres(bindir) if bindir else None
         self.url: str | None = None
-
-    def _script(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {
-            **os.environ,
-            "TEST_POSTGRES_PORT": str(self.port),
-            "TEST_POSTGRES_DIR": str(self.data_dir),
-            "TEST_POSTGRES_DB": "escalation",
-        }
-        return subprocess.run(
-            ["bash", str(self.SCRIPT), *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
 
     @property
     def plain_url(self) -> str:
@@ -189,20 +192,20 @@ class PrivatePostgres:
         return re.sub(r"^postgresql\+psycopg2://", "postgresql://", self.url)
 
     def start(self) -> str:
-        result = self._script()
-        if result.returncode == 3:
+        if self.server is None:
             raise RuntimeError("no PostgreSQL server binaries on this machine")
-        if result.returncode != 0:
-            raise RuntimeError(f"PostgreSQL did not start:\n{result.stderr}")
-        self.url = result.stdout.strip()
+        try:
+            self.server.start()
+        except subprocess.CalledProcessError as exc:
+            raise RuntimeError(f"PostgreSQL did not start:\n{exc.stderr}") from None
+        self.url = self.server.url
         return self.url
 
     def stop(self) -> None:
         """A fast shutdown: open connections are cut, new ones refused."""
-        self._script("stop")
+        if self.server is not None:
+            self.server.halt()
 
     def destroy(self) -> None:
-        self._script("destroy")
-        # The script leaves its initdb log beside the data directory.
-        with contextlib.suppress(OSError):
-            Path(f"{self.data_dir}.initdb.log").unlink()
+        if self.server is not None:
+            self.server.stop()

@@ -11,10 +11,9 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import psycopg2
 from sqlalchemy.engine import make_url
 
-from devstack.net import LOCALHOST
+from devstack.postgres import connect_params, execute
 
 
 @dataclass(frozen=True)
@@ -44,17 +43,6 @@ class ThreeRoles:
         }
 
 
-def _execute(params: dict, *statements: str) -> None:
-    connection = psycopg2.connect(**params)
-    try:
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            for statement in statements:
-                cursor.execute(statement)
-    finally:
-        connection.close()
-
-
 @contextlib.contextmanager
 def three_role_database(base_url: str, prefix: str = "rls") -> Iterator[ThreeRoles]:
     """A new database next to `base_url`'s (a superuser's URL) owned by a new owner role,
@@ -63,22 +51,15 @@ def three_role_database(base_url: str, prefix: str = "rls") -> Iterator[ThreeRol
     suffix = uuid.uuid4().hex[:10]
     name = f"{prefix}_{suffix}"
     owner, runtime, system = (f"{prefix}_{role}_{suffix}" for role in ("owner", "app", "system"))
-    params = {
-        "host": url.host or LOCALHOST,
-        "port": url.port or 5432,
-        "user": url.username,
-        "password": url.password,
-        "dbname": url.database or "postgres",
-        "connect_timeout": 5,
-    }
-    _execute(
+    params = connect_params(url)
+    execute(
         params,
         f'CREATE ROLE "{owner}" LOGIN NOSUPERUSER NOBYPASSRLS',
         f'CREATE ROLE "{runtime}" LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE',
         f'CREATE ROLE "{system}" LOGIN NOSUPERUSER BYPASSRLS NOCREATEDB NOCREATEROLE',
         f'CREATE DATABASE "{name}" OWNER "{owner}"',
     )
-    _execute({**params, "dbname": name}, f'REVOKE CREATE ON SCHEMA public FROM "{runtime}"')
+    execute({**params, "dbname": name}, f'REVOKE CREATE ON SCHEMA public FROM "{runtime}"')
 
     def role_url(role: str) -> str:
         return url.set(username=role, password=None, database=name).render_as_string(
@@ -96,7 +77,7 @@ def three_role_database(base_url: str, prefix: str = "rls") -> Iterator[ThreeRol
             system=system,
         )
     finally:
-        _execute(
+        execute(
             params,
             f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
             f'DROP ROLE IF EXISTS "{runtime}"',

@@ -62,3 +62,34 @@ def test_a_command_runs_against_its_own_cluster_which_is_gone_afterwards(tmp_pat
     port = int(url.split(":")[-1].split("/")[0])
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_a_halted_server_comes_back_on_its_port_with_its_data_and_marker():
+    pg = Postgres(BINDIR).start()
+    try:
+        pg._psql("CREATE TABLE kept (n int); INSERT INTO kept VALUES (7)", pg.database)
+        port = pg.port
+        pg.halt()
+        assert not pg.is_own()  # connections refused while it is down
+        assert os.path.exists(pg.data_dir)
+        pg.start()
+        assert pg.port == port and pg.is_own()
+        assert pg._psql("SELECT n FROM kept", pg.database) == "7"
+    finally:
+        pg.stop()
+    assert not os.path.exists(pg.data_dir)
+
+
+def test_the_private_server_stops_and_starts_again_and_is_destroyed_at_the_end():
+    from devstack.postgres import PrivatePostgres
+
+    private = PrivatePostgres()
+    url = private.start()
+    try:
+        assert private.plain_url.startswith("postgresql://postgres@127.0.0.1:")
+        private.stop()
+        assert not private.server.is_own()
+        assert private.start() == url and private.server.is_own()
+    finally:
+        private.destroy()
+    assert not os.path.exists(private.server.data_dir)

@@ -3,7 +3,7 @@ worker and beat, started with the plain `postgresql://` URL. Emails with retries
 event, metrics added up across processes, ids in JSON logs, and last, PostgreSQL stopped
 and started again under them.
 
-The server is private to this module (scripts/test_postgres.sh on another port), never the
+The server is private to this module (devstack.postgres on another port), never the
 shared TEST_POSTGRES_URL one, because a test here stops it.
 """
 
