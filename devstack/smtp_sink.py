@@ -10,6 +10,7 @@ import email.policy
 import itertools
 import os
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ class ReceivedMail:
     message: EmailMessage
     raw: bytes
     received_at: float = field(default_factory=time.time)
+    authenticated: bool = False  # the client logged in (a sink with a password)
 
     @property
     def subject(self) -> str:
@@ -101,6 +103,7 @@ class _SinkHandler:
                 rcpt_tos=list(envelope.rcpt_tos),
                 message=message,
                 raw=raw,
+                authenticated=bool(session.authenticated),
             )
         )
         if self.sink.mode == "drop":
@@ -177,7 +180,9 @@ class SmtpSink:
 
     ``slow(seconds)`` makes a healthy server take that long per message. The port stays
     the same across modes. With ``save_dir`` every message is also written there as an
-    .eml file, and ``announce`` (when given) gets one line per message.
+    .eml file, and ``announce`` (when given) gets one line per message. With ``tls`` (a
+    server SSLContext) and ``password`` it insists on STARTTLS, then on a PLAIN login with
+    that password, before it takes mail; ``logins`` records each attempt.
     """
 
     def __init__(
@@ -186,8 +191,14 @@ class SmtpSink:
         host: str = LOCALHOST,
         save_dir: str | os.PathLike[str] | None = None,
         announce: Callable[[str], None] | None = None,
+        tls: ssl.SSLContext | None = None,
+        password: str | None = None,
     ) -> None:
         self.host = host
+        self.tls = tls
+        self.password = password
+        # (mechanism, login, accepted) for each login attempt
+        self.logins: list[tuple[str, bytes, bool]] = []
         self.save_dir = None if save_dir is None else Path(save_dir)
         self.announce = announce
         self._saved = itertools.count(1)
@@ -228,7 +239,8 @@ class SmtpSink:
                 hostname=self.host,
                 port=self.port,
                 ready_timeout=5.0,
-                server_hostname="sink.test",
+                server_hostname="sink.test" if self.tls is None else self.host,
+                **self._secure_options(),
             )
             controller.start()
             self._controller = controller
@@ -236,6 +248,27 @@ class SmtpSink:
 
         # The port may linger for a moment after a previous listener closed.
         wait_for(_start, timeout=10, interval=0.1, message=f"SMTP sink on port {self.port}")
+
+    def _secure_options(self) -> dict[str, Any]:
+        if self.tls is None:
+            return {}
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = isinstance(auth_data, LoginPassword) and auth_data.password == (
+                (self.password or "").encode()
+            )
+            with self._lock:
+                self.logins.append((mechanism, getattr(auth_data, "login", b""), ok))
+            return AuthResult(success=ok, handled=False)  # handled=False: the server says 535
+
+        return {
+            "tls_context": self.tls,
+            "require_starttls": True,
+            "authenticator": authenticator,
+            "auth_require_tls": True,
+            "auth_exclude_mechanism": ["LOGIN"],  # one mechanism: a refused login ends at once
+        }
 
     def _stop_listeners(self) -> None:
         if self._controller is not None:

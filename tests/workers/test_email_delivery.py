@@ -30,7 +30,7 @@ from tests.factories import (
     running_app,
     wired_app,
 )
-from tests.integration.services import SmtpSink, free_port
+from tests.integration.services import SmtpSink
 from workers import mail as email_worker
 from workers.names import QUEUE_EMAIL, SEND_EMAIL
 
@@ -369,68 +369,48 @@ def certificate(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.fixture
 def tls_server(certificate, monkeypatch):
     """An SMTP server that insists on STARTTLS, then AUTH, before it takes mail."""
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.smtp import AuthResult, LoginPassword
-
     cert, key = certificate
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     # The client verifies the server against the system trust store; trust our test CA.
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-    received, logins = [], []
+    with SmtpSink(tls=context, password="s3cret") as sink:
+        yield sink
 
-    class Handler:
-        async def handle_DATA(self, server, session, envelope):  # noqa: N802
-            received.append((session.authenticated, envelope.rcpt_tos))
-            return "250 OK"
 
-    def authenticator(server, session, envelope, mechanism, auth_data):
-        ok = isinstance(auth_data, LoginPassword) and auth_data.password == b"s3cret"
-        logins.append((mechanism, auth_data.login, ok))
-        return AuthResult(success=ok, handled=False)  # handled=False: the server answers 535
-
-    port = free_port()
-    controller = Controller(
-        Handler(), hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True,
-        authenticator=authenticator, auth_require_tls=True, server_hostname="127.0.0.1",
-        auth_exclude_mechanism=["LOGIN"],  # one mechanism: a refused login ends at once
-    )  # fmt: skip
-    controller.start()
-    try:
-        yield port, received, logins
-    finally:
-        controller.stop()
+def _received(sink: SmtpSink) -> list[tuple[bool, list[str]]]:
+    return [(m.authenticated, m.rcpt_tos) for m in sink.messages]
 
 
 def test_starttls_and_login_when_configured(client, tenant, app, tls_server):
-    port, received, logins = tls_server
     app.config.update(
-        SMTP_PORT=port, SMTP_STARTTLS=True, SMTP_USERNAME="mailer", SMTP_PASSWORD="s3cret",
+        SMTP_PORT=tls_server.port, SMTP_STARTTLS=True, SMTP_USERNAME="mailer",
+        SMTP_PASSWORD="s3cret",
         SMTP_TIMEOUT=5.0,
     )  # fmt: skip
     [delivery] = email_rows(client, tenant, who=("eng",))
     assert run(delivery) == "sent"
+    logins = tls_server.logins
     assert logins and all(login == b"mailer" and ok for _, login, ok in logins)
-    assert received == [(True, ["eng@alpha-msp.example"])]
+    assert _received(tls_server) == [(True, ["eng@alpha-msp.example"])]
 
 
 def test_a_wrong_password_is_a_permanent_failure(client, tenant, app, tls_server):
-    port, received, _ = tls_server
     app.config.update(
-        SMTP_PORT=port, SMTP_STARTTLS=True, SMTP_USERNAME="mailer", SMTP_PASSWORD="wrong",
+        SMTP_PORT=tls_server.port, SMTP_STARTTLS=True, SMTP_USERNAME="mailer",
+        SMTP_PASSWORD="wrong",
         SMTP_TIMEOUT=5.0,
     )  # fmt: skip
     [delivery] = email_rows(client, tenant, who=("eng",))
     assert run(delivery) == "failed", delivery.last_error
-    assert "535" in delivery.last_error and received == [], delivery.last_error
+    assert "535" in delivery.last_error and _received(tls_server) == [], delivery.last_error
 
 
 def test_without_starttls_the_server_refuses_and_nothing_is_sent(client, tenant, app, tls_server):
-    port, received, _ = tls_server
-    app.config.update(SMTP_PORT=port, SMTP_STARTTLS=False, SMTP_TIMEOUT=5.0)
+    app.config.update(SMTP_PORT=tls_server.port, SMTP_STARTTLS=False, SMTP_TIMEOUT=5.0)
     [delivery] = email_rows(client, tenant, who=("eng",))
     assert run(delivery) == "failed"
-    assert "530" in delivery.last_error and received == []
+    assert "530" in delivery.last_error and _received(tls_server) == []
 
 
 def test_starttls_against_a_server_without_it_fails_visibly(client, tenant, smtp, app):
