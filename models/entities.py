@@ -38,7 +38,6 @@ PRIORITY_LABELS = {"p1": "P1 · critical", "p2": "P2 · high", "p3": "P3 · norm
 NOTIFY_EMAIL_CHOICES = ("always", "when_offline", "never")
 DEFAULT_NOTIFY_EMAIL = "when_offline"
 DEFAULT_BASELINE_MINUTES = 45
-PSA_KINDS = ("connectwise",)
 PSA_CONNECTION_STATUSES = ("connected", "broken")
 
 
@@ -411,9 +410,12 @@ class PsaConnection(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), unique=True)
     kind: Mapped[str] = mapped_column(String(20))
+    # The PSA's API address (ConnectWise: the site; Autotask: the zone found for the user).
     site_url: Mapped[str] = mapped_column(String(300))
-    company_id: Mapped[str] = mapped_column(String(100))
-    client_id: Mapped[str] = mapped_column(String(100))
+    company_id: Mapped[str | None] = mapped_column(String(100))  # ConnectWise only
+    client_id: Mapped[str | None] = mapped_column(String(100))  # ConnectWise only
+    # The connector's other non-secret settings, as JSON (field name → value).
+    public_settings: Mapped[str | None] = mapped_column(Text)
     secrets: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20), default="connected")
     status_message: Mapped[str | None] = mapped_column(Text)

@@ -9,6 +9,7 @@ from pathlib import Path
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from adapters.psa import default_connector as PSA_CONNECTORS
 from models.psa.settings import DEFAULTS as PSA_DEFAULTS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -267,6 +268,8 @@ def _psa(env) -> dict:
         # any decrypts (rotation). Without them no PSA connection can be saved.
         "PSA_ENCRYPTION_KEYS": env.get("PSA_ENCRYPTION_KEYS") or "",
         **{key: float(env.get(key) or default) for key, default in PSA_DEFAULTS.items()},
+        # Each connector's own settings (adapters/psa), such as PSA_AUTOTASK_ZONE_URL.
+        **{key: env.get(key) or default for key, default in PSA_CONNECTORS.options().items()},
     }
 
 

@@ -8,8 +8,10 @@ import re
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
+from adapters.psa import default_connector as PSA_CONNECTORS
 from models import handoff_steps
 from models.entities import NOTIFY_EMAIL_CHOICES, PRIORITIES, ROLES
+from models.psa.base import ConnectorField
 from models.queue import MAX_SEARCH_CHARS, SORTS, STATUS_FILTERS
 from models.representations import HandoffSchema, HandoffSummarySchema, Ref, UtcDateTime
 
@@ -290,33 +292,54 @@ class PsaWritebackListSchema(Schema):
     items = fields.List(fields.Nested(PsaWritebackSchema))
 
 
-class PsaConnectionInputSchema(Input):
-    kind = fields.String(load_default="connectwise", validate=validate.OneOf(["connectwise"]))
-    site_url = fields.String(required=True, validate=Limit(min=1, max=300))
-    company_id = fields.String(required=True, validate=Limit(min=1, max=100))
-    public_key = fields.String(required=True, validate=Limit(min=1, max=200))
-    private_key = fields.String(required=True, validate=Limit(min=1, max=200))
-    client_id = fields.String(required=True, validate=Limit(min=1, max=100))
+def _psa_fields() -> dict[str, ConnectorField]:
+    """Every connector's fields by name (the longest limit where two PSAs share a name)."""
+    found: dict[str, ConnectorField] = {}
+    for spec in PSA_CONNECTORS.specs.values():
+        for field in spec.fields:
+            if field.name not in found or field.max_length > found[field.name].max_length:
+                found[field.name] = field
+    return found
 
 
-class PsaConnectionTestInputSchema(Input):
-    """All optional: without fields, the saved connection is tested."""
+def _psa_input_schema(name: str, doc: str) -> type[Schema]:
+    """`kind` plus every connector's fields, as the connectors declare them; which of them
+    a kind requires is checked by the domain (models.psa.connection), also as 422."""
+    kinds = list(PSA_CONNECTORS.kinds)
+    attributes: dict = {
+        "__doc__": doc,
+        "kind": fields.String(load_default=kinds[0], validate=validate.OneOf(kinds)),
+    }
+    for field in _psa_fields().values():
+        attributes[field.name] = fields.String(
+            validate=Limit(max=field.max_length), metadata={"description": field.label}
+        )
+    return type(name, (Input,), attributes)
 
-    kind = fields.String(load_default="connectwise", validate=validate.OneOf(["connectwise"]))
-    site_url = fields.String(validate=Limit(max=300))
-    company_id = fields.String(validate=Limit(max=100))
-    public_key = fields.String(validate=Limit(max=200))
-    private_key = fields.String(validate=Limit(max=200))
-    client_id = fields.String(validate=Limit(max=100))
+
+PsaConnectionInputSchema = _psa_input_schema(
+    "PsaConnectionInputSchema", "The fields of the chosen `kind` (see each PSA's form)."
+)
+PsaConnectionTestInputSchema = _psa_input_schema(
+    "PsaConnectionTestInputSchema", "All optional: without fields, the saved connection is tested."
+)
 
 
-class PsaConnectionSchema(Schema):
-    kind = fields.String(allow_none=True)  # null: no PSA is connected
-    site_url = fields.String()
-    company_id = fields.String()
-    status = fields.String()  # connected | broken | not_connected
-    message = fields.String(allow_none=True)
-    callback_url = fields.String(allow_none=True)
+def _psa_connection_schema() -> type[Schema]:
+    answered = {name for spec in PSA_CONNECTORS.specs.values() for name in spec.answered}
+    attributes: dict = {
+        "__doc__": "A PSA connection: its kind's answered fields, never a secret.",
+        "kind": fields.String(allow_none=True),  # null: no PSA is connected
+        "status": fields.String(),  # connected | broken | not_connected
+        "message": fields.String(allow_none=True),
+        "callback_url": fields.String(allow_none=True),  # null: polled only
+    }
+    for name in sorted(answered):
+        attributes[name] = fields.String(allow_none=True)
+    return type("PsaConnectionSchema", (Schema,), attributes)
+
+
+PsaConnectionSchema = _psa_connection_schema()
 
 
 class PsaMemberLinkInputSchema(Input):

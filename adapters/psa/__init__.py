@@ -1,13 +1,28 @@
-"""The PSA connectors' HTTP clients, behind `models.psa.base.PsaConnector`."""
+"""The PSA connectors: one module per PSA, each with a `SPEC` (a `ConnectorSpec`: its
+fields, capabilities and HTTP client). A new PSA is one new module here, found by
+`discover`; nothing else names the PSAs."""
 
 from __future__ import annotations
 
-from adapters.psa.connectwise import ConnectWiseConnector
-from models.psa.base import PsaConnector, PsaCredentials
+import importlib
+import pkgutil
+
+from models.psa.base import Connectors, ConnectorSpec
+
+# The order the /settings form lists them in; modules not named here follow by name.
+ORDER = ("connectwise", "autotask")
 
 
-def default_connector(kind: str, credentials: PsaCredentials, timeout: float) -> PsaConnector:
-    """The connector of a PSA kind (the edges pass it to `PsaSettings.from_config`)."""
-    if kind == ConnectWiseConnector.kind:
-        return ConnectWiseConnector(credentials, timeout=timeout)
-    raise ValueError(f"Unknown PSA kind {kind!r}")
+def discover() -> list[ConnectorSpec]:
+    """Every module of this package that declares a `SPEC`."""
+    specs = []
+    for module in pkgutil.iter_modules(__path__):
+        spec = getattr(importlib.import_module(f"{__name__}.{module.name}"), "SPEC", None)
+        if isinstance(spec, ConnectorSpec):
+            specs.append(spec)
+    rank = {kind: index for index, kind in enumerate(ORDER)}
+    return sorted(specs, key=lambda spec: (rank.get(spec.kind, len(ORDER)), spec.kind))
+
+
+#: The PSA kinds and their HTTP clients; the edges pass it to `PsaSettings.from_config`.
+default_connector = Connectors(discover())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -16,6 +17,8 @@ from urllib.parse import quote
 import requests
 
 from models.psa.base import (
+    ConnectorField,
+    ConnectorSpec,
     PsaAuthRejected,
     PsaCredentials,
     PsaError,
@@ -199,7 +202,7 @@ class ConnectWiseConnector:
         path = f"/service/tickets/{quote(str(ticket_id), safe='')}/notes"
         return _note(ticket_id, self._json(self._call("POST", path, json=body)))
 
-    def list_notes(self, ticket_id: str) -> list[PsaNote]:
+    def list_notes(self, ticket_id: str, since: datetime | None = None) -> list[PsaNote]:
         path = f"/service/tickets/{quote(str(ticket_id), safe='')}/notes"
         notes: list[PsaNote] = []
         for page in range(1, MAX_PAGES + 1):
@@ -242,3 +245,34 @@ class ConnectWiseConnector:
 
     def ticket_url(self, ticket_id: str) -> str:
         return ticket_url(self.site, self.credentials.company_id, ticket_id)
+
+
+def _ticket_page(values: Mapping[str, str], ticket_id: str) -> str:
+    return ticket_url(values["site_url"], values.get("company_id") or "", ticket_id)
+
+
+NO_CLIENT_ID = (
+    "No client id: ConnectWise requires a clientId on every API call. Create one in the "
+    "ConnectWise developer portal and paste it here."
+)
+
+SPEC = ConnectorSpec(
+    kind=ConnectWiseConnector.kind,
+    label="ConnectWise Manage",
+    fields=(
+        ConnectorField(
+            "site_url", "Site URL", 300, input_type="url",
+            placeholder="https://na.myconnectwise.net", normalize=normalize_site_url,
+        ),
+        ConnectorField("company_id", "Company id", 100),
+        ConnectorField("public_key", "Public key", 200, secret=True, input_type="password"),
+        ConnectorField("private_key", "Private key", 200, secret=True, input_type="password"),
+        ConnectorField("client_id", "Client id", 100, missing=NO_CLIENT_ID),
+    ),
+    callbacks=True,
+    answered=("site_url", "company_id"),
+    build=lambda credentials, timeout: ConnectWiseConnector(credentials, timeout=timeout),
+    ticket_url=_ticket_page,
+    address="site_url",
+    summary="ConnectWise company {company_id} at {site_url}",
+)  # fmt: skip

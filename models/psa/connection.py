@@ -1,9 +1,11 @@
-"""An account's PSA connection: save (and register the callback), test, delete, and the
-checks the callback endpoint relies on."""
+"""An account's PSA connection: save (and register the callback where the PSA has them),
+test, delete, and the checks the callback endpoint relies on. Which fields a connection
+has, and whether the PSA calls back, is the connector's `ConnectorSpec`."""
 
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -13,34 +15,23 @@ from sqlalchemy import select, update
 
 from models import tenancy
 from models.db import db, transaction, utcnow
-from models.entities import PSA_KINDS, PsaConnection, User
+from models.entities import PsaConnection, User
 from models.errors import Forbidden, NotFound, ValidationFailed
-from models.psa.base import PsaAuthRejected, PsaConnector, PsaCredentials, PsaError
+from models.psa.base import (
+    Connectors,
+    ConnectorSpec,
+    PsaAuthRejected,
+    PsaConnector,
+    PsaCredentials,
+    PsaError,
+)
 from models.psa.settings import PsaSettings
-from models.psa.sites import normalize_site_url, ticket_url
 
 log = logging.getLogger(__name__)
 
 # One path segment, `<account id>.<secret>` (the secret is URL-safe base64: no dots).
 CALLBACK_PATH = "/api/v1/psa/callbacks/{account_id}.{secret}"
 CALLBACK_DESCRIPTION = "Escalation Mode: ticket notes"
-NO_CLIENT_ID = (
-    "No client id: ConnectWise requires a clientId on every API call. Create one in the "
-    "ConnectWise developer portal and paste it here."
-)
-REQUIRED = ("site_url", "company_id", "public_key", "private_key", "client_id")
-
-
-@dataclass(frozen=True)
-class ConnectionView:
-    """What may be shown of a connection: never the keys."""
-
-    kind: str
-    site_url: str
-    company_id: str
-    status: str
-    message: str | None
-    callback_url: str
 
 
 def _require_admin(user: User) -> None:
@@ -52,53 +43,95 @@ def get_connection(account_id: int) -> PsaConnection | None:
     return db.session.scalar(select(PsaConnection).where(PsaConnection.account_id == account_id))
 
 
-def callback_url(connection: PsaConnection, settings: PsaSettings) -> str:
-    secret = settings.vault().open(connection.secrets)["callback_secret"]
+def public_values(connection: PsaConnection) -> dict[str, str]:
+    """The connection's stored non-secret settings, by field name (typed or discovered)."""
+    if connection.public_settings:
+        return dict(json.loads(connection.public_settings))
+    # Saved before connectors had their own settings: a ConnectWise row's columns.
+    legacy = {
+        "site_url": connection.site_url,
+        "company_id": connection.company_id,
+        "client_id": connection.client_id,
+    }
+    return {name: value for name, value in legacy.items() if value is not None}
+
+
+def callback_url(connection: PsaConnection, settings: PsaSettings) -> str | None:
+    """Where the PSA calls us; None for a PSA without callbacks (polled only)."""
+    if not settings.spec(connection.kind).callbacks:
+        return None
+    secret = settings.vault().open(connection.secrets).get("callback_secret")
+    if not secret:
+        return None
     path = CALLBACK_PATH.format(account_id=connection.account_id, secret=secret)
     return settings.base_url.rstrip("/") + path
 
 
-def view(connection: PsaConnection, settings: PsaSettings) -> ConnectionView:
-    return ConnectionView(
-        kind=connection.kind,
-        site_url=connection.site_url,
-        company_id=connection.company_id,
-        status=connection.status,
-        message=connection.status_message,
-        callback_url=callback_url(connection, settings),
-    )
+def view(connection: PsaConnection, settings: PsaSettings) -> dict[str, Any]:
+    """What may be shown of a connection: the spec's answered fields, never a secret."""
+    spec = settings.spec(connection.kind)
+    stored = public_values(connection)
+    return {
+        "kind": connection.kind,
+        **{name: stored.get(name) for name in spec.answered},
+        "status": connection.status,
+        "message": connection.status_message,
+        "callback_url": callback_url(connection, settings),
+    }
 
 
 def credentials(connection: PsaConnection, settings: PsaSettings) -> PsaCredentials:
     sealed = settings.vault().open(connection.secrets)
-    return PsaCredentials(
-        site_url=connection.site_url,
-        company_id=connection.company_id,
-        public_key=sealed["public_key"],
-        private_key=sealed["private_key"],
-        client_id=connection.client_id,
-    )
+    return PsaCredentials.of({**public_values(connection), **sealed})
 
 
 def connector(connection: PsaConnection, settings: PsaSettings) -> PsaConnector:
     return settings.connector(connection.kind, credentials(connection, settings), settings.timeout)
 
 
-def _validated(fields: dict[str, Any]) -> dict[str, str]:
+def _spec_of(fields: dict[str, Any], settings: PsaSettings) -> ConnectorSpec:
     kind = fields.get("kind") or "connectwise"
-    if kind not in PSA_KINDS:
+    if kind not in settings.connector.kinds:
         raise ValidationFailed(
-            "Unknown PSA.", {"kind": [f"Must be one of: {', '.join(PSA_KINDS)}."]}
+            "Unknown PSA.", {"kind": [f"Must be one of: {', '.join(settings.connector.kinds)}."]}
         )
-    missing = {name: ["Required."] for name in REQUIRED if not str(fields.get(name) or "").strip()}
-    if missing:
-        raise ValidationFailed("Some PSA settings are missing.", missing)
+    return settings.spec(kind)
+
+
+def _typed(spec: ConnectorSpec, fields: dict[str, Any]) -> dict[str, str]:
+    return {f.name: str(fields.get(f.name) or "").strip() for f in spec.fields}
+
+
+def _validated(spec: ConnectorSpec, fields: dict[str, Any]) -> dict[str, str]:
+    """The spec's fields, trimmed and normalized; anything missing or malformed is 422."""
+    values = _typed(spec, fields)
+    problems: dict[str, list[str]] = {
+        name: ["Required."] for name, value in values.items() if not value
+    }
+    if problems:
+        raise ValidationFailed("Some PSA settings are missing.", problems)
+    for f in spec.fields:
+        if len(values[f.name]) > f.max_length:
+            problems[f.name] = [f"At most {f.max_length} characters."]
+        elif f.normalize is not None:
+            try:
+                values[f.name] = f.normalize(values[f.name])
+            except ValueError as exc:
+                problems[f.name] = [str(exc)]
+    if problems:
+        raise ValidationFailed(f"Some {spec.label} settings are not valid.", problems)
+    return values
+
+
+def _discovered(spec: ConnectorSpec, values: dict[str, str], settings: PsaSettings) -> dict:
+    """The typed values plus what the PSA tells about them (Autotask's zone), or 422 with
+    the PSA's words under the first field."""
+    if spec.discover is None:
+        return values
     try:
-        site_url = normalize_site_url(fields["site_url"])
-    except ValueError as exc:
-        raise ValidationFailed("The site URL is not valid.", {"site_url": [str(exc)]}) from exc
-    clean = {name: str(fields[name]).strip() for name in REQUIRED}
-    return {**clean, "kind": kind, "site_url": site_url}
+        return {**values, **spec.discover(values, settings.timeout, settings.options)}
+    except PsaError as exc:
+        raise ValidationFailed(exc.message, {spec.fields[0].name: [exc.message]}) from exc
 
 
 def _forget_callback(connection: PsaConnection, settings: PsaSettings) -> None:
@@ -118,30 +151,34 @@ def _forget_callback(connection: PsaConnection, settings: PsaSettings) -> None:
 
 
 def save(admin: User, fields: dict[str, Any], settings: PsaSettings) -> PsaConnection:
-    """Store the connection (secrets sealed), then register the callback with the PSA.
+    """Store the connection (secrets sealed), then register the callback with the PSA
+    when it has callbacks.
 
     A new callback secret each time: saving again retires the previous callback URL."""
     _require_admin(admin)
-    values = _validated(fields)
+    spec = _spec_of(fields, settings)
+    values = _discovered(spec, _validated(spec, fields), settings)
     vault = settings.vault()
     previous = get_connection(admin.account_id)
     if previous is not None:
         _forget_callback(previous, settings)
-    sealed = vault.seal(
-        {
-            "public_key": values["public_key"],
-            "private_key": values["private_key"],
-            "callback_secret": secrets.token_urlsafe(32),
-        }
-    )
+    hidden = {name: values[name] for name in spec.secret()}
+    if spec.callbacks:
+        hidden["callback_secret"] = secrets.token_urlsafe(32)
+    public = {name: value for name, value in values.items() if name not in hidden}
     with transaction():
         connection = previous or PsaConnection(account_id=admin.account_id)
-        connection.kind, connection.site_url = values["kind"], values["site_url"]
-        connection.company_id, connection.client_id = values["company_id"], values["client_id"]
-        connection.secrets, connection.status, connection.status_message = sealed, "connected", None
+        connection.kind, connection.site_url = spec.kind, public[spec.address]
+        connection.company_id = public.get("company_id")
+        connection.client_id = public.get("client_id")
+        connection.public_settings = json.dumps(public, sort_keys=True)
+        connection.secrets, connection.status, connection.status_message = (
+            vault.seal(hidden), "connected", None,
+        )  # fmt: skip
         connection.psa_callback_id, connection.updated_at = None, utcnow()
         db.session.add(connection)
-    _register_callback(connection, settings)
+    if spec.callbacks:
+        _register_callback(connection, settings)
     return connection
 
 
@@ -179,17 +216,15 @@ def test(admin: User, fields: dict[str, Any] | None, settings: PsaSettings) -> t
     """Call the PSA with the given settings (or the saved ones) and say what is wrong."""
     _require_admin(admin)
     if fields:
-        if not str(fields.get("client_id") or "").strip():
-            return False, NO_CLIENT_ID
-        values = _validated(fields)
-        probe = settings.connector(
-            values["kind"],
-            PsaCredentials(
-                values["site_url"], values["company_id"], values["public_key"],
-                values["private_key"], values["client_id"].strip(),
-            ),
-            settings.timeout,
-        )  # fmt: skip
+        spec = _spec_of(fields, settings)
+        for f in spec.fields:
+            if not _typed(spec, fields)[f.name]:
+                return False, f.missing or f"Missing: {f.label}."
+        try:
+            values = _discovered(spec, _validated(spec, fields), settings)
+        except ValidationFailed as exc:
+            return False, exc.message
+        probe = settings.connector(spec.kind, PsaCredentials.of(values), settings.timeout)
     else:
         saved = get_connection(admin.account_id)
         if saved is None:
@@ -221,10 +256,10 @@ def for_callback(key: str, settings: PsaSettings) -> PsaConnection:
     # Before the tenant is known: the URL names an account, its secret proves it.
     with tenancy.system("psa_callback"):
         connection = get_connection(int(account))
-    if connection is None:
+    if connection is None or connection.kind not in settings.connector.kinds:
         raise NotFound("No such callback.")
-    expected = settings.vault().open(connection.secrets)["callback_secret"]
-    if not hmac.compare_digest(expected.encode(), secret.encode()):
+    expected = settings.vault().open(connection.secrets).get("callback_secret") or ""
+    if not expected or not hmac.compare_digest(expected.encode(), secret.encode()):
         raise NotFound("No such callback.")
     tenancy.set_tenant(connection.account_id)
     return connection
@@ -249,18 +284,26 @@ class SessionPsa:
     broken: bool
     ticket_id: str | None
     ticket_url: str | None
+    name: str = "the PSA"  # the PSA's name, for "#5001 in ConnectWise Manage"
 
 
-def for_session(account_id: int, ticket_id: str | None) -> SessionPsa:
+def for_session(
+    account_id: int, ticket_id: str | None, connectors: Connectors | None = None
+) -> SessionPsa:
     connection = get_connection(account_id)
-    link = None
-    if connection is not None and ticket_id:
-        link = ticket_url(connection.site_url, connection.company_id, ticket_id)
+    link, name = None, "the PSA"
+    spec = None
+    if connection is not None and connectors is not None and connection.kind in connectors.kinds:
+        spec = connectors.spec(connection.kind)
+        name = spec.label
+    if spec is not None and ticket_id:
+        link = spec.ticket_url(public_values(connection), ticket_id)
     return SessionPsa(
         connected=connection is not None,
         broken=connection is not None and connection.status == "broken",
         ticket_id=ticket_id,
         ticket_url=link,
+        name=name,
     )
 
 

@@ -3,7 +3,9 @@ is a `psa_writeback` first action at the note's own time.
 
 ConnectWise's callbacks only name the ticket that changed; the notes themselves are always
 fetched from the API (never taken from the callback body), so a forged, repeated or
-out-of-order callback can at most cause a harmless re-read.
+out-of-order callback can at most cause a harmless re-read. A PSA without callbacks
+(Autotask) is read by the beat's poll alone. Reads are bounded: only notes created since the
+earliest claim on the ticket are asked for.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from models.accounts import normalize_email
 from models.db import db, transaction
 from models.entities import FlowSession, Handoff, PsaConnection, User
 from models.psa import connection as connections
-from models.psa.base import PsaAuthRejected, PsaConnector, PsaNote
+from models.psa.base import PsaAuthRejected, PsaConnector, PsaMember, PsaNote
 from models.psa.members import linked_users
 from models.psa.outbound import is_ours
 from models.psa.settings import PsaSettings
@@ -53,24 +55,31 @@ def _claimed_handoff(session: FlowSession) -> Handoff | None:
 
 class _Who:
     """Whether a note's PSA member is a given user: the admin's mapping first, then email
-    (each member looked up in the PSA at most once per read)."""
+    (each member looked up in the PSA at most once per read). A PSA whose notes carry only
+    the member's id (Autotask) has the login identifier looked up with the member."""
 
     def __init__(self, psa: PsaConnector, account_id: int) -> None:
         self.psa = psa
         self.links = linked_users(account_id)
-        self.emails: dict[str, str | None] = {}
+        self.members: dict[str, PsaMember | None] = {}
+
+    def _member(self, member_id: str) -> PsaMember | None:
+        if member_id not in self.members:
+            self.members[member_id] = self.psa.get_member(member_id)
+        return self.members[member_id]
 
     def is_user(self, note: PsaNote, user: User) -> bool:
         identifier = (note.member_identifier or "").lower()
+        if not identifier and note.member_id is not None and self.links:
+            member = self._member(note.member_id)
+            identifier = (member.identifier or "").lower() if member else ""
         if identifier in self.links:
             return self.links[identifier] == user.id
         if note.member_id is None:
             return False
-        if note.member_id not in self.emails:
-            member = self.psa.get_member(note.member_id)
-            email = member.email if member and member.email else None
-            self.emails[note.member_id] = normalize_email(email) if email else None
-        return self.emails[note.member_id] == normalize_email(user.email)
+        member = self._member(note.member_id)
+        email = member.email if member and member.email else None
+        return email is not None and normalize_email(email) == normalize_email(user.email)
 
 
 def _first_note_by(
@@ -93,8 +102,9 @@ def sync_ticket(account_id: int, ticket_id: str, settings: PsaSettings) -> int:
     if not sessions or connection is None or connection.status != "connected":
         return 0
     psa = connections.connector(connection, settings)
+    since = min(handoff.claimed_at for s in sessions if (handoff := _claimed_handoff(s)))
     try:
-        notes = psa.list_notes(ticket_id)
+        notes = psa.list_notes(ticket_id, since=since)
     except PsaAuthRejected as exc:
         connections.mark_broken(connection.id, exc.message)
         raise

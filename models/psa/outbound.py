@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -23,6 +24,7 @@ from models.psa.settings import PsaSettings
 log = logging.getLogger(__name__)
 
 NOT_CONNECTED = "not_connected"
+LOOKUP_MARGIN = timedelta(hours=1)
 NO_TICKET = "This session is not linked to a PSA ticket (psa_ticket_id), so nothing was posted."
 
 
@@ -95,7 +97,9 @@ def _posted(delivery: Delivery, writeback: PsaWriteback, note_id: str) -> Attemp
 
 def _post(psa: PsaConnector, delivery: Delivery, writeback: PsaWriteback, ticket: str) -> str:
     if delivery.attempts > 1:  # an earlier attempt may have posted it and lost the answer
-        for note in psa.list_notes(ticket):
+        # Bounded by the writeback's time, less a margin for the PSA's clock.
+        since = writeback.created_at - LOOKUP_MARGIN
+        for note in psa.list_notes(ticket, since=since):
             if marker(writeback) in note.text:
                 log.info("PSA writeback %s was already posted (note %s)", writeback.id, note.id)
                 return note.id

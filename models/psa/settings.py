@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from models.deliveries import RetryPolicy
-from models.psa.base import PsaConnector, PsaCredentials
+from models.psa.base import Connectors, ConnectorSpec
 from models.psa.vault import Vault
-
-ConnectorFactory = Callable[[str, PsaCredentials, float], PsaConnector]
 
 #: The one definition of each PSA setting's default; web.config reads these for the
 #: environment variables of the same names.
@@ -31,12 +28,13 @@ def _number(config: Any, key: str) -> float:
 class PsaSettings:
     encryption_keys: str
     base_url: str
-    connector: ConnectorFactory  # the edge passes the HTTP clients (adapters.psa)
+    connector: Connectors  # the edge passes the PSA kinds and their HTTP clients (adapters.psa)
     timeout: float = DEFAULTS["PSA_TIMEOUT_SECONDS"]
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    options: dict[str, str] = field(default_factory=dict)  # the connectors' server settings
 
     @classmethod
-    def from_config(cls, config: Any, connector: ConnectorFactory, **overrides: Any) -> PsaSettings:
+    def from_config(cls, config: Any, connector: Connectors, **overrides: Any) -> PsaSettings:
         return cls(
             encryption_keys=config.get("PSA_ENCRYPTION_KEYS") or "",
             base_url=config["BASE_URL"],
@@ -47,8 +45,15 @@ class PsaSettings:
                 max_backoff_seconds=_number(config, "PSA_MAX_BACKOFF_SECONDS"),
                 window=timedelta(seconds=_number(config, "PSA_RETRY_WINDOW_SECONDS")),
             ),
+            options={
+                key: str(config.get(key) or default)
+                for key, default in (connector.options() if connector else {}).items()
+            },
             **overrides,
         )
+
+    def spec(self, kind: str) -> ConnectorSpec:
+        return self.connector.spec(kind)
 
     def vault(self) -> Vault:
         return Vault.from_setting(self.encryption_keys)

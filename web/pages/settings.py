@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flask import g, render_template
 
+from adapters.psa import default_connector as psa_connectors
 from models import credentials, security_log
 from models.timezones import canonical_timezones
 from web.config import ROOT
@@ -46,4 +47,5 @@ def settings():
         events=events,
         log_cursor=encode_cursor(events[-1].id) if len(events) == SECURITY_LOG_PAGE else None,
         sections=settings_sections(),
+        psa_connectors=list(psa_connectors.specs.values()),
     )

@@ -23,6 +23,7 @@ from flask import (
 )
 from marshmallow import ValidationError
 
+from adapters.psa import default_connector
 from models import credentials, handover, oncall, permissions, queue, rollup, sessions
 from models.entities import PRIORITY_LABELS, SENIOR_ROLES, User
 from models.errors import Forbidden, ValidationFailed
@@ -245,7 +246,9 @@ def pilot(session_id: int):
         "package": _package_parts(handoff_data),
         "messages": [_message_schema.dump(m) for m in sessions.messages_of(flow_session)],
         "writebacks": [_writeback_schema.dump(w) for w in sessions.writebacks_of(flow_session)],
-        "psa": psa_connection.for_session(flow_session.account_id, flow_session.psa_ticket_id),
+        "psa": psa_connection.for_session(
+            flow_session.account_id, flow_session.psa_ticket_id, default_connector
+        ),
         "may_escalate": permissions.may_escalate(user, flow_session),
         "can_escalate": permissions.can_escalate(user, flow_session, handoff),
         "can_claim": permissions.can_claim(user, handoff),

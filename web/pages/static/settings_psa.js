@@ -10,33 +10,69 @@
   const state = document.getElementById("psa-settings-state");
   const status = document.getElementById("psa-settings-status");
   const disconnect = document.getElementById("psa-disconnect");
+  const kind = document.getElementById("psa-kind");
+  // One fieldset per PSA, each with the fields its connector declares (data-spec).
+  const fieldsets = Array.from(form.querySelectorAll(".psa-kind-fields"));
+
+  function active() {
+    return fieldsets.find(function (set) { return set.dataset.kind === kind.value; });
+  }
+
+  function spec(name) {
+    const set = fieldsets.find(function (s) { return s.dataset.kind === name; });
+    return set ? JSON.parse(set.dataset.spec) : null;
+  }
+
+  function showKind() {
+    fieldsets.forEach(function (set) {
+      const on = set.dataset.kind === kind.value;
+      set.hidden = !on;
+      set.disabled = !on;
+    });
+  }
 
   function values() {
-    const body = {};
-    ["kind", "site_url", "company_id", "public_key", "private_key", "client_id"].forEach(function (name) {
-      body[name] = form.elements[name].value.trim();
+    const body = { kind: kind.value };
+    active().querySelectorAll("input").forEach(function (input) {
+      body[input.name] = input.value.trim();
     });
     return body;
   }
 
+  function summary(connection) {
+    const about = spec(connection.kind);
+    if (!about) return connection.kind;
+    return about.summary.replace(/\{(\w+)\}/g, function (_, name) {
+      return connection[name] == null ? "" : connection[name];
+    });
+  }
+
   function showConnection(connection) {
     const callback = document.getElementById("psa-settings-callback");
+    const polled = document.getElementById("psa-settings-polled");
     if (!connection) {
       state.dataset.state = "none";
       state.textContent = "No PSA is connected.";
       callback.hidden = true;
+      polled.hidden = true;
       disconnect.hidden = true;
       return;
     }
     state.dataset.state = connection.status;
-    const where = "ConnectWise company " + connection.company_id + " at " + connection.site_url;
+    const where = summary(connection);
     state.textContent = connection.status === "broken"
       ? "Broken: " + (connection.message || "the PSA refused our keys") + " (" + where + "). Save new keys."
       : "Connected to " + where + "." + (connection.message ? " " + connection.message : "");
-    form.elements.site_url.value = connection.site_url;
-    form.elements.company_id.value = connection.company_id;
-    document.getElementById("psa-settings-callback-url").textContent = connection.callback_url;
-    callback.hidden = false;
+    kind.value = connection.kind;
+    showKind();
+    active().querySelectorAll("input").forEach(function (input) {
+      if (input.dataset.secret !== "true" && connection[input.name] != null) {
+        input.value = connection[input.name];
+      }
+    });
+    document.getElementById("psa-settings-callback-url").textContent = connection.callback_url || "";
+    callback.hidden = !connection.callback_url;
+    polled.hidden = Boolean(connection.callback_url);
     disconnect.hidden = false;
   }
 
@@ -46,10 +82,12 @@
     else state.textContent = result.message;
   }
 
+  kind.addEventListener("change", showKind);
+
   document.getElementById("psa-test").addEventListener("click", async function () {
     status.textContent = "Testing…";
     const body = values();
-    const typed = body.site_url || body.company_id || body.public_key || body.private_key;
+    const typed = Object.keys(body).some(function (name) { return name !== "kind" && body[name]; });
     const result = await EM.api("POST", URL + "/test", typed ? body : undefined);
     status.dataset.ok = result.ok && result.data.ok ? "true" : "false";
     status.textContent = result.ok ? result.data.message : result.message;
@@ -63,8 +101,9 @@
       status.textContent = result.message;
       return;
     }
-    form.elements.public_key.value = "";
-    form.elements.private_key.value = "";
+    active().querySelectorAll("input[data-secret=true]").forEach(function (input) {
+      input.value = "";
+    });
     status.textContent = "Saved.";
     showConnection(result.data);
   });
@@ -75,10 +114,11 @@
     if (result.ok) showConnection(null);
   });
 
+  showKind();
   load();
 })();
 
-/* The admin's mapping from ConnectWise members to users. */
+/* The admin's mapping from PSA members to users. */
 (function () {
   const EM = window.EscalationMode;
   const form = document.getElementById("psa-members-form");
