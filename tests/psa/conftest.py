@@ -1,4 +1,4 @@
-"""Fixtures for the PSA tests: the fake ConnectWise server and an app configured as
+"""Fixtures for the PSA tests: the ConnectWise and Autotask stand-ins and an app configured as
 tests/psa/factories.py's `psa_config` says."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import pytest
 from flask import Flask
 
 from tests.factories import running_app
-from tests.psa.factories import psa_config
+from tests.psa.factories import AUTOTASK_TICKET, psa_config
+from tests.psa_fake.autotask import FakeAutotask
 from tests.psa_fake.server import FakeConnectWise
 
 
@@ -17,6 +18,16 @@ from tests.psa_fake.server import FakeConnectWise
 def fake_cw() -> Iterator[FakeConnectWise]:
     fake = FakeConnectWise().start()
     fake.add_ticket("5001")
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_at(app) -> Iterator[FakeAutotask]:
+    """The Autotask stand-in, with the app's zone look-up pointed at it."""
+    fake = FakeAutotask().start()
+    fake.add_ticket(AUTOTASK_TICKET)
+    app.config["PSA_AUTOTASK_ZONE_URL"] = fake.lookup_url
     yield fake
     fake.stop()
 

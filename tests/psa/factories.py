@@ -12,6 +12,7 @@ from models.entities import Delivery
 from tests.factories import app_config
 
 PSA_TIMEOUT = 0.5
+AUTOTASK_TICKET = "7301"
 
 
 def psa_config(database_url: str, **overrides) -> dict:

@@ -7,10 +7,9 @@ claiming senior's note as the first action."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from html import unescape
 
-import pytest
 import time_machine
 from sqlalchemy import select
 
@@ -18,22 +17,12 @@ from models import db
 from models.entities import Delivery, Handoff, PsaConnection, User
 from tests.factories import ASSESSMENT, SNAPSHOT
 from tests.integration.services import free_port
-from tests.psa.factories import PSA_TIMEOUT, make_due
+from tests.psa.factories import AUTOTASK_TICKET, PSA_TIMEOUT, make_due
 from tests.psa.test_writeback import dispatch_latest, state, write_back
-from tests.psa_fake.autotask import FakeAutotask
 from workers import psa as psa_tasks
 
 URL = "/api/v1/account/psa"
-TICKET = "7301"
-
-
-@pytest.fixture
-def fake_at(app) -> Iterator[FakeAutotask]:
-    fake = FakeAutotask().start()
-    fake.add_ticket(TICKET)
-    app.config["PSA_AUTOTASK_ZONE_URL"] = fake.lookup_url
-    yield fake
-    fake.stop()
+TICKET = AUTOTASK_TICKET
 
 
 def connect(client, tenant, fake_at, **overrides) -> dict:
@@ -363,3 +352,32 @@ def test_a_mapped_resource_counts_by_its_user_name(client, tenant, fake_at, app)
     assert handoff.first_action_at == note_at.replace(
         microsecond=note_at.microsecond // 1000 * 1000
     )
+
+
+# ---------------------------------------------------------------- pages
+
+
+def test_settings_show_each_connectors_fields_and_the_session_links_the_autotask_ticket(
+    app, client, tenant, fake_at
+):
+    admin = app.test_client()
+    login = {"email": "owner@alpha-msp.example", "password": "owner-password"}
+    assert admin.post("/login", data=login).status_code == 303
+    page = unescape(admin.get("/settings").text)
+    assert '<option value="autotask">Autotask PSA</option>' in page
+    assert '<option value="connectwise">ConnectWise Manage</option>' in page
+    for field, kind in (("username", "text"), ("secret", "password"),
+                        ("integration_code", "password")):  # fmt: skip
+        assert f'name="{field}" type="{kind}"' in page, field
+    assert '<fieldset class="stack psa-kind-fields" data-kind="autotask"' in page
+    connect(client, tenant, fake_at)
+    session_id = session_with_ticket(client, tenant)
+    engineer = app.test_client()
+    login = {"email": "eng@alpha-msp.example", "password": "user-password"}
+    assert engineer.post("/login", data=login).status_code == 303
+    pilot = unescape(engineer.get(f"/pilot/{session_id}").text)
+    link = (
+        f"{fake_at.url}/Autotask/AutotaskExtend/ExecuteCommand.aspx?Code=OpenTicketDetail"
+        f"&TicketID={TICKET}"
+    )
+    assert f'href="{link}"' in pilot and f"#{TICKET} in Autotask PSA" in pilot

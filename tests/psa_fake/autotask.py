@@ -114,13 +114,13 @@ class FakeAutotask:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> FakeAutotask:
+    def start(self, port: int = 0) -> FakeAutotask:
         fake = self
 
         class Handler(_Handler):
             server_state = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
