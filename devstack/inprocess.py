@@ -34,6 +34,8 @@ def in_process_config(database_url: str, **overrides) -> dict:
         "SOCKETIO_ASYNC_MODE": "threading",
         "WTF_CSRF_ENABLED": False,
         "RATELIMIT_ENABLED": False,
+        # Autotask's zone look-up stays on this machine (a test that needs it sets its own).
+        "PSA_AUTOTASK_ZONE_URL": "http://127.0.0.1:9/atservicesrest",
         **overrides,
     }
 

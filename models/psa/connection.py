@@ -157,8 +157,9 @@ def save(admin: User, fields: dict[str, Any], settings: PsaSettings) -> PsaConne
     A new callback secret each time: saving again retires the previous callback URL."""
     _require_admin(admin)
     spec = _spec_of(fields, settings)
-    values = _discovered(spec, _validated(spec, fields), settings)
-    vault = settings.vault()
+    typed = _validated(spec, fields)
+    vault = settings.vault()  # no keys to seal with: 503 before the PSA is called
+    values = _discovered(spec, typed, settings)
     previous = get_connection(admin.account_id)
     if previous is not None:
         _forget_callback(previous, settings)
