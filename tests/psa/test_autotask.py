@@ -312,7 +312,7 @@ def test_polling_finds_the_claiming_seniors_note_as_the_first_action(client, ten
     assert handoff.first_action_at == datetime(2026, 3, 9, 14, 2, 30)
     assert handoff.time_to_first_action_seconds == 450  # 13:55:00 → 14:02:30
     # The read was bounded: this ticket's notes created since the claim.
-    lookup = fake_at.calls("POST", r"/TicketNotes/query$")[0]
+    lookup = fake_at.calls("POST", r"/TicketNotes/query$")[-1]
     assert lookup.body == {
         "MaxRecords": 500,
         "filter": [

@@ -7,6 +7,7 @@ import pytest
 
 from tests.factories import postgres_url, running_app
 from tests.integration.services import temporary_postgres_database
+from tests.psa import test_autotask as autotask
 from tests.psa import test_notes_in_the_psa as notes
 from tests.psa import test_writeback as writeback
 from tests.psa.factories import psa_config
@@ -31,3 +32,15 @@ def test_only_the_claimers_note_after_the_claim_counts(client, tenant, fake_cw, 
 
 def test_a_note_read_late_still_wins_over_a_later_chat_message(client, tenant, fake_cw, app):
     notes.test_a_note_read_late_still_wins_over_a_later_chat_message(client, tenant, fake_cw, app)
+
+
+def test_autotask_a_note_whose_answer_was_lost_is_found_not_posted_again(client, tenant, fake_at):
+    autotask.test_a_note_created_but_its_answer_lost_is_found_not_posted_again(
+        client, tenant, fake_at
+    )
+
+
+def test_autotask_polling_finds_the_claimers_note(client, tenant, fake_at, app):
+    autotask.test_polling_finds_the_claiming_seniors_note_as_the_first_action(
+        client, tenant, fake_at, app
+    )
