@@ -6,6 +6,7 @@ claiming senior's note as the first action."""
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from html import unescape
@@ -381,3 +382,23 @@ def test_settings_show_each_connectors_fields_and_the_session_links_the_autotask
         f"&TicketID={TICKET}"
     )
     assert f'href="{link}"' in pilot and f"#{TICKET} in Autotask PSA" in pilot
+
+
+def test_the_secrets_never_reach_the_logs_and_no_callback_url_exists(
+    client, tenant, fake_at, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    connect(client, tenant, fake_at)
+    _test(client, tenant)
+    _test(client, tenant, fake_at.connection_body(secret="wrong-secret-987"))
+    session_id = session_with_ticket(client, tenant)
+    write_back(client, tenant, session_id)
+    dispatch_latest()
+    assert post(delivery_id()) == "sent"
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    for secret in (fake_at.secret, fake_at.integration_code, "wrong-secret-987"):
+        assert secret not in text
+    # A callback path naming this account is 404: Autotask connections have none.
+    for key in (f"{tenant.account_id}.anything", f"{tenant.account_id}."):
+        answer = client.post(f"/api/v1/psa/callbacks/{key}", json={"ID": int(TICKET)})
+        assert answer.status_code == 404 and answer.get_json()["error"]["code"] == "not_found"

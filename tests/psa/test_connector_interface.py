@@ -105,3 +105,20 @@ def test_a_third_psa_needs_nothing_but_its_spec(app, tenant):
     assert (page.name, page.ticket_url) == ("HaloPSA", "https://halo.example/api/tickets?id=42")
     missing = connections.test(admin, {**fields, "tenant": ""}, settings)
     assert missing == (False, "Missing: Tenant.")
+
+
+def test_a_connectwise_connection_saved_before_the_spec_columns_still_works(
+    client, tenant, fake_cw
+):
+    """Rows from before migration 9b4e2c7a1f05 have no public_settings: their ConnectWise
+    columns are read instead."""
+    admin = tenant.auth("admin")
+    saved = client.put("/api/v1/account/psa", json=fake_cw.connection_body(), headers=admin)
+    assert saved.status_code == 200
+    row = db.session.scalar(select(PsaConnection))
+    row.public_settings = None
+    db.session.commit()
+    again = client.get("/api/v1/account/psa", headers=admin).get_json()
+    assert again == saved.get_json()
+    tested = client.post("/api/v1/account/psa/test", headers=admin).get_json()
+    assert tested["ok"] is True, tested

@@ -59,8 +59,10 @@ def get_connection():
 @blp.response(200, PsaConnectionSchema)
 @blp.errors(400, 401, 403, 422, 503)
 def put_connection(body):
-    """Connect the account to its PSA (admin): the keys are stored encrypted and never
-    answered; the PSA is asked to call `callback_url` when a ticket changes."""
+    """Connect the account to its PSA (admin), with the fields of its `kind`: the secrets
+    are stored encrypted and never answered; a PSA with callbacks is asked to call
+    `callback_url` when a ticket changes (one without, such as Autotask, is polled and
+    answers `callback_url` null)."""
     settings = psa_settings()
     connection = connections.save(current_user(), body, settings)
     return connections.view(connection, settings)
