@@ -402,3 +402,37 @@ def test_the_secrets_never_reach_the_logs_and_no_callback_url_exists(
     for key in (f"{tenant.account_id}.anything", f"{tenant.account_id}."):
         answer = client.post(f"/api/v1/psa/callbacks/{key}", json={"ID": int(TICKET)})
         assert answer.status_code == 404 and answer.get_json()["error"]["code"] == "not_found"
+
+
+def test_a_busy_ticket_is_read_from_the_claim_on_page_by_page(client, tenant, fake_at, app):
+    """1,200 notes from before the claim are never transferred; the 601 after it come in two
+    pages (500, then 101 through nextPageUrl), and the claimer's note, the last, counts."""
+    connect(client, tenant, fake_at)
+    session_id = session_with_ticket(client, tenant)
+    escalated = client.post(
+        f"/api/v1/sessions/{session_id}/escalate", json={"reason": "VPN"},
+        headers=tenant.auth("tech"),
+    ).get_json()  # fmt: skip
+    assert (
+        client.post(
+            f"/api/v1/escalations/{escalated['id']}/claim", headers=tenant.auth("eng")
+        ).status_code
+        == 200
+    )
+    claimed_at = db.session.get(Handoff, escalated["id"]).claimed_at
+    claimer = db.session.get(User, tenant.users["eng"])
+    fake_at.add_resource(401, "eng.alpha", claimer.email)
+    fake_at.add_resource(402, "bot", "bot@alpha-msp.example")
+    for n in range(1200):
+        fake_at.add_note(TICKET, f"old {n}", 402, claimed_at - timedelta(days=1, seconds=n))
+    for n in range(600):
+        fake_at.add_note(TICKET, f"bot {n}", 402, claimed_at + timedelta(seconds=1))
+    mine = claimed_at + timedelta(seconds=5)
+    fake_at.add_note(TICKET, "fixed", 401, mine)
+    assert psa_tasks.sync_ticket.run(tenant.account_id, TICKET) == 1
+    queries = fake_at.calls("POST", r"/TicketNotes/query(/next)?$")
+    assert [q.path.rsplit("/", 1)[-1] for q in queries] == ["query", "next"]
+    assert len(fake_at.calls("GET", r"/Resources/\d+$")) == 2  # each writer looked up once
+    handoff = db.session.get(Handoff, escalated["id"])
+    db.session.refresh(handoff)
+    assert handoff.first_action_at == mine.replace(microsecond=mine.microsecond // 1000 * 1000)
