@@ -90,7 +90,7 @@ def connector(connection: PsaConnection, settings: PsaSettings) -> PsaConnector:
 
 
 def _spec_of(fields: dict[str, Any], settings: PsaSettings) -> ConnectorSpec:
-    kind = fields.get("kind") or "connectwise"
+    kind = fields.get("kind") or settings.connector.kinds[0]
     if kind not in settings.connector.kinds:
         raise ValidationFailed(
             "Unknown PSA.", {"kind": [f"Must be one of: {', '.join(settings.connector.kinds)}."]}

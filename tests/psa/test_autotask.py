@@ -436,3 +436,18 @@ def test_a_busy_ticket_is_read_from_the_claim_on_page_by_page(client, tenant, fa
     handoff = db.session.get(Handoff, escalated["id"])
     db.session.refresh(handoff)
     assert handoff.first_action_at == mine.replace(microsecond=mine.microsecond // 1000 * 1000)
+
+
+def test_switching_from_connectwise_to_autotask_retires_the_callback(
+    client, tenant, fake_at, fake_cw
+):
+    admin = tenant.auth("admin")
+    first = client.put(URL, json=fake_cw.connection_body(), headers=admin).get_json()
+    assert first["kind"] == "connectwise" and len(fake_cw.callbacks) == 1
+    path = first["callback_url"].removeprefix("http://127.0.0.1:5999")
+    second = connect(client, tenant, fake_at)
+    assert second["kind"] == "autotask" and second["callback_url"] is None
+    assert fake_cw.callbacks == {}  # deleted in ConnectWise
+    assert client.post(path, json={"Type": "ticket", "ID": 5001}).status_code == 404
+    row = db.session.scalar(select(PsaConnection))
+    assert (row.company_id, row.client_id, row.psa_callback_id) == (None, None, None)
