@@ -163,6 +163,7 @@ class FakeAutotask:
     def add_resource(self, resource_id: int, user_name: str, email: str | None) -> None:
         self.resources[str(resource_id)] = {
             "id": int(resource_id), "userName": user_name, "email": email,
+            "email2": None, "email3": None, "resourceType": "Employee", "userDefinedFields": [],
             "firstName": user_name.split("@")[0], "lastName": "", "isActive": True,
         }  # fmt: skip
 
@@ -222,7 +223,8 @@ class FakeAutotask:
                 "creatorResourceID": int(resource_id),
                 "createdByContactID": None,
                 "impersonatorCreatorResourceID": None,
-                "isSystem": False,
+                "impersonatorUpdaterResourceID": None,
+                "userDefinedFields": [],
             }
             self.tickets.setdefault(ticket_id, []).append(note)
             return note
@@ -324,7 +326,8 @@ class _Handler(BaseHTTPRequestHandler):
                 {"info": {"name": "TicketNote", "canCreate": fake.can_create_notes,
                           "canDelete": False, "canQuery": True, "canUpdate": True,
                           "userAccessForCreate": "All" if fake.can_create_notes else "None",
-                          "userAccessForQuery": "All", "hasUserDefinedFields": False,
+                          "userAccessForQuery": "All", "userAccessForUpdate": "All",
+                          "userAccessForDelete": "None", "hasUserDefinedFields": False,
                           "supportsWebhookCallouts": False}},
             )  # fmt: skip
         if match := re.fullmatch(r"/tickets/(\d+)/notes", lower):
