@@ -14,9 +14,9 @@ from html import unescape
 import time_machine
 from sqlalchemy import select
 
-from models import db
+from models import db, tenancy
 from models.entities import Delivery, Handoff, PsaConnection, User
-from tests.factories import ASSESSMENT, SNAPSHOT
+from tests.factories import ASSESSMENT, SNAPSHOT, with_three_roles
 from tests.integration.services import free_port
 from tests.psa.factories import AUTOTASK_TICKET, PSA_TIMEOUT, make_due
 from tests.psa.test_writeback import dispatch_latest, state, write_back
@@ -275,7 +275,11 @@ def test_a_ticket_id_autotask_cannot_have_fails_with_words(client, tenant, fake_
 CLAIMED_AT = datetime(2026, 3, 9, 14, 0, 0)
 
 
+@with_three_roles
 def test_polling_finds_the_claiming_seniors_note_as_the_first_action(client, tenant, fake_at, app):
+    """Also with row security enforced: the beat's poll finds the ticket through the
+    system role, and the read runs as the account its task names."""
+    tenancy.set_tenant(tenant.account_id)  # the test reads as the account's own pages do
     with time_machine.travel(datetime(2026, 3, 9, 13, 55, tzinfo=UTC), tick=False) as clock:
         connect(client, tenant, fake_at)
         session_id = session_with_ticket(client, tenant)
