@@ -455,3 +455,27 @@ def test_switching_from_connectwise_to_autotask_retires_the_callback(
     assert client.post(path, json={"Type": "ticket", "ID": 5001}).status_code == 404
     row = db.session.scalar(select(PsaConnection))
     assert (row.company_id, row.client_id, row.psa_callback_id) == (None, None, None)
+
+
+def test_the_secret_goes_only_to_the_zone_autotask_named_on_its_own_site(
+    client, tenant, fake_at, app
+):
+    fake_at.zone_answer = "https://webservices3.attacker.example/atservicesrest/"
+    refused = client.put(URL, json=fake_at.connection_body(), headers=tenant.auth("admin"))
+    assert refused.status_code == 422
+    assert "another site" in refused.get_json()["error"]["message"]
+    assert db.session.scalar(select(PsaConnection)) is None
+    # A next-page URL outside the zone is not followed (and gets no headers).
+    fake_at.zone_answer = None
+    connect(client, tenant, fake_at)
+    fake_at.next_page_base = "http://127.0.0.2:9/atservicesrest"
+    for n in range(501):
+        fake_at.add_note(TICKET, f"note {n}", fake_at.api_resource_id)
+    session_id = session_with_ticket(client, tenant)
+    write_back(client, tenant, session_id)
+    fake_at.drop_after_create_next()
+    assert post(delivery_id()) == "retrying"
+    make_due(delivery_id())
+    assert post(delivery_id()) == "failed"
+    assert "outside the zone" in state(client, tenant, session_id)["last_error"]
+    assert len(fake_at.calls("POST", r"/Notes$")) == 1

@@ -7,6 +7,7 @@ TicketNotes entityInformation and Resources. It records every request and plays 
 - `fail_next(method, path, status, count, retry_after, message)`: answer `status`
 - `hang_next(method, path, seconds)`: accept and answer only after `seconds`
 - `drop_after_create_next()`: create the next note, then close the connection unanswered
+- `zone_answer`, `next_page_base`: a zone on another site, next-page URLs outside the zone
 
 One server plays both hosts: the zone look-up (`lookup_url`, the `PSA_AUTOTASK_ZONE_URL`
 setting) and the zone it names (`zone_url`).
@@ -101,6 +102,9 @@ class FakeAutotask:
     integration_code: str = "INTEGRATION-CODE-1"
     api_resource_id: int = 29682885
     can_create_notes: bool = True
+    # Faults of a different kind: a zone look-up naming another site, next-page URLs elsewhere.
+    zone_answer: str | None = None
+    next_page_base: str | None = None
     tickets: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
@@ -313,7 +317,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(500, _errors("Zone information could not be determined"))
         return self._send(
             200,
-            {"zoneName": "Pre-Release", "url": fake.zone_url + "/", "webUrl": fake.url + "/",
+            {"zoneName": "Pre-Release", "url": fake.zone_answer or fake.zone_url + "/",
+             "webUrl": fake.url + "/",
              "ci": 0},
         )  # fmt: skip
 
@@ -382,7 +387,8 @@ class _Handler(BaseHTTPRequestHandler):
         page = found[offset : offset + size]
         more = offset + size < len(found)
         next_url = (
-            f"{fake.zone_url}/v1.0/TicketNotes/query/next?paging={offset + size}"
+            f"{fake.next_page_base or fake.zone_url}/v1.0/TicketNotes/query/next"
+            f"?paging={offset + size}"
             f"&search={quote(json.dumps(search))}"
             if more
             else None
