@@ -212,6 +212,28 @@ def mark_broken(connection_id: int, message: str) -> None:
         )
 
 
+PERMISSION_PREFIX = "Missing permission:"
+
+
+def note_permission_problem(connection_id: int, message: str) -> None:
+    """A 403: the keys work (the connection stays `connected`), but what the API member may
+    not do is shown with the connection until it is fixed."""
+    with transaction():
+        db.session.execute(
+            update(PsaConnection)
+            .where(PsaConnection.id == connection_id, PsaConnection.status == "connected")
+            .values(status_message=message[:2000], updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+
+
+def clear_permission_problem(connection: PsaConnection) -> None:
+    """The reads that a 403 refused work again: drop the message (and only that one)."""
+    if (connection.status_message or "").startswith(PERMISSION_PREFIX):
+        with transaction():
+            connection.status_message = None
+
+
 def for_callback(key: str, settings: PsaSettings) -> PsaConnection:
     """The connection a callback URL's key (`<account id>.<secret>`) names, if its secret
     matches (compared in constant time); anything else is NotFound."""
