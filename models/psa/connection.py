@@ -3,6 +3,7 @@ checks the callback endpoint relies on."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import secrets
@@ -21,8 +22,10 @@ from models.psa.sites import normalize_site_url, ticket_url
 
 log = logging.getLogger(__name__)
 
-# One path segment, `<account id>.<secret>` (the secret is URL-safe base64: no dots).
-CALLBACK_PATH = "/api/v1/psa/callbacks/{account_id}.{secret}"
+# One path segment, `<account id>.<secret>` (the secret is URL-safe base64: no dots), then
+# an empty `id` query: ConnectWise appends the record id to the URL it was given, so it
+# lands in the query (`...?id=5001`), not in the secret.
+CALLBACK_PATH = "/api/v1/psa/callbacks/{account_id}.{secret}?id="
 CALLBACK_DESCRIPTION = "Escalation Mode: ticket notes"
 NO_CLIENT_ID = (
     "No client id: ConnectWise requires a clientId on every API call. Create one in the "
@@ -56,6 +59,10 @@ def callback_url(connection: PsaConnection, settings: PsaSettings) -> str:
     secret = settings.vault().open(connection.secrets)["callback_secret"]
     path = CALLBACK_PATH.format(account_id=connection.account_id, secret=secret)
     return settings.base_url.rstrip("/") + path
+
+
+def _digest(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()
 
 
 def view(connection: PsaConnection, settings: PsaSettings) -> ConnectionView:
@@ -101,11 +108,11 @@ def _validated(fields: dict[str, Any]) -> dict[str, str]:
     return {**clean, "kind": kind, "site_url": site_url}
 
 
-def _forget_callback(connection: PsaConnection, settings: PsaSettings) -> None:
+def _forget_callback(connection: PsaConnection, settings: PsaSettings) -> str | None:
     """Best effort: a callback we cannot delete (the PSA is down, the keys were revoked)
-    only calls an address that answers 404 from now on."""
+    only calls an address that answers 404 from now on. Returns why it was not deleted."""
     if not connection.psa_callback_id:
-        return
+        return None
     try:
         connector(connection, settings).delete_callback(connection.psa_callback_id)
     except PsaError as exc:
@@ -115,6 +122,8 @@ def _forget_callback(connection: PsaConnection, settings: PsaSettings) -> None:
             connection.psa_callback_id,
             exc.message,
         )
+        return exc.message
+    return None
 
 
 def save(admin: User, fields: dict[str, Any], settings: PsaSettings) -> PsaConnection:
@@ -146,10 +155,9 @@ def save(admin: User, fields: dict[str, Any], settings: PsaSettings) -> PsaConne
 
 
 def _register_callback(connection: PsaConnection, settings: PsaSettings) -> None:
+    url = callback_url(connection, settings)
     try:
-        callback_id = connector(connection, settings).register_callback(
-            callback_url(connection, settings), CALLBACK_DESCRIPTION
-        )
+        callback_id = connector(connection, settings).register_callback(url, CALLBACK_DESCRIPTION)
     except PsaAuthRejected as exc:
         status, message, callback_id = "broken", exc.message, None
     except PsaError as exc:
@@ -163,6 +171,46 @@ def _register_callback(connection: PsaConnection, settings: PsaSettings) -> None
     with transaction():
         connection.status, connection.status_message = status, message
         connection.psa_callback_id = callback_id
+        connection.callback_registered = _digest(url) if callback_id else None
+
+
+def reregister_callbacks(settings: PsaSettings) -> dict[str, int]:
+    """`release`, after the migrations: every working ConnectWise connection whose callback
+    was registered with another URL than the one it would be given now (an older release's
+    form, another BASE_URL, a registration that failed) has it deleted and registered
+    again. Best effort and repeatable: one the PSA refuses stays as it was (its notes are
+    polled) and is tried again by the next run."""
+    done = failed = 0
+    with tenancy.system("psa_callback_upgrade"):
+        rows = list(
+            db.session.scalars(
+                select(PsaConnection)
+                .where(PsaConnection.kind == "connectwise", PsaConnection.status == "connected")
+                .order_by(PsaConnection.id)
+            )
+        )
+        for connection in rows:
+            if connection.callback_registered == _digest(callback_url(connection, settings)):
+                continue
+            if (why := _forget_callback(connection, settings)) is not None:
+                # Kept as it is (one callback, not two): the next release tries again.
+                with transaction():
+                    connection.status_message = (
+                        f"The callback could not be registered again ({why}); notes posted "
+                        "in the PSA are picked up by polling instead."
+                    )[:2000]
+            else:
+                _register_callback(connection, settings)
+            if connection.callback_registered:
+                done += 1
+            else:
+                failed += 1
+                log.warning(
+                    "Account %s: PSA callback not registered again: %s",
+                    connection.account_id,
+                    connection.status_message,
+                )
+    return {"reregistered": done, "failed": failed}
 
 
 def delete(admin: User, settings: PsaSettings) -> None:
