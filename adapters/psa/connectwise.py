@@ -9,6 +9,10 @@ from __future__ import annotations
 import base64
 import logging
 import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -368,3 +372,83 @@ class ConnectWiseConnector:
 
     def ticket_url(self, ticket_id: str) -> str:
         return ticket_url(self.site, self.credentials.company_id, ticket_id)
+
+
+# ---------------------------------------------------------------------- signing keys
+
+
+class SigningKeys:
+    """The signing keys of callbacks, by (connection, key URL): at most `max_entries`
+    (least recently used go first), each kept `ttl` seconds. Keyed by connection so that
+    one account's key URL never answers for another's; `clear()` empties it (tests)."""
+
+    def __init__(
+        self,
+        max_entries: int = 512,
+        ttl: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_entries, self.ttl, self.clock = max_entries, ttl, clock
+        self._keys: OrderedDict[tuple[int, str], tuple[float, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, scope: int, key_url: str, fetch: Callable[[], str]) -> str:
+        entry = (scope, key_url)
+        now = self.clock()
+        with self._lock:
+            cached = self._keys.get(entry)
+            if cached is not None and now - cached[0] < self.ttl:
+                self._keys.move_to_end(entry)
+                return cached[1]
+        key = fetch()  # outside the lock: a slow site holds no other account's callback
+        with self._lock:
+            self._keys[entry] = (now, key)
+            self._keys.move_to_end(entry)
+            while len(self._keys) > self.max_entries:
+                self._keys.popitem(last=False)
+        return key
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._keys.clear()
+
+
+SIGNING_KEYS = SigningKeys()
+MAX_KEY_BYTES = 16 * 1024
+
+
+def fetch_signing_key(key_url: str, timeout: float) -> str:
+    """`GET <key_url>` → `{"signing_key": "..."}`. No credentials go with it, and no
+    redirect is followed (the caller checked the URL's host, not where it redirects)."""
+    try:
+        response = requests.get(
+            key_url, timeout=timeout, allow_redirects=False, headers={"Accept": "application/json"}
+        )
+    except requests.RequestException as exc:
+        raise PsaUnavailable(f"Could not reach {urlsplit(key_url).netloc}: {exc}") from exc
+    if response.status_code != 200:
+        raise PsaRejected(f"The signing key URL answered {response.status_code}.")
+    if len(response.content) > MAX_KEY_BYTES:
+        raise PsaRejected("The signing key URL answered something far too large.")
+    try:
+        body = response.json()
+    except ValueError:
+        raise PsaRejected("The signing key URL answered with something that is not JSON.") from None
+    key = body.get("signing_key") if isinstance(body, dict) else None
+    if not isinstance(key, str) or not key:
+        raise PsaRejected("The signing key URL answered without a signing_key.")
+    return key
+
+
+def signing_key_fetcher(
+    connection_id: int, timeout: float, cache: SigningKeys = SIGNING_KEYS
+) -> Callable[[str], str]:
+    """What `models.psa.signatures.verify` calls for a key URL it has checked."""
+
+    def fetch(key_url: str) -> str:
+        return cache.get(connection_id, key_url, lambda: fetch_signing_key(key_url, timeout))
+
+    return fetch

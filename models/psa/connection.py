@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from models import tenancy
+from models import security_log, tenancy
 from models.db import db, transaction, utcnow
 from models.entities import PSA_KINDS, PsaConnection, User
 from models.errors import Forbidden, NotFound, ValidationFailed
@@ -44,6 +44,7 @@ class ConnectionView:
     status: str
     message: str | None
     callback_url: str
+    verify_callback_signatures: bool
 
 
 def _require_admin(user: User) -> None:
@@ -73,6 +74,7 @@ def view(connection: PsaConnection, settings: PsaSettings) -> ConnectionView:
         status=connection.status,
         message=connection.status_message,
         callback_url=callback_url(connection, settings),
+        verify_callback_signatures=connection.verify_signatures,
     )
 
 
@@ -143,13 +145,30 @@ def save(admin: User, fields: dict[str, Any], settings: PsaSettings) -> PsaConne
             "callback_secret": secrets.token_urlsafe(32),
         }
     )
+    verify = fields.get("verify_callback_signatures") is not False
     with transaction():
         connection = previous or PsaConnection(account_id=admin.account_id)
         connection.kind, connection.site_url = values["kind"], values["site_url"]
         connection.company_id, connection.client_id = values["company_id"], values["client_id"]
         connection.secrets, connection.status, connection.status_message = sealed, "connected", None
         connection.psa_callback_id, connection.updated_at = None, utcnow()
+        connection.verify_signatures = verify
         db.session.add(connection)
+        security_log.add(
+            security_log.PSA_CREDENTIALS_CHANGED,
+            admin.account_id,
+            actor=admin,
+            psa=values["kind"],
+            site_url=values["site_url"],
+            callback_signatures="verified" if verify else "not verified",
+        )
+    if not verify:
+        log.warning(
+            "Account %s: PSA callbacks accepted without a signature check (switched off by "
+            "user %s)",
+            admin.account_id,
+            admin.id,
+        )
     _register_callback(connection, settings)
     return connection
 

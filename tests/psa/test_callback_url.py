@@ -39,11 +39,13 @@ def test_the_record_id_connectwise_appends_lands_in_the_query(client, tenant, fa
     assert registered["url"] == url
     queued = capture_tasks(app)
     # What ConnectWise posts: the registered URL with the ticket's id appended.
-    appended = client.post(url.removeprefix(BASE) + TICKET, json={"Action": "updated"})
+    raw, headers = fake_cw.signed_callback({"Action": "updated"})
+    appended = client.post(url.removeprefix(BASE) + TICKET, data=raw, headers=headers)
     assert appended.status_code == 200, appended.get_json()
     assert appended.get_json()["message"] == f"Ticket {TICKET} will be read."
     bare = url.removeprefix(BASE).removesuffix("?id=")
-    other = client.post(f"{bare}?recordId={TICKET}", json={"Type": "ticket"})
+    raw, headers = fake_cw.signed_callback({"Type": "ticket"})
+    other = client.post(f"{bare}?recordId={TICKET}", data=raw, headers=headers)
     assert other.status_code == 200 and other.get_json()["message"].startswith("Ticket 5001")
     assert queued == [[tenant.account_id, TICKET], [tenant.account_id, TICKET]]
 
@@ -51,7 +53,9 @@ def test_the_record_id_connectwise_appends_lands_in_the_query(client, tenant, fa
 def test_a_record_id_that_is_not_a_number_is_422(client, tenant, fake_cw, app):
     connect(client, tenant, fake_cw)
     queued = capture_tasks(app)
-    response = client.post(callback_url(client, tenant).removeprefix(BASE) + "5001;drop", json={})
+    raw, headers = fake_cw.signed_callback({})
+    path = callback_url(client, tenant).removeprefix(BASE) + "5001;drop"
+    response = client.post(path, data=raw, headers=headers)
     assert response.status_code == 422
     error = response.get_json()["error"]
     assert error["code"] == "validation_error" and "must be a number" in error["message"]

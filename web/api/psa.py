@@ -10,9 +10,10 @@ from flask import current_app, request
 from marshmallow import ValidationError
 
 from adapters.psa import default_connector
+from adapters.psa.connectwise import signing_key_fetcher
 from models import sessions
 from models.psa import connection as connections
-from models.psa import inbound, members
+from models.psa import inbound, members, signatures
 from models.psa.settings import PsaSettings
 from web.api.base import ApiBlueprint, parse_json_object
 from web.auth import admin_only, authenticated, current_user
@@ -171,15 +172,28 @@ def _ticket_named(raw: bytes, record: str | None) -> str | None:
 
 @blp.post("/psa/callbacks/<string:key>")
 @blp.response(200, PsaTestResultSchema)
-@blp.errors(404, 413, 422)
+@blp.errors(401, 403, 404, 413, 422, 503)
 def psa_callback(key: str):
     """Called by the PSA when a ticket changes, at the account's `callback_url` (with the
     record id ConnectWise appends: `?id=<record>`). The secret in it must match (404
-    otherwise); the ticket's notes are then read by a worker."""
-    account_id = connections.for_callback(key, psa_settings()).account_id
+    otherwise), and ConnectWise's `x-content-signature` too (401 without one, 403 when it
+    does not match), unless the connection switched signature checks off; the ticket's
+    notes are then read by a worker."""
+    settings = psa_settings()
+    connection = connections.for_callback(key, settings)
+    account_id = connection.account_id
     if request.content_length and request.content_length > MAX_CALLBACK_BYTES:
         raise ApiError(413, "Callback body too large.")
-    ticket = _ticket_named(request.get_data(cache=True), _record_in_query())
+    raw = request.get_data(cache=True)
+    if len(raw) > MAX_CALLBACK_BYTES:
+        raise ApiError(413, "Callback body too large.")
+    signatures.verify(
+        connection,
+        raw,
+        request.headers.get(signatures.SIGNATURE_HEADER),
+        signing_key_fetcher(connection.id, settings.timeout),
+    )
+    ticket = _ticket_named(raw, _record_in_query())
     if ticket is None or not inbound.linked_sessions(account_id, ticket):
         return {"ok": True, "message": "Nothing to do."}
     try:
