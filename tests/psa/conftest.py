@@ -36,3 +36,11 @@ def _no_signing_keys_from_another_test() -> Iterator[None]:
     SIGNING_KEYS.clear()
     yield
     SIGNING_KEYS.clear()
+
+
+@pytest.fixture
+def queued(app) -> list:
+    """The tasks the app asks Celery for (their arguments), instead of sending them."""
+    tasks: list = []
+    app.extensions["celery"].send_task = lambda name, args=None, **kw: tasks.append(args)
+    return tasks

@@ -12,20 +12,11 @@ import hmac
 import json
 import logging
 
-import pytest
-
 from adapters.psa.connectwise import SIGNING_KEYS, SigningKeys
 from tests.psa.test_writeback import TICKET, connect, session_with_ticket
 from tests.psa_fake.server import API, KEYS, FakeConnectWise
 
 BASE = "http://127.0.0.1:5999"
-
-
-@pytest.fixture
-def queued(app) -> list:
-    tasks: list = []
-    app.extensions["celery"].send_task = lambda name, args=None, **kw: tasks.append(args)
-    return tasks
 
 
 def callback_path(client, tenant) -> str:
