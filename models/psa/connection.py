@@ -294,9 +294,11 @@ def note_permission_problem(connection_id: int, message: str) -> None:
         )
 
 
-def clear_permission_problem(connection: PsaConnection) -> None:
-    """The reads that a 403 refused work again: drop the message (and only that one)."""
-    if (connection.status_message or "").startswith(PERMISSION_PREFIX):
+def clear_permission_problem(connection: PsaConnection, method: str) -> None:
+    """Calls of this kind (GET: reading notes and members; POST: posting a note) work
+    again: drop a missing-permission message about them, and only that one."""
+    message = connection.status_message or ""
+    if message.startswith(PERMISSION_PREFIX) and f"({method} " in message:
         with transaction():
             connection.status_message = None
 

@@ -115,7 +115,7 @@ def sync_ticket(account_id: int, ticket_id: str, settings: PsaSettings) -> int:
         connections.note_permission_problem(connection.id, exc.message)
         log.warning("Account %s ticket %s: %s", account_id, ticket_id, exc.message)
         raise
-    connections.clear_permission_problem(connection)
+    connections.clear_permission_problem(connection, "GET")
     recorded = 0
     for session in sessions:
         handoff = handoffs[session.id]

@@ -161,6 +161,7 @@ def attempt(delivery_id: int, settings: PsaSettings) -> Attempt:
         db.session.rollback()
         log.exception("PSA writeback %s: unexpected error", writeback.id)
         return _retry(delivery, f"Unexpected error: {exc!r}", settings)
+    connections.clear_permission_problem(connection, "POST")
     return _posted(delivery, writeback, note_id)
 
 

@@ -11,7 +11,7 @@ import time_machine
 from sqlalchemy import select
 
 from models import db
-from models.entities import Delivery, PsaConnection
+from models.entities import Delivery, Handoff, PsaConnection
 from tests.psa.test_notes_in_the_psa import CLAIMER_MEMBER, claimed_handoff, reload, sync
 from tests.psa.test_writeback import (
     TICKET,
@@ -67,6 +67,17 @@ def test_403_on_posting_a_note_names_the_permission_and_keeps_the_connection(
     )
     assert post(latest) == "sent"
     assert [note["text"].split("\n")[0] for note in fake_cw.notes(TICKET)] == ["second"]
+    assert shown(client, tenant)["message"] is None  # posting works again: message gone
+
+
+def test_a_read_that_works_does_not_clear_a_refused_post(client, tenant, fake_cw, app):
+    _, handoff = claimed_handoff(client, tenant, fake_cw)
+    session_id = db.session.get(Handoff, handoff.id).session_id
+    write_back(client, tenant, session_id)
+    fake_cw.deny("POST", r"/service/tickets/\d+/notes$")
+    assert post(delivery_id()) == "failed"
+    assert sync(app) == 0  # reading notes works
+    assert "add notes to tickets" in shown(client, tenant)["message"]
 
 
 def test_403_on_members_is_said_in_the_status_and_the_test_not_silently_nothing(
