@@ -273,7 +273,17 @@ class ConnectWiseConnector:
         notes: list[PsaNote] = []
         url, page = path, 1
         for _ in range(MAX_PAGES):
-            response = self._call("GET", url, params=params)
+            try:
+                response = self._call("GET", url, params=params)
+            except PsaPermissionDenied:
+                raise
+            except PsaRejected as exc:
+                if "(400)" not in exc.message or not params or "conditions" not in params:
+                    raise
+                # A server that cannot filter this list on that date: read it all instead.
+                log.warning("Ticket %s: notes read without conditions (%s)", ticket_id, exc)
+                params = {key: value for key, value in params.items() if key != "conditions"}
+                response = self._call("GET", url, params=params)
             rows = self._json(response)
             if not isinstance(rows, list):
                 raise PsaError("ConnectWise answered the notes list with something else.")
@@ -316,7 +326,7 @@ class ConnectWiseConnector:
         entered = row.get("dateEntered") or info.get("dateEntered") or row.get("dateCreated")
         if not entered and row.get("noteType") == TIME_ENTRY_NOTE:
             entered = self._time_entry_entered(str(row["id"]))
-        entered = entered or info.get("lastUpdated")  # no later than the row's last change
+        entered = entered or info.get("lastUpdated")  # it was entered by then at the latest
         try:
             created_at = _parse_time(entered) if isinstance(entered, str) and entered else None
         except ValueError:
@@ -337,7 +347,12 @@ class ConnectWiseConnector:
 
     def _time_entry_entered(self, entry_id: str) -> str | None:
         path = f"/time/entries/{quote(entry_id, safe='')}"
-        body = self._json(self._call("GET", path, params={"fields": "id,dateEntered"}))
+        try:
+            body = self._json(self._call("GET", path, params={"fields": "id,dateEntered"}))
+        except PsaPermissionDenied:
+            raise  # said with the connection, like any refused read
+        except PsaRejected:
+            return None  # deleted since the list was read
         return body.get("dateEntered") if isinstance(body, dict) else None
 
     def get_member(self, member_id: str) -> PsaMember | None:

@@ -174,3 +174,14 @@ def test_reads_are_bounded_by_a_conditions_date_and_follow_the_link_header(
     assert reads[0].query["page"] == ["1"] and reads[0].query["pageSize"] == ["100"]
     assert reads[1].query["page"] == ["2"]
     assert reads[1].query["conditions"] == reads[0].query["conditions"]
+
+
+def test_a_server_that_cannot_filter_on_the_date_is_read_whole(client, tenant, fake_cw, app):
+    fake_cw.refuse_conditions = True
+    _, handoff = claimed_handoff(client, tenant, fake_cw)
+    note_at = handoff.claimed_at.replace(microsecond=0) + timedelta(seconds=30)
+    fake_cw.add_note(TICKET, "on it", CLAIMER_MEMBER, note_at)
+    assert sync(app) == 1
+    assert reload(handoff).first_action_at == note_at
+    first, second = fake_cw.calls("GET", r"/allNotes$")
+    assert "conditions" in first.query and "conditions" not in second.query

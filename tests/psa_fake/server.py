@@ -99,6 +99,8 @@ class FakeConnectWise:
     api_member_id: str = "900"
     # False: allNotes rows carry no `_info.dateEntered` (the entry's own record has it)
     all_notes_dates: bool = True
+    # True: allNotes refuses any `conditions` (400), as a server that cannot filter on it
+    refuse_conditions: bool = False
     # Answer companyinfo with this (content type, body) instead, e.g. a sign-in page
     companyinfo_override: tuple[str, bytes] | None = None
 
@@ -471,7 +473,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(404, _error("NotFound", f"Ticket {ticket} not found"))
         rows = fake.all_notes(ticket)
         if conditions := (query.get("conditions") or [""])[0]:
-            match = CONDITION.match(conditions)
+            match = None if fake.refuse_conditions else CONDITION.match(conditions)
             if match is None:
                 return self._send(400, _error("InvalidCondition", f"Cannot parse {conditions}"))
             bound = match.group(2)
