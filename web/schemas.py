@@ -297,6 +297,8 @@ class PsaConnectionInputSchema(Input):
     public_key = fields.String(required=True, validate=Limit(min=1, max=200))
     private_key = fields.String(required=True, validate=Limit(min=1, max=200))
     client_id = fields.String(required=True, validate=Limit(min=1, max=100))
+    # False only for a server that does not sign its callbacks (security-logged).
+    verify_callback_signatures = fields.Boolean(load_default=True)
 
 
 class PsaConnectionTestInputSchema(Input):
@@ -317,6 +319,7 @@ class PsaConnectionSchema(Schema):
     status = fields.String()  # connected | broken | not_connected
     message = fields.String(allow_none=True)
     callback_url = fields.String(allow_none=True)
+    verify_callback_signatures = fields.Boolean()
 
 
 class PsaMemberLinkInputSchema(Input):

@@ -5,7 +5,8 @@ it (adapters.psa.connectwise); Autotask and HaloPSA can join behind the same Pro
 Every failure is one of three kinds, so callers decide without knowing the PSA:
 `PsaUnavailable` (try again later: 5xx, 429, timeouts, unreachable), `PsaAuthRejected`
 (the keys no longer work: stop and tell an admin) and `PsaRejected` (this request is wrong;
-another try fails the same way).
+another try fails the same way). `PsaPermissionDenied` is a `PsaRejected`: the keys work,
+but the PSA user they belong to may not do this one thing (its message names it).
 """
 
 from __future__ import annotations
@@ -59,11 +60,16 @@ class PsaUnavailable(PsaError):
 
 
 class PsaAuthRejected(PsaError):
-    """401/403: the keys, the company or the client id are not accepted any more."""
+    """401: the keys, the company or the client id are not accepted any more."""
 
 
 class PsaRejected(PsaError):
     """Any other 4xx: the PSA refused this request and says why."""
+
+
+class PsaPermissionDenied(PsaRejected):
+    """403: the credentials work, but the PSA user's role lacks a permission; the message
+    says which, in words. The connection stays usable for everything else."""
 
 
 class PsaConnector(Protocol):
@@ -76,7 +82,10 @@ class PsaConnector(Protocol):
 
     def create_note(self, ticket_id: str, text: str) -> PsaNote: ...
 
-    def list_notes(self, ticket_id: str) -> list[PsaNote]: ...
+    def list_notes(self, ticket_id: str, since: datetime | None = None) -> list[PsaNote]:
+        """The ticket's notes; with `since` (naive UTC) the PSA may leave out notes entered
+        before it."""
+        ...
 
     def get_member(self, member_id: str) -> PsaMember | None: ...
 

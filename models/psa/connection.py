@@ -3,6 +3,7 @@ checks the callback endpoint relies on."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import secrets
@@ -11,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from models import tenancy
+from models import security_log, tenancy
 from models.db import db, transaction, utcnow
 from models.entities import PSA_KINDS, PsaConnection, User
 from models.errors import Forbidden, NotFound, ValidationFailed
@@ -21,8 +22,10 @@ from models.psa.sites import normalize_site_url, ticket_url
 
 log = logging.getLogger(__name__)
 
-# One path segment, `<account id>.<secret>` (the secret is URL-safe base64: no dots).
-CALLBACK_PATH = "/api/v1/psa/callbacks/{account_id}.{secret}"
+# One path segment, `<account id>.<secret>` (the secret is URL-safe base64: no dots), then
+# an empty `id` query: ConnectWise appends the record id to the URL it was given, so it
+# lands in the query (`...?id=5001`), not in the secret.
+CALLBACK_PATH = "/api/v1/psa/callbacks/{account_id}.{secret}?id="
 CALLBACK_DESCRIPTION = "Escalation Mode: ticket notes"
 NO_CLIENT_ID = (
     "No client id: ConnectWise requires a clientId on every API call. Create one in the "
@@ -41,6 +44,7 @@ class ConnectionView:
     status: str
     message: str | None
     callback_url: str
+    verify_callback_signatures: bool
 
 
 def _require_admin(user: User) -> None:
@@ -58,6 +62,10 @@ def callback_url(connection: PsaConnection, settings: PsaSettings) -> str:
     return settings.base_url.rstrip("/") + path
 
 
+def _digest(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()
+
+
 def view(connection: PsaConnection, settings: PsaSettings) -> ConnectionView:
     return ConnectionView(
         kind=connection.kind,
@@ -66,6 +74,7 @@ def view(connection: PsaConnection, settings: PsaSettings) -> ConnectionView:
         status=connection.status,
         message=connection.status_message,
         callback_url=callback_url(connection, settings),
+        verify_callback_signatures=connection.verify_signatures,
     )
 
 
@@ -101,11 +110,11 @@ def _validated(fields: dict[str, Any]) -> dict[str, str]:
     return {**clean, "kind": kind, "site_url": site_url}
 
 
-def _forget_callback(connection: PsaConnection, settings: PsaSettings) -> None:
+def _forget_callback(connection: PsaConnection, settings: PsaSettings) -> str | None:
     """Best effort: a callback we cannot delete (the PSA is down, the keys were revoked)
-    only calls an address that answers 404 from now on."""
+    only calls an address that answers 404 from now on. Returns why it was not deleted."""
     if not connection.psa_callback_id:
-        return
+        return None
     try:
         connector(connection, settings).delete_callback(connection.psa_callback_id)
     except PsaError as exc:
@@ -115,6 +124,8 @@ def _forget_callback(connection: PsaConnection, settings: PsaSettings) -> None:
             connection.psa_callback_id,
             exc.message,
         )
+        return exc.message
+    return None
 
 
 def save(admin: User, fields: dict[str, Any], settings: PsaSettings) -> PsaConnection:
@@ -134,22 +145,38 @@ def save(admin: User, fields: dict[str, Any], settings: PsaSettings) -> PsaConne
             "callback_secret": secrets.token_urlsafe(32),
         }
     )
+    verify = fields.get("verify_callback_signatures") is not False
     with transaction():
         connection = previous or PsaConnection(account_id=admin.account_id)
         connection.kind, connection.site_url = values["kind"], values["site_url"]
         connection.company_id, connection.client_id = values["company_id"], values["client_id"]
         connection.secrets, connection.status, connection.status_message = sealed, "connected", None
         connection.psa_callback_id, connection.updated_at = None, utcnow()
+        connection.verify_signatures = verify
         db.session.add(connection)
+        security_log.add(
+            security_log.PSA_CREDENTIALS_CHANGED,
+            admin.account_id,
+            actor=admin,
+            psa=values["kind"],
+            site_url=values["site_url"],
+            callback_signatures="verified" if verify else "not verified",
+        )
+    if not verify:
+        log.warning(
+            "Account %s: PSA callbacks accepted without a signature check (switched off by "
+            "user %s)",
+            admin.account_id,
+            admin.id,
+        )
     _register_callback(connection, settings)
     return connection
 
 
 def _register_callback(connection: PsaConnection, settings: PsaSettings) -> None:
+    url = callback_url(connection, settings)
     try:
-        callback_id = connector(connection, settings).register_callback(
-            callback_url(connection, settings), CALLBACK_DESCRIPTION
-        )
+        callback_id = connector(connection, settings).register_callback(url, CALLBACK_DESCRIPTION)
     except PsaAuthRejected as exc:
         status, message, callback_id = "broken", exc.message, None
     except PsaError as exc:
@@ -163,6 +190,46 @@ def _register_callback(connection: PsaConnection, settings: PsaSettings) -> None
     with transaction():
         connection.status, connection.status_message = status, message
         connection.psa_callback_id = callback_id
+        connection.callback_registered = _digest(url) if callback_id else None
+
+
+def reregister_callbacks(settings: PsaSettings) -> dict[str, int]:
+    """`release`, after the migrations: every working ConnectWise connection whose callback
+    was registered with another URL than the one it would be given now (an older release's
+    form, another BASE_URL, a registration that failed) has it deleted and registered
+    again. Best effort and repeatable: one the PSA refuses stays as it was (its notes are
+    polled) and is tried again by the next run."""
+    done = failed = 0
+    with tenancy.system("psa_callback_upgrade"):
+        rows = list(
+            db.session.scalars(
+                select(PsaConnection)
+                .where(PsaConnection.kind == "connectwise", PsaConnection.status == "connected")
+                .order_by(PsaConnection.id)
+            )
+        )
+        for connection in rows:
+            if connection.callback_registered == _digest(callback_url(connection, settings)):
+                continue
+            if (why := _forget_callback(connection, settings)) is not None:
+                # Kept as it is (one callback, not two): the next release tries again.
+                with transaction():
+                    connection.status_message = (
+                        f"The callback could not be registered again ({why}); notes posted "
+                        "in the PSA are picked up by polling instead."
+                    )[:2000]
+            else:
+                _register_callback(connection, settings)
+            if connection.callback_registered:
+                done += 1
+            else:
+                failed += 1
+                log.warning(
+                    "Account %s: PSA callback not registered again: %s",
+                    connection.account_id,
+                    connection.status_message,
+                )
+    return {"reregistered": done, "failed": failed}
 
 
 def delete(admin: User, settings: PsaSettings) -> None:
@@ -210,6 +277,30 @@ def mark_broken(connection_id: int, message: str) -> None:
             .values(status="broken", status_message=message[:2000], updated_at=utcnow())
             .execution_options(synchronize_session=False)
         )
+
+
+PERMISSION_PREFIX = "Missing permission:"
+
+
+def note_permission_problem(connection_id: int, message: str) -> None:
+    """A 403: the keys work (the connection stays `connected`), but what the API member may
+    not do is shown with the connection until it is fixed."""
+    with transaction():
+        db.session.execute(
+            update(PsaConnection)
+            .where(PsaConnection.id == connection_id, PsaConnection.status == "connected")
+            .values(status_message=message[:2000], updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+
+
+def clear_permission_problem(connection: PsaConnection, method: str) -> None:
+    """Calls of this kind (GET: reading notes and members; POST: posting a note) work
+    again: drop a missing-permission message about them, and only that one."""
+    message = connection.status_message or ""
+    if message.startswith(PERMISSION_PREFIX) and f"({method} " in message:
+        with transaction():
+            connection.status_message = None
 
 
 def for_callback(key: str, settings: PsaSettings) -> PsaConnection:

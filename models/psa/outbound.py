@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -17,10 +18,20 @@ from models import deliveries, outbox
 from models.db import db
 from models.entities import Delivery, FlowSession, Handoff, PsaConnection, PsaWriteback
 from models.psa import connection as connections
-from models.psa.base import PsaAuthRejected, PsaConnector, PsaRejected, PsaUnavailable
+from models.psa.base import (
+    PsaAuthRejected,
+    PsaConnector,
+    PsaPermissionDenied,
+    PsaRejected,
+    PsaUnavailable,
+)
 from models.psa.settings import PsaSettings
 
 log = logging.getLogger(__name__)
+
+# The retry's look-up asks for notes changed since this long before the delivery was queued
+# (the PSA's clock may differ from ours), not for every page of the ticket.
+LOOKUP_MARGIN = timedelta(hours=1)
 
 NOT_CONNECTED = "not_connected"
 NO_TICKET = "This session is not linked to a PSA ticket (psa_ticket_id), so nothing was posted."
@@ -95,7 +106,8 @@ def _posted(delivery: Delivery, writeback: PsaWriteback, note_id: str) -> Attemp
 
 def _post(psa: PsaConnector, delivery: Delivery, writeback: PsaWriteback, ticket: str) -> str:
     if delivery.attempts > 1:  # an earlier attempt may have posted it and lost the answer
-        for note in psa.list_notes(ticket):
+        since = delivery.created_at - LOOKUP_MARGIN
+        for note in psa.list_notes(ticket, since=since):
             if marker(writeback) in note.text:
                 log.info("PSA writeback %s was already posted (note %s)", writeback.id, note.id)
                 return note.id
@@ -135,6 +147,11 @@ def attempt(delivery_id: int, settings: PsaSettings) -> Attempt:
         deliveries.mark_failed(delivery, exc.message)
         log.warning("PSA writeback %s: credentials refused; connection marked broken", writeback.id)
         return Attempt("failed")
+    except PsaPermissionDenied as exc:  # the keys work: the connection is not broken
+        connections.note_permission_problem(connection.id, exc.message)
+        deliveries.mark_failed(delivery, exc.message)
+        log.warning("PSA writeback %s: %s", writeback.id, exc.message)
+        return Attempt("failed")
     except PsaRejected as exc:
         deliveries.mark_failed(delivery, exc.message)
         return Attempt("failed")
@@ -144,6 +161,7 @@ def attempt(delivery_id: int, settings: PsaSettings) -> Attempt:
         db.session.rollback()
         log.exception("PSA writeback %s: unexpected error", writeback.id)
         return _retry(delivery, f"Unexpected error: {exc!r}", settings)
+    connections.clear_permission_problem(connection, "POST")
     return _posted(delivery, writeback, note_id)
 
 

@@ -16,6 +16,7 @@
     ["kind", "site_url", "company_id", "public_key", "private_key", "client_id"].forEach(function (name) {
       body[name] = form.elements[name].value.trim();
     });
+    body.verify_callback_signatures = form.elements.verify_callback_signatures.checked;
     return body;
   }
 
@@ -35,6 +36,7 @@
       : "Connected to " + where + "." + (connection.message ? " " + connection.message : "");
     form.elements.site_url.value = connection.site_url;
     form.elements.company_id.value = connection.company_id;
+    form.elements.verify_callback_signatures.checked = connection.verify_callback_signatures !== false;
     document.getElementById("psa-settings-callback-url").textContent = connection.callback_url;
     callback.hidden = false;
     disconnect.hidden = false;
