@@ -421,6 +421,12 @@ class PsaConnection(db.Model):
     status_message: Mapped[str | None] = mapped_column(Text)
     # The callback registered with the PSA for this account, to delete with the connection.
     psa_callback_id: Mapped[str | None] = mapped_column(String(64))
+    # SHA-256 (hex) of the URL that callback was registered with: a URL of another form
+    # (an older release's, another BASE_URL) is registered again by `release`.
+    callback_registered: Mapped[str | None] = mapped_column(String(64))
+    # Callbacks must carry ConnectWise's signature (models.psa.signatures); an admin may
+    # switch it off for a server that does not sign.
+    verify_signatures: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -180,10 +180,15 @@ def _ref(user: User | None) -> dict | None:
     return {"id": user.id, "name": user.name} if user else None
 
 
+# A lost claim's message ({name}: who holds it); the queue page says the same of a card
+# someone else took.
+ALREADY_CLAIMED_BY = "Already claimed by {name}"
+
+
 def already_claimed(handoff: Handoff) -> Conflict:
     claimer = handoff.claimed_by
     return Conflict(
-        f"Already claimed by {claimer.name}",
+        ALREADY_CLAIMED_BY.format(name=claimer.name),
         {"claimed_by": _ref(claimer)},
         code="already_claimed",
     )

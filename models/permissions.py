@@ -2,13 +2,14 @@
 
 The domain's operations refuse by these rules (models/escalations.py, models/handover.py);
 the pages ask the same functions which actions to offer, so a button is shown exactly when
-the operation behind it would be allowed. (The page JavaScript follows a handoff's changes
-live with the same rules; keep web/pages/static/pilot.js in step.)
+the operation behind it would be allowed. (The session page's JavaScript follows a handoff's
+changes live with the same rules; keep web/pages/static/pilot.js in step. The queue's
+JavaScript restates none: it is sent `card_actions` and applies it.)
 """
 
 from __future__ import annotations
 
-from models.entities import LIVE_HANDOFF_STATUSES, FlowSession, Handoff, User
+from models.entities import HANDOFF_STATUSES, LIVE_HANDOFF_STATUSES, FlowSession, Handoff, User
 
 
 def may_escalate(user: User, session: FlowSession) -> bool:
@@ -28,9 +29,23 @@ def may_claim(user: User) -> bool:
     return user.is_senior
 
 
+def may_claim_when(user: User, status: str) -> bool:
+    """Whether a claim would take a handoff in `status`: allowed, and nobody holds it yet.
+    The claim rule needs nothing but the user's role and the handoff's status."""
+    return may_claim(user) and status == "open"
+
+
 def can_claim(user: User, handoff: Handoff | None) -> bool:
-    """Whether a claim would take the handoff now: allowed, and nobody holds it yet."""
-    return may_claim(user) and handoff is not None and handoff.status == "open"
+    """Whether a claim would take the handoff now."""
+    return handoff is not None and may_claim_when(user, handoff.status)
+
+
+def card_actions(user: User) -> dict[str, dict[str, bool]]:
+    """What `user` may do from a queue card, for a handoff in each status. A live event is
+    sent once to a whole room, so it cannot say what each listener may do; since the rule
+    depends only on the role and the status, a page is told this table once and applies it
+    to every card, live ones included."""
+    return {status: {"claim": may_claim_when(user, status)} for status in HANDOFF_STATUSES}
 
 
 def holds_claim_or_admin(user: User, handoff: Handoff) -> bool:

@@ -54,6 +54,7 @@ SYSTEM_WORK: dict[str, str] = {
     "metrics": "counts across accounts for /metrics and telemetry",
     "health": "broken PSA connections of any account for /healthz",
     "psa_key_rotation": "re-encrypting every account's PSA and SSO client secrets",
+    "psa_callback_upgrade": "registering again every account's PSA callback of an older URL form",
     # Look-ups made before the tenant is known.
     "sign_in": "the user of an email address at password sign-in",
     "credential_lookup": "the token or login behind an API token or a login cookie",

@@ -14,7 +14,7 @@ from models.accounts import create_account, create_user
 from models.credentials import create_token, revoke_all_tokens
 from models.demo import seed_history
 from models.errors import DomainError
-from models.psa.connection import rotate_keys
+from models.psa.connection import reregister_callbacks, rotate_keys
 from models.psa.settings import PsaSettings
 from models.psa.vault import generate_key
 from models.rollup import Month, roll_up
@@ -135,3 +135,14 @@ def _register_psa_cli(app: Flask) -> None:
         except DomainError as error:
             raise click.ClickException(error.message) from error
         click.echo(json.dumps({"rotated": count, "sso_rotated": sso_count}))
+
+    @app.cli.command("psa-reregister-callbacks")
+    def psa_reregister_callbacks_command():
+        """Register the PSA callbacks again whose URL is not the current one (run by the
+        Procfile's release step after the migrations; repeatable)."""
+        try:
+            counts = reregister_callbacks(PsaSettings.from_config(app.config, default_connector))
+        except DomainError as error:  # no PSA_ENCRYPTION_KEYS: say so, do not stop a deploy
+            click.echo(json.dumps({"reregistered": 0, "skipped": error.message}))
+            return
+        click.echo(json.dumps(counts))

@@ -302,7 +302,7 @@ def _psa_fields() -> dict[str, ConnectorField]:
     return found
 
 
-def _psa_input_schema(name: str, doc: str) -> type[Schema]:
+def _psa_input_schema(name: str, doc: str, **extra: fields.Field) -> type[Schema]:
     """`kind` plus every connector's fields, as the connectors declare them; which of them
     a kind requires is checked by the domain (models.psa.connection), also as 422."""
     kinds = list(PSA_CONNECTORS.kinds)
@@ -314,11 +314,15 @@ def _psa_input_schema(name: str, doc: str) -> type[Schema]:
         attributes[field.name] = fields.String(
             validate=Limit(max=field.max_length), metadata={"description": field.label}
         )
-    return type(name, (Input,), attributes)
+    return type(name, (Input,), {**attributes, **extra})
 
 
 PsaConnectionInputSchema = _psa_input_schema(
-    "PsaConnectionInputSchema", "The fields of the chosen `kind` (see each PSA's form)."
+    "PsaConnectionInputSchema",
+    "The fields of the chosen `kind` (see each PSA's form); for a PSA that calls back,"
+    " `verify_callback_signatures` false only for a server that does not sign"
+    " (security-logged).",
+    verify_callback_signatures=fields.Boolean(load_default=True),
 )
 PsaConnectionTestInputSchema = _psa_input_schema(
     "PsaConnectionTestInputSchema", "All optional: without fields, the saved connection is tested."
@@ -333,6 +337,7 @@ def _psa_connection_schema() -> type[Schema]:
         "status": fields.String(),  # connected | broken | not_connected
         "message": fields.String(allow_none=True),
         "callback_url": fields.String(allow_none=True),  # null: polled only
+        "verify_callback_signatures": fields.Boolean(),  # only for a PSA that calls back
     }
     for name in sorted(answered):
         attributes[name] = fields.String(allow_none=True)

@@ -24,6 +24,7 @@ from models.psa.base import (
     PsaCredentials,
     PsaMember,
     PsaNote,
+    PsaPermissionDenied,
     PsaRejected,
     PsaUnavailable,
 )
@@ -217,8 +218,8 @@ class AutotaskConnector:
                 f"({message})."
             )
         if status == 403 or (status == 500 and PERMISSION_SENTENCE in message.lower()):
-            raise PsaRejected(
-                f"No permission: the credentials work, but the API user {self.username!r} may "
+            raise PsaPermissionDenied(
+                f"Missing permission: the credentials work, but the API user {self.username!r} may "
                 f"not do this ({method} {path}, {status}): give its security level access to "
                 f"tickets, ticket notes and resources ({message})."
             )
@@ -248,8 +249,8 @@ class AutotaskConnector:
                 if info.get(flag) is False
             ]
             if missing:
-                raise PsaRejected(
-                    f"No permission: the API user {self.username!r} may not "
+                raise PsaPermissionDenied(
+                    f"Missing permission: the API user {self.username!r} may not "
                     f"{' or '.join(missing)} ticket notes; change its security level."
                 )
         return f"Connected to Autotask as {self.username} (zone {self.zone_url})."

@@ -7,7 +7,8 @@ fields and capabilities in a `ConnectorSpec`, which is all the domain, the schem
 Every failure is one of three kinds, so callers decide without knowing the PSA:
 `PsaUnavailable` (try again later: 5xx, 429, timeouts, unreachable), `PsaAuthRejected`
 (the keys no longer work: stop and tell an admin) and `PsaRejected` (this request is wrong;
-another try fails the same way).
+another try fails the same way). `PsaPermissionDenied` is a `PsaRejected`: the keys work,
+but the PSA user they belong to may not do this one thing (its message names it).
 """
 
 from __future__ import annotations
@@ -161,11 +162,16 @@ class PsaUnavailable(PsaError):
 
 
 class PsaAuthRejected(PsaError):
-    """401/403: the keys, the company or the client id are not accepted any more."""
+    """401: the keys, the company or the client id are not accepted any more."""
 
 
 class PsaRejected(PsaError):
     """Any other 4xx: the PSA refused this request and says why."""
+
+
+class PsaPermissionDenied(PsaRejected):
+    """403: the credentials work, but the PSA user's role lacks a permission; the message
+    says which, in words. The connection stays usable for everything else."""
 
 
 class PsaConnector(Protocol):

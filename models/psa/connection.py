@@ -4,6 +4,7 @@ has, and whether the PSA calls back, is the connector's `ConnectorSpec`."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
@@ -13,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from models import tenancy
+from models import security_log, tenancy
 from models.db import db, transaction, utcnow
 from models.entities import PsaConnection, User
 from models.errors import Forbidden, NotFound, ValidationFailed
@@ -29,8 +30,10 @@ from models.psa.settings import PsaSettings
 
 log = logging.getLogger(__name__)
 
-# One path segment, `<account id>.<secret>` (the secret is URL-safe base64: no dots).
-CALLBACK_PATH = "/api/v1/psa/callbacks/{account_id}.{secret}"
+# One path segment, `<account id>.<secret>` (the secret is URL-safe base64: no dots), then
+# an empty `id` query: ConnectWise appends the record id to the URL it was given, so it
+# lands in the query (`...?id=5001`), not in the secret.
+CALLBACK_PATH = "/api/v1/psa/callbacks/{account_id}.{secret}?id="
 CALLBACK_DESCRIPTION = "Escalation Mode: ticket notes"
 
 
@@ -43,17 +46,17 @@ def get_connection(account_id: int) -> PsaConnection | None:
     return db.session.scalar(select(PsaConnection).where(PsaConnection.account_id == account_id))
 
 
-def public_values(connection: PsaConnection) -> dict[str, str]:
-    """The connection's stored non-secret settings, by field name (typed or discovered)."""
-    if connection.public_settings:
-        return dict(json.loads(connection.public_settings))
-    # Saved before connectors had their own settings: a ConnectWise row's columns.
-    legacy = {
-        "site_url": connection.site_url,
-        "company_id": connection.company_id,
-        "client_id": connection.client_id,
-    }
-    return {name: value for name, value in legacy.items() if value is not None}
+def public_values(connection: PsaConnection, spec: ConnectorSpec) -> dict[str, str]:
+    """The connection's stored non-secret settings, by field name (typed or discovered).
+    The columns win over the JSON: the API address (`site_url`, in the spec's `address`
+    field) and ConnectWise's company and client ids. A row saved before connectors had
+    their own settings has the columns only."""
+    values = dict(json.loads(connection.public_settings)) if connection.public_settings else {}
+    for name, value in (("company_id", connection.company_id), ("client_id", connection.client_id)):
+        if value is not None:
+            values[name] = value
+    values[spec.address] = connection.site_url
+    return values
 
 
 def callback_url(connection: PsaConnection, settings: PsaSettings) -> str | None:
@@ -67,22 +70,31 @@ def callback_url(connection: PsaConnection, settings: PsaSettings) -> str | None
     return settings.base_url.rstrip("/") + path
 
 
+def _digest(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()
+
+
 def view(connection: PsaConnection, settings: PsaSettings) -> dict[str, Any]:
-    """What may be shown of a connection: the spec's answered fields, never a secret."""
+    """What may be shown of a connection: the spec's answered fields, never a secret (and,
+    for a PSA that calls back, whether its callbacks must be signed)."""
     spec = settings.spec(connection.kind)
-    stored = public_values(connection)
-    return {
+    stored = public_values(connection, spec)
+    shown = {
         "kind": connection.kind,
         **{name: stored.get(name) for name in spec.answered},
         "status": connection.status,
         "message": connection.status_message,
         "callback_url": callback_url(connection, settings),
     }
+    if spec.callbacks:
+        shown["verify_callback_signatures"] = connection.verify_signatures
+    return shown
 
 
 def credentials(connection: PsaConnection, settings: PsaSettings) -> PsaCredentials:
     sealed = settings.vault().open(connection.secrets)
-    return PsaCredentials.of({**public_values(connection), **sealed})
+    spec = settings.spec(connection.kind)
+    return PsaCredentials.of({**public_values(connection, spec), **sealed})
 
 
 def connector(connection: PsaConnection, settings: PsaSettings) -> PsaConnector:
@@ -134,11 +146,11 @@ def _discovered(spec: ConnectorSpec, values: dict[str, str], settings: PsaSettin
         raise ValidationFailed(exc.message, {spec.fields[0].name: [exc.message]}) from exc
 
 
-def _forget_callback(connection: PsaConnection, settings: PsaSettings) -> None:
+def _forget_callback(connection: PsaConnection, settings: PsaSettings) -> str | None:
     """Best effort: a callback we cannot delete (the PSA is down, the keys were revoked)
-    only calls an address that answers 404 from now on."""
+    only calls an address that answers 404 from now on. Returns why it was not deleted."""
     if not connection.psa_callback_id:
-        return
+        return None
     try:
         connector(connection, settings).delete_callback(connection.psa_callback_id)
     except PsaError as exc:
@@ -147,6 +159,30 @@ def _forget_callback(connection: PsaConnection, settings: PsaSettings) -> None:
             connection.account_id,
             connection.psa_callback_id,
             exc.message,
+        )
+        return exc.message
+    return None
+
+
+def _log_saved(admin: User, spec: ConnectorSpec, address: str, verify: bool) -> None:
+    """In the save's transaction: the security log's entry (and a warning when callbacks
+    are taken without a signature check)."""
+    security_log.add(
+        security_log.PSA_CREDENTIALS_CHANGED,
+        admin.account_id,
+        actor=admin,
+        psa=spec.kind,
+        site_url=address,
+        callback_signatures=(
+            "no callbacks" if not spec.callbacks else "verified" if verify else "not verified"
+        ),
+    )
+    if spec.callbacks and not verify:
+        log.warning(
+            "Account %s: PSA callbacks accepted without a signature check (switched off by "
+            "user %s)",
+            admin.account_id,
+            admin.id,
         )
 
 
@@ -167,6 +203,7 @@ def save(admin: User, fields: dict[str, Any], settings: PsaSettings) -> PsaConne
     if spec.callbacks:
         hidden["callback_secret"] = secrets.token_urlsafe(32)
     public = {name: value for name, value in values.items() if name not in hidden}
+    verify = fields.get("verify_callback_signatures") is not False
     with transaction():
         connection = previous or PsaConnection(account_id=admin.account_id)
         connection.kind, connection.site_url = spec.kind, public[spec.address]
@@ -177,17 +214,18 @@ def save(admin: User, fields: dict[str, Any], settings: PsaSettings) -> PsaConne
             vault.seal(hidden), "connected", None,
         )  # fmt: skip
         connection.psa_callback_id, connection.updated_at = None, utcnow()
+        connection.verify_signatures = verify
         db.session.add(connection)
+        _log_saved(admin, spec, public[spec.address], verify)
     if spec.callbacks:
         _register_callback(connection, settings)
     return connection
 
 
 def _register_callback(connection: PsaConnection, settings: PsaSettings) -> None:
+    url = callback_url(connection, settings)
     try:
-        callback_id = connector(connection, settings).register_callback(
-            callback_url(connection, settings), CALLBACK_DESCRIPTION
-        )
+        callback_id = connector(connection, settings).register_callback(url, CALLBACK_DESCRIPTION)
     except PsaAuthRejected as exc:
         status, message, callback_id = "broken", exc.message, None
     except PsaError as exc:
@@ -201,6 +239,51 @@ def _register_callback(connection: PsaConnection, settings: PsaSettings) -> None
     with transaction():
         connection.status, connection.status_message = status, message
         connection.psa_callback_id = callback_id
+        connection.callback_registered = _digest(url) if callback_id else None
+
+
+def reregister_callbacks(settings: PsaSettings) -> dict[str, int]:
+    """`release`, after the migrations: every working ConnectWise connection whose callback
+    was registered with another URL than the one it would be given now (an older release's
+    form, another BASE_URL, a registration that failed) has it deleted and registered
+    again. Best effort and repeatable: one the PSA refuses stays as it was (its notes are
+    polled) and is tried again by the next run."""
+    done = failed = 0
+    with tenancy.system("psa_callback_upgrade"):
+        rows = list(
+            db.session.scalars(
+                select(PsaConnection)
+                .where(
+                    PsaConnection.kind.in_(
+                        [kind for kind, spec in settings.connector.specs.items() if spec.callbacks]
+                    ),
+                    PsaConnection.status == "connected",
+                )
+                .order_by(PsaConnection.id)
+            )
+        )
+        for connection in rows:
+            if connection.callback_registered == _digest(callback_url(connection, settings)):
+                continue
+            if (why := _forget_callback(connection, settings)) is not None:
+                # Kept as it is (one callback, not two): the next release tries again.
+                with transaction():
+                    connection.status_message = (
+                        f"The callback could not be registered again ({why}); notes posted "
+                        "in the PSA are picked up by polling instead."
+                    )[:2000]
+            else:
+                _register_callback(connection, settings)
+            if connection.callback_registered:
+                done += 1
+            else:
+                failed += 1
+                log.warning(
+                    "Account %s: PSA callback not registered again: %s",
+                    connection.account_id,
+                    connection.status_message,
+                )
+    return {"reregistered": done, "failed": failed}
 
 
 def delete(admin: User, settings: PsaSettings) -> None:
@@ -246,6 +329,30 @@ def mark_broken(connection_id: int, message: str) -> None:
             .values(status="broken", status_message=message[:2000], updated_at=utcnow())
             .execution_options(synchronize_session=False)
         )
+
+
+PERMISSION_PREFIX = "Missing permission:"
+
+
+def note_permission_problem(connection_id: int, message: str) -> None:
+    """A 403: the keys work (the connection stays `connected`), but what the API member may
+    not do is shown with the connection until it is fixed."""
+    with transaction():
+        db.session.execute(
+            update(PsaConnection)
+            .where(PsaConnection.id == connection_id, PsaConnection.status == "connected")
+            .values(status_message=message[:2000], updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+
+
+def clear_permission_problem(connection: PsaConnection, method: str) -> None:
+    """Calls of this kind (GET: reading notes and members; POST: posting a note) work
+    again: drop a missing-permission message about them, and only that one."""
+    message = connection.status_message or ""
+    if message.startswith(PERMISSION_PREFIX) and f"({method} " in message:
+        with transaction():
+            connection.status_message = None
 
 
 def for_callback(key: str, settings: PsaSettings) -> PsaConnection:
@@ -298,7 +405,7 @@ def for_session(
         spec = connectors.spec(connection.kind)
         name = spec.label
     if spec is not None and ticket_id:
-        link = spec.ticket_url(public_values(connection), ticket_id)
+        link = spec.ticket_url(public_values(connection, spec), ticket_id)
     return SessionPsa(
         connected=connection is not None,
         broken=connection is not None and connection.status == "broken",

@@ -4,14 +4,14 @@ is a `psa_writeback` first action at the note's own time.
 ConnectWise's callbacks only name the ticket that changed; the notes themselves are always
 fetched from the API (never taken from the callback body), so a forged, repeated or
 out-of-order callback can at most cause a harmless re-read. A PSA without callbacks
-(Autotask) is read by the beat's poll alone. Reads are bounded: only notes created since the
-earliest claim on the ticket are asked for.
+(Autotask) is read by the beat's poll alone. Reads are bounded: only notes from an hour
+before the earliest claim on the ticket on are asked for.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
@@ -19,7 +19,13 @@ from models.accounts import normalize_email
 from models.db import db, transaction
 from models.entities import FlowSession, Handoff, PsaConnection, User
 from models.psa import connection as connections
-from models.psa.base import PsaAuthRejected, PsaConnector, PsaMember, PsaNote
+from models.psa.base import (
+    PsaAuthRejected,
+    PsaConnector,
+    PsaMember,
+    PsaNote,
+    PsaPermissionDenied,
+)
 from models.psa.members import linked_users
 from models.psa.outbound import is_ours
 from models.psa.settings import PsaSettings
@@ -30,6 +36,10 @@ from models.sessions import record_first_action
 SYNC_TICKET_TASK = "workers.psa.sync_ticket"
 
 log = logging.getLogger(__name__)
+
+# Notes are asked for from this long before the earliest claim: the PSA's clock may differ
+# from ours, and a note entered before the claim is dropped here anyway.
+CLOCK_MARGIN = timedelta(hours=1)
 
 
 def linked_sessions(account_id: int, ticket_id: str) -> list[FlowSession]:
@@ -102,20 +112,30 @@ def sync_ticket(account_id: int, ticket_id: str, settings: PsaSettings) -> int:
     if not sessions or connection is None or connection.status != "connected":
         return 0
     psa = connections.connector(connection, settings)
-    since = min(handoff.claimed_at for s in sessions if (handoff := _claimed_handoff(s)))
+    handoffs = {session.id: _claimed_handoff(session) for session in sessions}
+    since = min(handoff.claimed_at for handoff in handoffs.values() if handoff is not None)
     try:
-        notes = psa.list_notes(ticket_id, since=since)
+        notes = psa.list_notes(ticket_id, since=since - CLOCK_MARGIN)
+        who = _Who(psa, account_id)
+        found = {
+            session_id: _first_note_by(who, notes, handoff.claimed_by, handoff.claimed_at)
+            for session_id, handoff in handoffs.items()
+            if handoff is not None
+        }
     except PsaAuthRejected as exc:
         connections.mark_broken(connection.id, exc.message)
         raise
-    who = _Who(psa, account_id)
+    except PsaPermissionDenied as exc:
+        # Not "nothing found": the admin sees what the PSA user may not read.
+        connections.note_permission_problem(connection.id, exc.message)
+        log.warning("Account %s ticket %s: %s", account_id, ticket_id, exc.message)
+        raise
+    connections.clear_permission_problem(connection, "GET")
     recorded = 0
     for session in sessions:
-        handoff = _claimed_handoff(session)
-        if handoff is None:
-            continue
-        note = _first_note_by(who, notes, handoff.claimed_by, handoff.claimed_at)
-        if note is None:
+        handoff = handoffs[session.id]
+        note = found.get(session.id)
+        if handoff is None or note is None:
             continue
         with transaction():
             if record_first_action(session, handoff.claimed_by, note.created_at, "psa_writeback"):

@@ -18,13 +18,22 @@ from models import deliveries, outbox
 from models.db import db
 from models.entities import Delivery, FlowSession, Handoff, PsaConnection, PsaWriteback
 from models.psa import connection as connections
-from models.psa.base import PsaAuthRejected, PsaConnector, PsaRejected, PsaUnavailable
+from models.psa.base import (
+    PsaAuthRejected,
+    PsaConnector,
+    PsaPermissionDenied,
+    PsaRejected,
+    PsaUnavailable,
+)
 from models.psa.settings import PsaSettings
 
 log = logging.getLogger(__name__)
 
-NOT_CONNECTED = "not_connected"
+# The retry's look-up asks for notes changed since this long before the delivery was queued
+# (the PSA's clock may differ from ours), not for every page of the ticket.
 LOOKUP_MARGIN = timedelta(hours=1)
+
+NOT_CONNECTED = "not_connected"
 NO_TICKET = "This session is not linked to a PSA ticket (psa_ticket_id), so nothing was posted."
 
 
@@ -97,8 +106,7 @@ def _posted(delivery: Delivery, writeback: PsaWriteback, note_id: str) -> Attemp
 
 def _post(psa: PsaConnector, delivery: Delivery, writeback: PsaWriteback, ticket: str) -> str:
     if delivery.attempts > 1:  # an earlier attempt may have posted it and lost the answer
-        # Bounded by the writeback's time, less a margin for the PSA's clock.
-        since = writeback.created_at - LOOKUP_MARGIN
+        since = delivery.created_at - LOOKUP_MARGIN
         for note in psa.list_notes(ticket, since=since):
             if marker(writeback) in note.text:
                 log.info("PSA writeback %s was already posted (note %s)", writeback.id, note.id)
@@ -139,6 +147,11 @@ def attempt(delivery_id: int, settings: PsaSettings) -> Attempt:
         deliveries.mark_failed(delivery, exc.message)
         log.warning("PSA writeback %s: credentials refused; connection marked broken", writeback.id)
         return Attempt("failed")
+    except PsaPermissionDenied as exc:  # the keys work: the connection is not broken
+        connections.note_permission_problem(connection.id, exc.message)
+        deliveries.mark_failed(delivery, exc.message)
+        log.warning("PSA writeback %s: %s", writeback.id, exc.message)
+        return Attempt("failed")
     except PsaRejected as exc:
         deliveries.mark_failed(delivery, exc.message)
         return Attempt("failed")
@@ -148,6 +161,7 @@ def attempt(delivery_id: int, settings: PsaSettings) -> Attempt:
         db.session.rollback()
         log.exception("PSA writeback %s: unexpected error", writeback.id)
         return _retry(delivery, f"Unexpected error: {exc!r}", settings)
+    connections.clear_permission_problem(connection, "POST")
     return _posted(delivery, writeback, note_id)
 
 

@@ -58,6 +58,18 @@ def test_claim_is_offered_exactly_when_claiming_takes_the_handoff(people, state)
 
 
 @pytest.mark.parametrize("state", STATES)
+def test_the_queue_cards_table_says_what_the_claim_rule_says(people, state):
+    """card_actions is what the queue page is told once for every card, live ones included:
+    for each user and status it gives can_claim's answer on a handoff in that status."""
+    for who, user in people.items():
+        _, handoff = handoff_in(state, people)
+        table = permissions.card_actions(user)
+        assert set(table) == set(STATES)
+        assert table[state] == {"claim": permissions.can_claim(user, handoff)}, (who, state)
+        assert table[state]["claim"] == (state == "open" and who in ("admin", "eng", "eng2"))
+
+
+@pytest.mark.parametrize("state", STATES)
 def test_resolve_is_offered_exactly_when_resolving_closes_the_handoff(people, state):
     for who, user in people.items():
         _, handoff = handoff_in(state, people)

@@ -332,7 +332,7 @@ EXPECTED_SYSTEM_WORK = {
     "metrics", "health", "psa_key_rotation", "sign_in", "credential_lookup",
     "socket_credentials", "psa_callback", "create_account", "security_event_without_account",
     "task_from_before_tenancy", "demo_seed", "calendar_feed", "sso_domain", "sso_callback",
-    "jit_exists",
+    "jit_exists", "psa_callback_upgrade",
 }  # fmt: skip
 SYSTEM_CALL = re.compile(r"""(?:tenancy|lookups)\.system(?:_connection)?\(\s*["']([a-z_]+)["']""")
 

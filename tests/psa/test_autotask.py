@@ -133,12 +133,12 @@ def test_the_test_says_in_words_what_is_wrong(client, tenant, fake_at):
     assert missing["ok"] is False and "integration code" in missing["message"]
     fake_at.fail_next("GET", r"/entityInformation$", 403, message="Access denied")
     forbidden = _test(client, tenant, good)
-    assert forbidden["ok"] is False and forbidden["message"].startswith("No permission")
+    assert forbidden["ok"] is False and forbidden["message"].startswith("Missing permission")
     assert "403" in forbidden["message"] and "Bad credentials" not in forbidden["message"]
     fake_at.can_create_notes = False
     cannot = _test(client, tenant, good)
     assert cannot["message"] == (
-        f"No permission: the API user {fake_at.username!r} may not create ticket notes; "
+        f"Missing permission: the API user {fake_at.username!r} may not create ticket notes; "
         "change its security level."
     )
 
@@ -243,7 +243,7 @@ def test_401_breaks_the_connection_but_403_only_fails_the_note_and_says_why(
     )  # fmt: skip
     assert post(delivery_id()) == "failed"
     refused = state(client, tenant, session_id)
-    assert refused["last_error"].startswith("No permission: the credentials work")
+    assert refused["last_error"].startswith("Missing permission: the credentials work")
     assert "adequate permissions" in refused["last_error"]
     assert db.session.scalar(select(PsaConnection)).status == "connected"
     # Now the secret is changed in Autotask: 401, the connection is broken.
@@ -322,7 +322,8 @@ def test_polling_finds_the_claiming_seniors_note_as_the_first_action(client, ten
         "MaxRecords": 500,
         "filter": [
             {"op": "eq", "field": "ticketID", "value": int(TICKET)},
-            {"op": "gte", "field": "createDateTime", "value": "2026-03-09T14:00:00.000Z"},
+            # an hour before the claim: the clocks may differ
+            {"op": "gte", "field": "createDateTime", "value": "2026-03-09T13:00:00.000Z"},
         ],
     }
     # Nobody calls back: GET /account/psa says so.

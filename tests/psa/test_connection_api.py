@@ -27,7 +27,11 @@ def test_saving_encrypts_the_keys_answers_none_of_them_and_registers_the_callbac
     client, tenant, fake_cw
 ):
     body = connect(client, tenant, fake_cw)
-    assert set(body) == {"kind", "site_url", "company_id", "status", "message", "callback_url"}
+    assert set(body) == {
+        "kind", "site_url", "company_id", "status", "message", "callback_url",
+        "verify_callback_signatures",
+    }  # fmt: skip
+    assert body["verify_callback_signatures"] is True
     assert body["status"] == "connected" and body["message"] is None
     assert body["callback_url"].startswith(
         f"http://127.0.0.1:5999/api/v1/psa/callbacks/{tenant.account_id}."
@@ -98,10 +102,11 @@ def test_test_connection_says_in_words_what_is_wrong(client, tenant, fake_cw):
 def test_deleting_removes_the_callback_and_its_url_answers_404(client, tenant, fake_cw):
     callback_url = connect(client, tenant, fake_cw)["callback_url"]
     path = callback_url.removeprefix("http://127.0.0.1:5999")
-    assert client.post(path, json={"Type": "ticket", "ID": 5001}).status_code == 200
+    raw, headers = fake_cw.signed_callback({"Type": "ticket", "ID": 5001})
+    assert client.post(path, data=raw, headers=headers).status_code == 200
     assert client.delete(URL, headers=tenant.auth("admin")).status_code == 204
     assert fake_cw.callbacks == {}
-    assert client.post(path, json={"Type": "ticket", "ID": 5001}).status_code == 404
+    assert client.post(path, data=raw, headers=headers).status_code == 404
     # No connection is a state, not a missing page: 200, nothing connected.
     gone = client.get(URL, headers=tenant.auth("admin"))
     assert gone.status_code == 200

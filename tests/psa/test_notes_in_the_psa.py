@@ -95,9 +95,11 @@ def test_a_callback_names_the_ticket_and_the_notes_are_read_from_the_api(
     try:
         # The body lies about the note; only the ticket id it names is used.
         lie = {"Action": "updated", "Type": "ticket", "ID": int(TICKET), "Entity": '{"text": "x"}'}
-        assert client.post(path, json=lie).status_code == 200
-        assert client.post(path, json={"Type": "ticket", "ID": 424242}).status_code == 200
-        assert client.post(path, data=b"not json").status_code == 200
+        for body in (lie, {"Type": "ticket", "ID": 424242}):
+            raw, headers = fake_cw.signed_callback(body)
+            assert client.post(path, data=raw, headers=headers).status_code == 200
+        junk = {"x-content-signature": "c2lnbmVk", "Content-Type": "application/json"}
+        assert client.post(path, data=b"not json", headers=junk).status_code == 403
     finally:
         celery.send_task = original
     assert queued == [[tenant.account_id, TICKET]]  # the unknown ticket and the junk: nothing

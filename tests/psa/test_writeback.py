@@ -125,7 +125,7 @@ def test_500_and_a_hang_past_the_timeout_are_retried_without_a_duplicate(client,
     assert post(delivery_id()) == "retrying"
     assert "500" in state(client, tenant, session_id)["last_error"]
     make_due(delivery_id())
-    fake_cw.hang_next("GET", r"/notes$", PSA_TIMEOUT * 3)  # the lookup before the retry
+    fake_cw.hang_next("GET", r"/allNotes$", PSA_TIMEOUT * 3)  # the lookup before the retry
     assert post(delivery_id()) == "retrying"
     assert "did not answer within" in state(client, tenant, session_id)["last_error"]
     make_due(delivery_id())

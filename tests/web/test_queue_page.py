@@ -1,11 +1,17 @@
 """The queue page as HTML: tabs and their counts, filters from the query string (bad values
-fall back to defaults, never an error), paging links, everything as escaped text, and the
-session form's customer and priority."""
+fall back to defaults, never an error), paging links, everything as escaped text, the
+session form's customer and priority, and what the page's script is told instead of
+restating it (labels, words, what the viewer may do)."""
 
 from __future__ import annotations
 
+import json
 import re
+from html import unescape
 
+from models import db, permissions
+from models.entities import PRIORITY_LABELS, Handoff, User
+from models.representations import event_payload
 from tests.factories import ASSESSMENT, new_handoff
 from tests.web.test_pages import app, csrf_token, page_text, signed_in  # noqa: F401
 
@@ -125,8 +131,8 @@ def test_wait_thresholds_follow_the_priority_policy():
     assert wait_thresholds(defaults, "p1") == (120, 300)
     assert wait_thresholds(defaults, "p2") == (300, 600)
     assert wait_thresholds(defaults, "p4") == (300, 900)  # ... p4 the account-wide values
-    assert queue_config(defaults)["wait_seconds"]["p1"] == [120, 300]
-    assert queue_config(defaults)["priority_labels"]["p1"] == "P1 · critical"
+    viewer = SimpleNamespace(account=defaults, is_senior=True)
+    assert queue_config(viewer)["wait_seconds"]["p1"] == [120, 300]
     tuned = account(renotify_after_minutes=2, escalate_to_admins_after_minutes=10)
     assert wait_thresholds(tuned, "p3") == (120, 600)
     # Reminders off (null): the default amber; red never before amber.
@@ -135,3 +141,94 @@ def test_wait_thresholds_follow_the_priority_policy():
         escalate_to_admins_after_minutes=1,
     )
     assert wait_thresholds(off, "p3") == (300, 300)
+
+
+# --- what the script is told: labels, words, what the viewer may do --------------------------
+
+STATUSES = ("open", "claimed", "resolved")
+
+
+def config_of(html: str) -> dict:
+    """The queue's config, as its script reads it (the <ol id="queue"> data-config)."""
+    [raw] = re.findall(r"data-config='([^']*)'", html)
+    return json.loads(unescape(raw))
+
+
+def offers(html: str) -> dict[str, list[str]]:
+    """Each card's visible actions by handoff id ("" for the live cards' <template>):
+    "claim" (the Claim button) and/or "session" (the Open session link)."""
+    found = {}
+    for chunk in html.split('<li class="card" ')[1:]:
+        card_id = re.match(r'data-handoff-id="(\d*)"', chunk).group(1)
+        parts = {
+            "claim": re.search(r'<button[^>]*data-action="claim"[^>]*>', chunk).group(0),
+            "session": re.search(r'<a[^>]*data-part="session-link"[^>]*>', chunk).group(0),
+        }
+        found[card_id] = [name for name, tag in parts.items() if " hidden" not in tag]
+    return found
+
+
+def test_the_script_is_told_what_the_viewer_may_do_on_each_status(app, client, tenant):  # noqa: F811
+    escalate(client, tenant, "Printer", "p2")
+    config = config_of(signed_in(app, "Alpha MSP", "eng").get("/escalations").text)
+    assert config["may"] == {
+        "open": {"claim": True},
+        "claimed": {"claim": False},
+        "resolved": {"claim": False},
+    }
+    assert config["taken_texts"] == {
+        "claimed_by": "Already claimed by {name}",
+        "claimed": "No longer open",
+        "resolved": "Resolved",
+    }
+    assert config["priority_words"] == {
+        "p1": "priority 1",
+        "p2": "priority 2",
+        "p3": "priority 3",
+        "p4": "priority 4",
+    }
+    assert "priority_labels" not in config  # a card's label rides in its summary
+    from web.pages.present import queue_config
+
+    admin = db.session.get(User, tenant.users["admin"])
+    technician = db.session.get(User, tenant.users["tech"])
+    assert queue_config(admin)["may"]["open"] == {"claim": True}
+    assert queue_config(technician)["may"] == {status: {"claim": False} for status in STATUSES}
+
+
+def test_a_lost_claims_words_are_the_ones_the_card_is_told(client, tenant):
+    handoff = new_handoff(client, tenant)
+    client.post(f"/api/v1/escalations/{handoff['id']}/claim", headers=tenant.auth("eng"))
+    lost = client.post(f"/api/v1/escalations/{handoff['id']}/claim", headers=tenant.auth("eng2"))
+    assert lost.status_code == 409
+    assert lost.get_json()["error"]["message"] == "Already claimed by Alpha MSP Eng"
+
+
+def test_the_label_a_card_shows_is_the_servers(app, client, tenant, monkeypatch):  # noqa: F811
+    monkeypatch.setitem(PRIORITY_LABELS, "p2", "P2 · relabelled")
+    handoff = escalate(client, tenant, "Printer", "p2")
+    [item] = client.get("/api/v1/escalations", headers=tenant.auth("eng")).get_json()["items"]
+    assert item["priority_label"] == "P2 · relabelled"  # the list the page catches up with
+    live = event_payload(db.session.get(Handoff, handoff["id"]))
+    assert live["priority_label"] == "P2 · relabelled"  # what handoff.created carries
+    page = signed_in(app, "Alpha MSP", "eng").get("/escalations").text
+    assert 'data-field="priority_label">P2 · relabelled</span>' in page
+
+
+def test_the_claim_button_shows_exactly_where_the_rule_allows(app, client, tenant, monkeypatch):  # noqa: F811
+    waiting = escalate(client, tenant, "Printer")
+    held = new_handoff(client, tenant)
+    client.post(f"/api/v1/escalations/{held['id']}/claim", headers=tenant.auth("eng"))
+    browser = signed_in(app, "Alpha MSP", "eng")
+
+    unclaimed = browser.get("/escalations").text
+    assert offers(unclaimed) == {str(waiting["id"]): ["claim"], "": ["claim"]}
+    mine = browser.get("/escalations?tab=mine").text
+    assert offers(mine) == {str(held["id"]): ["session"], "": ["claim"]}
+
+    # The page restates no rule: with the rule changed, the open card offers no Claim.
+    monkeypatch.setattr(permissions, "may_claim", lambda user: False)
+    refused = browser.get("/escalations").text
+    assert offers(refused) == {str(waiting["id"]): ["session"], "": ["claim"]}
+    assert config_of(refused)["may"]["open"] == {"claim": False}
+    assert f'href="/pilot/{waiting["session_id"]}"' in refused

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 from flask import current_app, request
 from marshmallow import ValidationError
 
 from adapters.psa import default_connector
+from adapters.psa.connectwise import signing_key_fetcher
 from models import sessions
 from models.psa import connection as connections
-from models.psa import inbound, members
+from models.psa import inbound, members, signatures
 from models.psa.settings import PsaSettings
 from web.api.base import ApiBlueprint, parse_json_object
 from web.auth import admin_only, authenticated, current_user
@@ -134,9 +136,28 @@ def list_writebacks(session_id: int):
     return {"items": sessions.writebacks_of(session)}
 
 
-def _ticket_named(raw: bytes) -> str | None:
-    """ConnectWise posts {"Action", "Type", "ID", "Entity", ...}; only ID (the ticket) and
-    Type are used. The entity itself is fetched from the API, never trusted from here."""
+RECORD_ID = re.compile(r"\d{1,18}\Z")
+
+
+def _record_in_query() -> str | None:
+    """The record id ConnectWise appended to the registered URL (`?id=` or `?recordId=`);
+    empty as registered. Anything else is not a record id: 422."""
+    values = [request.args.get(name, "").strip() for name in ("id", "recordId")]
+    given = [value for value in values if value]
+    for value in given:
+        if not RECORD_ID.match(value):
+            raise ApiError(
+                422,
+                "The record id appended to the callback URL must be a number.",
+                {"id": ["A ConnectWise record id: 1-18 digits."]},
+            )
+    return given[0] if given else None
+
+
+def _ticket_named(raw: bytes, record: str | None) -> str | None:
+    """ConnectWise posts {"Action", "Type", "ID", "Entity", ...}; only ID (the ticket; else
+    the record id appended to the URL) and Type are used. The entity itself is fetched from
+    the API, never trusted from here."""
     try:
         body = json.loads(raw or b"{}")
     except (ValueError, UnicodeDecodeError):
@@ -144,23 +165,37 @@ def _ticket_named(raw: bytes) -> str | None:
     if not isinstance(body, dict):
         return None
     kind = str(body.get("Type") or body.get("type") or "ticket").lower()
-    ticket = body.get("ID", body.get("id"))
+    ticket = body.get("ID", body.get("id", record))
     if kind != "ticket" or isinstance(ticket, bool) or not isinstance(ticket, int | str):
         return None
     ticket = str(ticket).strip()
-    return ticket if ticket.isdigit() and len(ticket) <= 18 else None
+    return ticket if RECORD_ID.match(ticket) else None
 
 
 @blp.post("/psa/callbacks/<string:key>")
 @blp.response(200, PsaTestResultSchema)
-@blp.errors(404, 413)
+@blp.errors(401, 403, 404, 413, 422, 503)
 def psa_callback(key: str):
-    """Called by the PSA when a ticket changes, at the account's `callback_url`. The secret
-    in it must match (404 otherwise); the ticket's notes are then read by a worker."""
-    account_id = connections.for_callback(key, psa_settings()).account_id
+    """Called by the PSA when a ticket changes, at the account's `callback_url` (with the
+    record id ConnectWise appends: `?id=<record>`). The secret in it must match (404
+    otherwise), and ConnectWise's `x-content-signature` too (401 without one, 403 when it
+    does not match), unless the connection switched signature checks off; the ticket's
+    notes are then read by a worker."""
+    settings = psa_settings()
+    connection = connections.for_callback(key, settings)
+    account_id = connection.account_id
     if request.content_length and request.content_length > MAX_CALLBACK_BYTES:
         raise ApiError(413, "Callback body too large.")
-    ticket = _ticket_named(request.get_data(cache=True))
+    raw = request.get_data(cache=True)
+    if len(raw) > MAX_CALLBACK_BYTES:
+        raise ApiError(413, "Callback body too large.")
+    signatures.verify(
+        connection,
+        raw,
+        request.headers.get(signatures.SIGNATURE_HEADER),
+        signing_key_fetcher(connection.id, settings.timeout),
+    )
+    ticket = _ticket_named(raw, _record_in_query())
     if ticket is None or not inbound.linked_sessions(account_id, ticket):
         return {"ok": True, "message": "Nothing to do."}
     try:

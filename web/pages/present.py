@@ -1,8 +1,12 @@
 """Turning API-shaped objects into what the pages show (no Flask request, no database).
 
-Cards come from handoff summaries (models.summaries), which already carry the AI summary;
-the page JavaScript mirrors `waiting_text` and `handoff_card` for cards that arrive live;
-keep them in step (web/pages/static/common.js, queue.js).
+Cards come from handoff summaries (models.summaries), which already carry the AI summary
+and the priority's label. A card is one Jinja macro (pages/_macros.html handoff_card): the
+queue page renders its first cards with it and a blank one into a <template> that its
+script clones for cards arriving live, filling in the summary's fields. What the script
+would otherwise restate comes from `queue_config`: the words for the statuses and what the
+viewer may do on a handoff in each status (models.permissions.card_actions). The script
+mirrors only `waiting_text` (web/pages/static/common.js), which ticks every second.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from models import clock
-from models.entities import PRIORITIES, PRIORITY_LABELS
+from models.entities import PRIORITIES, PRIORITY_LABELS, User
+from models.escalations import ALREADY_CLAIMED_BY
 from models.handoff_steps import Policy
+from models.permissions import card_actions
 from models.queue import MAX_SEARCH_CHARS, QueueFilter
 from models.summaries import ai_summary_of
 
@@ -61,15 +67,37 @@ def confidence_text(confidence: float | None) -> str:
     return f"{round(confidence * 100)}% confident" if confidence is not None else ""
 
 
-def handoff_card(summary: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
-    """What a queue card shows, from a handoff summary in the API's shape."""
+# A handoff's status in words: a settled card's line ("Claimed by …", "Resolved by …").
+STATUS_LABELS = {"open": "Open", "claimed": "Claimed", "resolved": "Resolved"}
+# What a card on the live Unclaimed tab says once it stopped being open under the viewer:
+# who claimed it (the words of a lost claim's 409), else the status it reached.
+TAKEN_TEXTS = {
+    "claimed_by": ALREADY_CLAIMED_BY,
+    "claimed": "No longer open",
+    "resolved": STATUS_LABELS["resolved"],
+}
+NO_ACTIONS = {"claim": False}
+# Each priority as an arrival's announcement and notification say it: "priority 1".
+PRIORITY_WORDS = {priority: f"priority {priority[1:]}" for priority in PRIORITIES}
+
+
+def handoff_card(
+    summary: dict[str, Any],
+    actions: Mapping[str, Mapping[str, bool]],
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """What a queue card shows, from a handoff summary in the API's shape; `actions` is the
+    viewer's permissions.card_actions, of which the card offers its status's."""
     escalated_by = summary.get("escalated_by") or {}
     claimed_by = summary.get("claimed_by") or {}
     priority = summary.get("priority") or "p3"
+    status = summary.get("status") or "open"
     return {
         "id": summary["id"],
         "session_id": summary["session_id"],
-        "status": summary.get("status", "open"),
+        "status": status,
+        "status_label": STATUS_LABELS.get(status, ""),
+        "may": dict(actions.get(status, NO_ACTIONS)),
         "title": summary.get("title") or "",
         "technician": escalated_by.get("name") or "",
         "reason": summary.get("reason") or "",
@@ -78,7 +106,7 @@ def handoff_card(summary: dict[str, Any], now: datetime | None = None) -> dict[s
         "steps": summary.get("steps_tried") or [],
         "customer": summary.get("customer") or "",
         "priority": priority,
-        "priority_label": summary.get("priority_label") or priority.upper(),
+        "priority_label": summary.get("priority_label") or "",
         "psa_ticket": summary.get("psa_ticket_id") or "",
         "created_at": summary.get("created_at") or "",
         "waiting": waiting_text(parse_utc(summary.get("created_at")), now),
@@ -88,10 +116,14 @@ def handoff_card(summary: dict[str, Any], now: datetime | None = None) -> dict[s
     }
 
 
+# The <template> card the queue's script clones for a live arrival: every part present (the
+# script shows the Claim button or the session link by `queue_config`'s "may").
 BLANK_CARD = {
     "id": "",
     "session_id": "",
     "status": "open",
+    "status_label": "",
+    "may": {"claim": True},
     "title": "",
     "technician": "",
     "reason": "",
@@ -141,12 +173,17 @@ def wait_thresholds(account: Any, priority: str | None = None) -> tuple[int, int
     return amber * 60, max(red, amber) * 60
 
 
-def queue_config(account: Any) -> dict[str, Any]:
-    """What the queue's script needs and must not restate: the priorities' labels and the
-    wait colours of each priority (seconds to amber and to red)."""
+def queue_config(viewer: User) -> dict[str, Any]:
+    """What the queue's script needs and must not restate: what the viewer may do on a
+    handoff in each status (the card's Claim button), the words a card says when it stops
+    being open, each priority as an announcement says it, and the wait colours of each
+    priority (seconds to amber and to red). A card's priority label rides in its summary
+    (`priority_label`)."""
     return {
-        "priority_labels": PRIORITY_LABELS,
-        "wait_seconds": {p: list(wait_thresholds(account, p)) for p in PRIORITY_LABELS},
+        "may": card_actions(viewer),
+        "taken_texts": TAKEN_TEXTS,
+        "priority_words": PRIORITY_WORDS,
+        "wait_seconds": {p: list(wait_thresholds(viewer.account, p)) for p in PRIORITY_LABELS},
     }
 
 

@@ -197,11 +197,12 @@ def escalations_page():
         view["after"] = None
         items, position = queue.find_handoffs(g.user, view["filter"], view["sort"], QUEUE_PAGE_SIZE)
     summaries = _summary_schema.dump(items, many=True)
+    config = present.queue_config(g.user)
     return render_template(
         "pages/escalations.html",
         view=view,
         tabs=present.queue_tabs(view, queue.tab_counts(g.user, view["filter"])),
-        cards=[present.handoff_card(summary) for summary in summaries],
+        cards=[present.handoff_card(summary, config["may"]) for summary in summaries],
         next_page=present.queue_link(view, after=position) if position else None,
         first_page=present.queue_link(view) if view["after"] else None,
         clear_filters=present.queue_link({**view, "params": {}}, sort=None),
@@ -209,7 +210,7 @@ def escalations_page():
         people=queue.account_people(g.user),
         priorities=PRIORITY_LABELS,
         sorts=present.QUEUE_SORTS,
-        config=present.queue_config(g.user.account),
+        config=config,
         blank=present.BLANK_CARD,
         on_call=_on_call_now(g.user),
     )

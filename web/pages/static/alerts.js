@@ -14,7 +14,8 @@
   const soundToggle = document.getElementById("sound-toggle");
   const icon = document.querySelector('link[rel="icon"]');
   const plainIcon = icon ? icon.getAttribute("href") : "";
-  const PRIORITY_WORDS = { p1: "priority 1", p2: "priority 2", p3: "priority 3", p4: "priority 4" };
+  // Each priority as an announcement says it ("priority 1"), from the server's queue config.
+  const PRIORITY_WORDS = JSON.parse(document.getElementById("queue").dataset.config).priority_words || {};
   let unread = 0;
 
   function outOfSight() {

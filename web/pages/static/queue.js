@@ -10,9 +10,13 @@
   const problem = document.getElementById("queue-error");
   const me = Number(document.body.dataset.userId);
   const view = queue.dataset;
-  // What the server decides and this script only applies: each priority's label and its
-  // wait colours (seconds to amber and to red, from the priority's unclaimed policy).
+  // What the server decides and this script only applies (web/pages/present.py
+  // queue_config): what this viewer may do on a handoff in each status, the words of a card
+  // that stopped being open, and each priority's wait colours (seconds to amber and to red,
+  // from the priority's unclaimed policy). A card's labels come in its handoff summary.
   const config = JSON.parse(view.config);
+  const MAY = config.may || {};
+  const TAKEN_TEXTS = config.taken_texts || {};
   const WAIT_SECONDS = config.wait_seconds || {};
   // A card someone else took stays (greyed, saying who) this long before it goes.
   const TAKEN_CARD_LINGER_MS = 30000;
@@ -59,10 +63,17 @@
     return typeof value === "number" && Number.isFinite(value) ? Math.round(value * 100) + "% confident" : "";
   }
 
-  /* Mirrors web/pages/present.py handoff_card and the card macro. */
+  /* What this viewer may do on a handoff in `status` (nothing for a status not listed). */
+  function mayOn(status) {
+    return MAY[status] || {};
+  }
+
+  /* Fills a clone of the card macro's <template> from a handoff summary, as
+     web/pages/present.py handoff_card does for the server-rendered cards. */
   function applyHandoff(card, handoff) {
     const titleId = "handoff-" + handoff.id + "-title";
     const priority = handoff.priority || "p3";
+    const may = mayOn(handoff.status);
     card.dataset.handoffId = handoff.id;
     card.dataset.sessionId = handoff.session_id;
     card.dataset.status = handoff.status;
@@ -70,7 +81,13 @@
     card.dataset.created = handoff.created_at;
     card.querySelector("article").setAttribute("aria-labelledby", titleId);
     card.querySelector(".card-title").id = titleId;
-    card.querySelector('[data-action="claim"]').setAttribute("aria-describedby", titleId);
+    const claimButton = card.querySelector('[data-action="claim"]');
+    claimButton.setAttribute("aria-describedby", titleId);
+    claimButton.hidden = may.claim !== true;
+    const sessionLink = card.querySelector('[data-part="session-link"]');
+    sessionLink.setAttribute("aria-describedby", titleId);
+    sessionLink.href = "/pilot/" + Number(handoff.session_id);
+    sessionLink.hidden = may.claim === true;
     const waiting = card.querySelector('[data-field="waiting"]');
     waiting.dataset.since = handoff.created_at;
     waiting.setAttribute("datetime", handoff.created_at);
@@ -86,7 +103,7 @@
     card.querySelector('[data-part="steps"]').hidden = steps.length === 0;
     EM.fill(card, {
       title: handoff.title,
-      priority_label: handoff.priority_label || (config.priority_labels || {})[priority] || priority.toUpperCase(),
+      priority_label: handoff.priority_label || "",
       customer: handoff.customer || "",
       psa_ticket: handoff.psa_ticket_id || "",
       technician: handoff.escalated_by ? handoff.escalated_by.name : "",
@@ -193,9 +210,12 @@
     }
     let text = message;
     if (!text) {
-      if (handoff.claimed_by) text = "Already claimed by " + handoff.claimed_by.name;
-      else if (handoff.status === "resolved") text = "Resolved";
-      else text = "No longer open";
+      if (handoff.claimed_by) {
+        const name = String(handoff.claimed_by.name || "");
+        text = (TAKEN_TEXTS.claimed_by || "").replace("{name}", function () { return name; });
+      } else {
+        text = TAKEN_TEXTS[handoff.status] || TAKEN_TEXTS.claimed || "";
+      }
     }
     EM.fill(card, { status: text });
     scheduleRemoval(card);
@@ -203,7 +223,7 @@
 
   async function claim(card) {
     const button = card && card.querySelector('[data-action="claim"]');
-    if (!button || button.disabled) return;
+    if (!button || button.hidden || button.disabled) return;
     const id = Number(card.dataset.handoffId);
     button.disabled = true;
     button.textContent = "Claiming…";

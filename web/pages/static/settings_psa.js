@@ -34,7 +34,7 @@
   function values() {
     const body = { kind: kind.value };
     active().querySelectorAll("input").forEach(function (input) {
-      body[input.name] = input.value.trim();
+      body[input.name] = input.type === "checkbox" ? input.checked : input.value.trim();
     });
     return body;
   }
@@ -66,7 +66,9 @@
     kind.value = connection.kind;
     showKind();
     active().querySelectorAll("input").forEach(function (input) {
-      if (input.dataset.secret !== "true" && connection[input.name] != null) {
+      if (input.type === "checkbox") {
+        input.checked = connection[input.name] !== false;
+      } else if (input.dataset.secret !== "true" && connection[input.name] != null) {
         input.value = connection[input.name];
       }
     });
@@ -87,7 +89,9 @@
   document.getElementById("psa-test").addEventListener("click", async function () {
     status.textContent = "Testing…";
     const body = values();
-    const typed = Object.keys(body).some(function (name) { return name !== "kind" && body[name]; });
+    const typed = Object.keys(body).some(function (name) {
+      return name !== "kind" && typeof body[name] === "string" && body[name];
+    });
     const result = await EM.api("POST", URL + "/test", typed ? body : undefined);
     status.dataset.ok = result.ok && result.data.ok ? "true" : "false";
     status.textContent = result.ok ? result.data.message : result.message;
