@@ -70,6 +70,10 @@ def test_settings_has_the_business_hours_section(client, tenant):
 
 def test_only_admins_get_the_rotation_form_offering_the_active_seniors(client, tenant):
     setup(client, tenant)  # eng2 is deactivated there
+    zone = {"timezone": "Pacific/Auckland"}  # 14 January 12:00Z is 15 January 01:00 there
+    assert (
+        client.patch("/api/v1/account", json=zone, headers=tenant.auth("admin")).status_code == 200
+    )
     with time_machine.travel(WINTER, tick=False):
         cookie_login(client, tenant.users["admin"])
         html = client.get("/oncall").get_data(as_text=True)
@@ -78,8 +82,8 @@ def test_only_admins_get_the_rotation_form_offering_the_active_seniors(client, t
             (str(tenant.users["eng"]), "Alpha MSP Eng"),
             (str(tenant.users["admin"]), "Alpha MSP Owner"),
         ]
-        assert 'id="rotation-start" name="start_date" type="date" value="2026-01-14"' in html
-        assert 'list="rotation-timezone-choices"' in html
+        assert 'id="rotation-start" name="start_date" type="date" value="2026-01-15"' in html
+        assert 'name="timezone" list="rotation-timezone-choices" value="Pacific/Auckland"' in html
         assert '<option value="America/Chicago">' in html
         assert 'aria-label="Edit rotation Servers"' in html
         for who in ("eng", "tech"):

@@ -5,6 +5,7 @@ from static/oncall.js."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from flask import g, render_template
 
@@ -47,7 +48,7 @@ def oncall_page():
 
 def _rotation_form(admin: User, now: datetime) -> dict:
     """What the admin's rotation form offers: the account's active seniors (participants),
-    the real time zones, the account's zone and today's date as defaults."""
+    the real time zones, and as defaults the account's zone and today's date there."""
     seniors = [
         {"id": person.id, "name": person.name}
         for person in credentials.users_of(admin)
@@ -57,5 +58,5 @@ def _rotation_form(admin: User, now: datetime) -> dict:
         "seniors": sorted(seniors, key=lambda person: person["name"].casefold()),
         "timezones": canonical_timezones(),
         "account_timezone": admin.account.timezone,
-        "today": now.date().isoformat(),
+        "today": now.astimezone(ZoneInfo(admin.account.timezone)).date().isoformat(),
     }

@@ -413,6 +413,13 @@
       ? await EM.api("PATCH", "/api/v1/oncall/rotations/" + editing.id, body)
       : await EM.api("POST", "/api/v1/oncall/rotations", body);
     save.disabled = false;
+    if (result.status === 404 && editing) {
+      const gone = editing.name;
+      stopEditing();
+      const failed = await redraw();
+      formStatus.textContent = gone + " no longer exists (deleted meanwhile)." + (failed ? " " + failed : "");
+      return;
+    }
     if (!result.ok) {
       const unplaced = EM.showFieldErrors(form, result.status === 422 ? result.details : {});
       formStatus.textContent = [result.message].concat(unplaced).join(" ");
