@@ -200,6 +200,21 @@ def test_an_admin_creates_reorders_and_deletes_a_rotation(
         expect(shifts).to_have_count(0)
         left = stack.api(owner.token, "GET", "/oncall/rotations").json()["items"]
         assert "Night desk" not in [r["name"] for r in left]
+
+        # An edit of a rotation someone deleted meanwhile says so, and the row goes.
+        spare = stack.api(owner.token, "POST", "/oncall/rotations", json={
+            "name": "Spare desk", "participants": [erin.id], "shift_length_days": 1,
+            "handoff_time": "08:00", "start_date": "2027-03-08",
+        }).json()  # fmt: skip
+        page.reload()
+        page.get_by_role("button", name="Edit rotation Spare desk").click()
+        assert stack.api(owner.token, "DELETE", f"/oncall/rotations/{spare['id']}").ok
+        form.get_by_role("button", name="Save changes").click()
+        expect(page.locator("#rotation-status")).to_have_text(
+            "Spare desk no longer exists (deleted meanwhile)."
+        )
+        expect(page.locator("#rotation-form-title")).to_have_text("New rotation")
+        expect(page.get_by_role("button", name="Edit rotation Spare desk")).to_have_count(0)
     finally:
         CLOCK_FILE.unlink(missing_ok=True)
 

@@ -315,7 +315,6 @@
     if (target && !target.disabled) target.focus();
     else if (item) item.querySelector("[data-move]:not(:disabled)").focus();
     else if (!add.disabled) choice.focus();
-    else list.closest("fieldset").querySelector("legend").focus();
   }
 
   add.addEventListener("click", function () {
