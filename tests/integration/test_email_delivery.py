@@ -9,7 +9,6 @@ in seconds; every wait is bounded.
 
 from __future__ import annotations
 
-import secrets
 import signal
 import time
 from collections import Counter
@@ -27,11 +26,11 @@ from tests.integration.services import (
     ProcessGroup,
     RedisServer,
     SmtpSink,
+    app_env,
     flask_cli,
     free_port,
     http_ready,
     log_contains,
-    python_env,
     sqlite_url,
     wait_for,
     web_command,
@@ -132,23 +131,8 @@ def stack(redis_server: RedisServer, tmp_path_factory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("email-stack")
     sink = SmtpSink().start()
     port = free_port()
-    env = python_env()
-    for key in ("SMTP_USERNAME", "SMTP_PASSWORD", "TEST_POSTGRES_URL"):
-        env.pop(key, None)
     database_url = sqlite_url(tmp / "escalation.db")
-    env.update(
-        {
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_server.url,
-            "MAIL_FROM": "Escalation Mode <escalations@example.test>",
-            "PORT": str(port),
-            "BASE_URL": f"http://127.0.0.1:{port}",
-            "SECRET_KEY": secrets.token_urlsafe(48),
-            "FLASK_DEBUG": "0",
-            **FAST_EMAIL_SETTINGS,
-            **sink.env(),
-        }
-    )
+    env = app_env(database_url, redis_server.url, port=port, **FAST_EMAIL_SETTINGS, **sink.env())
     flask_cli(env, "db", "upgrade")
     group = ProcessGroup(tmp / "logs")
     stack = None

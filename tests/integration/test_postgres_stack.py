@@ -10,7 +10,6 @@ shared TEST_POSTGRES_URL one, because a test here stops it.
 from __future__ import annotations
 
 import json
-import secrets
 import time
 import uuid
 from collections import Counter
@@ -28,13 +27,13 @@ from tests.integration.services import (
     ProcessGroup,
     RedisServer,
     SmtpSink,
+    app_env,
     beat_command,
     flask_cli,
     free_port,
     http_ready,
     log_contains,
     postgres_url_from_env,
-    python_env,
     wait_for,
     web_command,
     worker_command,
@@ -103,24 +102,15 @@ def pg_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgStack]:
         metrics_dir = tmp / "metrics"
         metrics_dir.mkdir()
         port = free_port()
-        env = python_env()
-        for key in ("SMTP_USERNAME", "SMTP_PASSWORD", "TEST_POSTGRES_URL"):
-            env.pop(key, None)
-        env.update(
-            {
-                "PYTHONWARNINGS": "ignore",
-                "DATABASE_URL": postgres.plain_url,
-                "REDIS_URL": redis.url,
-                "SECRET_KEY": secrets.token_urlsafe(48),
-                "HOST": "127.0.0.1",
-                "PORT": str(port),
-                "FLASK_DEBUG": "0",
-                "LOG_FORMAT": "json",
-                "METRICS_TOKEN": METRICS_TOKEN,
-                "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-                **FAST,
-                **smtp.env(),
-            }
+        env = app_env(
+            postgres.plain_url,
+            redis.url,
+            port=port,
+            LOG_FORMAT="json",
+            METRICS_TOKEN=METRICS_TOKEN,
+            PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+            **FAST,
+            **smtp.env(),
         )
         flask_cli(env, "db", "upgrade")
         url = f"http://127.0.0.1:{port}"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import signal
 import threading
 import time
@@ -31,13 +30,13 @@ from tests.integration.services import (
     ProcessGroup,
     RedisServer,
     SmtpSink,
+    app_env,
     beat_command,
     create_account,
     flask_cli,
     free_port,
     http_ready,
     log_contains,
-    python_env,
     sqlite_url,
     wait_for,
     web_command,
@@ -193,22 +192,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     smtp.start()
     group = ProcessGroup(tmp / "logs")
     try:
-        env = python_env()
-        for key in ("SMTP_USERNAME", "SMTP_PASSWORD", "TEST_POSTGRES_URL"):
-            env.pop(key, None)
-        env.update(
-            {
-                "PYTHONWARNINGS": "ignore",
-                "DATABASE_URL": sqlite_url(tmp / "escalation.db"),
-                "REDIS_URL": redis.url,
-                "MAIL_FROM": "Escalation Mode <escalations@example.test>",
-                "BASE_URL": "http://127.0.0.1:5000",
-                "SECRET_KEY": secrets.token_urlsafe(48),
-                "HOST": "127.0.0.1",
-                "FLASK_DEBUG": "0",
-                **FAST_PRESENCE,
-                **smtp.env(),
-            }
+        env = app_env(
+            sqlite_url(tmp / "escalation.db"),
+            redis.url,
+            BASE_URL="http://127.0.0.1:5000",
+            **FAST_PRESENCE,
+            **smtp.env(),
         )
         flask_cli(env, "db", "upgrade")
         web_a = start_web(group, env, "web-a")
