@@ -305,7 +305,10 @@ class OutboxEvent(db.Model):
     # it, and the chat message or the writeback it carries.
     session_id: Mapped[int | None] = mapped_column(ForeignKey("flow_sessions.id"))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
-    writeback_id: Mapped[int | None] = mapped_column(ForeignKey("psa_writebacks.id"))
+    # Created after both tables (a writeback points at its delivery, which points here).
+    writeback_id: Mapped[int | None] = mapped_column(
+        ForeignKey("psa_writebacks.id", use_alter=True)
+    )
     event: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_at: Mapped[datetime | None]
