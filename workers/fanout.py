@@ -31,7 +31,7 @@ from models import deliveries, outbox, tenancy
 from models.db import db, record_despite_outage
 from models.email_audience import plan_event_emails
 from models.entities import Handoff, OutboxEvent
-from models.events import PSA_WRITEBACK
+from models.events import PSA_WRITEBACK, is_session_event
 from models.logcontext import bind_handoff
 from models.notification_rule import emailed_events, rule_for, stale_reason
 from models.representations import event_payload
@@ -158,7 +158,7 @@ def dispatch(outbox_event_id: int, emitted: bool = False) -> str:
     if delivery is None:
         log.info("Outbox event %s is dispatched or being dispatched; skipping", event.id)
         return "skipped"
-    if event.handoff_id is None:  # a session's event: live only, no rule to go stale
+    if is_session_event(event.event):  # live only: no handoff, nothing to go stale
         return _dispatch_session_event(event, delivery, emitted or event.emitted_at is not None)
     handoff = db.session.get(Handoff, event.handoff_id)
     if stale := stale_reason(event.event, handoff.status, handoff.claimed_by_id):
