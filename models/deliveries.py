@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import String, and_, cast, literal, or_, select, update
 
 from models.db import commit_keeping_loaded, db, insert_on_conflict, transaction, utcnow
 from models.entities import Delivery, OutboxEvent, User
@@ -22,6 +22,8 @@ from models.notification_rule import BUSINESS_HOURS, Chosen, delivery_key
 SOCKET = "socket"
 EMAIL = "email"
 PSA = "psa"
+# A socket delivery's key: one per outbox event.
+SOCKET_KEY_PREFIX = "socket:"
 
 # Transient failures retry with exponential backoff and jitter for at least this long.
 RETRY_WINDOW = timedelta(hours=24)
@@ -113,7 +115,7 @@ def claim_socket_delivery(event: OutboxEvent, lease: timedelta) -> Delivery | No
     taken = {"locked_until": now + lease, "attempts": 1}
     # One statement: a new row goes in taken; an existing one is taken only if claimable.
     upsert = insert_on_conflict(Delivery).values(
-        {**_new_row(event, SOCKET, f"socket:{event.id}", None, now), **taken}
+        {**_new_row(event, SOCKET, f"{SOCKET_KEY_PREFIX}{event.id}", None, now), **taken}
     )
     upsert = upsert.on_conflict_do_update(
         index_elements=["dedupe_key"],
@@ -335,13 +337,11 @@ def undispatched_events(grace: timedelta, window: timedelta, limit: int = 500) -
     taken by a worker killed before it began (with late acks Redis gives it back only after
     the visibility timeout) or dropped by a Redis that restarted empty."""
     now = utcnow()
+    # Found by its unique key (`socket:<outbox id>`), which every event's socket row has,
+    # whether or not the event is about a handoff (a session's chat has none).
     started = (
         select(Delivery.id)
-        .where(
-            Delivery.handoff_id == OutboxEvent.handoff_id,
-            Delivery.outbox_event_id == OutboxEvent.id,
-            Delivery.channel == SOCKET,
-        )
+        .where(Delivery.dedupe_key == literal(SOCKET_KEY_PREFIX) + cast(OutboxEvent.id, String))
         .exists()
     )
     return list(

@@ -301,6 +301,14 @@ class OutboxEvent(db.Model):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     # None for work that is about a session rather than a handoff (a PSA writeback).
     handoff_id: Mapped[int | None] = mapped_column(ForeignKey("handoffs.id"), index=True)
+    # A session's live event (models.events.SESSION_EVENTS): the session whose pages hear
+    # it, and the chat message or the writeback it carries.
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("flow_sessions.id"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    # Created after both tables (a writeback points at its delivery, which points here).
+    writeback_id: Mapped[int | None] = mapped_column(
+        ForeignKey("psa_writebacks.id", use_alter=True)
+    )
     event: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_at: Mapped[datetime | None]
@@ -310,6 +318,9 @@ class OutboxEvent(db.Model):
     publish_attempts: Mapped[int] = mapped_column(Integer, default=0)
 
     handoff: Mapped[Handoff | None] = relationship(lazy="select")
+    session: Mapped[FlowSession | None] = relationship(lazy="select")
+    message: Mapped[Message | None] = relationship(lazy="select")
+    writeback: Mapped[PsaWriteback | None] = relationship(lazy="select")
 
 
 class Delivery(db.Model):
