@@ -6,7 +6,7 @@ PostgreSQL each points at a row of its own account (as the tenant isolation revi
 same-account keys do); the table's row security already covers the new columns.
 
 Revision ID: 9d2f4b6a8c10
-Revises: 7a3f9c2d1e80
+Revises: c5d2a8e1f704
 Create Date: 2026-12-08 00:10:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "9d2f4b6a8c10"
-down_revision = "7a3f9c2d1e80"
+down_revision = "c5d2a8e1f704"
 branch_labels = None
 depends_on = None
 
