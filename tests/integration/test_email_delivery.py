@@ -21,6 +21,7 @@ import requests
 from sqlalchemy import select
 
 from tests.factories import app_config, wired_app
+from tests.integration.broker import unfinished_tasks
 from tests.integration.services import (
     WORKER_READY,
     ManagedProcess,
@@ -66,6 +67,7 @@ class Stack:
     worker: ManagedProcess
     people: dict[str, Person] = field(default_factory=dict)
     app: object = None  # a Flask app on the same database and broker, for the test's own use
+    broker: object = None  # a redis.Redis on the broker
 
     def api(self, method: str, path: str, who: str, **kwargs) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.people[who].token}"}
@@ -114,6 +116,32 @@ class Stack:
         from workers.names import SWEEP_DELIVERIES
 
         self.app.extensions["celery"].send_task(SWEEP_DELIVERIES)
+
+    def tasks_about(self, delivery_ids: list[int], ignore: frozenset[str] = frozenset()) -> list:
+        """The tasks still queued or running that could send one of these deliveries: their
+        send and retry tasks, and any sweep or dispatch (which may enqueue more)."""
+        from workers import names
+
+        sends = (names.SEND_EMAIL, names.SEND_EMAILS)
+        queues = (names.QUEUE_EMAIL, names.QUEUE_MAINTENANCE, names.QUEUE_REALTIME)
+        return [
+            task
+            for task in unfinished_tasks(self.broker, queues)
+            if task.id not in ignore and (task.name not in sends or task.mentions(delivery_ids))
+        ]
+
+    def wait_tasks_done(self, delivery_ids: list[int], ignore: frozenset[str] = frozenset()):
+        """Wait until every task that could send one of these deliveries again has run (the
+        broker holds none of them, queued or taken: the workers acknowledge after the run)."""
+        wait_for(
+            lambda: not self.tasks_about(delivery_ids, ignore),
+            timeout=WAIT,
+            interval=0.1,
+            message=f"the tasks about deliveries {delivery_ids} to finish",
+        )
+
+    def delivery_ids(self, handoff_id: int) -> list[int]:
+        return sorted(row["id"] for row in self.email_rows(handoff_id).values())
 
 
 def _offline_seniors(stack: Stack) -> set[str]:
@@ -165,11 +193,14 @@ def stack(redis_server: RedisServer, tmp_path_factory) -> Iterator[Stack]:
         stack.app = wired_app(
             app_config(database_url, REDIS_URL=redis_server.url, CELERY_BROKER_URL=redis_server.url)
         )
+        stack.broker = redis_server.client()
         _people(stack)
         yield stack
     finally:
         group.stop_all()
         sink.stop()
+        if stack is not None and stack.broker is not None:
+            stack.broker.close()
         if stack is not None and stack.app is not None:
             with stack.app.app_context():
                 from models import db
@@ -214,6 +245,7 @@ def test_each_offline_senior_gets_exactly_one_email(stack: Stack):
         r["attempts"] == 1 and r["last_error"] is None and r["sent_at"] for r in rows.values()
     )
 
+    stack.wait_tasks_done(sorted(r["id"] for r in rows.values()))
     mail = stack.mail_about(handoff["id"])
     assert Counter(r for m in mail for r in m.rcpt_tos) == Counter(_offline_seniors(stack))
     everyone_else = {p.email for w, p in stack.people.items() if w not in ("admin", "eng")}
@@ -243,7 +275,8 @@ def test_smtp_down_escalation_still_answers_then_retries_and_delivers_once(stack
     stack.sink.up()
     rows = stack.wait_rows(handoff["id"], _all("sent"), "deliveries sent after SMTP is back")
     assert all(r["attempts"] >= 2 and r["last_error"] is None for r in rows.values())
-    time.sleep(2.5)  # longer than the backoff cap: a stray retry would have sent again by now
+    # Every retry scheduled while the server was down has run by now: none sent twice.
+    stack.wait_tasks_done(stack.delivery_ids(handoff["id"]))
     mail = stack.mail_about(handoff["id"])
     assert Counter(r for m in mail for r in m.rcpt_tos) == Counter(_offline_seniors(stack))
 
@@ -257,6 +290,7 @@ def test_smtp_stalled_escalation_still_answers(stack: Stack):
     assert all("timed out" in r["last_error"] for r in rows.values()), rows
     stack.sink.up()
     stack.wait_rows(handoff["id"], _all("sent"), "deliveries sent after the server answers")
+    stack.wait_tasks_done(stack.delivery_ids(handoff["id"]))
     assert len(stack.mail_about(handoff["id"])) == 2
 
 
@@ -264,8 +298,8 @@ def test_smtp_550_fails_at_once_and_is_not_retried(stack: Stack):
     stack.sink.reject()
     refused_before = len(stack.sink.refusals)
     handoff, _ = stack.escalate("Server room is too warm")
-    rows = stack.wait_rows(handoff["id"], _all("failed"), "deliveries failed")
-    time.sleep(3)  # past the 2 s backoff cap: a retry would have happened by now
+    stack.wait_rows(handoff["id"], _all("failed"), "deliveries failed")
+    stack.wait_tasks_done(stack.delivery_ids(handoff["id"]))  # no retry was left waiting
     rows = stack.email_rows(handoff["id"])
     for email, row in rows.items():
         assert (row["status"], row["attempts"], row["sent_at"]) == ("failed", 1, None)
@@ -286,6 +320,7 @@ def test_smtp_451_retries_until_the_server_accepts(stack: Stack):
     assert all("451" in r["last_error"] for r in rows.values()), rows
     stack.sink.ok()
     stack.wait_rows(handoff["id"], _all("sent"), "sent once the server accepts")
+    stack.wait_tasks_done(stack.delivery_ids(handoff["id"]))
     assert len(stack.mail_about(handoff["id"])) == 2
 
 
@@ -310,7 +345,9 @@ def test_sweeper_sends_a_delivery_whose_task_never_reached_the_broker(stack: Sta
         assert [r.status for r in rows] == ["pending", "pending"]
         db.session.remove()
 
-    time.sleep(1.2)  # older than the sweep grace
+    # Nothing but the sweeper can send them: the broker holds no task about them.
+    ids = stack.delivery_ids(handoff_id)
+    assert stack.tasks_about(ids) == []
     assert stack.mail_about(handoff_id) == []
     for row in stack.email_rows(handoff_id).values():
         assert (row["status"], row["attempts"], row["last_error"], row["sent_at"]) == (
@@ -322,6 +359,7 @@ def test_sweeper_sends_a_delivery_whose_task_never_reached_the_broker(stack: Sta
         return _all("sent")(stack.email_rows(handoff_id))
 
     wait_for(swept_and_sent, timeout=WAIT, interval=1.0, message="the sweeper's resend")
+    stack.wait_tasks_done(ids)  # every sweep's resend has run: a second copy would be here
     assert len(stack.mail_about(handoff_id)) == 2
 
 

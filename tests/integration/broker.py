@@ -1,0 +1,64 @@
+"""What the Celery broker (Redis, kombu's transport) still holds: the tasks waiting in a
+queue and those a worker has taken and not finished.
+
+The workers acknowledge a task after it ran (``task_acks_late``), and a task with a
+countdown waits, taken, in kombu's ``unacked`` hash until it runs. So once no task about a
+row is left here, every retry or resend that could touch the row has run: a test counts at
+the SMTP server then, instead of sleeping for a while and hoping.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+# kombu.transport.redis: the hash of taken messages, and the per-priority queue keys.
+UNACKED_KEY = "unacked"
+PRIORITY_SEPARATOR = "\x06\x16"
+PRIORITY_STEPS = (0, 3, 6, 9)
+
+
+@dataclass(frozen=True)
+class BrokerTask:
+    id: str
+    name: str
+    args: list[Any]
+    taken: bool  # a worker has it (running, or waiting for its countdown)
+
+    def mentions(self, ids: Iterable[int]) -> bool:
+        """Whether any of these row ids is among the task's arguments (or in a list there)."""
+        wanted = set(ids)
+        for arg in self.args:
+            values = arg if isinstance(arg, list) else [arg]
+            if any(isinstance(v, int) and v in wanted for v in values):
+                return True
+        return False
+
+
+def _decode(payload: dict[str, Any], taken: bool) -> BrokerTask:
+    headers = payload.get("headers") or {}
+    body = payload.get("body", "")
+    if (payload.get("properties") or {}).get("body_encoding") == "base64":
+        body = base64.b64decode(body)
+    args = json.loads(body)[0] if body else []
+    return BrokerTask(str(headers.get("id")), str(headers.get("task")), list(args), taken)
+
+
+def _queue_keys(queue: str) -> list[str]:
+    return [queue if step == 0 else f"{queue}{PRIORITY_SEPARATOR}{step}" for step in PRIORITY_STEPS]
+
+
+def unfinished_tasks(client, queues: Iterable[str]) -> list[BrokerTask]:
+    """Every task waiting in one of ``queues`` or taken by a worker and not acknowledged yet
+    (``client``: a redis.Redis on the broker)."""
+    tasks = []
+    for queue in queues:
+        for key in _queue_keys(queue):
+            tasks.extend(_decode(json.loads(raw), taken=False) for raw in client.lrange(key, 0, -1))
+    for raw in client.hvals(UNACKED_KEY):
+        payload, _exchange, _routing_key = json.loads(raw)
+        tasks.append(_decode(payload, taken=True))
+    return tasks
