@@ -62,3 +62,38 @@ def unfinished_tasks(client, queues: Iterable[str]) -> list[BrokerTask]:
         payload, _exchange, _routing_key = json.loads(raw)
         tasks.append(_decode(payload, taken=True))
     return tasks
+
+
+def tasks_about(client, delivery_ids: Iterable[int], ignore: frozenset[str] = frozenset()):
+    """The tasks still queued or running that could send one of these email deliveries:
+    their send and retry tasks, and any sweep, relay or dispatch (which may enqueue more)."""
+    from workers import names
+
+    ids = list(delivery_ids)
+    sends = (names.SEND_EMAIL, names.SEND_EMAILS)
+    queues = (names.QUEUE_EMAIL, names.QUEUE_MAINTENANCE, names.QUEUE_REALTIME)
+    return [
+        task
+        for task in unfinished_tasks(client, queues)
+        if task.id not in ignore and (task.name not in sends or task.mentions(ids))
+    ]
+
+
+def wait_tasks_done(
+    client,
+    delivery_ids: Iterable[int],
+    ignore: frozenset[str] = frozenset(),
+    timeout: float = 30.0,
+) -> None:
+    """Wait until every task that could send one of these deliveries (again) has run: the
+    broker holds none of them, queued or taken. ``ignore``: tasks a killed worker holds,
+    unacknowledged until the visibility timeout."""
+    from devstack.net import wait_for
+
+    ids = sorted(delivery_ids)
+    wait_for(
+        lambda: not tasks_about(client, ids, ignore),
+        timeout=timeout,
+        interval=0.1,
+        message=f"the tasks about deliveries {ids} to finish",
+    )
