@@ -319,6 +319,41 @@ def test_smtp_451_retries_until_the_server_accepts(stack: Stack):
     assert len(stack.mail_about(handoff["id"])) == 2
 
 
+def test_smtp_drops_the_connection_after_taking_the_message_it_is_sent_again_same_id(
+    stack: Stack,
+):
+    """The server takes the message and drops the connection before its reply: the worker
+    cannot know it arrived, so the delivery is retried, never lost. At least once: each
+    attempt that reached the server left a copy there, and every copy carries the
+    delivery's one Message-ID, for the receiver to drop the extra ones."""
+    stack.sink.drop()
+    handoff, _ = stack.escalate("Mail server hangs up after DATA")
+    seniors = _offline_seniors(stack)
+
+    def dropped_and_recorded(rows: dict[str, dict]) -> bool:
+        reached = {r for m in stack.mail_about(handoff["id"]) for r in m.rcpt_tos}
+        return (
+            _all("retrying")(rows)
+            and reached == seniors  # each message reached the server ...
+            and all(r["last_error"].startswith("SMTP ") for r in rows.values())  # ... unanswered
+        )
+
+    rows = stack.wait_rows(handoff["id"], dropped_and_recorded, "each message taken, then dropped")
+    for row in rows.values():
+        assert row["sent_at"] is None and row["attempts"] >= 1, row
+
+    stack.sink.ok()
+    rows = stack.wait_rows(handoff["id"], _all("sent"), "sent once the server answers")
+    stack.wait_tasks_done(stack.delivery_ids(handoff["id"]))
+    mail = stack.mail_about(handoff["id"])
+    for email, row in rows.items():
+        copies = [m for m in mail if m.rcpt_tos == [email]]
+        # One copy per attempt: the dropped ones and the one the server answered.
+        assert len(copies) == row["attempts"] >= 2, (email, row, len(copies))
+        assert len({m["Message-ID"] for m in copies}) == 1
+        assert row["last_error"] is None and row["sent_at"]
+
+
 def test_sweeper_sends_a_delivery_whose_task_never_reached_the_broker(stack: Stack):
     """The dispatch wrote the rows but its SEND_EMAIL tasks were lost (here: never sent)."""
     from models import db, deliveries, escalations
