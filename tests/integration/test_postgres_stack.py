@@ -10,7 +10,9 @@ shared TEST_POSTGRES_URL one, because a test here stops it.
 from __future__ import annotations
 
 import json
+import re
 import secrets
+import threading
 import time
 import uuid
 from collections import Counter
@@ -21,6 +23,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.integration import broker
 from tests.integration.services import (
     BEAT_READY,
     ManagedProcess,
@@ -66,6 +69,7 @@ class PgStack:
     beat: ManagedProcess
     group: ProcessGroup
     tenant: Tenant
+    redis: RedisServer
 
     @property
     def url(self) -> str:
@@ -84,6 +88,24 @@ class PgStack:
 
     def emails_about(self, title: str) -> Counter[str]:
         return Counter(r for m in self.smtp.messages if title in m.subject for r in m.rcpt_tos)
+
+    def email_rows(self, handoff_id: int) -> list[dict]:
+        response = requests.get(
+            f"{self.url}/api/v1/escalations/{handoff_id}/deliveries",
+            headers=self.tenant.auth("admin"),
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        return [row for row in response.json()["items"] if row["channel"] == "email"]
+
+    def wait_email_tasks_done(self, handoff_id: int) -> None:
+        """Every send, retry and sweep that could send the handoff's emails (again) has run."""
+        client = self.redis.client()
+        try:
+            ids = [row["id"] for row in self.email_rows(handoff_id)]
+            broker.wait_tasks_done(client, ids, timeout=30)
+        finally:
+            client.close()
 
     def offline_seniors(self) -> list[str]:
         return sorted([self.tenant.users["admin"]["email"], self.tenant.users["eng2"]["email"]])
@@ -137,7 +159,7 @@ def pg_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgStack]:
             beat_command(tmp / "beat-schedule"), env, ready_check=log_contains(BEAT_READY)
         )
         tenant = make_tenant(env, url, "pgstack")
-        yield PgStack(postgres, smtp, web, worker, beat, group, tenant)
+        yield PgStack(postgres, smtp, web, worker, beat, group, tenant, redis)
     finally:
         group.stop_all()
         smtp.stop()
@@ -263,6 +285,57 @@ def test_logs_carry_the_request_id_and_the_handoff_id_through_web_and_worker(
         line for line in _json_lines(pg_stack.web.log_path) if line.get("request_id") == request_id
     ]
     assert any(line.get("handoff_id") == handoff_id for line in web_lines), web_lines
+
+
+def test_database_gone_right_after_a_send_the_email_is_recorded_sent_not_sent_again(
+    pg_stack: PgStack,
+) -> None:
+    """PostgreSQL stops while the SMTP server holds the first message, before its 250: the
+    worker learns of the send with nowhere to write it. It keeps trying (for the rest of its
+    lease) and writes it once PostgreSQL is back, so nothing sends that email again."""
+    title = "PG: gone right after the send"
+    stopped = threading.Event()
+
+    def stop_postgres_once(line: str) -> None:  # the sink's thread, before it answers 250
+        if title in line and not stopped.is_set():
+            pg_stack.postgres.stop()
+            stopped.set()
+
+    log_offset = len(pg_stack.worker.log_text())
+    pg_stack.smtp.announce = stop_postgres_once
+    try:
+        response = pg_stack.escalate(title)
+        assert response.status_code == 201, response.text
+        handoff_id = response.json()["id"]
+        assert stopped.wait(30), "no email about the handoff reached the SMTP server"
+        # The worker tried to record the send and found no database.
+        wait_for(
+            lambda: re.search(
+                r"Database unreachable|OperationalError", pg_stack.worker.log_text()[log_offset:]
+            ),
+            timeout=30,
+            message="the worker's write after the send failing",
+        )
+    finally:
+        pg_stack.smtp.announce = None
+        pg_stack.postgres.start()
+    wait_for(lambda: requests.get(f"{pg_stack.url}/readyz", timeout=5).ok, timeout=30)
+
+    # Nobody is connected: the account's three seniors are emailed.
+    seniors = {pg_stack.tenant.users[who]["email"] for who in ("admin", "eng", "eng2")}
+    rows = wait_for(
+        lambda: (
+            (rows := pg_stack.email_rows(handoff_id))
+            and {row["recipient"]["email"] for row in rows} == seniors
+            and all(row["status"] == "sent" for row in rows)
+            and rows
+        ),
+        timeout=30,
+        message="every email recorded sent",
+    )
+    assert [row["attempts"] for row in rows] == [1, 1, 1]
+    pg_stack.wait_email_tasks_done(handoff_id)
+    assert pg_stack.emails_about(title) == Counter(seniors)
 
 
 def test_postgres_restart_gives_503_then_everything_recovers(pg_stack: PgStack) -> None:
