@@ -9,6 +9,7 @@ from pathlib import Path
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from models.deliveries import EMAIL_DEFAULTS
 from models.psa.settings import DEFAULTS as PSA_DEFAULTS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,11 +200,8 @@ def _email(env) -> dict:
         "SMTP_STARTTLS": _bool(env.get("SMTP_STARTTLS")),
         "SMTP_TIMEOUT": float(env.get("SMTP_TIMEOUT") or 10),
         "MAIL_FROM": env.get("MAIL_FROM") or "Escalation Mode <escalations@localhost>",
-        # Email delivery (docs/email.md). The defaults meet the contract: first retry within
-        # 30 s, backoff capped at 10 minutes, retried for at least 24 hours.
-        "EMAIL_FIRST_RETRY_SECONDS": float(env.get("EMAIL_FIRST_RETRY_SECONDS") or 15),
-        "EMAIL_MAX_BACKOFF_SECONDS": float(env.get("EMAIL_MAX_BACKOFF_SECONDS") or 600),
-        "EMAIL_RETRY_WINDOW_SECONDS": float(env.get("EMAIL_RETRY_WINDOW_SECONDS") or 86400),
+        # Email delivery (docs/email.md); the defaults are models.deliveries.EMAIL_DEFAULTS.
+        **{key: float(env.get(key) or default) for key, default in EMAIL_DEFAULTS.items()},
         # A sender's hold on a delivery; must outlast one SMTP conversation (~8 x SMTP_TIMEOUT).
         "DELIVERY_LEASE_SECONDS": float(env.get("DELIVERY_LEASE_SECONDS") or 120),
         # The sweeper re-sends a delivery this long after it should have been attempted.
