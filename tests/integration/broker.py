@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -96,4 +97,24 @@ def wait_tasks_done(
         timeout=timeout,
         interval=0.1,
         message=f"the tasks about deliveries {ids} to finish",
+    )
+
+
+def runs_of(log_text: str, task_name: str) -> int:
+    """How many times a worker's log says the task ran to the end (Celery's INFO line
+    "Task <name>[<id>] succeeded in ...")."""
+    return len(re.findall(rf"Task {re.escape(task_name)}\[[^\]]+\] succeeded", log_text))
+
+
+def wait_more_runs(process, task_name: str, more: int, timeout: float = 30.0) -> None:
+    """Wait until `process` (a worker) has run the task `more` more times from now: beat's
+    next scans or sweeps, which would make a duplicate if one were to come."""
+    from devstack.net import wait_for
+
+    start = runs_of(process.log_text(), task_name)
+    wait_for(
+        lambda: runs_of(process.log_text(), task_name) >= start + more,
+        timeout=timeout,
+        interval=0.2,
+        message=f"{more} more runs of {task_name}",
     )

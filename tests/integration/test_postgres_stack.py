@@ -214,10 +214,20 @@ def test_live_event_and_retried_emails_arrive_once(pg_stack: PgStack) -> None:
         assert response.status_code == 201, response.text
         handoff_id = response.json()["id"]
         senior.wait("handoff.created", handoff_id)
-        time.sleep(2)  # first attempts refused; retries wait on their countdown
+        # Each email's own attempt refused and recorded (not one the batch did not try).
+        wait_for(
+            lambda: (rows := pg_stack.email_rows(handoff_id))
+            and all(
+                r["status"] == "retrying" and "refused" in r["last_error"]
+                and not r["last_error"].startswith("Not tried")
+                for r in rows
+            ),
+            timeout=30,
+            message="the first attempts refused",
+        )  # fmt: skip
         pg_stack.smtp.up()
         wait_for(lambda: len(pg_stack.emails_about(title)) == 2, timeout=30)
-        time.sleep(1.5)
+        pg_stack.wait_email_tasks_done(handoff_id)  # every retry has run: none sent twice
         assert pg_stack.emails_about(title) == Counter(pg_stack.offline_seniors())
         assert senior.handoff_events(handoff_id) == ["handoff.created"]
     finally:
@@ -369,7 +379,7 @@ def test_postgres_restart_gives_503_then_everything_recovers(pg_stack: PgStack) 
         assert response.status_code == 201, response.text
         senior.wait("handoff.created", response.json()["id"], timeout=30)
         wait_for(lambda: len(pg_stack.emails_about(title)) == 2, timeout=30)
-        time.sleep(1.5)
+        pg_stack.wait_email_tasks_done(response.json()["id"])
         assert pg_stack.emails_about(title) == Counter(pg_stack.offline_seniors())
     finally:
         senior.close()
