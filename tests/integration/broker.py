@@ -102,7 +102,8 @@ def wait_tasks_done(
 
 def runs_of(log_text: str, task_name: str) -> int:
     """How many times a worker's log says the task ran to the end (Celery's INFO line
-    "Task <name>[<id>] succeeded in ...")."""
+    "Task <name>[<id>] succeeded in ..."; a routine tick's only at DEBUG, see
+    workers/routine_logs.py)."""
     return len(re.findall(rf"Task {re.escape(task_name)}\[[^\]]+\] succeeded", log_text))
 
 
@@ -118,3 +119,27 @@ def wait_more_runs(process, task_name: str, more: int, timeout: float = 30.0) ->
         interval=0.2,
         message=f"{more} more runs of {task_name}",
     )
+
+
+def wait_handoff_emails_settled(
+    redis_url: str, api_url: str, token: str, handoff_ids: Iterable[int], timeout: float = 30.0
+) -> None:
+    """Wait until no task that could send one of these handoffs' emails is left at the
+    broker at ``redis_url`` (their rows read from the API at ``api_url`` with ``token``)."""
+    import redis
+    import requests
+
+    ids: list[int] = []
+    for handoff_id in handoff_ids:
+        response = requests.get(
+            f"{api_url}/api/v1/escalations/{handoff_id}/deliveries",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        response.raise_for_status()
+        ids += [row["id"] for row in response.json()["items"] if row["channel"] == "email"]
+    client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        wait_tasks_done(client, ids, timeout=timeout)
+    finally:
+        client.close()
