@@ -9,11 +9,15 @@ from pathlib import Path
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from adapters.broadcast import DEFAULT_PUBLISH_TIMEOUT_SECONDS
+from adapters.presence import PRESENCE_DEFAULTS
 from models.deliveries import EMAIL_DEFAULTS
 from models.psa.settings import DEFAULTS as PSA_DEFAULTS
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE_LIMIT_REDIS_TIMEOUT_SECONDS = 0.2
+# How often each web node re-checks the credentials of its open sockets (web/realtime.py).
+DEFAULT_CREDENTIAL_CHECK_SECONDS = 2.0
 
 
 def _bool(value: str | None, default: bool = False) -> bool:
@@ -170,8 +174,8 @@ def _realtime(env, redis_url: str) -> dict:
         "SOCKETIO_MESSAGE_QUEUE": env.get("SOCKETIO_MESSAGE_QUEUE") or redis_url,
         # Presence (docs/realtime.md): a connection counts as open this long after the last
         # heartbeat of the web node that holds it; heartbeats come well inside the TTL.
-        "PRESENCE_TTL_SECONDS": float(env.get("PRESENCE_TTL_SECONDS") or 30),
-        "PRESENCE_HEARTBEAT_SECONDS": float(env.get("PRESENCE_HEARTBEAT_SECONDS") or 10),
+        # The defaults are adapters.presence.PRESENCE_DEFAULTS.
+        **{key: float(env.get(key) or default) for key, default in PRESENCE_DEFAULTS.items()},
         # The outbox relay re-publishes events the web process could not hand to the broker
         # (Redis down) once they are this old.
         "OUTBOX_RELAY_AFTER_SECONDS": float(env.get("OUTBOX_RELAY_AFTER_SECONDS") or 5),
@@ -180,7 +184,9 @@ def _realtime(env, redis_url: str) -> dict:
         # side by side (BENCHMARKS.md, measure 8).
         "EMIT_FROM_WEB": _bool(env.get("EMIT_FROM_WEB"), default=True),
         # How long the web process may spend handing a notification to the broker.
-        "PUBLISH_TIMEOUT_SECONDS": float(env.get("PUBLISH_TIMEOUT_SECONDS") or 0.5),
+        "PUBLISH_TIMEOUT_SECONDS": float(
+            env.get("PUBLISH_TIMEOUT_SECONDS") or DEFAULT_PUBLISH_TIMEOUT_SECONDS
+        ),
         # Test-only: how many seconds a "minute" of the escalation policy lasts (60).
         "POLICY_MINUTE_SECONDS": float(env.get("POLICY_MINUTE_SECONDS") or 60),
         # Test-only: how often beat looks for due unclaimed steps (15 s).
@@ -240,7 +246,9 @@ def _security(env, redis_url: str) -> dict:
         "API_RATE_LIMIT_PER_TOKEN": env.get("API_RATE_LIMIT_PER_TOKEN")
         or "600 per minute;10000 per hour",
         # How often each web node re-checks the credentials of its open sockets.
-        "CREDENTIAL_CHECK_SECONDS": float(env.get("CREDENTIAL_CHECK_SECONDS") or 2),
+        "CREDENTIAL_CHECK_SECONDS": float(
+            env.get("CREDENTIAL_CHECK_SECONDS") or DEFAULT_CREDENTIAL_CHECK_SECONDS
+        ),
         # Strict-Transport-Security is sent only when the site is served over TLS.
         "HSTS_SECONDS": int(env.get("HSTS_SECONDS") or 0),
     }
