@@ -52,8 +52,10 @@ STEPS_PER_BATCH = 100
 ADMINS_STEP = "admins"
 
 # How long a policy "minute" lasts. Tests of the whole stack shorten it (POLICY_MINUTE_SECONDS)
-# so a reminder comes after seconds; in production it is a minute.
-_minute = timedelta(minutes=1)
+# so a reminder comes after seconds; in production it is a minute: the setting's default,
+# defined here once (web.config and the app factory read it).
+POLICY_MINUTE_SECONDS = 60.0
+_minute = timedelta(seconds=POLICY_MINUTE_SECONDS)
 
 
 def set_policy_minute(seconds: float) -> None:

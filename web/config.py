@@ -12,7 +12,9 @@ from redis.retry import Retry
 from adapters.broadcast import DEFAULT_PUBLISH_TIMEOUT_SECONDS
 from adapters.presence import PRESENCE_DEFAULTS
 from models.deliveries import EMAIL_DEFAULTS
+from models.handoff_steps import POLICY_MINUTE_SECONDS
 from models.psa.settings import DEFAULTS as PSA_DEFAULTS
+from models.sso.connection import DEFAULT_TIMEOUT_SECONDS as SSO_DEFAULT_TIMEOUT_SECONDS
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE_LIMIT_REDIS_TIMEOUT_SECONDS = 0.2
@@ -24,6 +26,11 @@ def _bool(value: str | None, default: bool = False) -> bool:
     if value is None or value == "":
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _seconds_or_none(env, key: str) -> float | None:
+    value = env.get(key)
+    return float(value) if value else None
 
 
 # The one PostgreSQL driver the project ships (requirements.txt) and makes cooperative under
@@ -187,12 +194,13 @@ def _realtime(env, redis_url: str) -> dict:
         "PUBLISH_TIMEOUT_SECONDS": float(
             env.get("PUBLISH_TIMEOUT_SECONDS") or DEFAULT_PUBLISH_TIMEOUT_SECONDS
         ),
-        # Test-only: how many seconds a "minute" of the escalation policy lasts (60).
-        "POLICY_MINUTE_SECONDS": float(env.get("POLICY_MINUTE_SECONDS") or 60),
-        # Test-only: how often beat looks for due unclaimed steps (15 s).
-        "HANDOFF_STEPS_INTERVAL_SECONDS": float(env.get("HANDOFF_STEPS_INTERVAL_SECONDS") or 15),
-        # Test-only: how often beat looks for shifts that began (60 s).
-        "SHIFT_NOTICES_INTERVAL_SECONDS": float(env.get("SHIFT_NOTICES_INTERVAL_SECONDS") or 60),
+        # Test-only: how many seconds a "minute" of the escalation policy lasts
+        # (models.handoff_steps.POLICY_MINUTE_SECONDS).
+        "POLICY_MINUTE_SECONDS": float(env.get("POLICY_MINUTE_SECONDS") or POLICY_MINUTE_SECONDS),
+        # Test-only: how often beat looks for due unclaimed steps, and for shifts that began;
+        # None keeps beat's own schedule (workers.settings.BEAT_SCHEDULE: 15 s and 60 s).
+        "HANDOFF_STEPS_INTERVAL_SECONDS": _seconds_or_none(env, "HANDOFF_STEPS_INTERVAL_SECONDS"),
+        "SHIFT_NOTICES_INTERVAL_SECONDS": _seconds_or_none(env, "SHIFT_NOTICES_INTERVAL_SECONDS"),
     }
 
 
@@ -260,7 +268,7 @@ def _sso(env) -> dict:
         # dns (default): a domain serves sign-ins once its TXT record proves it; none:
         # any domain no other account holds (trials, tests).
         "SSO_DOMAIN_VERIFICATION": (env.get("SSO_DOMAIN_VERIFICATION") or "dns").lower(),
-        "SSO_TIMEOUT_SECONDS": float(env.get("SSO_TIMEOUT_SECONDS") or 10),
+        "SSO_TIMEOUT_SECONDS": float(env.get("SSO_TIMEOUT_SECONDS") or SSO_DEFAULT_TIMEOUT_SECONDS),
         # Test-only: read the Microsoft and Google discovery documents from here.
         "SSO_TEST_DISCOVERY_BASE": env.get("SSO_TEST_DISCOVERY_BASE") or "",
     }
