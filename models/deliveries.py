@@ -25,10 +25,18 @@ PSA = "psa"
 # A socket delivery's key: one per outbox event.
 SOCKET_KEY_PREFIX = "socket:"
 
+#: The one definition of the email retry settings' defaults; web.config reads these for
+#: the environment variables of the same names. They meet the contract: first retry within
+#: 30 s, backoff capped at 10 minutes, retried for at least 24 hours.
+EMAIL_DEFAULTS = {
+    "EMAIL_FIRST_RETRY_SECONDS": 15.0,
+    "EMAIL_MAX_BACKOFF_SECONDS": 600.0,
+    "EMAIL_RETRY_WINDOW_SECONDS": 86400.0,
+}
 # Transient failures retry with exponential backoff and jitter for at least this long.
-RETRY_WINDOW = timedelta(hours=24)
-FIRST_RETRY_SECONDS = 15.0
-MAX_BACKOFF_SECONDS = 600.0
+RETRY_WINDOW = timedelta(seconds=EMAIL_DEFAULTS["EMAIL_RETRY_WINDOW_SECONDS"])
+FIRST_RETRY_SECONDS = EMAIL_DEFAULTS["EMAIL_FIRST_RETRY_SECONDS"]
+MAX_BACKOFF_SECONDS = EMAIL_DEFAULTS["EMAIL_MAX_BACKOFF_SECONDS"]
 
 _finished_listeners: list[Callable[[str, str], None]] = []
 

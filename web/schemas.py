@@ -9,7 +9,7 @@ import re
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from models import handoff_steps
-from models.entities import NOTIFY_EMAIL_CHOICES, PRIORITIES, ROLES
+from models.entities import DEFAULT_PRIORITY, NOTIFY_EMAIL_CHOICES, PRIORITIES, ROLES
 from models.queue import MAX_SEARCH_CHARS, SORTS, STATUS_FILTERS
 from models.representations import (
     HandoffSchema,
@@ -230,7 +230,7 @@ class SessionCreateSchema(Input):
     snapshot = JsonObject(required=True)
     ai_assessment = JsonObject(load_default=None, allow_none=True)
     customer = fields.String(load_default=None, allow_none=True, validate=Limit(max=200))
-    priority = fields.String(load_default="p3", validate=validate.OneOf(PRIORITIES))
+    priority = fields.String(load_default=DEFAULT_PRIORITY, validate=validate.OneOf(PRIORITIES))
     psa_ticket_id = fields.String(
         load_default=None,
         allow_none=True,
