@@ -23,6 +23,10 @@ import socketio
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+#: How long the web process may spend handing work to Redis (a live emit, a task for the
+#: broker), all tries included: the default of PUBLISH_TIMEOUT_SECONDS, defined once.
+DEFAULT_PUBLISH_TIMEOUT_SECONDS = 0.5
+
 log = logging.getLogger(__name__)
 
 

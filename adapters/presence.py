@@ -20,7 +20,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 KEY_PREFIX = "presence:user:"
-DEFAULT_TTL_SECONDS = 30.0
+#: The one definition of the presence settings' defaults (docs/realtime.md); web.config
+#: reads these for the environment variables of the same names.
+PRESENCE_DEFAULTS = {"PRESENCE_TTL_SECONDS": 30.0, "PRESENCE_HEARTBEAT_SECONDS": 10.0}
+DEFAULT_TTL_SECONDS = PRESENCE_DEFAULTS["PRESENCE_TTL_SECONDS"]
 
 
 def presence_key(user_id: int) -> str:

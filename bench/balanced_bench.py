@@ -46,7 +46,7 @@ from bench.common import (  # noqa: E402
 from bench.notify_latency import drive  # noqa: E402
 from devstack.app import web_command  # noqa: E402
 from devstack.net import free_port  # noqa: E402
-from devstack.nginx import NginxProxy  # noqa: E402
+from devstack.nginx import NginxProxy, session_from  # noqa: E402
 from devstack.processes import http_ready  # noqa: E402
 
 PROXY_ENV = {"PROXY_FIX_X_FOR": "1", "PROXY_FIX_X_PROTO": "1"}
@@ -94,22 +94,9 @@ def throughput(url: str, token: str, sessions: list[int], connections: int, seco
 
 
 def _address_for_other_node(proxy: NginxProxy, node_of_default: str) -> str:
-    import requests
-    from requests.adapters import HTTPAdapter
-
-    class FromAddress(HTTPAdapter):
-        def __init__(self, address: str) -> None:
-            self.address = address
-            super().__init__()
-
-        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-            kwargs["source_address"] = (self.address, 0)
-            super().init_poolmanager(*args, **kwargs)
-
     for octet in range(1, 64):
         address = f"127.0.{octet}.1"
-        http = requests.Session()
-        http.mount("http://", FromAddress(address))
+        http = session_from(address)
         node = http.get(f"{proxy.url}/healthz", timeout=5).headers["X-Upstream"]
         if node != node_of_default:
             return address

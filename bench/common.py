@@ -33,6 +33,7 @@ if str(ROOT) not in sys.path:
 
 from devstack.app import (  # noqa: E402
     BEAT_READY,
+    app_env,
     beat_command,
     flask_cli,
     procfile_entry,
@@ -40,7 +41,7 @@ from devstack.app import (  # noqa: E402
     worker_command,
 )
 from devstack.inprocess import wired_app  # noqa: E402
-from devstack.net import free_port, python_env  # noqa: E402
+from devstack.net import free_port  # noqa: E402
 from devstack.postgres import temporary_postgres_database  # noqa: E402
 from devstack.processes import ManagedProcess, ProcessGroup, http_ready, log_contains, port_open  # noqa: E402
 from devstack.redis_server import RedisServer  # noqa: E402
@@ -333,23 +334,13 @@ class BenchStack:
                 self._exit.callback(self.smtp.stop)
             self._exit.callback(self.group.stop_all)
             port = free_port()
-            env = python_env()
-            for key in ("SMTP_USERNAME", "SMTP_PASSWORD", "TEST_POSTGRES_URL"):
-                env.pop(key, None)
-            env.update(
-                {
-                    "PYTHONWARNINGS": "ignore",
-                    "DATABASE_URL": self.database_url,
-                    "REDIS_URL": self.redis.url,
-                    "MAIL_FROM": "Escalation Mode <escalations@bench.example>",
-                    "PORT": str(port),
-                    "HOST": "127.0.0.1",
-                    "BASE_URL": f"http://127.0.0.1:{port}",
-                    "SECRET_KEY": secrets.token_urlsafe(48),
-                    "FLASK_DEBUG": "0",
-                    # Benchmarks drive thousands of requests through one token.
-                    "API_RATE_LIMIT_PER_TOKEN": "1000000 per minute",
-                }
+            env = app_env(
+                self.database_url,
+                self.redis.url,
+                port=port,
+                MAIL_FROM="Escalation Mode <escalations@bench.example>",
+                # Benchmarks drive thousands of requests through one token.
+                API_RATE_LIMIT_PER_TOKEN="1000000 per minute",
             )
             if self.smtp is not None:
                 env.update(self.smtp.env())

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from devstack.net import REPO_ROOT
+from devstack.net import LOCALHOST, REPO_ROOT, python_env
 
 #: Celery logs "<name>@<host> ready." once it consumes (the name is --hostname's, e.g.
 #: "worker1-123@vm", or "celery" by default).
@@ -37,6 +38,45 @@ def procfile_entry(name: str) -> str:
 PROCFILE_WORKER_FLAGS = tuple(
     flag for flag in procfile_entry("worker").split() if flag.startswith("--without-")
 )
+
+
+#: Settings a developer's shell may carry that must not reach a stack's processes: a
+#: stack's mail goes to its own sink, its database is the one it was given, and its rate
+#: limits are counted in its own Redis.
+FOREIGN_SETTINGS = ("SMTP_USERNAME", "SMTP_PASSWORD", "TEST_POSTGRES_URL", "RATELIMIT_STORAGE_URI")
+
+
+def app_env(
+    database: str | Mapping[str, str],
+    redis_url: str,
+    *,
+    port: int | None = None,
+    **settings: str,
+) -> dict[str, str]:
+    """The environment of a stack's product processes (web, worker, beat, ``flask``).
+
+    ``database`` is a ``DATABASE_URL`` or a mapping of the three role URLs. A fresh
+    ``SECRET_KEY``, loopback only, and with ``port`` the web's ``PORT`` and ``BASE_URL``;
+    ``settings`` (for example the SMTP sink's ``env()``) come last and win.
+    """
+    env = python_env()
+    for key in FOREIGN_SETTINGS:
+        env.pop(key, None)
+    env.update({"DATABASE_URL": database} if isinstance(database, str) else dict(database))
+    env.update(
+        {
+            "PYTHONWARNINGS": "ignore",
+            "REDIS_URL": redis_url,
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "MAIL_FROM": "Escalation Mode <escalations@example.test>",
+            "HOST": LOCALHOST,
+            "FLASK_DEBUG": "0",
+        }
+    )
+    if port is not None:
+        env.update({"PORT": str(port), "BASE_URL": f"http://{LOCALHOST}:{port}"})
+    env.update(settings)
+    return env
 
 
 def web_command() -> list[str]:

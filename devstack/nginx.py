@@ -9,6 +9,9 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+import requests
+from requests.adapters import HTTPAdapter
+
 from devstack.net import LOCALHOST, REPO_ROOT, free_port
 from devstack.processes import ManagedProcess, ProcessGroup, port_open
 
@@ -102,3 +105,21 @@ http {{
     def start(self, group: ProcessGroup) -> ManagedProcess:
         self.check()
         return group.start(self.command(), {}, ready_check=port_open(self.port), name="nginx")
+
+
+class _SourceAddressAdapter(HTTPAdapter):
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs) -> None:
+        kwargs["source_address"] = (self.address, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def session_from(address: str) -> requests.Session:
+    """An HTTP client whose connections come from ``address`` (a loopback address such as
+    127.0.3.1): to the balancer's ip_hash, a distinct client."""
+    session = requests.Session()
+    session.mount("http://", _SourceAddressAdapter(address))
+    return session

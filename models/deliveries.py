@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import String, and_, cast, literal, or_, select, update
 
 from models.db import commit_keeping_loaded, db, insert_on_conflict, transaction, utcnow
 from models.entities import Delivery, OutboxEvent, User
@@ -22,11 +22,21 @@ from models.notification_rule import BUSINESS_HOURS, Chosen, delivery_key
 SOCKET = "socket"
 EMAIL = "email"
 PSA = "psa"
+# A socket delivery's key: one per outbox event.
+SOCKET_KEY_PREFIX = "socket:"
 
+#: The one definition of the email retry settings' defaults; web.config reads these for
+#: the environment variables of the same names. They meet the contract: first retry within
+#: 30 s, backoff capped at 10 minutes, retried for at least 24 hours.
+EMAIL_DEFAULTS = {
+    "EMAIL_FIRST_RETRY_SECONDS": 15.0,
+    "EMAIL_MAX_BACKOFF_SECONDS": 600.0,
+    "EMAIL_RETRY_WINDOW_SECONDS": 86400.0,
+}
 # Transient failures retry with exponential backoff and jitter for at least this long.
-RETRY_WINDOW = timedelta(hours=24)
-FIRST_RETRY_SECONDS = 15.0
-MAX_BACKOFF_SECONDS = 600.0
+RETRY_WINDOW = timedelta(seconds=EMAIL_DEFAULTS["EMAIL_RETRY_WINDOW_SECONDS"])
+FIRST_RETRY_SECONDS = EMAIL_DEFAULTS["EMAIL_FIRST_RETRY_SECONDS"]
+MAX_BACKOFF_SECONDS = EMAIL_DEFAULTS["EMAIL_MAX_BACKOFF_SECONDS"]
 
 _finished_listeners: list[Callable[[str, str], None]] = []
 
@@ -113,7 +123,7 @@ def claim_socket_delivery(event: OutboxEvent, lease: timedelta) -> Delivery | No
     taken = {"locked_until": now + lease, "attempts": 1}
     # One statement: a new row goes in taken; an existing one is taken only if claimable.
     upsert = insert_on_conflict(Delivery).values(
-        {**_new_row(event, SOCKET, f"socket:{event.id}", None, now), **taken}
+        {**_new_row(event, SOCKET, f"{SOCKET_KEY_PREFIX}{event.id}", None, now), **taken}
     )
     upsert = upsert.on_conflict_do_update(
         index_elements=["dedupe_key"],
@@ -335,13 +345,11 @@ def undispatched_events(grace: timedelta, window: timedelta, limit: int = 500) -
     taken by a worker killed before it began (with late acks Redis gives it back only after
     the visibility timeout) or dropped by a Redis that restarted empty."""
     now = utcnow()
+    # Found by its unique key (`socket:<outbox id>`), which every event's socket row has,
+    # whether or not the event is about a handoff (a session's chat has none).
     started = (
         select(Delivery.id)
-        .where(
-            Delivery.handoff_id == OutboxEvent.handoff_id,
-            Delivery.outbox_event_id == OutboxEvent.id,
-            Delivery.channel == SOCKET,
-        )
+        .where(Delivery.dedupe_key == literal(SOCKET_KEY_PREFIX) + cast(OutboxEvent.id, String))
         .exists()
     )
     return list(

@@ -37,6 +37,13 @@ DEFAULT_PRIORITY = "p3"
 PRIORITY_LABELS = {"p1": "P1 · critical", "p2": "P2 · high", "p3": "P3 · normal", "p4": "P4 · low"}
 NOTIFY_EMAIL_CHOICES = ("always", "when_offline", "never")
 DEFAULT_NOTIFY_EMAIL = "when_offline"
+#: The escalation policy an account starts with (models/handoff_steps.py), defined once:
+#: the columns' defaults and the policy read these; null turns a step off.
+POLICY_DEFAULTS: dict[str, int] = {
+    "renotify_after_minutes": 5,
+    "renotify_max": 2,
+    "escalate_to_admins_after_minutes": 15,
+}
 DEFAULT_BASELINE_MINUTES = 45
 PSA_CONNECTION_STATUSES = ("connected", "broken")
 
@@ -53,11 +60,19 @@ class Account(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The escalation policy for unclaimed handoffs (models/handoff_steps.py); null: step off.
     renotify_after_minutes: Mapped[int | None] = mapped_column(
-        Integer, default=5, server_default="5"
+        Integer,
+        default=POLICY_DEFAULTS["renotify_after_minutes"],
+        server_default=str(POLICY_DEFAULTS["renotify_after_minutes"]),
     )
-    renotify_max: Mapped[int] = mapped_column(Integer, default=2, server_default="2")
+    renotify_max: Mapped[int] = mapped_column(
+        Integer,
+        default=POLICY_DEFAULTS["renotify_max"],
+        server_default=str(POLICY_DEFAULTS["renotify_max"]),
+    )
     escalate_to_admins_after_minutes: Mapped[int | None] = mapped_column(
-        Integer, default=15, server_default="15"
+        Integer,
+        default=POLICY_DEFAULTS["escalate_to_admins_after_minutes"],
+        server_default=str(POLICY_DEFAULTS["escalate_to_admins_after_minutes"]),
     )
     # Per priority, the policy fields that differ from the account-wide ones
     # (models/handoff_steps.py); null: the product's defaults (p1 and p2 run faster).
@@ -300,6 +315,14 @@ class OutboxEvent(db.Model):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     # None for work that is about a session rather than a handoff (a PSA writeback).
     handoff_id: Mapped[int | None] = mapped_column(ForeignKey("handoffs.id"), index=True)
+    # A session's live event (models.events.SESSION_EVENTS): the session whose pages hear
+    # it, and the chat message or the writeback it carries.
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("flow_sessions.id"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    # Created after both tables (a writeback points at its delivery, which points here).
+    writeback_id: Mapped[int | None] = mapped_column(
+        ForeignKey("psa_writebacks.id", use_alter=True)
+    )
     event: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     published_at: Mapped[datetime | None]
@@ -309,6 +332,9 @@ class OutboxEvent(db.Model):
     publish_attempts: Mapped[int] = mapped_column(Integer, default=0)
 
     handoff: Mapped[Handoff | None] = relationship(lazy="select")
+    session: Mapped[FlowSession | None] = relationship(lazy="select")
+    message: Mapped[Message | None] = relationship(lazy="select")
+    writeback: Mapped[PsaWriteback | None] = relationship(lazy="select")
 
 
 class Delivery(db.Model):

@@ -34,14 +34,14 @@ from sqlalchemy.exc import IntegrityError
 
 from models import outbox, timeline
 from models.db import db, transaction, utcnow
-from models.entities import Account, FlowSession, Handoff, HandoffStep
+from models.entities import POLICY_DEFAULTS, Account, FlowSession, Handoff, HandoffStep
 from models.errors import ValidationFailed
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RENOTIFY_AFTER_MINUTES = 5
-DEFAULT_RENOTIFY_MAX = 2
-DEFAULT_ESCALATE_TO_ADMINS_AFTER_MINUTES = 15
+DEFAULT_RENOTIFY_AFTER_MINUTES = POLICY_DEFAULTS["renotify_after_minutes"]
+DEFAULT_RENOTIFY_MAX = POLICY_DEFAULTS["renotify_max"]
+DEFAULT_ESCALATE_TO_ADMINS_AFTER_MINUTES = POLICY_DEFAULTS["escalate_to_admins_after_minutes"]
 RENOTIFY_AFTER_RANGE = (1, 240)
 RENOTIFY_MAX_RANGE = (0, 10)
 ESCALATE_TO_ADMINS_RANGE = (1, 1440)
@@ -52,8 +52,10 @@ STEPS_PER_BATCH = 100
 ADMINS_STEP = "admins"
 
 # How long a policy "minute" lasts. Tests of the whole stack shorten it (POLICY_MINUTE_SECONDS)
-# so a reminder comes after seconds; in production it is a minute.
-_minute = timedelta(minutes=1)
+# so a reminder comes after seconds; in production it is a minute: the setting's default,
+# defined here once (web.config and the app factory read it).
+POLICY_MINUTE_SECONDS = 60.0
+_minute = timedelta(seconds=POLICY_MINUTE_SECONDS)
 
 
 def set_policy_minute(seconds: float) -> None:

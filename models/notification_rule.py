@@ -39,7 +39,9 @@ from models.events import (
     HANDOFF_REMINDER,
     HANDOFF_RESOLVED,
     HANDOFF_UNCLAIMED,
+    MESSAGE_CREATED,
     SHIFT_START,
+    WRITEBACK_CREATED,
 )
 
 # Why an email went (`Delivery.reason`, shown in /deliveries and on the timeline).
@@ -66,8 +68,8 @@ REASONS = (
 BY_PREFERENCE_REASONS = (BUSINESS_HOURS, REASSIGNED, FALLBACK)
 
 # Rooms (models.rooms names them): the account's seniors, the escalating technician, the
-# senior now holding the handoff.
-SENIORS, TECHNICIAN, HOLDER_ROOM = "seniors", "technician", "holder"
+# senior now holding the handoff, the pages showing the session.
+SENIORS, TECHNICIAN, HOLDER_ROOM, SESSION = "seniors", "technician", "holder", "session"
 
 # Who is emailed.
 BY_SCHEDULE = "by_schedule"
@@ -161,6 +163,10 @@ RULES: dict[str, Rule] = {
             ),
         ),
         Rule(HANDOFF_RESOLVED, (SENIORS, TECHNICIAN)),
+        # Live only, to the pages showing the session; a page that was away re-reads the
+        # session when it reconnects, so there is nothing to email.
+        Rule(MESSAGE_CREATED, (SESSION,)),
+        Rule(WRITEBACK_CREATED, (SESSION,)),
         Rule(
             SHIFT_START,
             (),

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from models import tenancy
 from models.db import db, utcnow
-from models.entities import Delivery, Handoff, OutboxEvent
+from models.entities import Delivery, Handoff, Message, OutboxEvent, PsaWriteback
 from models.events import (
     HANDOFF_CLAIMED,
     HANDOFF_CREATED,
@@ -29,11 +29,14 @@ from models.events import (
     HANDOFF_REMINDER,
     HANDOFF_RESOLVED,
     HANDOFF_UNCLAIMED,
+    MESSAGE_CREATED,
     PSA_WRITEBACK,
     STEP_EVENTS,
+    WRITEBACK_CREATED,
     is_live,
+    is_session_event,
 )
-from models.representations import event_payload
+from models.representations import event_payload, message_payload, writeback_payload
 from models.rooms import recipient_rooms
 
 __all__ = [
@@ -44,8 +47,10 @@ __all__ = [
     "HANDOFF_REMINDER",
     "HANDOFF_RESOLVED",
     "HANDOFF_UNCLAIMED",
+    "MESSAGE_CREATED",
     "PSA_WRITEBACK",
     "STEP_EVENTS",
+    "WRITEBACK_CREATED",
 ]
 
 log = logging.getLogger(__name__)
@@ -90,15 +95,55 @@ def announce_for_account(account_id: int, event_name: str, handoff: Handoff | No
     return outbox_event
 
 
+def announce_message(message: Message) -> OutboxEvent:
+    """`message.created` for a chat message, in the caller's transaction: the pages showing
+    its session hear it once it is committed."""
+    return _announce_for_session(
+        MESSAGE_CREATED, message.account_id, message.session_id, message=message
+    )
+
+
+def announce_writeback(writeback: PsaWriteback) -> OutboxEvent:
+    """`writeback.created` for a PSA writeback, like `announce_message`."""
+    return _announce_for_session(
+        WRITEBACK_CREATED, writeback.account_id, writeback.session_id, writeback=writeback
+    )
+
+
+def _announce_for_session(
+    event_name: str, account_id: int, session_id: int, **carried
+) -> OutboxEvent:
+    outbox_event = OutboxEvent(
+        account_id=account_id, session_id=session_id, event=event_name, **carried
+    )
+    db.session.add(outbox_event)
+    db.session.info.setdefault(_ANNOUNCED, []).append(outbox_event)
+    return outbox_event
+
+
+def live_form(row: OutboxEvent) -> tuple[list[str], dict[str, Any]]:
+    """A live event's rooms and payload, as the web process and a worker both emit it: a
+    handoff event carries the handoff's summary to the rooms of its rule; a session's event
+    the message or writeback, to the session's room."""
+    if is_session_event(row.event):
+        carried = (
+            message_payload(row.message)
+            if row.event == MESSAGE_CREATED
+            else writeback_payload(row.writeback)
+        )
+        return recipient_rooms(row.event, None, row.session_id), carried
+    return recipient_rooms(row.event, row.handoff), event_payload(row.handoff)
+
+
 def _ready(row: OutboxEvent) -> Announced:
-    live = is_live(row.event)
+    rooms, payload = live_form(row) if is_live(row.event) else ([], {})
     return Announced(
         id=row.id,
         event=row.event,
         account_id=row.account_id,
         created_at=row.created_at,
-        rooms=recipient_rooms(row.event, row.handoff) if live else [],
-        payload=event_payload(row.handoff) if live else {},
+        rooms=rooms,
+        payload=payload,
     )
 
 
@@ -110,7 +155,9 @@ def _serialize_announced(session: Session) -> None:
     # A handoff this transaction changed with a bulk UPDATE (claim, resolve) is read back,
     # so the event carries the state being committed; a new one is already complete.
     stale = {
-        row.handoff for row in announced if is_live(row.event) and row.handoff not in session.new
+        row.handoff
+        for row in announced
+        if is_live(row.event) and row.handoff is not None and row.handoff not in session.new
     }
     session.flush()
     for handoff in stale:

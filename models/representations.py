@@ -1,4 +1,5 @@
-"""How a handoff looks from outside (API responses and Socket.IO events), defined once.
+"""How a handoff, a chat message and a PSA writeback look from outside (API responses and
+Socket.IO events), defined once.
 
 The web edge answers with these schemas and the live events carry the same shape, whether
 the web process or a worker emits them.
@@ -81,11 +82,57 @@ class HandoffSummarySchema(Schema):
         return handoff if isinstance(handoff, dict) else handoff_summary(handoff)
 
 
-# One instance, reused: building a schema (and its nested ones) costs more than a dump.
+class MessageSchema(Schema):
+    id = fields.Integer()
+    session_id = fields.Integer()
+    author = fields.Nested(Ref)
+    body = fields.String()
+    created_at = UtcDateTime()
+
+
+class PsaDeliveryStateSchema(Schema):
+    status = fields.String()  # not_connected | pending | sent | retrying | failed
+    attempts = fields.Integer()
+    last_error = fields.String(allow_none=True)
+    psa_note_id = fields.String(allow_none=True)
+
+
+class PsaWritebackSchema(Schema):
+    id = fields.Integer()
+    session_id = fields.Integer()
+    author = fields.Nested(Ref)
+    note = fields.String()
+    created_at = UtcDateTime()
+    delivery = fields.Method("_delivery")
+
+    def _delivery(self, writeback) -> dict:
+        row = writeback.delivery
+        if row is None:
+            state = {"status": "not_connected", "attempts": 0, "last_error": None}
+        else:
+            state = {"status": row.status, "attempts": row.attempts, "last_error": row.last_error}
+        return PsaDeliveryStateSchema().dump({**state, "psa_note_id": writeback.psa_note_id})
+
+
+# One instance each, reused: building a schema (and its nested ones) costs more than a dump.
 _EVENT_SCHEMA = HandoffSummarySchema()
+_MESSAGE_SCHEMA = MessageSchema()
+_WRITEBACK_SCHEMA = PsaWritebackSchema()
 
 
 def event_payload(handoff) -> dict:
     """What a handoff event carries to its listeners: the bounded summary (at most 4 KB),
     never the escalation package."""
     return _EVENT_SCHEMA.dump(handoff)
+
+
+def message_payload(message) -> dict:
+    """What `message.created` carries: the message as `POST /sessions/<id>/messages`
+    answers it."""
+    return _MESSAGE_SCHEMA.dump(message)
+
+
+def writeback_payload(writeback) -> dict:
+    """What `writeback.created` carries: the writeback as `POST /sessions/<id>/psa-writeback`
+    answers it (its delivery's state at the commit)."""
+    return _WRITEBACK_SCHEMA.dump(writeback)

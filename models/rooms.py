@@ -1,4 +1,4 @@
-"""Socket.IO room names and who receives which handoff event, defined once.
+"""Socket.IO room names and who receives which live event, defined once.
 
 The web process joins connections to these rooms; the worker emits to them through the
 message queue. Rooms are joined server-side only, from the authenticated user.
@@ -9,8 +9,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from models.db import db
-from models.entities import SENIOR_ROLES, Handoff, User
-from models.notification_rule import HOLDER_ROOM, SENIORS, TECHNICIAN, rule_for
+from models.entities import SENIOR_ROLES, FlowSession, Handoff, User
+from models.notification_rule import HOLDER_ROOM, SENIORS, SESSION, TECHNICIAN, rule_for
 
 
 def seniors_room(account_id: int) -> str:
@@ -27,6 +27,12 @@ def user_room(user_id: int) -> str:
     return f"user:{user_id}"
 
 
+def session_room(session_id: int) -> str:
+    """The pages showing one session. A connection joins it on `session.watch`, and only
+    when its user may see the session (its technician or a senior of its account)."""
+    return f"pilot-session:{session_id}"
+
+
 def rooms_of(user: User) -> list[str]:
     """The rooms a connection of `user` joins: its role's room in its own account, and its own."""
     role_room = (
@@ -40,11 +46,18 @@ def escalating_technician_id(handoff: Handoff) -> int:
     return handoff.session.technician_id
 
 
-def recipient_rooms(event: str, handoff: Handoff) -> list[str]:
-    """Where a handoff event goes: the rooms its rule names (models.notification_rule)."""
+def recipient_rooms(
+    event: str, handoff: Handoff | None, session_id: int | None = None
+) -> list[str]:
+    """Where a live event goes: the rooms its rule names (models.notification_rule). A
+    handoff event names its handoff; a session's event (chat, writeback) its session."""
     rooms = []
     for kind in rule_for(event).rooms:
-        if kind == SENIORS:
+        if kind == SESSION and session_id is not None:
+            rooms.append(session_room(session_id))
+        elif handoff is None:
+            continue
+        elif kind == SENIORS:
             rooms.append(seniors_room(handoff.account_id))
         elif kind == TECHNICIAN:
             rooms.append(user_room(escalating_technician_id(handoff)))
@@ -53,7 +66,7 @@ def recipient_rooms(event: str, handoff: Handoff) -> list[str]:
             # connection however many of the rooms it is in).
             rooms.append(user_room(handoff.claimed_by_id))
     if not rooms:
-        raise ValueError(f"Not a handoff event: {event!r}")
+        raise ValueError(f"Not a live event of this handoff or session: {event!r}")
     return rooms
 
 
@@ -78,3 +91,8 @@ def listeners(event: str, handoff: Handoff) -> list[int]:
     if TECHNICIAN in rule_for(event).rooms:
         user_ids.append(escalating_technician_id(handoff))
     return user_ids
+
+
+def session_listeners(session: FlowSession) -> list[int]:
+    """The users who may be in a session's room: the account's seniors and its technician."""
+    return [*senior_ids(session.account_id), session.technician_id]

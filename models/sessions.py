@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 
-from models import permissions, timeline
+from models import outbox, permissions, timeline
 from models.db import db, transaction
 from models.entities import (
     DEFAULT_PRIORITY,
@@ -166,6 +166,7 @@ def post_message(author: User, session_id: int, body: str) -> Message:
         db.session.add(message)
         db.session.flush()
         record_first_action(session, author, message.created_at, "chat")
+        outbox.announce_message(message)
     return message
 
 
@@ -181,6 +182,7 @@ def write_back_to_psa(author: User, session_id: int, note: str) -> PsaWriteback:
         db.session.flush()
         queue_delivery(session, writeback, handoff)
         record_first_action(session, author, writeback.created_at, "psa_writeback")
+        outbox.announce_writeback(writeback)
     return writeback
 
 

@@ -123,3 +123,19 @@ def tenant(app) -> Tenant:
 @pytest.fixture
 def other_tenant(app) -> Tenant:
     return make_tenant("Beta MSP")
+
+
+@pytest.fixture
+def live_in_process(app, monkeypatch) -> None:
+    """Committed live events reach this process's Socket.IO server the way a web node gets
+    them from the message queue (the in-process config has none): their rooms and payload
+    exactly as the outbox serialized them at the commit."""
+    from models import outbox
+    from web.extensions import socketio
+
+    def deliver(announced: list[outbox.Announced]) -> None:
+        for event in announced:
+            if event.rooms:
+                socketio.emit(event.event, event.payload, to=event.rooms)
+
+    monkeypatch.setattr(outbox, "_listeners", [*outbox._listeners, deliver])

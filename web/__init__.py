@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from models import tenancy
 from models.errors import DomainError
-from models.handoff_steps import set_policy_minute
+from models.handoff_steps import POLICY_MINUTE_SECONDS, set_policy_minute
 from web import config as config_module
 from web import errors, finite_json
 from web.api.rate_limit import init_api_rate_limit
@@ -42,7 +42,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         )
     # Test-only: end-to-end tests shorten the policy's minutes to seconds, and may set the
     # time every process reads (refused outside tests and local development).
-    set_policy_minute(float(app.config.get("POLICY_MINUTE_SECONDS") or 60))
+    set_policy_minute(float(app.config.get("POLICY_MINUTE_SECONDS") or POLICY_MINUTE_SECONDS))
     init_test_clock(app.config)
 
     db.init_app(app)

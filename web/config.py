@@ -9,17 +9,29 @@ from pathlib import Path
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from adapters.broadcast import DEFAULT_PUBLISH_TIMEOUT_SECONDS
+from adapters.presence import PRESENCE_DEFAULTS
 from adapters.psa import default_connector as PSA_CONNECTORS
+from models.deliveries import EMAIL_DEFAULTS
+from models.handoff_steps import POLICY_MINUTE_SECONDS
 from models.psa.settings import DEFAULTS as PSA_DEFAULTS
+from models.sso.connection import DEFAULT_TIMEOUT_SECONDS as SSO_DEFAULT_TIMEOUT_SECONDS
 
 ROOT = Path(__file__).resolve().parent.parent
 RATE_LIMIT_REDIS_TIMEOUT_SECONDS = 0.2
+# How often each web node re-checks the credentials of its open sockets (web/realtime.py).
+DEFAULT_CREDENTIAL_CHECK_SECONDS = 2.0
 
 
 def _bool(value: str | None, default: bool = False) -> bool:
     if value is None or value == "":
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _seconds_or_none(env, key: str) -> float | None:
+    value = env.get(key)
+    return float(value) if value else None
 
 
 # The one PostgreSQL driver the project ships (requirements.txt) and makes cooperative under
@@ -170,8 +182,8 @@ def _realtime(env, redis_url: str) -> dict:
         "SOCKETIO_MESSAGE_QUEUE": env.get("SOCKETIO_MESSAGE_QUEUE") or redis_url,
         # Presence (docs/realtime.md): a connection counts as open this long after the last
         # heartbeat of the web node that holds it; heartbeats come well inside the TTL.
-        "PRESENCE_TTL_SECONDS": float(env.get("PRESENCE_TTL_SECONDS") or 30),
-        "PRESENCE_HEARTBEAT_SECONDS": float(env.get("PRESENCE_HEARTBEAT_SECONDS") or 10),
+        # The defaults are adapters.presence.PRESENCE_DEFAULTS.
+        **{key: float(env.get(key) or default) for key, default in PRESENCE_DEFAULTS.items()},
         # The outbox relay re-publishes events the web process could not hand to the broker
         # (Redis down) once they are this old.
         "OUTBOX_RELAY_AFTER_SECONDS": float(env.get("OUTBOX_RELAY_AFTER_SECONDS") or 5),
@@ -180,13 +192,16 @@ def _realtime(env, redis_url: str) -> dict:
         # side by side (BENCHMARKS.md, measure 8).
         "EMIT_FROM_WEB": _bool(env.get("EMIT_FROM_WEB"), default=True),
         # How long the web process may spend handing a notification to the broker.
-        "PUBLISH_TIMEOUT_SECONDS": float(env.get("PUBLISH_TIMEOUT_SECONDS") or 0.5),
-        # Test-only: how many seconds a "minute" of the escalation policy lasts (60).
-        "POLICY_MINUTE_SECONDS": float(env.get("POLICY_MINUTE_SECONDS") or 60),
-        # Test-only: how often beat looks for due unclaimed steps (15 s).
-        "HANDOFF_STEPS_INTERVAL_SECONDS": float(env.get("HANDOFF_STEPS_INTERVAL_SECONDS") or 15),
-        # Test-only: how often beat looks for shifts that began (60 s).
-        "SHIFT_NOTICES_INTERVAL_SECONDS": float(env.get("SHIFT_NOTICES_INTERVAL_SECONDS") or 60),
+        "PUBLISH_TIMEOUT_SECONDS": float(
+            env.get("PUBLISH_TIMEOUT_SECONDS") or DEFAULT_PUBLISH_TIMEOUT_SECONDS
+        ),
+        # Test-only: how many seconds a "minute" of the escalation policy lasts
+        # (models.handoff_steps.POLICY_MINUTE_SECONDS).
+        "POLICY_MINUTE_SECONDS": float(env.get("POLICY_MINUTE_SECONDS") or POLICY_MINUTE_SECONDS),
+        # Test-only: how often beat looks for due unclaimed steps, and for shifts that began;
+        # None keeps beat's own schedule (workers.settings.BEAT_SCHEDULE: 15 s and 60 s).
+        "HANDOFF_STEPS_INTERVAL_SECONDS": _seconds_or_none(env, "HANDOFF_STEPS_INTERVAL_SECONDS"),
+        "SHIFT_NOTICES_INTERVAL_SECONDS": _seconds_or_none(env, "SHIFT_NOTICES_INTERVAL_SECONDS"),
     }
 
 
@@ -200,11 +215,8 @@ def _email(env) -> dict:
         "SMTP_STARTTLS": _bool(env.get("SMTP_STARTTLS")),
         "SMTP_TIMEOUT": float(env.get("SMTP_TIMEOUT") or 10),
         "MAIL_FROM": env.get("MAIL_FROM") or "Escalation Mode <escalations@localhost>",
-        # Email delivery (docs/email.md). The defaults meet the contract: first retry within
-        # 30 s, backoff capped at 10 minutes, retried for at least 24 hours.
-        "EMAIL_FIRST_RETRY_SECONDS": float(env.get("EMAIL_FIRST_RETRY_SECONDS") or 15),
-        "EMAIL_MAX_BACKOFF_SECONDS": float(env.get("EMAIL_MAX_BACKOFF_SECONDS") or 600),
-        "EMAIL_RETRY_WINDOW_SECONDS": float(env.get("EMAIL_RETRY_WINDOW_SECONDS") or 86400),
+        # Email delivery (docs/email.md); the defaults are models.deliveries.EMAIL_DEFAULTS.
+        **{key: float(env.get(key) or default) for key, default in EMAIL_DEFAULTS.items()},
         # A sender's hold on a delivery; must outlast one SMTP conversation (~8 x SMTP_TIMEOUT).
         "DELIVERY_LEASE_SECONDS": float(env.get("DELIVERY_LEASE_SECONDS") or 120),
         # The sweeper re-sends a delivery this long after it should have been attempted.
@@ -243,7 +255,9 @@ def _security(env, redis_url: str) -> dict:
         "API_RATE_LIMIT_PER_TOKEN": env.get("API_RATE_LIMIT_PER_TOKEN")
         or "600 per minute;10000 per hour",
         # How often each web node re-checks the credentials of its open sockets.
-        "CREDENTIAL_CHECK_SECONDS": float(env.get("CREDENTIAL_CHECK_SECONDS") or 2),
+        "CREDENTIAL_CHECK_SECONDS": float(
+            env.get("CREDENTIAL_CHECK_SECONDS") or DEFAULT_CREDENTIAL_CHECK_SECONDS
+        ),
         # Strict-Transport-Security is sent only when the site is served over TLS.
         "HSTS_SECONDS": int(env.get("HSTS_SECONDS") or 0),
     }
@@ -255,7 +269,7 @@ def _sso(env) -> dict:
         # dns (default): a domain serves sign-ins once its TXT record proves it; none:
         # any domain no other account holds (trials, tests).
         "SSO_DOMAIN_VERIFICATION": (env.get("SSO_DOMAIN_VERIFICATION") or "dns").lower(),
-        "SSO_TIMEOUT_SECONDS": float(env.get("SSO_TIMEOUT_SECONDS") or 10),
+        "SSO_TIMEOUT_SECONDS": float(env.get("SSO_TIMEOUT_SECONDS") or SSO_DEFAULT_TIMEOUT_SECONDS),
         # Test-only: read the Microsoft and Google discovery documents from here.
         "SSO_TEST_DISCOVERY_BASE": env.get("SSO_TEST_DISCOVERY_BASE") or "",
     }

@@ -16,11 +16,12 @@ from typing import Any
 from flask import Flask, current_app, request
 from flask_socketio import ConnectionRefusedError, join_room
 
-from adapters.presence import Presence, presence_of
+from adapters.presence import PRESENCE_DEFAULTS, Presence, presence_of
 from models import User, db, tenancy
 from models.credentials import Credential, authenticate_token, invalid_connections
 from models.rooms import rooms_of
 from web.auth import resolve_credential
+from web.config import DEFAULT_CREDENTIAL_CHECK_SECONDS
 from web.extensions import socketio
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,7 @@ def _presence(app: Flask | None = None) -> Presence:
     return presence_of(app.extensions, app.config)
 
 
-DEFAULT_HEARTBEAT_SECONDS = 10.0
-DEFAULT_CREDENTIAL_CHECK_SECONDS = 2.0
+DEFAULT_HEARTBEAT_SECONDS = PRESENCE_DEFAULTS["PRESENCE_HEARTBEAT_SECONDS"]
 # Names the Socket.IO protocol reserves for the server's own lifecycle calls: a client that
 # emits one is ignored rather than dispatched to the lifecycle handler.
 RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error"})

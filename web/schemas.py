@@ -10,10 +10,17 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from adapters.psa import default_connector as PSA_CONNECTORS
 from models import handoff_steps
-from models.entities import NOTIFY_EMAIL_CHOICES, PRIORITIES, ROLES
+from models.entities import DEFAULT_PRIORITY, NOTIFY_EMAIL_CHOICES, PRIORITIES, ROLES
 from models.psa.base import ConnectorField
 from models.queue import MAX_SEARCH_CHARS, SORTS, STATUS_FILTERS
-from models.representations import HandoffSchema, HandoffSummarySchema, Ref, UtcDateTime
+from models.representations import (
+    HandoffSchema,
+    HandoffSummarySchema,
+    MessageSchema,
+    PsaWritebackSchema,
+    Ref,
+    UtcDateTime,
+)
 
 MAX_JSON_DOCUMENT_BYTES = 256 * 1024
 
@@ -225,7 +232,7 @@ class SessionCreateSchema(Input):
     snapshot = JsonObject(required=True)
     ai_assessment = JsonObject(load_default=None, allow_none=True)
     customer = fields.String(load_default=None, allow_none=True, validate=Limit(max=200))
-    priority = fields.String(load_default="p3", validate=validate.OneOf(PRIORITIES))
+    priority = fields.String(load_default=DEFAULT_PRIORITY, validate=validate.OneOf(PRIORITIES))
     psa_ticket_id = fields.String(
         load_default=None,
         allow_none=True,
@@ -252,40 +259,8 @@ class MessageCreateSchema(Input):
     body = Text(10_000, required=True)
 
 
-class MessageSchema(Schema):
-    id = fields.Integer()
-    session_id = fields.Integer()
-    author = fields.Nested(Ref)
-    body = fields.String()
-    created_at = UtcDateTime()
-
-
 class PsaWritebackCreateSchema(Input):
     note = Text(10_000, required=True)
-
-
-class PsaDeliveryStateSchema(Schema):
-    status = fields.String()  # not_connected | pending | sent | retrying | failed
-    attempts = fields.Integer()
-    last_error = fields.String(allow_none=True)
-    psa_note_id = fields.String(allow_none=True)
-
-
-class PsaWritebackSchema(Schema):
-    id = fields.Integer()
-    session_id = fields.Integer()
-    author = fields.Nested(Ref)
-    note = fields.String()
-    created_at = UtcDateTime()
-    delivery = fields.Method("_delivery")
-
-    def _delivery(self, writeback) -> dict:
-        row = writeback.delivery
-        if row is None:
-            state = {"status": "not_connected", "attempts": 0, "last_error": None}
-        else:
-            state = {"status": row.status, "attempts": row.attempts, "last_error": row.last_error}
-        return PsaDeliveryStateSchema().dump({**state, "psa_note_id": writeback.psa_note_id})
 
 
 class PsaWritebackListSchema(Schema):

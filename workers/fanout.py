@@ -27,15 +27,15 @@ from adapters.broadcast import (
     broadcaster,
 )
 from adapters.presence import Presence, presence_of
-from models import deliveries, tenancy
+from models import deliveries, outbox, tenancy
 from models.db import db, record_despite_outage
 from models.email_audience import plan_event_emails
 from models.entities import Handoff, OutboxEvent
-from models.events import PSA_WRITEBACK
+from models.events import PSA_WRITEBACK, is_session_event
 from models.logcontext import bind_handoff
 from models.notification_rule import emailed_events, rule_for, stale_reason
 from models.representations import event_payload
-from models.rooms import listeners, recipient_rooms
+from models.rooms import listeners, recipient_rooms, session_listeners
 from workers import names, psa
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,22 @@ def emit_handoff_event(event: OutboxEvent, handoff: Handoff) -> None:
         pass  # the web process emitted it (the relay re-sent an event it was still holding)
     except NoWebNodeListening:
         if _presence().online(listeners(event.event, handoff)):
+            raise
+        log.info("Event %s (%s): nobody online to receive it", event.id, event.event)
+
+
+def emit_session_event(event: OutboxEvent) -> None:
+    """Emit a session's event (chat, writeback) to the session's room, as the web process
+    would have; no web node listening is a failure only while someone who may watch the
+    session is online."""
+    rooms, payload = outbox.live_form(event)
+    try:
+        emitter().emit_once(event.id, event.event, payload, to=rooms)
+        telemetry.observe_since(telemetry.LIVE_FANOUT_LATENCY, event.created_at)
+    except AlreadyEmitted:
+        pass
+    except NoWebNodeListening:
+        if _presence().online(session_listeners(event.session)):
             raise
         log.info("Event %s (%s): nobody online to receive it", event.id, event.event)
 
@@ -142,6 +158,8 @@ def dispatch(outbox_event_id: int, emitted: bool = False) -> str:
     if delivery is None:
         log.info("Outbox event %s is dispatched or being dispatched; skipping", event.id)
         return "skipped"
+    if is_session_event(event.event):  # live only: no handoff, nothing to go stale
+        return _dispatch_session_event(event, delivery, emitted or event.emitted_at is not None)
     handoff = db.session.get(Handoff, event.handoff_id)
     if stale := stale_reason(event.event, handoff.status, handoff.claimed_by_id):
         deliveries.mark_failed(delivery, stale)
@@ -152,6 +170,20 @@ def dispatch(outbox_event_id: int, emitted: bool = False) -> str:
         _record(lambda: deliveries.mark_sent(delivery))
         return "sent"
     return _retry_or_give_up(event, delivery, outcome)
+
+
+def _dispatch_session_event(event: OutboxEvent, delivery, emitted: bool) -> str:
+    outcome = _Outcome(emitted=emitted, emailed=True)
+    if not outcome.emitted:
+        try:
+            emit_session_event(event)
+            outcome.emitted = True
+        except Exception as exc:  # the message queue or presence (Redis)
+            outcome.errors.append(_describe(exc))
+    if outcome.errors:
+        return _retry_or_give_up(event, delivery, outcome)
+    _record(lambda: deliveries.mark_sent(delivery))
+    return "sent"
 
 
 @dataclass

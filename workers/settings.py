@@ -9,14 +9,15 @@ from typing import Any
 
 from kombu import Exchange, Queue
 
+from adapters.broadcast import DEFAULT_PUBLISH_TIMEOUT_SECONDS
 from workers import names
 
 # Longest countdown a task may ask for (email backoff caps at 10 minutes); the Redis
 # visibility timeout must stay above it or a waiting task is delivered twice.
 MAX_COUNTDOWN_SECONDS = 600
 VISIBILITY_TIMEOUT_SECONDS = 3600
-# How long the web process may spend handing one task to the broker, all tries included.
-DEFAULT_PUBLISH_TIMEOUT_SECONDS = 0.5
+# How long the web process may spend handing one task to the broker, all tries included:
+# DEFAULT_PUBLISH_TIMEOUT_SECONDS (adapters.broadcast) unless PUBLISH_TIMEOUT_SECONDS says.
 PUBLISH_ATTEMPTS = 2
 # A Redis that stopped answering (frozen, cut off) costs up to this many socket timeouts per
 # publish: the command, then redis-py's own reconnect and health-check retries.

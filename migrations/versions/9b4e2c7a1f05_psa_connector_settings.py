@@ -2,7 +2,7 @@
 columns (company id, client id) become optional
 
 Revision ID: 9b4e2c7a1f05
-Revises: c5d2a8e1f704
+Revises: 9d2f4b6a8c10
 Create Date: 2026-12-07 23:55:00
 
 Row security on psa_connections (7a3f9c2d1e80) covers the new column: policies are per
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "9b4e2c7a1f05"
-down_revision = "c5d2a8e1f704"
+down_revision = "9d2f4b6a8c10"
 branch_labels = None
 depends_on = None
 

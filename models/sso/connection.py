@@ -32,6 +32,9 @@ GOOGLE_ISSUER = "https://accounts.google.com"
 TXT_PREFIX = "_escalation-mode"
 TXT_VALUE = "escalation-mode-sso={token}"
 VERIFICATION_MODES = ("dns", "none")
+#: Seconds allowed for each call to an identity provider: SSO_TIMEOUT_SECONDS's default,
+#: defined once (web.config reads it).
+DEFAULT_TIMEOUT_SECONDS = 10.0
 MAX_DOMAINS = 50
 PROVIDER_LABELS = {"microsoft": "Microsoft", "google": "Google", "oidc": "SSO"}
 
@@ -66,7 +69,7 @@ class SsoSettings:
     # Test-only: where the Microsoft and Google discovery documents are read from instead
     # of their real hosts (which tests cannot reach).
     test_discovery_base: str | None = None
-    timeout: float = 10.0
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
     resolver: TxtResolver = field(default=dns_txt_records)
 
     @classmethod
@@ -77,7 +80,7 @@ class SsoSettings:
             base_url=config["BASE_URL"],
             verification=mode if mode in VERIFICATION_MODES else "dns",
             test_discovery_base=(config.get("SSO_TEST_DISCOVERY_BASE") or "").rstrip("/") or None,
-            timeout=float(config.get("SSO_TIMEOUT_SECONDS") or 10),
+            timeout=float(config.get("SSO_TIMEOUT_SECONDS") or DEFAULT_TIMEOUT_SECONDS),
             **overrides,
         )
 

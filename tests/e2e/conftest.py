@@ -8,7 +8,6 @@ Screenshots go to test-artifacts/ at the repository root (gitignored).
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from cryptography.fernet import Fernet
 
 from devstack.app import (
     WORKER_READY,
+    app_env,
     create_account,
     flask_cli,
     sqlite_url,
@@ -28,7 +28,7 @@ from devstack.app import (
     worker_command,
 )
 from devstack.browser import CHROMIUM_ARGS, chromium_executable
-from devstack.net import REPO_ROOT, free_port, python_env
+from devstack.net import REPO_ROOT, free_port
 from devstack.postgres import postgres_url_from_env
 from devstack.processes import ManagedProcess, ProcessGroup, http_ready, log_contains
 from devstack.redis_server import RedisServer
@@ -103,23 +103,14 @@ def _stack(base: Path, database: dict[str, str], request) -> Iterator[Stack]:
     redis = RedisServer(data_dir=base / "redis").start()
     smtp = SmtpSink().start()
     port = free_port()
-    env = python_env()
-    for key in ("SMTP_USERNAME", "SMTP_PASSWORD", "TEST_POSTGRES_URL", "RATELIMIT_STORAGE_URI"):
-        env.pop(key, None)
-    env.update(
-        {
-            **database,
-            "REDIS_URL": redis.url,
-            "PORT": str(port),
-            "BASE_URL": f"http://127.0.0.1:{port}",
-            "SECRET_KEY": secrets.token_urlsafe(48),
-            "MAIL_FROM": "Escalation Mode <escalations@example.test>",
-            "FLASK_DEBUG": "0",
-            # PSA connections are sealed with this key (a fresh one per stack).
-            "PSA_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-            "PSA_TIMEOUT_SECONDS": "3",
-            **smtp.env(),
-        }
+    env = app_env(
+        database,
+        redis.url,
+        port=port,
+        # PSA connections are sealed with this key (a fresh one per stack).
+        PSA_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        PSA_TIMEOUT_SECONDS="3",
+        **smtp.env(),
     )
     env.update(getattr(request.module, "STACK_ENV", {}))  # a test module's own settings
     flask_cli(env, "db", "upgrade")

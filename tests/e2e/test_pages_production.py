@@ -6,15 +6,14 @@ escalation arrive live, claim it, and the technician's page learns who took it."
 from __future__ import annotations
 
 import re
-import secrets
 import time
 from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import expect
 
-from devstack.app import WORKER_READY, flask_cli, sqlite_url, web_command, worker_command
-from devstack.net import free_port, python_env
+from devstack.app import WORKER_READY, app_env, flask_cli, sqlite_url, web_command, worker_command
+from devstack.net import free_port
 from devstack.nginx import NginxProxy, find_nginx
 from devstack.postgres import postgres_url_from_env, temporary_postgres_database
 from devstack.processes import ProcessGroup, http_ready, log_contains
@@ -50,21 +49,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, request) -> Iterator[Stack]:
     group = ProcessGroup(base / "logs")
     failed_before = request.session.testsfailed
     try:
-        env = python_env()
-        for key in ("SMTP_USERNAME", "SMTP_PASSWORD", "TEST_POSTGRES_URL", "RATELIMIT_STORAGE_URI"):
-            env.pop(key, None)
-        env.update(
-            {
-                "DATABASE_URL": next(databases),
-                "REDIS_URL": redis.url,
-                "SECRET_KEY": secrets.token_urlsafe(48),
-                "MAIL_FROM": "Escalation Mode <escalations@example.test>",
-                "FLASK_DEBUG": "0",
-                "HOST": "127.0.0.1",
-                "PROXY_FIX_X_FOR": "1",
-                "PROXY_FIX_X_PROTO": "1",
-                **smtp.env(),
-            }
+        env = app_env(
+            next(databases), redis.url, PROXY_FIX_X_FOR="1", PROXY_FIX_X_PROTO="1", **smtp.env()
         )
         flask_cli(env, "db", "upgrade")
         ports = [free_port(), free_port()]

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -29,13 +28,13 @@ from tests.integration.services import (
     ProcessGroup,
     RedisServer,
     SmtpSink,
+    app_env,
     beat_command,
     flask_cli,
     free_port,
     http_ready,
     log_contains,
     postgres_url_from_env,
-    python_env,
     sqlite_url,
     temporary_postgres_database,
     web_command,
@@ -157,25 +156,10 @@ def stack_env(
     A plain dict: tests may change it before starting processes, or pass
     overrides (e.g. fast retry settings) to the process factories.
     """
-    port = free_port()
-    env = python_env()
-    for key in ("SMTP_USERNAME", "SMTP_PASSWORD", "TEST_POSTGRES_URL"):
-        env.pop(key, None)
     database = {"DATABASE_URL": sqlite_url(tmp_path / "escalation.db")}
     if getattr(request, "param", stack_database()) == "three_roles":
         database = request.getfixturevalue("three_role_env")
-    env.update(
-        {
-            **database,
-            "REDIS_URL": redis_url,
-            "MAIL_FROM": "Escalation Mode <escalations@example.test>",
-            "PORT": str(port),
-            "BASE_URL": f"http://127.0.0.1:{port}",
-            "SECRET_KEY": secrets.token_urlsafe(48),
-            "FLASK_DEBUG": "0",
-        }
-    )
-    env.update(smtp_sink.env())
+    env = app_env(database, redis_url, port=free_port(), **smtp_sink.env())
     flask_cli(env, "db", "upgrade")
     return env
 

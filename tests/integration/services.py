@@ -11,6 +11,7 @@ from devstack.app import (
     BEAT_READY,
     PROCFILE_WORKER_FLAGS,
     WORKER_READY,
+    app_env,
     beat_command,
     celery_executable,
     create_account,
@@ -51,6 +52,7 @@ POSTGRES_SKIP_REASON = (
 )
 
 __all__ = [
+    "app_env",
     "BEAT_READY",
     "CHROMIUM_ARGS",
     "LOCALHOST",

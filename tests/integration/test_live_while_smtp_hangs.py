@@ -14,6 +14,7 @@ from collections import Counter
 
 import pytest
 
+from tests.integration import broker
 from tests.integration.services import wait_for
 from tests.integration.test_realtime import Listener, escalate, make_tenant, new_session
 
@@ -70,7 +71,10 @@ def test_online_seniors_see_every_escalation_while_smtp_hangs_and_mail_follows_o
 
     wait_for(lambda: delivered() == expected, timeout=60, interval=0.5,
              message=f"every offline senior's email once: {expected}")  # fmt: skip
-    time.sleep(3)  # long enough for a duplicate retry or sweep to show up
+    # Every retry and sweep that could send one of them again has run.
+    broker.wait_handoff_emails_settled(
+        stack_env["REDIS_URL"], web.url, tenant.tokens["admin"], handoff_ids
+    )
     assert delivered() == expected
     for handoff_id in handoff_ids:
         assert online.handoff_events(handoff_id) == ["handoff.created"]

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 import socketio
-from requests.adapters import HTTPAdapter
 
+from devstack.nginx import session_from
 from tests.integration.services import (
     BEAT_READY,
     ManagedProcess,
@@ -31,6 +29,7 @@ from tests.integration.services import (
     ProcessGroup,
     RedisServer,
     SmtpSink,
+    app_env,
     beat_command,
     find_nginx,
     flask_cli,
@@ -38,7 +37,6 @@ from tests.integration.services import (
     http_ready,
     log_contains,
     postgres_url_from_env,
-    python_env,
     sqlite_url,
     temporary_postgres_database,
     wait_for,
@@ -57,25 +55,6 @@ LOGIN_LIMIT = 3  # failed sign-ins per minute per client address, for this stack
 
 
 # --------------------------------------------------------------------------- clients
-
-
-class SourceAddressAdapter(HTTPAdapter):
-    """Connections from a chosen loopback address (a distinct client behind the balancer)."""
-
-    def __init__(self, address: str) -> None:
-        self.address = address
-        super().__init__()
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["source_address"] = (self.address, 0)
-        super().init_poolmanager(*args, **kwargs)
-
-
-def session_from(address: str) -> requests.Session:
-    session = requests.Session()
-    adapter = SourceAddressAdapter(address)
-    session.mount("http://", adapter)
-    return session
 
 
 class PollingSenior:
@@ -174,23 +153,14 @@ def balanced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BalancedStack
     databases = _database(tmp)
     kind, database_url = next(databases)
     try:
-        env = python_env()
-        for key in ("SMTP_USERNAME", "SMTP_PASSWORD", "TEST_POSTGRES_URL"):
-            env.pop(key, None)
-        env.update(
-            {
-                "PYTHONWARNINGS": "ignore",
-                "DATABASE_URL": database_url,
-                "REDIS_URL": redis.url,
-                "SECRET_KEY": secrets.token_urlsafe(48),
-                "HOST": "127.0.0.1",
-                "FLASK_DEBUG": "0",
-                "PROXY_FIX_X_FOR": "1",
-                "PROXY_FIX_X_PROTO": "1",
-                "LOGIN_RATE_LIMIT_PER_ADDRESS": f"{LOGIN_LIMIT} per minute",
-                "LOGIN_RATE_LIMIT_PER_EMAIL": "100 per minute",
-                **smtp.env(),
-            }
+        env = app_env(
+            database_url,
+            redis.url,
+            PROXY_FIX_X_FOR="1",
+            PROXY_FIX_X_PROTO="1",
+            LOGIN_RATE_LIMIT_PER_ADDRESS=f"{LOGIN_LIMIT} per minute",
+            LOGIN_RATE_LIMIT_PER_EMAIL="100 per minute",
+            **smtp.env(),
         )
         flask_cli(env, "db", "upgrade")
         ports = [free_port(), free_port()]

@@ -10,7 +10,8 @@ shared TEST_POSTGRES_URL one, because a test here stops it.
 from __future__ import annotations
 
 import json
-import secrets
+import re
+import threading
 import time
 import uuid
 from collections import Counter
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.integration import broker
 from tests.integration.services import (
     BEAT_READY,
     ManagedProcess,
@@ -28,13 +30,13 @@ from tests.integration.services import (
     ProcessGroup,
     RedisServer,
     SmtpSink,
+    app_env,
     beat_command,
     flask_cli,
     free_port,
     http_ready,
     log_contains,
     postgres_url_from_env,
-    python_env,
     wait_for,
     web_command,
     worker_command,
@@ -66,6 +68,7 @@ class PgStack:
     beat: ManagedProcess
     group: ProcessGroup
     tenant: Tenant
+    redis: RedisServer
 
     @property
     def url(self) -> str:
@@ -85,6 +88,24 @@ class PgStack:
     def emails_about(self, title: str) -> Counter[str]:
         return Counter(r for m in self.smtp.messages if title in m.subject for r in m.rcpt_tos)
 
+    def email_rows(self, handoff_id: int) -> list[dict]:
+        response = requests.get(
+            f"{self.url}/api/v1/escalations/{handoff_id}/deliveries",
+            headers=self.tenant.auth("admin"),
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+        return [row for row in response.json()["items"] if row["channel"] == "email"]
+
+    def wait_email_tasks_done(self, handoff_id: int) -> None:
+        """Every send, retry and sweep that could send the handoff's emails (again) has run."""
+        client = self.redis.client()
+        try:
+            ids = [row["id"] for row in self.email_rows(handoff_id)]
+            broker.wait_tasks_done(client, ids, timeout=30)
+        finally:
+            client.close()
+
     def offline_seniors(self) -> list[str]:
         return sorted([self.tenant.users["admin"]["email"], self.tenant.users["eng2"]["email"]])
 
@@ -103,24 +124,15 @@ def pg_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgStack]:
         metrics_dir = tmp / "metrics"
         metrics_dir.mkdir()
         port = free_port()
-        env = python_env()
-        for key in ("SMTP_USERNAME", "SMTP_PASSWORD", "TEST_POSTGRES_URL"):
-            env.pop(key, None)
-        env.update(
-            {
-                "PYTHONWARNINGS": "ignore",
-                "DATABASE_URL": postgres.plain_url,
-                "REDIS_URL": redis.url,
-                "SECRET_KEY": secrets.token_urlsafe(48),
-                "HOST": "127.0.0.1",
-                "PORT": str(port),
-                "FLASK_DEBUG": "0",
-                "LOG_FORMAT": "json",
-                "METRICS_TOKEN": METRICS_TOKEN,
-                "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-                **FAST,
-                **smtp.env(),
-            }
+        env = app_env(
+            postgres.plain_url,
+            redis.url,
+            port=port,
+            LOG_FORMAT="json",
+            METRICS_TOKEN=METRICS_TOKEN,
+            PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+            **FAST,
+            **smtp.env(),
         )
         flask_cli(env, "db", "upgrade")
         url = f"http://127.0.0.1:{port}"
@@ -137,7 +149,7 @@ def pg_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgStack]:
             beat_command(tmp / "beat-schedule"), env, ready_check=log_contains(BEAT_READY)
         )
         tenant = make_tenant(env, url, "pgstack")
-        yield PgStack(postgres, smtp, web, worker, beat, group, tenant)
+        yield PgStack(postgres, smtp, web, worker, beat, group, tenant, redis)
     finally:
         group.stop_all()
         smtp.stop()
@@ -192,10 +204,20 @@ def test_live_event_and_retried_emails_arrive_once(pg_stack: PgStack) -> None:
         assert response.status_code == 201, response.text
         handoff_id = response.json()["id"]
         senior.wait("handoff.created", handoff_id)
-        time.sleep(2)  # first attempts refused; retries wait on their countdown
+        # Each email's own attempt refused and recorded (not one the batch did not try).
+        wait_for(
+            lambda: (rows := pg_stack.email_rows(handoff_id))
+            and all(
+                r["status"] == "retrying" and "refused" in r["last_error"]
+                and not r["last_error"].startswith("Not tried")
+                for r in rows
+            ),
+            timeout=30,
+            message="the first attempts refused",
+        )  # fmt: skip
         pg_stack.smtp.up()
         wait_for(lambda: len(pg_stack.emails_about(title)) == 2, timeout=30)
-        time.sleep(1.5)
+        pg_stack.wait_email_tasks_done(handoff_id)  # every retry has run: none sent twice
         assert pg_stack.emails_about(title) == Counter(pg_stack.offline_seniors())
         assert senior.handoff_events(handoff_id) == ["handoff.created"]
     finally:
@@ -265,6 +287,57 @@ def test_logs_carry_the_request_id_and_the_handoff_id_through_web_and_worker(
     assert any(line.get("handoff_id") == handoff_id for line in web_lines), web_lines
 
 
+def test_database_gone_right_after_a_send_the_email_is_recorded_sent_not_sent_again(
+    pg_stack: PgStack,
+) -> None:
+    """PostgreSQL stops while the SMTP server holds the first message, before its 250: the
+    worker learns of the send with nowhere to write it. It keeps trying (for the rest of its
+    lease) and writes it once PostgreSQL is back, so nothing sends that email again."""
+    title = "PG: gone right after the send"
+    stopped = threading.Event()
+
+    def stop_postgres_once(line: str) -> None:  # the sink's thread, before it answers 250
+        if title in line and not stopped.is_set():
+            pg_stack.postgres.stop()
+            stopped.set()
+
+    log_offset = len(pg_stack.worker.log_text())
+    pg_stack.smtp.announce = stop_postgres_once
+    try:
+        response = pg_stack.escalate(title)
+        assert response.status_code == 201, response.text
+        handoff_id = response.json()["id"]
+        assert stopped.wait(30), "no email about the handoff reached the SMTP server"
+        # The worker tried to record the send and found no database.
+        wait_for(
+            lambda: re.search(
+                r"Database unreachable|OperationalError", pg_stack.worker.log_text()[log_offset:]
+            ),
+            timeout=30,
+            message="the worker's write after the send failing",
+        )
+    finally:
+        pg_stack.smtp.announce = None
+        pg_stack.postgres.start()
+    wait_for(lambda: requests.get(f"{pg_stack.url}/readyz", timeout=5).ok, timeout=30)
+
+    # Nobody is connected: the account's three seniors are emailed.
+    seniors = {pg_stack.tenant.users[who]["email"] for who in ("admin", "eng", "eng2")}
+    rows = wait_for(
+        lambda: (
+            (rows := pg_stack.email_rows(handoff_id))
+            and {row["recipient"]["email"] for row in rows} == seniors
+            and all(row["status"] == "sent" for row in rows)
+            and rows
+        ),
+        timeout=30,
+        message="every email recorded sent",
+    )
+    assert [row["attempts"] for row in rows] == [1, 1, 1]
+    pg_stack.wait_email_tasks_done(handoff_id)
+    assert pg_stack.emails_about(title) == Counter(seniors)
+
+
 def test_postgres_restart_gives_503_then_everything_recovers(pg_stack: PgStack) -> None:
     """Runs last in this module: it stops the module's PostgreSQL."""
     pg_stack.postgres.stop()
@@ -296,7 +369,7 @@ def test_postgres_restart_gives_503_then_everything_recovers(pg_stack: PgStack) 
         assert response.status_code == 201, response.text
         senior.wait("handoff.created", response.json()["id"], timeout=30)
         wait_for(lambda: len(pg_stack.emails_about(title)) == 2, timeout=30)
-        time.sleep(1.5)
+        pg_stack.wait_email_tasks_done(response.json()["id"])
         assert pg_stack.emails_about(title) == Counter(pg_stack.offline_seniors())
     finally:
         senior.close()

@@ -25,19 +25,20 @@ import requests
 import socketio
 
 from adapters.presence import Presence
+from tests.integration import broker
 from tests.integration.services import (
     BEAT_READY,
     ManagedProcess,
     ProcessGroup,
     RedisServer,
     SmtpSink,
+    app_env,
     beat_command,
     create_account,
     flask_cli,
     free_port,
     http_ready,
     log_contains,
-    python_env,
     sqlite_url,
     wait_for,
     web_command,
@@ -51,7 +52,6 @@ FAST_PRESENCE = {
     "PRESENCE_TTL_SECONDS": str(PRESENCE_TTL_SECONDS),
     "PRESENCE_HEARTBEAT_SECONDS": "1",
 }
-QUIET_SECONDS = 1.0  # after the expected client got an event, others had time to get it too
 
 
 # --------------------------------------------------------------------------- clients
@@ -193,22 +193,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     smtp.start()
     group = ProcessGroup(tmp / "logs")
     try:
-        env = python_env()
-        for key in ("SMTP_USERNAME", "SMTP_PASSWORD", "TEST_POSTGRES_URL"):
-            env.pop(key, None)
-        env.update(
-            {
-                "PYTHONWARNINGS": "ignore",
-                "DATABASE_URL": sqlite_url(tmp / "escalation.db"),
-                "REDIS_URL": redis.url,
-                "MAIL_FROM": "Escalation Mode <escalations@example.test>",
-                "BASE_URL": "http://127.0.0.1:5000",
-                "SECRET_KEY": secrets.token_urlsafe(48),
-                "HOST": "127.0.0.1",
-                "FLASK_DEBUG": "0",
-                **FAST_PRESENCE,
-                **smtp.env(),
-            }
+        env = app_env(
+            sqlite_url(tmp / "escalation.db"),
+            redis.url,
+            BASE_URL="http://127.0.0.1:5000",
+            **FAST_PRESENCE,
+            **smtp.env(),
         )
         flask_cli(env, "db", "upgrade")
         web_a = start_web(group, env, "web-a")
@@ -294,6 +284,51 @@ def recipients(messages: list) -> list[str]:
     return sorted(rcpt for m in messages for rcpt in m.rcpt_tos)
 
 
+def socket_rows_sent(url: str, tenant: Tenant, handoff_id: int) -> None:
+    """Wait until each live event of the handoff has been dispatched (its socket delivery
+    `sent`): no emit of it, first or retried, is still to come."""
+    path = f"/escalations/{handoff_id}/deliveries"
+
+    def sent() -> bool:
+        items = get_json(url, tenant, path, "admin")["items"]
+        rows = [item for item in items if item["channel"] == "socket"]
+        return bool(rows) and all(row["status"] == "sent" for row in rows)
+
+    wait_for(sent, timeout=30, message=f"the live events of handoff {handoff_id} dispatched")
+
+
+def barrier(
+    url: str,
+    tenant: Tenant,
+    seniors: tuple[Listener, ...] = (),
+    technicians: tuple[Listener, ...] = (),
+) -> int:
+    """An event of the tenant's own, after everything before it: a new handoff (to its
+    seniors) and its claim (to its technician). Each web node relays the message queue in
+    order, so a client that receives it has received every earlier event meant for it; a
+    duplicate or a stray event would be there by now. Returns the barrier's handoff id."""
+    handoff = new_handoff(url, tenant, f"Barrier {secrets.token_hex(4)}")
+    for listener in seniors:
+        listener.wait("handoff.created", handoff["id"])
+    if technicians:
+        claim = requests.post(
+            f"{url}/api/v1/escalations/{handoff['id']}/claim",
+            headers=tenant.auth("eng"),
+            timeout=10,
+        )
+        assert claim.status_code == 200, claim.text
+        for listener in technicians:
+            listener.wait("handoff.claimed", handoff["id"])
+    return handoff["id"]
+
+
+def emails_settled(stack: Stack, tenant: Tenant, handoff_id: int) -> None:
+    """No task that could send one of the handoff's emails (again) is left at the broker."""
+    broker.wait_handoff_emails_settled(
+        stack.redis.url, stack.web_a.url, tenant.tokens["admin"], [handoff_id]
+    )
+
+
 # --------------------------------------------------------------------------- tests
 
 
@@ -315,7 +350,10 @@ def test_created_reaches_online_seniors_emails_offline_ones_and_nobody_else(stac
     # The offline engineer and the offline admin: exactly one email each.
     offline = sorted([alpha.users["admin"]["email"], alpha.users["eng2"]["email"]])
     wait_for(lambda: len(mail_about(stack.smtp, title)) >= 2, timeout=20)
-    time.sleep(QUIET_SECONDS)
+    emails_settled(stack, alpha, handoff["id"])
+    socket_rows_sent(url, alpha, handoff["id"])
+    barrier(url, alpha, seniors=(senior,), technicians=(technician,))
+    barrier(url, beta, seniors=(outsider, outsider_admin))
     assert recipients(mail_about(stack.smtp, title)) == offline
     assert technician.handoff_events(handoff["id"]) == []
     assert outsider.handoff_events(handoff["id"]) == []
@@ -351,7 +389,9 @@ def test_claimed_and_resolved_reach_the_escalating_technician_and_the_seniors(st
     assert resolve.status_code == 200, resolve.text
     assert technician.wait("handoff.resolved", handoff["id"])["status"] == "resolved"
     senior.wait("handoff.resolved", handoff["id"])
-    time.sleep(QUIET_SECONDS)
+    socket_rows_sent(url, alpha, handoff["id"])
+    barrier(url, alpha, seniors=(senior,), technicians=(technician,))
+    barrier(url, beta, technicians=(outsider,))
     assert technician.handoff_events(handoff["id"]) == ["handoff.claimed", "handoff.resolved"]
     assert outsider.handoff_events(handoff["id"]) == []
 
@@ -455,7 +495,9 @@ def test_escalation_with_redis_stopped_answers_at_once_and_notifies_when_redis_i
     assert received["id"] == handoff["id"]
     offline = sorted([alpha.users["admin"]["email"], alpha.users["eng2"]["email"]])
     wait_for(lambda: len(mail_about(stack.smtp, title)) >= 2, timeout=60)
-    time.sleep(QUIET_SECONDS)
+    emails_settled(stack, alpha, handoff["id"])
+    socket_rows_sent(url, alpha, handoff["id"])
+    barrier(url, alpha, seniors=(senior,))
     assert recipients(mail_about(stack.smtp, title)) == offline
     assert senior.handoff_events(handoff["id"]) == ["handoff.created"]
 
@@ -533,7 +575,7 @@ def test_a_failed_socketio_publish_is_retried_until_it_arrives(
             senior.wait("handoff.created", handoff["id"], timeout=60)
             sent = wait_for(lambda: (d := socket_delivery()) and d["status"] == "sent" and d)
             assert sent["attempts"] >= 2
-            time.sleep(QUIET_SECONDS)
+            barrier(web.url, tenant, seniors=(senior,))
             assert senior.handoff_events(handoff["id"]) == ["handoff.created"]
         finally:
             senior.close()

@@ -20,7 +20,9 @@ from models.events import (
     HANDOFF_REMINDER,
     HANDOFF_RESOLVED,
     HANDOFF_UNCLAIMED,
+    MESSAGE_CREATED,
     SHIFT_START,
+    WRITEBACK_CREATED,
 )
 from models.notification_rule import (
     NOT_SENT_CLAIMED,
@@ -185,8 +187,15 @@ def test_one_entry_per_event_and_keys_unique_per_recipient():
         HANDOFF_REASSIGNED,
         HANDOFF_CLAIMED,
         HANDOFF_RESOLVED,
+        MESSAGE_CREATED,
+        WRITEBACK_CREATED,
         SHIFT_START,
     }
+    # A session's events are live only: to the session's room, nobody emailed.
+    assert [(RULES[e].rooms, RULES[e].email) for e in (MESSAGE_CREATED, WRITEBACK_CREATED)] == [
+        (("session",), None),
+        (("session",), None),
+    ]
     assert delivery_key(HANDOFF_CREATED, 3, handoff_id=7) == "email:7:3"
     assert delivery_key(HANDOFF_REMINDER, 3, 7, step="reminder-2") == "email:7:reminder-2:3"
     assert delivery_key(HANDOFF_UNCLAIMED, 3, 7, step="admins") == "email:7:admins:3"

@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, ProgrammingError
 
 from devstack.three_roles import ThreeRoles, migrate, three_role_database
 from models import Handoff, User, db, tenancy
+from models.entities import OutboxEvent
 from models.escalations import claim
 from tests.factories import Tenant, app_config, make_tenant, new_handoff, postgres_url, running_app
 
@@ -225,6 +226,39 @@ def test_a_claim_cannot_point_at_another_tenants_user(rls_app, two_tenants) -> N
     with tenancy.use_tenant(alpha.account_id):
         engineer = db.session.get(User, alpha.users["eng"])
         assert claim(engineer, alpha_handoff["id"]).claimed_by_id == alpha.users["eng"]
+        db.session.commit()
+
+
+def test_a_session_event_cannot_name_another_tenants_session_message_or_writeback(
+    rls_app, two_tenants
+) -> None:
+    """The outbox row that carries a chat message or a writeback to a session's room names
+    rows of its own account only (the same-account keys of its migration)."""
+    alpha, beta, alpha_handoff, beta_handoff = two_tenants
+    client = rls_app.test_client()
+    session_path = f"/api/v1/sessions/{beta_handoff['session_id']}"
+    message = client.post(
+        f"{session_path}/messages", json={"body": "Beta's chat"}, headers=beta.auth("tech")
+    )
+    writeback = client.post(
+        f"{session_path}/psa-writeback", json={"note": "Beta's note"}, headers=beta.auth("tech")
+    )
+    assert (message.status_code, writeback.status_code) == (201, 201), writeback.get_json()
+    own = {"session_id": alpha_handoff["session_id"]}
+    for pointing in (
+        {"session_id": beta_handoff["session_id"]},
+        {**own, "message_id": message.get_json()["id"]},
+        {**own, "writeback_id": writeback.get_json()["id"]},
+    ):
+        with tenancy.use_tenant(alpha.account_id):
+            db.session.add(
+                OutboxEvent(account_id=alpha.account_id, event="message.created", **pointing)
+            )
+            with pytest.raises(IntegrityError):
+                db.session.flush()
+            db.session.rollback()
+    with tenancy.use_tenant(alpha.account_id):
+        db.session.add(OutboxEvent(account_id=alpha.account_id, event="message.created", **own))
         db.session.commit()
 
 

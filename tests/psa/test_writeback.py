@@ -55,8 +55,14 @@ def state(client, tenant, session_id: int) -> dict:
 
 
 def dispatch_latest() -> str:
-    """What the worker does with the outbox event the route announced."""
-    event_id = db.session.scalar(select(OutboxEvent.id).order_by(OutboxEvent.id.desc()).limit(1))
+    """What the worker does with the outbox event the route announced for the PSA (the
+    writeback's other event, `writeback.created`, is the session page's)."""
+    event_id = db.session.scalar(
+        select(OutboxEvent.id)
+        .where(OutboxEvent.event == "psa.writeback")
+        .order_by(OutboxEvent.id.desc())
+        .limit(1)
+    )
     return fanout.dispatch(event_id)
 
 
@@ -72,7 +78,9 @@ def test_without_a_connection_the_writeback_is_not_connected(client, tenant, fak
     session_id = session_with_ticket(client, tenant)
     body = write_back(client, tenant, session_id)
     assert body["delivery"]["status"] == "not_connected"
-    assert db.session.scalar(select(OutboxEvent)) is None and not fake_cw.requests
+    # Only the session page hears of it: nothing is queued for the PSA.
+    events = db.session.scalars(select(OutboxEvent.event)).all()
+    assert events == ["writeback.created"] and not fake_cw.requests
 
 
 def test_a_session_without_a_ticket_fails_and_says_why(client, tenant, fake_cw):

@@ -3,6 +3,7 @@ overrides, who is on call now (time pinned at a winter date)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import time_machine
@@ -65,3 +66,28 @@ def test_settings_has_the_business_hours_section(client, tenant):
     cookie_login(client, tenant.users["admin"])
     html = client.get("/settings").get_data(as_text=True)
     assert 'id="hours-form"' in html and "settings_hours.js" in html
+
+
+def test_only_admins_get_the_rotation_form_offering_the_active_seniors(client, tenant):
+    setup(client, tenant)  # eng2 is deactivated there
+    zone = {"timezone": "Pacific/Auckland"}  # 14 January 12:00Z is 15 January 01:00 there
+    assert (
+        client.patch("/api/v1/account", json=zone, headers=tenant.auth("admin")).status_code == 200
+    )
+    with time_machine.travel(WINTER, tick=False):
+        cookie_login(client, tenant.users["admin"])
+        html = client.get("/oncall").get_data(as_text=True)
+        choices = html.split('<select id="participant-choice">')[1].split("</select>")[0]
+        assert re.findall(r'<option value="(\d+)">([^<]*)</option>', choices) == [
+            (str(tenant.users["eng"]), "Alpha MSP Eng"),
+            (str(tenant.users["admin"]), "Alpha MSP Owner"),
+        ]
+        assert 'id="rotation-start" name="start_date" type="date" value="2026-01-15"' in html
+        assert 'name="timezone" list="rotation-timezone-choices" value="Pacific/Auckland"' in html
+        assert '<option value="America/Chicago">' in html
+        assert 'aria-label="Edit rotation Servers"' in html
+        for who in ("eng", "tech"):
+            cookie_login(client, tenant.users[who])
+            html = client.get("/oncall").get_data(as_text=True)
+            assert "rotation-form" not in html and "Edit rotation" not in html
+            assert "Delete rotation" not in html and "rotations-data" not in html

@@ -16,10 +16,11 @@ from sqlalchemy import select
 from models import db
 from models.accounts import create_user
 from models.entities import Account, SecurityEvent
+from models.events import MESSAGE_CREATED
 from models.rollup import roll_up
 from tests.factories import UNREACHABLE_REDIS, Tenant, make_tenant, new_handoff, new_session
 from web.extensions import socketio
-from web.pages.live import MESSAGE_CREATED, WATCH_SESSION
+from web.pages.live import WATCH_SESSION
 
 PASSWORD = "user-password"
 LIMIT_PER_EMAIL = 3
@@ -514,7 +515,7 @@ def chat_events(socket) -> list[dict]:
 
 
 def test_a_posted_message_reaches_the_pages_watching_its_session_only(
-    app, client, tenant: Tenant, other_tenant: Tenant
+    app, client, tenant: Tenant, other_tenant: Tenant, live_in_process
 ):
     session = new_session(client, tenant)
     senior, senior_ack = watching(app, "Alpha MSP", "eng", session["id"])

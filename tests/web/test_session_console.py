@@ -10,9 +10,9 @@ import pytest
 
 from models import db
 from models.entities import Handoff, Message, PsaWriteback
+from models.events import WRITEBACK_CREATED
 from tests.factories import Tenant, new_handoff, new_session
 from tests.web.test_pages import page_text, signed_in, watching
-from web.pages.live import WRITEBACK_CREATED
 
 API = "/api/v1"
 
@@ -124,7 +124,9 @@ def test_resolve_without_a_body_still_works(client, tenant):
     assert resolved.get_json()["outcome"] is None
 
 
-def test_a_writeback_reaches_the_pages_watching_its_session(app, client, tenant, other_tenant):
+def test_a_writeback_reaches_the_pages_watching_its_session(
+    app, client, tenant, other_tenant, live_in_process
+):
     session = new_session(client, tenant)
     technician, _ = watching(app, "Alpha MSP", "tech", session["id"])
     outsider, _ = watching(app, "Beta MSP", "eng", session["id"])

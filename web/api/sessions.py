@@ -5,7 +5,6 @@ from __future__ import annotations
 from models import sessions
 from web.api.base import ApiBlueprint
 from web.auth import authenticated, current_user
-from web.pages import live
 from web.schemas import (
     MessageCreateSchema,
     MessageSchema,
@@ -54,9 +53,7 @@ def get_session(session_id: int):
 @blp.errors(400, 401, 403, 404, 409, 422)
 def post_message(body, session_id: int):
     """Add a chat message; the claiming senior's first one is the handoff's first action."""
-    message = sessions.post_message(current_user(), session_id, body["body"])
-    live.announce_message(message)
-    return message
+    return sessions.post_message(current_user(), session_id, body["body"])
 
 
 @blp.post("/sessions/<id:session_id>/psa-writeback")
@@ -69,6 +66,4 @@ def psa_writeback(body, session_id: int):
 
     The note is posted to the ticket by a worker; `delivery.status` follows it (pending,
     retrying, sent, failed) or says `not_connected` when the account has no PSA."""
-    writeback = sessions.write_back_to_psa(current_user(), session_id, body["note"])
-    live.announce_writeback(writeback)
-    return writeback
+    return sessions.write_back_to_psa(current_user(), session_id, body["note"])

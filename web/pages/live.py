@@ -1,38 +1,29 @@
-"""Live chat for the session page: `message.created` and `writeback.created` to the
-session's room.
+"""The session page's room: a page showing /pilot/<session_id> emits `session.watch`
+{session_id} after every (re)connect, and the server joins it to the session's room
+(models.rooms.session_room) only if the connection's user may see the session (its
+technician or a senior of the account).
 
-A page showing /pilot/<session_id> emits `session.watch` {session_id} after every
-(re)connect; the server joins it to the session's room only if the connection's user may see
-the session (its technician or a senior of the account). A posted message is emitted to
-that room right after it is committed. A page that missed messages while disconnected
-re-fetches GET /api/v1/sessions/<id> after reconnecting, so chat needs no outbox.
+What the room hears (`message.created`, `writeback.created`) goes through the outbox like
+every other live event (models.outbox.announce_message / announce_writeback): emitted by
+the web process right after the commit, or by a worker when that emit could not go out.
+A page that missed events while disconnected re-fetches GET /api/v1/sessions/<id>.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask_socketio import join_room
 
-from models import Message
-from models.entities import PsaWriteback
 from models.errors import DomainError
+from models.rooms import session_room
 from models.sessions import get_session
 from web.extensions import socketio
 from web.realtime import connection_user
 
-log = logging.getLogger(__name__)
-
 # Ids are 64-bit columns; a larger number would overflow the query, so it is simply unknown.
 MAX_ID = 2**63 - 1
-MESSAGE_CREATED = "message.created"
-WRITEBACK_CREATED = "writeback.created"
 WATCH_SESSION = "session.watch"
-
-
-def pilot_room(session_id: int) -> str:
-    return f"pilot-session:{session_id}"
 
 
 @socketio.on(WATCH_SESSION)
@@ -52,32 +43,5 @@ def watch_session(data: Any) -> dict[str, Any]:
         get_session(user, session_id)
     except DomainError as error:
         return {"ok": False, "error": error.message}
-    join_room(pilot_room(session_id))
+    join_room(session_room(session_id))
     return {"ok": True}
-
-
-def announce_message(message: Message) -> None:
-    """Emit a committed chat message to the page(s) showing its session. Never raises:
-    a page that misses it catches up from the API when it reconnects."""
-    from web.schemas import MessageSchema
-
-    try:
-        socketio.emit(
-            MESSAGE_CREATED, MessageSchema().dump(message), to=pilot_room(message.session_id)
-        )
-    except Exception:
-        log.warning("Could not emit message %s live", message.id, exc_info=True)
-
-
-def announce_writeback(writeback: PsaWriteback) -> None:
-    """Emit a committed PSA writeback to the page(s) showing its session, like a message."""
-    from web.schemas import PsaWritebackSchema
-
-    try:
-        socketio.emit(
-            WRITEBACK_CREATED,
-            PsaWritebackSchema().dump(writeback),
-            to=pilot_room(writeback.session_id),
-        )
-    except Exception:
-        log.warning("Could not emit PSA writeback %s live", writeback.id, exc_info=True)

@@ -4,12 +4,14 @@ from static/oncall.js."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from flask import g, render_template
 
-from models import clock, oncall
-from models.entities import SENIOR_ROLES
+from models import clock, credentials, oncall
+from models.entities import SENIOR_ROLES, User
+from models.timezones import canonical_timezones
 from web.api.oncall import instant_text, override_body, rotation_body, segment_body
 from web.pages.blueprint import blp
 from web.pages.views import page_login
@@ -27,6 +29,7 @@ def oncall_page():
     names = oncall.user_names(user.account_id)
     schedule = oncall.schedule_for(user.account_id, now, end)
     overrides = oncall.list_overrides(user.account, now, None)
+    is_admin = user.role == "admin"
     return render_template(
         "pages/oncall.html",
         active="oncall",
@@ -37,5 +40,23 @@ def oncall_page():
         business_hours=schedule.inside_business_hours(now),
         overrides=[override_body(o) for o in overrides],
         can_take=user.role in SENIOR_ROLES,
-        is_admin=user.role == "admin",
+        is_admin=is_admin,
+        schedule_days=SCHEDULE_DAYS,
+        **(_rotation_form(user, now) if is_admin else {}),
     )
+
+
+def _rotation_form(admin: User, now: datetime) -> dict:
+    """What the admin's rotation form offers: the account's active seniors (participants),
+    the real time zones, and as defaults the account's zone and today's date there."""
+    seniors = [
+        {"id": person.id, "name": person.name}
+        for person in credentials.users_of(admin)
+        if person.active and person.role in SENIOR_ROLES
+    ]
+    return {
+        "seniors": sorted(seniors, key=lambda person: person["name"].casefold()),
+        "timezones": canonical_timezones(),
+        "account_timezone": admin.account.timezone,
+        "today": now.astimezone(ZoneInfo(admin.account.timezone)).date().isoformat(),
+    }
