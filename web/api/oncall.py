@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Response, current_app, request
 
-from models import oncall
+from models import oncall, schedule_cache
 from models.clock import now as clock_now
 from models.entities import OnCallOverride, Rotation
 from models.errors import NotFound, ValidationFailed
@@ -202,7 +202,7 @@ def on_call_now():
     """Inside business hours or not, and who is on call, now or at `at`."""
     user = current_user()
     at = _optional_instant("at") or clock_now()
-    schedule = oncall.schedule_at(user.account_id, at)
+    schedule = schedule_cache.schedule_at(user.account_id, at)
     return {
         "at": instant_text(at),
         "business_hours": schedule.inside_business_hours(at),
