@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from flask import Response, current_app, request
@@ -47,7 +48,10 @@ def parse_instant(value: object, field: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+@lru_cache(maxsize=8192)
 def instant_text(at: datetime) -> str:
+    """RFC 3339 in UTC (remembered: GET /oncall/now writes the same segment bounds for
+    every request while they last)."""
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
