@@ -381,3 +381,16 @@ def test_the_kept_copy_answers_every_instant_as_a_fresh_load(app, client, tenant
         (datetime(2026, 3, 9, 16, 30, tzinfo=UTC), "eng2"),
     ):
         assert [names[s.user_id] for s in kept.on_call(at)] == [who], at
+
+
+def test_the_copies_are_bounded_least_recently_used_first(app, client, tenant, monkeypatch):
+    from tests.factories import make_tenant
+
+    monkeypatch.setattr(schedule_cache, "MAX_ACCOUNTS", 2)
+    others = [make_tenant("Gamma MSP"), make_tenant("Delta MSP")]
+    decision_inputs(tenant.account_id, OUT)
+    decision_inputs(others[0].account_id, OUT)
+    decision_inputs(tenant.account_id, OUT)  # used again: now the most recent
+    decision_inputs(others[1].account_id, OUT)
+    kept = {account_id for _, account_id in schedule_cache._entries}
+    assert kept == {tenant.account_id, others[1].account_id}
