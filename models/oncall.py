@@ -421,20 +421,6 @@ def user_names(account_id: int) -> dict[int, str]:
     return {row.id: row.name for row in rows}
 
 
-def active_seniors(account: Account) -> list[tuple[int, str]]:
-    """(id, name) of the account's active engineers and admins: who may be a participant."""
-    rows = db.session.execute(
-        select(User.id, User.name)
-        .where(
-            User.account_id == account.id,
-            User.active.is_(True),
-            User.role.in_(SENIOR_ROLES),
-        )
-        .order_by(User.name, User.id)
-    )
-    return [(row.id, row.name) for row in rows]
-
-
 def participant_names(account: Account, rotations: Iterable[Rotation]) -> dict[int, str]:
     ids = {user for rotation in rotations for user in rotation.participants or ()}
     if not ids:

@@ -1,7 +1,6 @@
 """/oncall in headless Chromium against the real stack: an engineer sees the schedule,
 takes a colleague's shift (an override for themselves), sees the queue header name them,
-and creates and rotates their calendar link (the old one answers 404); an admin creates,
-edits and deletes a rotation with the page's form, a bad field answered in words."""
+and creates and rotates their calendar link (the old one answers 404)."""
 
 from __future__ import annotations
 
@@ -65,68 +64,3 @@ def test_take_a_shift_and_rotate_the_calendar_link(stack: Stack, acme: Tenant, s
 
     queue = sign_in(owner, "/escalations")
     expect(queue.locator("#queue-on-call")).to_contain_text("On call now:")
-
-
-def test_an_admin_creates_edits_and_deletes_a_rotation(stack: Stack, acme: Tenant, sign_in):
-    erin, sam, owner = acme["eng"], acme["eng2"], acme["admin"]
-
-    def mine() -> list[dict]:
-        items = stack.api(owner.token, "GET", "/oncall/rotations").json()["items"]
-        return [r for r in items if r["name"].startswith("Database")]
-
-    page = sign_in(owner, "/oncall")
-    form = page.locator("#rotation-form")
-    form.get_by_label("Name").fill("Database nights")
-    form.get_by_label(sam.name).check()
-    form.get_by_label(erin.name).check()
-    expect(page.locator("#rotation-order")).to_have_text("Sam Senior → Erin Engineer")
-    form.get_by_label("Shift length").fill("0")
-    form.get_by_role("button", name="Create rotation").click()
-    expect(page.locator("#rotation-status")).to_contain_text(
-        "shift length days: A whole number of days from 1 to 28."
-    )
-    assert mine() == []
-
-    form.get_by_label("Shift length").fill("7")
-    form.get_by_label("Hands off at").fill("09:30")
-    form.get_by_label("First shift starts on").fill("2026-12-07")
-    form.get_by_label("Time zone").fill("America/Chicago")
-    form.get_by_role("button", name="Create rotation").click()
-    row = page.locator("#rotations tr", has_text="Database nights")
-    expect(row).to_contain_text("Sam Senior → Erin Engineer")
-    expect(row).to_contain_text("09:30 America/Chicago")
-    [created] = mine()
-    assert (
-        [p["id"] for p in created["participants"]],
-        created["shift_length_days"],
-        created["handoff_time"],
-        created["start_date"],
-        created["timezone"],
-    ) == ([sam.id, erin.id], 7, "09:30", "2026-12-07", "America/Chicago")
-
-    row.get_by_role("button", name="Edit Database nights").click()
-    expect(page.locator("#rotation-form-title")).to_have_text("Edit rotation: Database nights")
-    expect(page.locator("#rotation-order")).to_have_text("Sam Senior → Erin Engineer")
-    form.get_by_label("Name").fill("Database on call")
-    form.get_by_label(sam.name).uncheck()
-    form.get_by_label(sam.name).check()  # now after Erin
-    expect(page.locator("#rotation-order")).to_have_text("Erin Engineer → Sam Senior")
-    form.get_by_label("Shift length").fill("1")
-    form.get_by_role("button", name="Save rotation").click()
-    row = page.locator("#rotations tr", has_text="Database on call")
-    expect(row).to_contain_text("Erin Engineer → Sam Senior")
-    expect(row).to_contain_text("1 day")
-    [edited] = mine()
-    assert edited["id"] == created["id"] and edited["name"] == "Database on call"
-    assert [p["id"] for p in edited["participants"]] == [erin.id, sam.id]
-    assert edited["shift_length_days"] == 1 and edited["handoff_time"] == "09:30"
-
-    page.once("dialog", lambda dialog: dialog.accept())
-    row.get_by_role("button", name="Delete Database on call").click()
-    expect(page.locator("#rotations tr", has_text="Database on call")).to_have_count(0)
-    assert mine() == []
-
-    engineer = sign_in(erin, "/oncall")
-    expect(engineer.locator("#rotations-title")).to_be_visible()
-    expect(engineer.locator("#rotation-form")).to_have_count(0)
-    expect(engineer.locator(".edit-rotation")).to_have_count(0)

@@ -65,21 +65,3 @@ def test_settings_has_the_business_hours_section(client, tenant):
     cookie_login(client, tenant.users["admin"])
     html = client.get("/settings").get_data(as_text=True)
     assert 'id="hours-form"' in html and "settings_hours.js" in html
-
-
-def test_only_an_admin_gets_the_rotation_form_with_the_active_seniors(client, tenant):
-    setup(client, tenant)  # eng2 deactivated: no longer offered as a participant
-    cookie_login(client, tenant.users["admin"])
-    html = client.get("/oncall").get_data(as_text=True)
-    assert 'id="rotation-form"' in html and 'class="link-button edit-rotation"' in html
-    offered = {tenant.users[who]: f'name="participants" value="{tenant.users[who]}"' in html
-               for who in ("admin", "eng", "eng2", "tech")}  # fmt: skip
-    assert offered == {
-        tenant.users["admin"]: True,
-        tenant.users["eng"]: True,
-        tenant.users["eng2"]: False,
-        tenant.users["tech"]: False,
-    }
-    cookie_login(client, tenant.users["eng"])
-    html = client.get("/oncall").get_data(as_text=True)
-    assert 'id="rotation-form"' not in html and "edit-rotation" not in html

@@ -1,6 +1,6 @@
-"""/oncall: the rotations (created, edited and deleted by admins), two weeks of the final
-schedule (gaps shown), the overrides, "take this shift" for seniors, and the caller's
-calendar link. Changes go through the JSON API from static/oncall.js."""
+"""/oncall: the rotations, two weeks of the final schedule (gaps shown), the overrides, "take
+this shift" for seniors, and the caller's calendar link. Changes go through the JSON API
+from static/oncall.js."""
 
 from __future__ import annotations
 
@@ -38,9 +38,4 @@ def oncall_page():
         overrides=[override_body(o) for o in overrides],
         can_take=user.role in SENIOR_ROLES,
         is_admin=user.role == "admin",
-        seniors=[{"id": i, "name": name} for i, name in oncall.active_seniors(user.account)]
-        if user.role == "admin"
-        else [],
-        account_timezone=user.account.timezone,
-        today=now.date().isoformat(),
     )
