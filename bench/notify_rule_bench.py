@@ -6,12 +6,17 @@ escalation, the unclaimed-steps tick with every step's decision, the shift-notic
 
 1. **Decision per escalation**: one account with `--seniors` seniors, `--rotations`
    rotations and `--overrides` overrides, outside business hours; for `--decisions`
-   escalations, `models.email_audience.decide` as the dispatch runs it (the seniors'
-   preferences in one query, presence (a set here), the schedule resolved once, the rule),
-   without writing the rows. Goal: p99 <= 0.5 ms.
+   escalations at instants a minute apart, `models.email_audience.decide` as the dispatch
+   runs it (the account's schedule version read, the seniors' preferences and the schedule
+   from the copy models/schedule_cache.py keeps, presence (a set here), the rule), without
+   writing the rows. Beside it in the same run, the previous code's path: the preferences
+   query and the schedule loaded (four queries) for every decision. Goal: p99 <= 0.5 ms.
 2. **Unclaimed-steps tick**: 100,000 open handoffs over 1,000 accounts (bench/reminder_scan.py's
    data); per 15 s tick, `run_due_steps` and then the decision of every step it took, as
-   their dispatches will run it. Goal: <= 1 s a tick, decisions included.
+   their dispatches will run it; then the same decisions again by the previous code's path,
+   timed apart (the tick as it was). An account's first decision loads its kept copy (the
+   copies loaded per tick are counted); later ones find it. Goal: <= 1 s a tick, decisions
+   included.
 3. **Shift-notice tick**: `--shift-accounts` accounts with a rotation each, one segment
    starting; `models.shift_notices.run_tick` (the schedule once for all accounts, one
    INSERT per 500 notices), the first tick (every notice new) and a repeat (none). Goal:
@@ -94,6 +99,33 @@ def seed_decision_account(seniors: int, rotations: int, overrides: int) -> tuple
     return account.id, event
 
 
+def decide_loading_each_time(event: Any, handoff: Any, online_of, at: datetime):
+    """`models.email_audience.decide` as the previous code ran it: the seniors' preferences
+    and the schedule at `at` loaded from the database for every decision."""
+    from models.email_audience import _targets
+    from models.entities import SENIOR_ROLES
+    from models.handoff_steps import step_of_event
+    from models.notification_rule import Audience, Moment, choose, keyed_by_step, rule_for
+    from models.oncall import covering_schedules
+    from models.preferences import account_email_preferences
+
+    email = rule_for(event.event).email
+    step = step_of_event(event.id) if keyed_by_step(event.event) else None
+    if email is None or (keyed_by_step(event.event) and step is None):
+        return None
+    seniors = account_email_preferences(event.account_id, SENIOR_ROLES)
+    targets = _targets(email.audience, event, handoff)
+    asked = [p.user_id for p in seniors if targets is None or p.user_id in targets]
+    online = online_of(asked) if email.by_preferences is not False else set()
+    schedule = covering_schedules([event.account_id], at).get(event.account_id)
+    moment = (
+        Moment(at, schedule.inside_business_hours(at), schedule.on_call_users(at))
+        if schedule is not None
+        else Moment(at)
+    )
+    return choose(event.event, Audience(seniors, online, targets), moment), step
+
+
 def time_decisions(count: int, seniors: int, rotations: int, overrides: int) -> dict[str, Any]:
     from models.db import db
     from models.email_audience import decide
@@ -108,47 +140,55 @@ def time_decisions(count: int, seniors: int, rotations: int, overrides: int) -> 
     def online_of(ids: list[int]) -> set[int]:
         return {i for i in ids if i in online}
 
-    samples, emailed = [], 0
-    for n in range(count):
-        started = time.perf_counter()
-        chosen, _ = decide(event, handoff, online_of, at=at + timedelta(minutes=n % 600))
-        samples.append(time.perf_counter() - started)
-        emailed += len(chosen.now) + len(chosen.held)
-    db.session.rollback()
-    return {"decisions": count, "seniors": seniors, "rotations": rotations,
-            "overrides": overrides, "emails_per_decision": round(emailed / count, 1),
-            **_ms(samples), "parts": _parts(count, event, at, online_of)}  # fmt: skip
-
-
-def _parts(count: int, event: Any, at: datetime, online_of) -> dict[str, Any]:
-    """The decision's three parts timed alone: the preferences query, the schedule at one
-    instant, and the rule itself on what those loaded."""
-    from models.entities import SENIOR_ROLES
-    from models.notification_rule import Audience, choose
-    from models.oncall_view import moment_for
-    from models.preferences import account_email_preferences
-
-    loads, schedules, rules = [], [], []
+    samples, before, emailed = [], [], 0
     for n in range(count):
         when = at + timedelta(minutes=n % 600)
         started = time.perf_counter()
-        seniors = account_email_preferences(event.account_id, SENIOR_ROLES)
-        loaded = time.perf_counter()
-        moment = moment_for(event.account_id, when)
+        chosen, _ = decide(event, handoff, online_of, at=when)
+        samples.append(time.perf_counter() - started)
+        emailed += len(chosen.now) + len(chosen.held)
+    for n in range(0, count, 7):  # the copy and the previous path agree (not timed)
+        when = at + timedelta(minutes=n % 600)
+        chosen, _ = decide(event, handoff, online_of, at=when)
+        assert chosen == decide_loading_each_time(event, handoff, online_of, when)[0], when
+    for n in range(count):
+        started = time.perf_counter()
+        decide_loading_each_time(event, handoff, online_of, at + timedelta(minutes=n % 600))
+        before.append(time.perf_counter() - started)
+    db.session.rollback()
+    return {"decisions": count, "seniors": seniors, "rotations": rotations,
+            "overrides": overrides, "emails_per_decision": round(emailed / count, 1),
+            **_ms(samples), "loading_each_time": _ms(before),
+            "parts": _parts(count, event, at, online_of)}  # fmt: skip
+
+
+def _parts(count: int, event: Any, at: datetime, online_of) -> dict[str, Any]:
+    """The decision's parts timed alone: the version read, the kept copy's moment (and its
+    seniors), and the rule itself on what those gave."""
+    from models import schedule_cache
+    from models.notification_rule import Audience, choose
+
+    versions, moments, rules = [], [], []
+    for n in range(count):
+        when = at + timedelta(minutes=n % 600)
+        started = time.perf_counter()
+        schedule_cache.current_version(event.account_id)
+        read = time.perf_counter()
+        seniors, moment = schedule_cache.decision_inputs(event.account_id, when)
         resolved = time.perf_counter()
         audience = Audience(seniors, online_of([p.user_id for p in seniors]))
         choose(event.event, audience, moment)
         ruled = time.perf_counter()
-        loads.append(loaded - started)
-        schedules.append(resolved - loaded)
+        versions.append(read - started)
+        moments.append(resolved - read)
         rules.append(ruled - resolved)
-    return {"preferences_query": _ms(loads), "schedule": _ms(schedules), "rule": _ms(rules)}
+    return {"version_read": _ms(versions), "inputs_with_copy": _ms(moments), "rule": _ms(rules)}
 
 
 def time_step_ticks(args: argparse.Namespace) -> dict[str, Any]:
     """Bench/reminder_scan.py's data and ticks, each followed by the decisions its steps need."""
     from bench import reminder_scan
-    from models import handoff_steps
+    from models import handoff_steps, schedule_cache
     from models.db import db
     from models.email_audience import decide
     from models.entities import Handoff, OutboxEvent
@@ -159,37 +199,48 @@ def time_step_ticks(args: argparse.Namespace) -> dict[str, Any]:
             open=args.open, closed=args.closed, accounts=args.accounts, spread_minutes=120
         )  # fmt: skip
     )
-    ticks, steps, decisions = [], [], []
+    ticks, steps, decided, decisions, before, misses = [], [], [], [], [], []
     last_event = db.session.query(OutboxEvent.id).order_by(OutboxEvent.id.desc()).limit(1).scalar()
     last_event = last_event or 0
     for n in range(args.ticks):
         now = reminder_scan.NOW + n * reminder_scan.TICK
+        at = now.replace(tzinfo=UTC)
         started = time.perf_counter()
-        taken = handoff_steps.run_due_steps(now)
+        taken = handoff_steps.run_due_steps(now)  # commits its batches
         stepped = time.perf_counter()
         events = list(
             db.session.query(OutboxEvent)
             .filter(OutboxEvent.id > last_event)
             .order_by(OutboxEvent.id)
         )
-        for event in events:
-            decide(event, db.session.get(Handoff, event.handoff_id), lambda ids: set(),
-                   at=now.replace(tzinfo=UTC))  # fmt: skip
+        handoffs = [db.session.get(Handoff, event.handoff_id) for event in events]
+        loaded = time.perf_counter()
+        kept = len(schedule_cache._entries)
+        for event, handoff in zip(events, handoffs, strict=True):
+            decide(event, handoff, lambda ids: set(), at=at)
         ended = time.perf_counter()
+        misses.append(len(schedule_cache._entries) - kept)
+        for event, handoff in zip(events, handoffs, strict=True):
+            decide_loading_each_time(event, handoff, lambda ids: set(), at)
+        before.append(loaded - started + time.perf_counter() - ended)
         last_event = events[-1].id if events else last_event
         db.session.rollback()
         ticks.append(ended - started)
         decisions.append(ended - stepped)
+        decided.append(len(events))
         steps.append(taken.reminders + taken.admin_steps)
     return {
         "open": args.open,
         "accounts": args.accounts,
         "ticks": args.ticks,
         "steps_per_tick_mean": round(sum(steps) / len(steps), 1),
+        "decisions_per_tick_mean": round(sum(decided) / len(decided), 1),
+        "copies_loaded_per_tick": misses,
         "tick_p50_s": round(percentile(ticks, 50), 3),
         "tick_max_s": round(max(ticks), 3),
         "decisions_per_tick_max_s": round(max(decisions), 3),
-        "decision_mean_ms": round(sum(decisions) / max(sum(steps), 1) * 1000, 3),
+        "decision_mean_ms": round(sum(decisions) / max(sum(decided), 1) * 1000, 3),
+        "tick_max_s_loading_each_decision": round(max(before), 3),
     }
 
 
@@ -280,10 +331,14 @@ def _text(report: dict[str, Any]) -> str:
         lines += [
             f"{r['backend']} (load {r['load_1m_at_start']} at start; a shared machine: noisy)",
             f"  decision per escalation ({d['seniors']} seniors, {d['rotations']} rotations, "
-            f"{d['overrides']} overrides): p50 {d['p50_ms']} ms, p99 {d['p99_ms']} ms; "
+            f"{d['overrides']} overrides): p50 {d['p50_ms']} ms, p99 {d['p99_ms']} ms "
+            f"(loading each time: p50 {d['loading_each_time']['p50_ms']} ms, p99 "
+            f"{d['loading_each_time']['p99_ms']} ms); "
             + ", ".join(f"{k} p99 {v['p99_ms']} ms" for k, v in d["parts"].items()),
             f"  steps tick ({s['open']:,} open, {s['steps_per_tick_mean']} steps a tick, "
-            f"decisions included): p50 {s['tick_p50_s']} s, max {s['tick_max_s']} s",
+            f"decisions included): p50 {s['tick_p50_s']} s, max {s['tick_max_s']} s "
+            f"(loading each decision: max {s['tick_max_s_loading_each_decision']} s; "
+            f"copies loaded per tick {s['copies_loaded_per_tick']})",
             f"  shift tick ({t['accounts']:,} accounts, {t['notices']} notices): "
             f"{t['first_tick_s']} s, repeat {t['repeat_tick_s']} s ({t['repeat_notices']} new)",
             f"  goals: {r['goals']}",

@@ -5,13 +5,19 @@
 
 Seeds one account with 20 seniors, 50 rotations (4 participants each, daily to weekly
 shifts in four time zones, handoffs at various times) and 1,000 overrides of 2 to 48 hours
-spread over 120 days around the instant measured. Then, in process:
+spread over 120 days around the instant measured. Then, in process, each `--requests`
+times at instants a minute apart (so segments end and are found again as they would):
 
 - `GET /api/v1/oncall/now?at=...` through the Flask test client (authentication, the
-  schedule's queries, the computation, the JSON answer; no network), `--requests` times;
+  schedule, the JSON answer; no network), served from the copy models/schedule_cache.py
+  keeps; again with that copy dropped before every request (what the first request after
+  a schedule write costs: the copy's wider load and the seniors); and as the route was
+  before the copy, loading the schedule for the instant (`oncall.schedule_at`) each time;
 - `GET /api/v1/me` the same way, as the baseline of an authenticated request;
 - the on-call decision a dispatch makes once: `models.oncall_view.moment_for(account, at)`
-  (four queries and the computation over the 50 rotations), `--requests` times;
+  (the version read and the kept copy), and beside it the previous code's path, loading
+  the schedule for each call (`oncall.covering_schedules`, four queries, and who is on call
+  over the 50 rotations);
 - the per-recipient decision that follows it: `models.notification_rule.choose` for a new
   handoff with the resolved moment, over the account's 20 seniors.
 
@@ -92,14 +98,26 @@ def seed_schedule(app, account_id: int, seniors: list[int], rotations: int, over
 
 def timed(count: int, call) -> list[float]:
     latencies = []
-    for _ in range(count):
+    for n in range(count):
         began = time.perf_counter()
-        call()
+        call(n)
         latencies.append((time.perf_counter() - began) * 1000)
     return latencies
 
 
+def loaded_each_time(account_id: int, at: datetime):
+    """The on-call moment as the previous code resolved it: loaded for every call."""
+    from models import oncall
+    from models.notification_rule import Moment
+
+    schedule = oncall.covering_schedules([account_id], at).get(account_id)
+    if schedule is None:
+        return Moment(at)
+    return Moment(at, schedule.inside_business_hours(at), schedule.on_call_users(at))
+
+
 def run_one(name: str, url: str, requests: int) -> dict[str, Any]:
+    from models import oncall, schedule_cache
     from models.db import db
     from models.events import HANDOFF_CREATED
     from models.notification_rule import Audience, choose
@@ -115,19 +133,36 @@ def run_one(name: str, url: str, requests: int) -> dict[str, Any]:
     note("%s: seeded 50 rotations and 1,000 overrides", name)
     client = app.test_client()
     headers = {"Authorization": f"Bearer {seeded.admin_token}"}
-    path = "/api/v1/oncall/now?at=" + AT.strftime("%Y-%m-%dT%H:%M:%SZ")
+    kept_schedule_at = schedule_cache.schedule_at
+    instants = [AT + timedelta(minutes=n) for n in range(requests)]
+    paths = ["/api/v1/oncall/now?at=" + at.strftime("%Y-%m-%dT%H:%M:%SZ") for at in instants]
     with app.app_context():
-        answer = client.get(path, headers=headers)
+        answer = client.get(paths[0], headers=headers)
         assert answer.status_code == 200, answer.get_data(as_text=True)
         entries = len(answer.get_json()["on_call"])
-        for _ in range(20):  # warm up
+        for path in paths[:20]:  # warm up
             client.get(path, headers=headers)
-        now_ms = timed(requests, lambda: client.get(path, headers=headers))
-        me_ms = timed(requests, lambda: client.get("/api/v1/me", headers=headers))
-        moment_ms = timed(requests, lambda: moment_for(seeded.account_id, AT))
+        now_ms = timed(requests, lambda n: client.get(paths[n], headers=headers))
+
+        def cold(n: int) -> None:
+            schedule_cache.clear()
+            client.get(paths[n], headers=headers)
+
+        cold_ms = timed(requests, cold)
+        schedule_cache.schedule_at = oncall.schedule_at  # the route as it was: loaded each time
+        try:
+            before_now_ms = timed(requests, lambda n: client.get(paths[n], headers=headers))
+        finally:
+            schedule_cache.schedule_at = kept_schedule_at
+        me_ms = timed(requests, lambda n: client.get("/api/v1/me", headers=headers))
+        for n in range(requests):  # the copy and the previous path agree
+            moment = moment_for(seeded.account_id, instants[n])
+            assert moment == loaded_each_time(seeded.account_id, instants[n]), instants[n]
+        moment_ms = timed(requests, lambda n: moment_for(seeded.account_id, instants[n]))
+        before_ms = timed(requests, lambda n: loaded_each_time(seeded.account_id, instants[n]))
         moment = moment_for(seeded.account_id, AT)
         audience = Audience(_preferences(seeded.account_id), set())
-        choose_ms = timed(requests, lambda: choose(HANDOFF_CREATED, audience, moment))
+        choose_ms = timed(requests, lambda n: choose(HANDOFF_CREATED, audience, moment))
         db.session.remove()
         db.engine.dispose()
     now_summary, moment_summary = summarize(now_ms), summarize(moment_ms)
@@ -138,14 +173,17 @@ def run_one(name: str, url: str, requests: int) -> dict[str, Any]:
         "on_call_entries": entries,
         "requests": requests,
         "oncall_now": now_summary,
+        "oncall_now_copy_dropped": summarize(cold_ms),
+        "oncall_now_loaded_each_time": summarize(before_now_ms),
         "moment_for": moment_summary,
+        "moment_loaded_each_time": summarize(before_ms),
         "baseline_get_me": summarize(me_ms),
         "choose_per_escalation": summarize(choose_ms),
         "goal_now_p99_ms": GOAL_NOW_P99_MS,
         "goal_decision_ms": GOAL_DECISION_MS,
         "now_met": now_summary["p99_ms"] is not None and now_summary["p99_ms"] <= GOAL_NOW_P99_MS,
-        "decision_met": moment_summary["p50_ms"] is not None
-        and moment_summary["p50_ms"] <= GOAL_DECISION_MS,
+        "decision_met": moment_summary["p99_ms"] is not None
+        and moment_summary["p99_ms"] <= GOAL_DECISION_MS,
     }
 
 

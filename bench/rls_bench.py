@@ -1,4 +1,4 @@
-"""Measure 11: the cost of row-level security. Escalate throughput and claim latency on one
+"""Measure 13: the cost of row-level security. Escalate throughput and claim latency on one
 PostgreSQL database, side by side in one run, through three configurations:
 
 - `enforced`: the three roles of docs/deploy.md (runtime role under the tenant policies,

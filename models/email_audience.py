@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from models import deliveries
 from models.db import utcnow
-from models.entities import SENIOR_ROLES, Delivery, Handoff, OutboxEvent
+from models.entities import Delivery, Handoff, OutboxEvent
 from models.handoff_steps import step_of_event
 from models.notification_rule import (
     EMAILED_BEFORE,
@@ -20,8 +20,7 @@ from models.notification_rule import (
     keyed_by_step,
     rule_for,
 )
-from models.oncall_view import moment_for
-from models.preferences import account_email_preferences
+from models.schedule_cache import decision_inputs
 
 # Who of these users has an open connection (adapters.presence.Presence.online).
 OnlineOf = Callable[[list[int]], set[int]]
@@ -50,20 +49,20 @@ def decide(
     at: datetime | None = None,
 ) -> tuple[Chosen, str | None] | None:
     """Who is emailed about `event` now and why, and the unclaimed step it announced (its
-    deliveries' key); None when it emails nobody. One query for the seniors' preferences,
-    one presence look-up, and the schedule resolved once for them all."""
+    deliveries' key); None when it emails nobody. The seniors' preferences and the schedule
+    resolved once for them all (models.schedule_cache: one query while its copy holds),
+    and one presence look-up."""
     email = rule_for(event.event).email
     if email is None:
         return None
     step = step_of_event(event.id) if keyed_by_step(event.event) else None
     if keyed_by_step(event.event) and step is None:
         return None
-    seniors = account_email_preferences(event.account_id, SENIOR_ROLES)
+    seniors, moment = decision_inputs(event.account_id, at or now_utc())
     targets = _targets(email.audience, event, handoff)
     asked = [p.user_id for p in seniors if targets is None or p.user_id in targets]
     needs_presence = online_of is not None and email.by_preferences is not False
     online = online_of(asked) if needs_presence else set()
-    moment = moment_for(event.account_id, at or now_utc())
     return choose(event.event, Audience(seniors, online, targets), moment, fallback), step
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     ForeignKey,
@@ -17,10 +19,11 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
     false,
+    inspect,
     text,
     true,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from models.db import db, utcnow
 
@@ -46,6 +49,12 @@ POLICY_DEFAULTS: dict[str, int] = {
 }
 DEFAULT_BASELINE_MINUTES = 45
 PSA_CONNECTION_STATUSES = ("connected", "broken")
+
+
+def new_schedule_version() -> int:
+    """A fresh `Account.schedule_version`: random rather than counted, so two databases (or
+    an account deleted and made again) never show one process the same value by chance."""
+    return secrets.randbits(62)
 
 
 class Account(db.Model):
@@ -80,6 +89,12 @@ class Account(db.Model):
     # Weekly windows and holidays in the account's time zone (models/oncall.py); null:
     # always inside business hours.
     business_hours: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Changes with every write the on-call decision reads (business hours, the time zone,
+    # rotations, overrides, the seniors and their preferences): models/schedule_cache.py
+    # keeps a loaded schedule only while this still holds the value it was loaded under.
+    schedule_version: Mapped[int] = mapped_column(
+        BigInteger, default=new_schedule_version, server_default="0"
+    )
 
 
 class User(db.Model):
@@ -525,6 +540,62 @@ class CalendarFeed(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# What the on-call decision reads of each table (models/schedule_cache.py): a flush that
+# changes one of these fields (None: any field), or adds or deletes such a row, gives the
+# account a new `schedule_version` in the same transaction.
+_SCHEDULE_FIELDS: dict[type, tuple[str, ...] | None] = {
+    Account: ("timezone", "business_hours"),
+    User: (
+        "account_id",
+        "name",
+        "role",
+        "active",
+        "notify_email",
+        "quiet_hours_start",
+        "quiet_hours_end",
+        "timezone",
+    ),
+    Rotation: None,
+    OnCallOverride: None,
+}
+
+
+def _schedule_changed(session: Session, row: object, fields: tuple[str, ...] | None) -> bool:
+    if row in session.new or row in session.deleted or fields is None:
+        return True
+    state = inspect(row)
+    return any(state.attrs[name].history.has_changes() for name in fields)
+
+
+def _schedule_accounts(session: Session) -> set[int]:
+    found: set[int] = set()
+    for row in (*session.new, *session.dirty, *session.deleted):
+        fields = _SCHEDULE_FIELDS.get(type(row), ())
+        if fields == () or not _schedule_changed(session, row, fields):
+            continue
+        if isinstance(row, Account):
+            if row not in session.new and row not in session.deleted:
+                found.add(row.id)  # a new account already has a version of its own
+            continue
+        history = inspect(row).attrs.account_id.history
+        found.update(a for a in (*history.deleted, row.account_id) if a is not None)
+    return found
+
+
+@event.listens_for(Session, "after_flush")
+def _new_schedule_versions(session: Session, _context) -> None:
+    """Every write the on-call decision reads changes its account's `schedule_version`, in
+    the flush that writes it, whichever command or process made it."""
+    accounts = _schedule_accounts(session)
+    if accounts:
+        table = Account.__table__
+        session.connection().execute(
+            table.update()
+            .where(table.c.id.in_(sorted(accounts)))
+            .values(schedule_version=new_schedule_version())
+        )
 
 
 @event.listens_for(ApiToken, "before_insert")

@@ -110,6 +110,8 @@ class Schedule:
     active: set[int] = field(default_factory=set)
     names: dict[int, str] = field(default_factory=dict)
     _by_rotation: dict[int, list[OverrideRule]] | None = field(default=None, repr=False)
+    # Each rotation's last segment found by `on_call`: still the answer while it lasts.
+    _current: dict[int, FinalSegment] = field(default_factory=dict, repr=False)
 
     def inside_business_hours(self, at: datetime) -> bool:
         return inside_business_hours(self.business_hours, self.timezone, at)
@@ -128,9 +130,21 @@ class Schedule:
         return frozenset(user for _, user in found if user is not None)
 
     def on_call(self, at: datetime) -> list[FinalSegment]:
-        """One segment per rotation that has someone on call at `at` (gaps left out)."""
-        found = (segment_at(r, self.overrides_of(r.id), self.active, at) for r in self.rotations)
-        return [s for s in found if s is not None and s.source != GAP]
+        """One segment per rotation that has someone on call at `at` (gaps left out). A
+        segment has its own bounds and one owner throughout, so the one found for an earlier
+        instant answers every later one inside it without computing it again."""
+        found = []
+        for rotation in self.rotations:
+            segment = self._current.get(rotation.id)
+            if segment is None or not segment.start <= at < segment.end:
+                overrides = self.overrides_of(rotation.id)
+                segment = segment_at(rotation, overrides, self.active, at)
+                if segment is None:
+                    continue
+                self._current[rotation.id] = segment
+            if segment.source != GAP:
+                found.append(segment)
+        return found
 
     def segments(self, start: datetime, end: datetime) -> list[FinalSegment]:
         """The final schedule of every rotation over [start, end), ordered by start."""
@@ -256,7 +270,7 @@ def schedules_at(account_ids: Iterable[int] | None, at: datetime) -> dict[int, S
     ]
     if spans:
         for schedule in schedules.values():
-            schedule.overrides, schedule._by_rotation = [], None
+            schedule.overrides, schedule._by_rotation, schedule._current = [], None, {}
         low, high = min(s[0] for s in spans), max(s[1] for s in spans)
         _load_overrides(schedules, low, high + INSTANT)
     return schedules

@@ -1,7 +1,8 @@
 """What the notification rule asks of the on-call schedule, in one place: the schedule at
 one instant (inside business hours? who is on call?) and the final segments in progress.
 The schedule itself (business hours, rotations, overrides) is computed by models.oncall;
-this module only reads it, once per dispatch or beat tick, never per recipient."""
+this module only reads it, once per dispatch or beat tick, never per recipient (and one
+account's from the copy models/schedule_cache.py keeps, while it still holds)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from models import oncall
+from models import oncall, schedule_cache
 from models.notification_rule import Moment
 
 
@@ -33,8 +34,10 @@ def _moment(schedule: oncall.Schedule | None, at: datetime) -> Moment:
 
 def moment_for(account_id: int, at: datetime) -> Moment:
     """The account's schedule at `at` (aware): inside business hours or not, and who is on
-    call. An account without business hours is always inside them (today's behaviour)."""
-    return _moment(oncall.covering_schedules([account_id], at).get(account_id), at)
+    call. An account without business hours is always inside them (today's behaviour).
+    From the copy models.schedule_cache keeps while the account's schedule version holds."""
+    entry = schedule_cache.loaded(account_id, at)
+    return entry.moment(at) if entry is not None else Moment(at)
 
 
 def moments_for(account_ids: Iterable[int], at: datetime) -> dict[int, Moment]:

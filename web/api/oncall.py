@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from flask import Response, current_app, request
 
-from models import oncall
+from models import oncall, schedule_cache
 from models.clock import now as clock_now
 from models.entities import OnCallOverride, Rotation
 from models.errors import NotFound, ValidationFailed
@@ -47,7 +48,10 @@ def parse_instant(value: object, field: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+@lru_cache(maxsize=8192)
 def instant_text(at: datetime) -> str:
+    """RFC 3339 in UTC (remembered: GET /oncall/now writes the same segment bounds for
+    every request while they last)."""
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -202,7 +206,7 @@ def on_call_now():
     """Inside business hours or not, and who is on call, now or at `at`."""
     user = current_user()
     at = _optional_instant("at") or clock_now()
-    schedule = oncall.schedule_at(user.account_id, at)
+    schedule = schedule_cache.schedule_at(user.account_id, at)
     return {
         "at": instant_text(at),
         "business_hours": schedule.inside_business_hours(at),
