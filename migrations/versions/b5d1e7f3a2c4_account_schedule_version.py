@@ -2,7 +2,7 @@
 was loaded under (models/schedule_cache.py)
 
 Revision ID: b5d1e7f3a2c4
-Revises: 7a3f9c2d1e80
+Revises: 9b4e2c7a1f05
 Create Date: 2026-12-07 23:50:00
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "b5d1e7f3a2c4"
-down_revision = "7a3f9c2d1e80"
+down_revision = "9b4e2c7a1f05"
 branch_labels = None
 depends_on = None
 
