@@ -102,6 +102,37 @@ def run(delivery: Delivery) -> str:
 
 
 @both_databases
+def test_a_dispatchs_email_rows_go_in_as_one_cached_insert(client, tenant):
+    """One INSERT per dispatch, compiled once: a statement that carries its rows in
+    VALUES has no cache key, and compiling it afresh for every escalation was most of
+    what a dispatch cost the worker."""
+    from sqlalchemy import event
+    from sqlalchemy.engine.default import CACHE_HIT
+
+    events = []
+    for _ in range(3):
+        handoff = new_handoff(client, tenant)
+        events.append(
+            db.session.scalar(select(OutboxEvent).where(OutboxEvent.handoff_id == handoff["id"]))
+        )
+    inserts = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO DELIVERIES"):
+            inserts.append(context.cache_hit)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        rows = [deliveries.email_deliveries(e, [tenant.users["eng"], tenant.users["admin"]])
+                for e in events]  # fmt: skip
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert [len(made) for made in rows] == [2, 2, 2]
+    assert len(inserts) == 3  # one statement per dispatch, both rows in it
+    assert inserts[1:] == [CACHE_HIT, CACHE_HIT]
+
+
+@both_databases
 def test_sends_one_message_and_marks_it_sent(client, tenant, smtp):
     [delivery] = email_rows(client, tenant, who=("eng",))
     assert (run(delivery), delivery.last_error) == ("sent", None)
