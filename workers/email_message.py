@@ -472,7 +472,17 @@ def _mailbox(name: str, display_name: str, addr_spec: str) -> str:
     if not display_name:
         return f"{name}: {addr_spec}\r\n"
     if not _plain(display_name):
-        return _fold(name, [*_encoded_words(display_name), f"<{addr_spec}>"])
+        words = _encoded_words(display_name)
+        if len(words) == 1:
+            return _fold(name, [*words, f"<{addr_spec}>"])
+        # Decoders differ on the space between two encoded-words of one display name
+        # (RFC 2047 drops it, Python's parser keeps it): a long one is folded as the
+        # standard library folds it.
+        policy = email.policy.SMTP
+        _, header = policy.header_store_parse(
+            name, Address(display_name=display_name, addr_spec=addr_spec)
+        )
+        return policy.fold_binary(name, header).decode("ascii")
     if _PHRASE_SPECIALS.search(display_name):
         display_name = '"' + display_name.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return f"{name}: {display_name} <{addr_spec}>\r\n"

@@ -165,7 +165,17 @@ def test_the_claimed_follow_up_reads_as_the_reference():
 
 
 @pytest.mark.parametrize(
-    "name", ['Erin "the" Engineer', "Erin (on call), Engineer", "Zoë Øster", "", "a\\b"]
+    "name",
+    [
+        'Erin "the" Engineer',
+        "Erin (on call), Engineer",
+        "Zoë Øster",
+        "",
+        "a\\b",
+        # More than one encoded-word: decoders differ on the space between them.
+        "00000000000000 ࠀࠀࠀ𐀀𐀀𐀀𐀀 " * 3,
+        "Zoë Øster " * 12,
+    ],
 )
 def test_recipient_names_keep_their_display_name(name):
     wire, reference, data = both(notice(), recipient_name=name)
