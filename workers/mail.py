@@ -284,7 +284,13 @@ class Attempt:
     unreachable: ServerUnreachable | None = None  # why the server could not take it
 
 
-def build_message(delivery: Delivery, settings: EmailSettings) -> tuple[Outgoing, str]:
+def build_message(
+    delivery: Delivery, settings: EmailSettings, keep: list | None = None
+) -> tuple[Outgoing, str]:
+    """The message of one claimed delivery and its address. `keep`: a batch's list that
+    holds the rows the email was built from (the handoff's session), so the next email
+    about the same handoff finds them in the session instead of reading them again; the
+    handoff itself is read fresh for every email."""
     recipient = delivery.recipient
     if recipient is None or not recipient.email:
         raise PermanentFailure("The recipient no longer exists.")
@@ -302,6 +308,8 @@ def build_message(delivery: Delivery, settings: EmailSettings) -> tuple[Outgoing
         raise PermanentFailure(stale)  # a claim won the race: this step says nothing now
     try:
         notice = _notice(delivery, handoff)
+        if keep is not None:
+            keep.append(handoff.session)
         first = thread_id(handoff.id, recipient.id, settings.mail_from)
         own_id = message_id(delivery.id, handoff.id, settings.mail_from)
         fields = {
@@ -379,6 +387,7 @@ def attempt_deliveries(delivery_ids: list[int], settings: EmailSettings) -> dict
         log.info("Email deliveries %s are done, held elsewhere or not email; skipping", skipped)
     # The recipients in one query, held here so each row's `recipient` is found loaded.
     _recipients = deliveries.load_recipients(claimed)
+    _read = []  # what the batch's emails were built from, held while it runs
     announced = deliveries.announced_at_each(claimed)
     unreachable: ServerUnreachable | None = None
     for delivery in claimed:
@@ -386,7 +395,7 @@ def attempt_deliveries(delivery_ids: list[int], settings: EmailSettings) -> dict
         if unreachable is not None:
             outcomes[delivery.id] = _not_tried(delivery, settings, unreachable)
             continue
-        attempt = _attempt(delivery, settings, deadline, announced.get(delivery.id))
+        attempt = _attempt(delivery, settings, deadline, announced.get(delivery.id), _read)
         outcomes[delivery.id], unreachable = attempt, attempt.unreachable
     return outcomes
 
@@ -395,10 +404,12 @@ def attempt_delivery(delivery_id: int, settings: EmailSettings) -> Attempt:
     return attempt_deliveries([delivery_id], settings)[delivery_id]
 
 
-def _attempt(delivery: Delivery, settings: EmailSettings, deadline: float, announced) -> Attempt:
+def _attempt(
+    delivery: Delivery, settings: EmailSettings, deadline: float, announced, keep: list
+) -> Attempt:
     """Send one claimed delivery and record the outcome."""
     try:
-        message, address = build_message(delivery, settings)
+        message, address = build_message(delivery, settings, keep)
         send_message(message, address, settings, deadline)
     except PermanentFailure as failure:
         telemetry.SMTP_ERRORS.labels(kind="permanent").inc()

@@ -133,6 +133,34 @@ def test_a_dispatchs_email_rows_go_in_as_one_cached_insert(client, tenant):
 
 
 @both_databases
+def test_a_batch_reads_the_handoffs_session_once_and_the_handoff_for_each_email(
+    client, tenant, smtp
+):
+    """The handoff is read fresh before each email (a claim meanwhile makes a reminder
+    moot); the session it came from, whose priority and customer the subject shows, once
+    per batch."""
+    from sqlalchemy import event
+
+    rows = email_rows(client, tenant)
+    db.session.remove()
+    reads = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany) -> None:
+        text = " ".join(statement.upper().split())
+        if text.startswith("SELECT") and " FROM " in text:
+            reads.append(text.split(" FROM ", 1)[1].split()[0])
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        outcomes = email_worker.send_emails([row.id for row in rows])
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert outcomes == {"sent": 2} and len(smtp.messages) == 2
+    assert reads.count("HANDOFFS") == 2
+    assert reads.count("FLOW_SESSIONS") == 1
+
+
+@both_databases
 def test_sends_one_message_and_marks_it_sent(client, tenant, smtp):
     [delivery] = email_rows(client, tenant, who=("eng",))
     assert (run(delivery), delivery.last_error) == ("sent", None)
