@@ -158,7 +158,44 @@ def _cpu_now(stack: BenchStack, sink: SinkProcess) -> dict[str, float]:
     return used
 
 
-async def _drive(stack, sink, seeded, online: int, rate: float, seconds: float) -> dict:
+PROFILED = ("web", "worker", "mailer")
+
+
+def _start_profilers(stack: BenchStack, profile: tuple | None, seconds: float) -> list:
+    """py-spy, sampling the web, the worker and the mailer (each with its pool's children)
+    for the load's seconds; `profile`: (directory, label, gil), an SVG flame graph per
+    process as `<directory>/<process>-<label>.svg`; `gil`: only samples holding the GIL
+    (Python running, not a thread waiting in C on a socket)."""
+    import subprocess
+
+    if profile is None:
+        return []
+    profile_dir, label, gil = profile
+    profile_dir.mkdir(parents=True, exist_ok=True)
+    py_spy = Path(sys.executable).with_name("py-spy")
+    started = []
+    for managed in stack.group.processes:
+        if managed.name not in PROFILED or managed.pid is None:
+            continue
+        out = profile_dir / f"{managed.name}-{label}.svg"
+        cmd = [str(py_spy), "record", "--pid", str(managed.pid), "--subprocesses",
+               "--duration", str(int(seconds)), "--nonblocking",
+               "--format", "flamegraph", "--output", str(out)]  # fmt: skip
+        if gil:
+            cmd.append("--gil")
+        started.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+    return started
+
+
+def _wait_profilers(profilers: list) -> None:
+    for profiler in profilers:
+        _, errors = profiler.communicate(timeout=60)
+        if profiler.returncode:
+            note("  py-spy failed: %s", errors.decode(errors="replace")[-500:])
+
+
+async def _drive(stack, sink, seeded, online: int, rate: float, seconds: float,
+                 profile: tuple | None = None) -> dict:  # fmt: skip
     import aiohttp
 
     web_url, token = stack.base_url, seeded.technician_token
@@ -179,6 +216,7 @@ async def _drive(stack, sink, seeded, online: int, rate: float, seconds: float) 
         floor = await _floor(stack, seeded, seniors, payload, rate, min(seconds, 5), 15)
         fired = Fired()
         count = int(rate * seconds)
+        profilers = _start_profilers(stack, profile, seconds)
         cpu_before, load_began = _cpu_now(stack, sink), time.monotonic()
         took = await _open_loop(
             rate, count, lambda n: _escalate(http, web_url, token, sessions.pop(), fired)
@@ -189,6 +227,7 @@ async def _drive(stack, sink, seeded, online: int, rate: float, seconds: float) 
         for handoff_id in fired.started:
             await seniors.wait_all(handoff_id, max(0.0, deadline - time.monotonic()))
         cpu_after, load_seconds = _cpu_now(stack, sink), time.monotonic() - load_began
+        _wait_profilers(profilers)
         # Stay connected until the worker has planned every email ("offline at dispatch"):
         # clients that left early would be emailed, rightly, and muddle the count.
         await _planned(http, web_url, seeded.admin_token, list(fired.started), 60)
@@ -306,7 +345,17 @@ def _run_one(design: str, condition: str, args, database_url: str | None) -> dic
             offline = ["owner@bench-msp.example", seeded.seniors[-1]["email"]]
             _start_processes(stack, design)
             sink.set_mode(CONDITIONS[condition])
-            result = asyncio.run(_drive(stack, sink, seeded, args.online, args.rate, args.seconds))
+            result = asyncio.run(
+                _drive(
+                    stack,
+                    sink,
+                    seeded,
+                    args.online,
+                    args.rate,
+                    args.seconds,
+                    (args.profile, args.profile_label, args.profile_gil) if args.profile else None,
+                )
+            )
             recovered_at = time.monotonic()
             sink.set_mode("ok")
             result["email"] = _emails(sink, result.pop("handoffs"), offline, args.recovery)
@@ -373,6 +422,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--conditions", default=",".join(CONDITIONS))
     parser.add_argument("--designs", default=",".join(DESIGNS))
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--profile", type=Path, default=None,
+        help="directory: py-spy flame graphs (web, worker, mailer) of the load, as SVG",
+    )  # fmt: skip
+    parser.add_argument("--profile-label", default="profile", help="suffix of each SVG's name")
+    parser.add_argument("--profile-gil", action="store_true", help="py-spy --gil")
     args = parser.parse_args(argv)
     args.conditions = [c for c in args.conditions.split(",") if c]
     args.designs = [d for d in args.designs.split(",") if d]

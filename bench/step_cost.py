@@ -14,10 +14,16 @@ Socket.IO channel as a web node would be) and the in-process SMTP sink:
 3. `emails`: the mailer sending those emails, as one message of the dispatch brings them
    (claim, compose, SMTP, record each).
 
-Each step's CPU is the calling thread's (time.thread_time: the SMTP sink's thread and the
-database server are not counted), with the SQL statements it sent. A fixed pure-Python loop
-is timed before and after (`calibration_ms`): a virtual machine's speed can drift, and
-figures from runs whose calibrations differ compare only after scaling by them.
+Each step's CPU is the calling thread's (time.thread_time: the SMTP sink's thread is not
+counted), with the SQL statements it sent. On PostgreSQL the database's share is measured
+too (`db_cpu_ms`: the CPU of the server processes serving this benchmark's database over
+the step's runs, per run). Beside them, the floor: `bare`, one INSERT and one COMMIT
+behind the same authentication (bench/endpoints.py), measured the same way in the same
+run; `ratio_to_bare` is the three steps' CPU (and the database's) over the floor's.
+
+A fixed pure-Python loop is timed before and after (`calibration_ms`): a virtual
+machine's speed can drift, and figures from runs whose calibrations differ compare only
+after scaling by them.
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ from bench.common import (  # noqa: E402
 )
 
 WARM_UP = 10
+STEPS = ("escalate", "dispatch", "emails")
 OFFLINE_SENIORS = 2  # with the owner, three emails per escalation
 
 
@@ -64,20 +71,73 @@ class StatementCounter:
             self.count += 1
 
 
-def _measure(steps: list[Callable[[], Any]], counter: StatementCounter) -> dict[str, Any]:
+class DatabaseCpu:
+    """CPU seconds of the PostgreSQL server processes serving one database (its backends
+    on this machine); 0 elsewhere (SQLite runs in this thread, so it is counted there)."""
+
+    def __init__(self, engine) -> None:
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import StaticPool
+
+        self.on = engine.dialect.name == "postgresql"
+        # A connection of its own: the app's pool would hand over the very backend measured.
+        self.engine = create_engine(engine.url, poolclass=StaticPool) if self.on else None
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.dispose()
+
+    def _backends(self) -> list[int]:
+        from sqlalchemy import text
+
+        with self.engine.connect() as connection:
+            return list(
+                connection.scalars(
+                    text(
+                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND pid <> pg_backend_pid()"
+                    )
+                )
+            )
+
+    def seconds(self) -> dict[int, float]:
+        import psutil
+
+        if not self.on:
+            return {}
+        used = {}
+        for pid in self._backends():
+            try:
+                times = psutil.Process(pid).cpu_times()
+            except psutil.Error:
+                continue
+            used[pid] = times.user + times.system
+        return used
+
+
+def _measure(
+    steps: list[Callable[[], Any]], counter: StatementCounter, database: DatabaseCpu
+) -> dict[str, Any]:
     cpu_ms, statements = [], []
-    for step in steps:
+    db_before: dict[int, float] = {}
+    for index, step in enumerate(steps):
+        if index == WARM_UP:
+            db_before = database.seconds()
         counter.count, counter.on = 0, True
         began = time.thread_time()
         step()
         cpu_ms.append((time.thread_time() - began) * 1000)
         counter.on = False
         statements.append(counter.count)
+    db_after = database.seconds()
     measured = cpu_ms[WARM_UP:]
+    # A backend that left during the runs is not counted (the pool keeps its connections).
+    db_seconds = sum(db_after[pid] - db_before.get(pid, 0.0) for pid in db_after)
     return {
         "count": len(measured),
         "cpu_ms_median": round(statistics.median(measured), 2),
         "cpu_ms_mean": round(statistics.fmean(measured), 2),
+        "db_cpu_ms": round(1000 * db_seconds / len(measured), 2) if database.on else None,
         "statements": round(statistics.fmean(statements[WARM_UP:]), 1),
     }
 
@@ -117,6 +177,7 @@ def _create_tables(database_url: str) -> None:
 def run_backend(name: str, database_url: str, count: int) -> dict[str, Any]:
     from sqlalchemy import select
 
+    from bench.endpoints import register
     from models.db import db
     from models.entities import Delivery, OutboxEvent
     from workers import fanout, mail
@@ -128,6 +189,7 @@ def run_backend(name: str, database_url: str, count: int) -> dict[str, Any]:
         # Seeding wires an app of its own; the tasks run in the last one wired, this one.
         seeded = seed_account(database_url, seniors=OFFLINE_SENIORS, sessions=count + WARM_UP)
         app = _app(database_url, redis_server, sink)
+        register(app)  # the floor: POST /api/v1/_bench/bare/<session_id>
         listener = redis_server.client().pubsub()  # a web node on the Socket.IO channel
         listener.subscribe(app.config["SOCKETIO_CHANNEL"])
         client = app.test_client()
@@ -145,16 +207,26 @@ def run_backend(name: str, database_url: str, count: int) -> dict[str, Any]:
 
             return step
 
+        def bare(session_id: int) -> Callable[[], None]:
+            def step() -> None:
+                response = client.post(f"/api/v1/_bench/bare/{session_id}", headers=headers)
+                assert response.status_code == 201, response.get_json()
+
+            return step
+
         with app.app_context():
-            counter = StatementCounter(db.engine)
+            counter, database = StatementCounter(db.engine), DatabaseCpu(db.engine)
             result = {"database": name}
-            result["escalate"] = _measure([escalate(s) for s in seeded.session_ids], counter)
+            result["bare"] = _measure([bare(s) for s in seeded.session_ids], counter, database)
+            result["escalate"] = _measure(
+                [escalate(s) for s in seeded.session_ids], counter, database
+            )
             events = db.session.scalars(
                 select(OutboxEvent.id).where(OutboxEvent.handoff_id.in_(handoff_ids))
             ).all()
             db.session.remove()
             steps = [lambda e=event_id: fanout.dispatch(e, emitted=True) for event_id in events]
-            result["dispatch"] = _measure(steps, counter)
+            result["dispatch"] = _measure(steps, counter, database)
             planned = db.session.execute(
                 select(Delivery.outbox_event_id, Delivery.id)
                 .where(Delivery.channel == "email")
@@ -165,19 +237,23 @@ def run_backend(name: str, database_url: str, count: int) -> dict[str, Any]:
             for event_id, delivery_id in planned:
                 by_event.setdefault(event_id, []).append(delivery_id)
             steps = [lambda ids=ids: mail.send_emails(ids) for ids in by_event.values()]
-            result["emails"] = _measure(steps, counter)
+            result["emails"] = _measure(steps, counter, database)
             result["emails_received"] = len(sink.messages)
             result["emails_per_escalation"] = round(len(planned) / len(events), 2)
             mail.connections.discard()
+            database.close()
             db.session.remove()
             db.engine.dispose()
         listener.close()
-    per_escalation = (
-        result["escalate"]["cpu_ms_median"]
-        + result["dispatch"]["cpu_ms_median"]
-        + result["emails"]["cpu_ms_median"]
-    )
+    steps = [result[step] for step in STEPS]
+    per_escalation = sum(step["cpu_ms_median"] for step in steps)
     result["cpu_ms_per_escalation"] = round(per_escalation, 1)
+    bare = result["bare"]["cpu_ms_median"]
+    result["ratio_to_bare"] = round(per_escalation / bare, 1)
+    if result["bare"]["db_cpu_ms"] is not None:
+        with_db = per_escalation + sum(step["db_cpu_ms"] for step in steps)
+        result["cpu_ms_per_escalation_with_db"] = round(with_db, 1)
+        result["ratio_to_bare_with_db"] = round(with_db / (bare + result["bare"]["db_cpu_ms"]), 1)
     result["calibration_ms"] = [calibration_before, calibration_ms()]
     note("  %s", result)
     return result

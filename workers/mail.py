@@ -33,11 +33,13 @@ from models.notification_rule import message_kind, stale_reason
 from workers import names
 from workers.email_message import (
     SHIFT,
+    RenderedEmail,
     ShiftNotice,
     compose,
     compose_shift_notice,
     message_id,
     notice_for,
+    render,
     retitle_for_event,
     shift_message_id,
     thread_id,
@@ -45,6 +47,10 @@ from workers.email_message import (
 from workers.settings import MAX_COUNTDOWN_SECONDS
 
 log = logging.getLogger(__name__)
+
+# What goes to the server: the wire form (escalation emails), or a message the standard
+# library flattens (shift notices, and addresses the wire form does not cover).
+Outgoing = RenderedEmail | EmailMessage
 
 # The retried task arrives a little after the row's lease lifts, never before it.
 COUNTDOWN_MARGIN_SECONDS = 0.5
@@ -190,7 +196,7 @@ class SmtpConnections:
 
     def send(
         self,
-        message: EmailMessage,
+        message: Outgoing,
         envelope_from: str,
         recipient: str,
         settings: EmailSettings,
@@ -223,7 +229,12 @@ class SmtpConnections:
         if deadline - time.monotonic() < SEND_PHASE_TIMEOUTS * settings.timeout:
             raise TransientFailure("The SMTP server was too slow; not sending past the lease.")
         try:
-            refused = held.smtp.send_message(message, from_addr=envelope_from, to_addrs=[recipient])
+            if isinstance(message, RenderedEmail):
+                refused = held.smtp.sendmail(envelope_from, [recipient], message.data)
+            else:
+                refused = held.smtp.send_message(
+                    message, from_addr=envelope_from, to_addrs=[recipient]
+                )
         except BaseException:
             self.discard()
             raise
@@ -244,7 +255,7 @@ connections = SmtpConnections()
 
 
 def send_message(
-    message: EmailMessage, recipient: str, settings: EmailSettings, deadline: float
+    message: Outgoing, recipient: str, settings: EmailSettings, deadline: float
 ) -> None:
     """Send over SMTP (timeout, STARTTLS and login when configured) on this thread's
     connection, or raise a TransientFailure / PermanentFailure. `deadline`
@@ -273,7 +284,13 @@ class Attempt:
     unreachable: ServerUnreachable | None = None  # why the server could not take it
 
 
-def build_message(delivery: Delivery, settings: EmailSettings) -> tuple[EmailMessage, str]:
+def build_message(
+    delivery: Delivery, settings: EmailSettings, keep: list | None = None
+) -> tuple[Outgoing, str]:
+    """The message of one claimed delivery and its address. `keep`: a batch's list that
+    holds the rows the email was built from (the handoff's session), so the next email
+    about the same handoff finds them in the session instead of reading them again; the
+    handoff itself is read fresh for every email."""
     recipient = delivery.recipient
     if recipient is None or not recipient.email:
         raise PermanentFailure("The recipient no longer exists.")
@@ -291,21 +308,25 @@ def build_message(delivery: Delivery, settings: EmailSettings) -> tuple[EmailMes
         raise PermanentFailure(stale)  # a claim won the race: this step says nothing now
     try:
         notice = _notice(delivery, handoff)
+        if keep is not None:
+            keep.append(handoff.session)
         first = thread_id(handoff.id, recipient.id, settings.mail_from)
         own_id = message_id(delivery.id, handoff.id, settings.mail_from)
-        message = compose(
-            notice,
-            recipient_name=recipient.name,
-            recipient_email=recipient.email,
-            mail_from=settings.mail_from,
-            base_url=settings.base_url,
+        fields = {
+            "recipient_name": recipient.name,
+            "recipient_email": recipient.email,
+            "mail_from": settings.mail_from,
+            "base_url": settings.base_url,
             # The first email about a handoff is the one the later ones thread under.
-            message_id=first if delivery.event == HANDOFF_CREATED else own_id,
-            replies_to=first,
-            date=clock.now(),
-            kind=kind,
-        )
-        retitle_for_event(message, delivery.event, notice)
+            "message_id": first if delivery.event == HANDOFF_CREATED else own_id,
+            "replies_to": first,
+            "date": clock.now(),
+            "kind": kind,
+        }
+        message = render(notice, event=delivery.event, **fields)
+        if message is None:  # an address the wire form does not cover
+            message = compose(notice, **fields)
+            retitle_for_event(message, delivery.event, notice)
     except (MessageError, ValueError, TypeError) as error:
         raise PermanentFailure(f"Cannot build the message: {error}") from error
     return message, recipient.email
@@ -366,6 +387,7 @@ def attempt_deliveries(delivery_ids: list[int], settings: EmailSettings) -> dict
         log.info("Email deliveries %s are done, held elsewhere or not email; skipping", skipped)
     # The recipients in one query, held here so each row's `recipient` is found loaded.
     _recipients = deliveries.load_recipients(claimed)
+    _read = []  # what the batch's emails were built from, held while it runs
     announced = deliveries.announced_at_each(claimed)
     unreachable: ServerUnreachable | None = None
     for delivery in claimed:
@@ -373,7 +395,7 @@ def attempt_deliveries(delivery_ids: list[int], settings: EmailSettings) -> dict
         if unreachable is not None:
             outcomes[delivery.id] = _not_tried(delivery, settings, unreachable)
             continue
-        attempt = _attempt(delivery, settings, deadline, announced.get(delivery.id))
+        attempt = _attempt(delivery, settings, deadline, announced.get(delivery.id), _read)
         outcomes[delivery.id], unreachable = attempt, attempt.unreachable
     return outcomes
 
@@ -382,10 +404,12 @@ def attempt_delivery(delivery_id: int, settings: EmailSettings) -> Attempt:
     return attempt_deliveries([delivery_id], settings)[delivery_id]
 
 
-def _attempt(delivery: Delivery, settings: EmailSettings, deadline: float, announced) -> Attempt:
+def _attempt(
+    delivery: Delivery, settings: EmailSettings, deadline: float, announced, keep: list
+) -> Attempt:
     """Send one claimed delivery and record the outcome."""
     try:
-        message, address = build_message(delivery, settings)
+        message, address = build_message(delivery, settings, keep)
         send_message(message, address, settings, deadline)
     except PermanentFailure as failure:
         telemetry.SMTP_ERRORS.labels(kind="permanent").inc()
@@ -399,7 +423,8 @@ def _attempt(delivery: Delivery, settings: EmailSettings, deadline: float, annou
     patience = max(1.0, deadline - time.monotonic())
     record_despite_outage(lambda: deliveries.mark_sent(delivery), patience)
     telemetry.observe_since(telemetry.EMAIL_LAG, announced)
-    log.info("Email delivery %s sent to %s (%s)", delivery.id, address, message["Message-ID"])
+    sent_id = message.message_id if isinstance(message, RenderedEmail) else message["Message-ID"]
+    log.info("Email delivery %s sent to %s (%s)", delivery.id, address, sent_id)
     return Attempt("sent")
 
 

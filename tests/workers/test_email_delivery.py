@@ -102,6 +102,65 @@ def run(delivery: Delivery) -> str:
 
 
 @both_databases
+def test_a_dispatchs_email_rows_go_in_as_one_cached_insert(client, tenant):
+    """One INSERT per dispatch, compiled once: a statement that carries its rows in
+    VALUES has no cache key, and compiling it afresh for every escalation was most of
+    what a dispatch cost the worker."""
+    from sqlalchemy import event
+    from sqlalchemy.engine.default import CACHE_HIT
+
+    events = []
+    for _ in range(3):
+        handoff = new_handoff(client, tenant)
+        events.append(
+            db.session.scalar(select(OutboxEvent).where(OutboxEvent.handoff_id == handoff["id"]))
+        )
+    inserts = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.lstrip().upper().startswith("INSERT INTO DELIVERIES"):
+            inserts.append(context.cache_hit)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        rows = [deliveries.email_deliveries(e, [tenant.users["eng"], tenant.users["admin"]])
+                for e in events]  # fmt: skip
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert [len(made) for made in rows] == [2, 2, 2]
+    assert len(inserts) == 3  # one statement per dispatch, both rows in it
+    assert inserts[1:] == [CACHE_HIT, CACHE_HIT]
+
+
+@both_databases
+def test_a_batch_reads_the_handoffs_session_once_and_the_handoff_for_each_email(
+    client, tenant, smtp
+):
+    """The handoff is read fresh before each email (a claim meanwhile makes a reminder
+    moot); the session it came from, whose priority and customer the subject shows, once
+    per batch."""
+    from sqlalchemy import event
+
+    rows = email_rows(client, tenant)
+    db.session.remove()
+    reads = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany) -> None:
+        text = " ".join(statement.upper().split())
+        if text.startswith("SELECT") and " FROM " in text:
+            reads.append(text.split(" FROM ", 1)[1].split()[0])
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        outcomes = email_worker.send_emails([row.id for row in rows])
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert outcomes == {"sent": 2} and len(smtp.messages) == 2
+    assert reads.count("HANDOFFS") == 2
+    assert reads.count("FLOW_SESSIONS") == 1
+
+
+@both_databases
 def test_sends_one_message_and_marks_it_sent(client, tenant, smtp):
     [delivery] = email_rows(client, tenant, who=("eng",))
     assert (run(delivery), delivery.last_error) == ("sent", None)
