@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
 
+from adapters.psa.common import parse_time, rate_limited, send
 from models.psa.base import (
     ConnectorField,
     ConnectorSpec,
@@ -44,21 +44,6 @@ PUBLISH_INTERNAL = 1  # "Internal Only": the MSP's staff, not the customer
 PERMISSION_SENTENCE = "does not have the adequate permissions"
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After is either seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
-
-
 def _message(response: requests.Response) -> str:
     """Autotask answers errors as {"errors": ["...", ...]} (sometimes with "message")."""
     try:
@@ -70,15 +55,6 @@ def _message(response: requests.Response) -> str:
     parts = [str(body["message"])] if body.get("message") else []
     parts += [str(error) for error in body.get("errors") or [] if error]
     return "; ".join(parts)[:500]
-
-
-def _parse_time(value: Any) -> datetime:
-    if not isinstance(value, str) or not value:
-        return datetime.now(UTC).replace(tzinfo=None)
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed
 
 
 def _time(value: datetime) -> str:
@@ -153,7 +129,7 @@ def _note(ticket_id: str, body: dict[str, Any], text: str | None = None) -> PsaN
         id=str(body.get("id") or body.get("itemId")),
         ticket_id=str(body.get("ticketID") or ticket_id),
         text=text if text is not None else str(body.get("description") or ""),
-        created_at=_parse_time(body.get("createDateTime")),
+        created_at=parse_time(body.get("createDateTime")),
         member_id=str(creator) if creator not in (None, "", 0) else None,
     )
 
@@ -194,23 +170,20 @@ class AutotaskConnector:
         url = path if path.startswith("http") else self.base + path
         if not url.startswith(self.zone_url + "/"):  # a next-page URL elsewhere: refuse
             raise PsaRejected(f"Autotask pointed us at {url}, outside the zone {self.zone_url}.")
-        try:
-            response = self.http.request(
-                method, url, headers=self._headers(), timeout=self.timeout, **kwargs
-            )
-        except requests.Timeout as exc:
-            raise PsaUnavailable(
-                f"Autotask did not answer within {self.timeout:g} s ({method} {path})."
-            ) from exc
-        except requests.RequestException as exc:
-            raise PsaUnavailable(f"Could not reach Autotask at {self.zone_url}: {exc}") from exc
+        response = send(
+            self.http,
+            method,
+            url,
+            psa="Autotask",
+            where=f"{method} {path} at {self.zone_url}",
+            timeout=self.timeout,
+            headers=self._headers(),
+            **kwargs,
+        )
         status = response.status_code
         message = "" if status < 400 else (_message(response) or response.reason or "no message")
         if status == 429:
-            raise PsaUnavailable(
-                f"Autotask is rate limiting us (429): {message}",
-                retry_after=_retry_after(response.headers.get("Retry-After")),
-            )
+            raise rate_limited("Autotask", response, message)
         if status == 401:
             raise PsaAuthRejected(
                 f"Bad credentials: Autotask refused the API user {self.username!r} (401): the "

@@ -13,13 +13,13 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
 
+from adapters.psa.common import parse_time, rate_limited, send
 from models.psa.base import (
     ConnectorField,
     ConnectorSpec,
@@ -72,30 +72,6 @@ def permission_needed(method: str, path: str) -> str:
     return "make this call"
 
 
-def _parse_time(value: Any) -> datetime:
-    if not isinstance(value, str) or not value:
-        return datetime.now(UTC).replace(tzinfo=None)
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After is either seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
-
-
 def _message(response: requests.Response) -> str:
     """ConnectWise answers errors as {"code", "message", "errors": [{"message", ...}]}."""
     try:
@@ -117,7 +93,7 @@ def _note(ticket_id: str, body: dict[str, Any]) -> PsaNote:
         id=str(body["id"]),
         ticket_id=str(body.get("ticketId") or ticket_id),
         text=str(body.get("text") or ""),
-        created_at=_parse_time(
+        created_at=parse_time(
             body.get("dateCreated") or (body.get("_info") or {}).get("dateEntered")
         ),
         member_id=str(member["id"]) if isinstance(member, dict) and member.get("id") else None,
@@ -154,25 +130,22 @@ class ConnectWiseConnector:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         url = path if path.startswith("http") else self.base + path
-        try:
-            response = self.http.request(
-                method, url, headers=self._headers(), timeout=self.timeout, **kwargs
-            )
-        except requests.Timeout as exc:
-            raise PsaUnavailable(
-                f"ConnectWise did not answer within {self.timeout:g} s ({method} {path})."
-            ) from exc
-        except requests.RequestException as exc:
-            raise PsaUnavailable(f"Could not reach ConnectWise at {self.site}: {exc}") from exc
+        response = send(
+            self.http,
+            method,
+            url,
+            psa="ConnectWise",
+            where=f"{method} {path} at {self.site}",
+            timeout=self.timeout,
+            headers=self._headers(),
+            **kwargs,
+        )
         status = response.status_code
         if status < 400:
             return response
         message = _message(response) or response.reason or "no message"
         if status == 429:
-            raise PsaUnavailable(
-                f"ConnectWise is rate limiting us (429): {message}",
-                retry_after=_retry_after(response.headers.get("Retry-After")),
-            )
+            raise rate_limited("ConnectWise", response, message)
         if status >= 500:
             raise PsaUnavailable(f"ConnectWise answered {status}: {message}")
         if status == 401:
@@ -330,7 +303,7 @@ class ConnectWiseConnector:
             entered = self._time_entry_entered(str(row["id"]))
         entered = entered or info.get("lastUpdated")  # it was entered by then at the latest
         try:
-            created_at = _parse_time(entered) if isinstance(entered, str) and entered else None
+            created_at = parse_time(entered) if isinstance(entered, str) and entered else None
         except ValueError:
             created_at = None
         if created_at is None:
