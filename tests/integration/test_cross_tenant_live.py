@@ -16,7 +16,6 @@ comes 2 s after the escalation.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,23 +24,13 @@ import pytest
 import requests
 
 from tests.integration.services import (
-    BEAT_READY,
     ProcessGroup,
-    RedisServer,
-    SmtpSink,
-    app_env,
-    beat_command,
-    flask_cli,
-    log_contains,
-    sqlite_url,
-    worker_command,
 )
 from tests.integration.test_realtime import (
     Listener,
     Tenant,
-    make_tenant,
     new_handoff,
-    start_web,
+    two_node_stack,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -67,46 +56,17 @@ class TwoNodes:
 
 @pytest.fixture(scope="module")
 def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoNodes]:
-    tmp = tmp_path_factory.mktemp("cross-tenant")
-    redis = RedisServer(data_dir=tmp / "redis").start()
-    smtp = SmtpSink().start()
-    group = ProcessGroup(tmp / "logs")
-    try:
-        env = app_env(
-            sqlite_url(tmp / "escalation.db"),
-            redis.url,
-            POLICY_MINUTE_SECONDS=str(MINUTE_SECONDS),
-            HANDOFF_STEPS_INTERVAL_SECONDS="1",
-            **smtp.env(),
-        )
-        flask_cli(env, "db", "upgrade")
-        node_1 = start_web(group, env, "web-1")
-        node_2 = start_web(group, env, "web-2")
-        name = f"cross-tenant-{os.getpid()}"
-        group.start(
-            worker_command(name=name),
-            env,
-            ready_check=log_contains(rf"{name}@\S+ ready\."),
-            name="worker",
-        )
-        group.start(
-            beat_command(tmp / "celerybeat-schedule"),
-            env,
-            ready_check=log_contains(BEAT_READY),
-            name="beat",
-        )
-        assert node_1.url and node_2.url
-        a = make_tenant(env, node_1.url, "msp-a")
-        b = make_tenant(env, node_1.url, "msp-b")
+    with two_node_stack(
+        tmp_path_factory.mktemp("cross-tenant"),
+        POLICY_MINUTE_SECONDS=str(MINUTE_SECONDS),
+        HANDOFF_STEPS_INTERVAL_SECONDS="1",
+    ) as stack:
+        node_1 = stack.web_a.url
         policy = requests.patch(
-            f"{node_1.url}/api/v1/account", json=A_POLICY, headers=a.auth("admin"), timeout=10
+            f"{node_1}/api/v1/account", json=A_POLICY, headers=stack.alpha.auth("admin"), timeout=10
         )
         assert policy.status_code == 200, policy.text
-        yield TwoNodes(node_1.url, node_2.url, a, b, group)
-    finally:
-        group.stop_all()
-        smtp.stop()
-        redis.stop()
+        yield TwoNodes(node_1, stack.web_b.url, stack.alpha, stack.beta, stack.group)
 
 
 @pytest.fixture(autouse=True)

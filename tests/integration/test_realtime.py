@@ -9,6 +9,7 @@ runs last. The message-queue failure test has its own small stack with a second 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -185,21 +186,16 @@ def start_web(group: ProcessGroup, env: dict[str, str], name: str) -> ManagedPro
     return proc
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    tmp = tmp_path_factory.mktemp("realtime")
+@contextlib.contextmanager
+def two_node_stack(tmp: Path, **settings: str) -> Iterator[Stack]:
+    """Redis, an SMTP sink, two web nodes, a worker and beat on one SQLite database, with
+    two tenants; ``settings`` go to every process."""
     redis = RedisServer(data_dir=tmp / "redis").start()
     smtp = SmtpSink()
     smtp.start()
     group = ProcessGroup(tmp / "logs")
     try:
-        env = app_env(
-            sqlite_url(tmp / "escalation.db"),
-            redis.url,
-            BASE_URL="http://127.0.0.1:5000",
-            **FAST_PRESENCE,
-            **smtp.env(),
-        )
+        env = app_env(sqlite_url(tmp / "escalation.db"), redis.url, **settings, **smtp.env())
         flask_cli(env, "db", "upgrade")
         web_a = start_web(group, env, "web-a")
         web_b = start_web(group, env, "web-b")
@@ -223,6 +219,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         group.stop_all()
         smtp.stop()
         redis.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with two_node_stack(
+        tmp_path_factory.mktemp("realtime"), BASE_URL="http://127.0.0.1:5000", **FAST_PRESENCE
+    ) as started:
+        yield started
 
 
 @pytest.fixture(autouse=True)
