@@ -8,19 +8,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from devstack.net import REPO_ROOT
+from tests.e2e.accessibility import axe_violations
 from tests.e2e.conftest import PASSWORD, Person, Stack, Tenant
 from tests.e2e.test_pages_flow import ASSESSMENT, SNAPSHOT, escalate, unique_title
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(180)]
 
 SCREENS = REPO_ROOT / "docs" / "screens"
-AXE = REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 LIVE_MS = 5_000
@@ -64,17 +63,6 @@ def open_as(stack: Stack, browser, open_browsers) -> Callable[..., Page]:
         return page
 
     return opener
-
-
-def axe_violations(page: Page) -> list[dict[str, Any]]:
-    """Serious and critical axe-core violations on the page as it is now."""
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async () => await axe.run(document)")
-    return [
-        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:5]}
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 def no_horizontal_scroll(page: Page) -> None:

@@ -17,8 +17,8 @@ import requests
 from playwright.sync_api import expect
 
 from models.clock import set_test_clock
+from tests.e2e.accessibility import axe_violations
 from tests.e2e.conftest import Stack, Tenant
-from tests.e2e.test_queue_page import axe_violations
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(180)]
 

@@ -10,19 +10,18 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from devstack.net import REPO_ROOT
+from tests.e2e.accessibility import axe_violations
 from tests.e2e.conftest import Person, Stack, Tenant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.timeout(180)]
 
 SCREENS = REPO_ROOT / "docs" / "screens"
-AXE = REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 ASSESSMENT = {
@@ -353,18 +352,6 @@ def test_email_preferences_are_saved_from_the_queue_page(stack: Stack, acme: Ten
     )
     page.reload()
     expect(page.get_by_label("Email me about new escalations")).to_have_value("always")
-
-
-def axe_violations(page: Page) -> list[dict]:
-    """Serious and critical axe-core violations (injected over the DevTools protocol, which
-    a Content-Security-Policy does not block)."""
-    page.evaluate(Path(AXE).read_text())
-    results = page.evaluate("async () => (await axe.run(document)).violations")
-    return [
-        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:5]}
-        for v in results
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
