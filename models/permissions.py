@@ -2,9 +2,9 @@
 
 The domain's operations refuse by these rules (models/escalations.py, models/handover.py);
 the pages ask the same functions which actions to offer, so a button is shown exactly when
-the operation behind it would be allowed. (The session page's JavaScript follows a handoff's
-changes live with the same rules; keep web/pages/static/pilot.js in step. The queue's
-JavaScript restates none: it is sent `card_actions` and applies it.)
+the operation behind it would be allowed. The pages' JavaScript restates none of them: the
+session page is sent `may` (GET /sessions/<id>, fetched again on each live change of its
+handoff) and the queue page `card_actions`, and each applies what it is sent.
 """
 
 from __future__ import annotations
