@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.workers.test_email_message import notice
 from workers.email_message import (
     CLAIMED,
     CREATED,
@@ -37,22 +38,6 @@ HEADERS = (
     "X-Escalation-Event",
     "MIME-Version",
 )
-
-
-def notice(**overrides) -> EscalationNotice:
-    values = {
-        "handoff_id": 17,
-        "session_id": 42,
-        "title": "VPN drops every hour",
-        "reason": "Stuck after the VPN reset",
-        "escalated_by": "Terry Technician",
-        "created_at": datetime(2026, 3, 4, 5, 0, 0),
-        "notes": "Tried a new profile",
-        "ai_gist": "Likely a stale VPN profile",
-        "priority": "p1",
-        "customer": "Initech",
-    }
-    return EscalationNotice(**{**values, **overrides})
 
 
 def fields(**overrides) -> dict:
