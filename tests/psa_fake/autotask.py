@@ -22,9 +22,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote
+
+from tests.psa_fake.http import JsonHandler, StandInServer
 
 ROOT = "/atservicesrest"
 API = ROOT + "/v1.0"
@@ -96,7 +97,7 @@ def _matches(item: dict[str, Any], condition: dict[str, Any]) -> bool:
 
 
 @dataclass
-class FakeAutotask:
+class FakeAutotask(StandInServer):
     username: str = "api-user@acme.example"
     secret: str = "secret-1"
     integration_code: str = "INTEGRATION-CODE-1"
@@ -113,31 +114,7 @@ class FakeAutotask:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._next_id = 30_000
-        self._server: ThreadingHTTPServer | None = None
         self.add_resource(self.api_resource_id, self.username, None)
-
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self, port: int = 0) -> FakeAutotask:
-        fake = self
-
-        class Handler(_Handler):
-            server_state = fake
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     @property
     def lookup_url(self) -> str:
@@ -255,39 +232,13 @@ def _errors(*messages: str) -> dict[str, Any]:
     return {"errors": list(messages)}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server_state: FakeAutotask
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: Any) -> None:  # quiet
-        return
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
-        payload = b"" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
+    content_type = "application/json; charset=utf-8"
 
     def _handle(self, method: str) -> None:
         fake = self.server_state
-        parts = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        headers = {name.lower(): value for name, value in self.headers.items()}
+        parts, body, headers = self._request()
         query = parse_qs(parts.query)
         with fake._lock:
             fake.requests.append(Recorded(method, parts.path, query, headers, body))
@@ -399,3 +350,6 @@ class _Handler(BaseHTTPRequestHandler):
             {"items": page, "pageDetails": {"count": len(page), "requestCount": size,
                                             "prevPageUrl": prev_url, "nextPageUrl": next_url}},
         )  # fmt: skip
+
+
+FakeAutotask.handler = _Handler

@@ -25,9 +25,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode
 
 from pyconnectwise.models.manage import (
     CallbackEntry,
@@ -38,6 +37,8 @@ from pyconnectwise.models.manage import (
     TicketReference,
     TimeEntry,
 )
+
+from tests.psa_fake.http import JsonHandler, StandInServer
 
 API = "/v4_6_release/apis/3.0"
 KEYS = "/callback-signing-keys/"  # where the stand-in serves the keys `Metadata.key_url` names
@@ -84,7 +85,7 @@ class Fault:
 
 
 @dataclass
-class FakeConnectWise:
+class FakeConnectWise(StandInServer):
     company_id: str = "acme"
     public_key: str = "pub-key-1"
     private_key: str = "priv-key-1"
@@ -107,33 +108,9 @@ class FakeConnectWise:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._next_id = 1000
-        self._server: ThreadingHTTPServer | None = None
         self.members.setdefault(
             self.api_member_id, _member(id=int(self.api_member_id), identifier="apimember")
         )
-
-    # ------------------------------------------------------------------ lifecycle
-
-    def start(self) -> FakeConnectWise:
-        fake = self
-
-        class Handler(_Handler):
-            server_state = fake
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def connection_body(self, **overrides: str) -> dict[str, str]:
         """What an admin types to connect to this server."""
@@ -344,42 +321,15 @@ def _error(code: str, message: str, errors: list | None = None) -> dict[str, Any
     return {"code": code, "message": message, "errors": errors}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server_state: FakeConnectWise
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: Any) -> None:  # quiet
-        return
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
 
     def do_DELETE(self) -> None:
         self._handle("DELETE")
 
-    def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
-        payload = b"" if body is None else json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
-
     def _handle(self, method: str) -> None:
         fake = self.server_state
-        parts = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        headers = {name.lower(): value for name, value in self.headers.items()}
+        parts, body, headers = self._request()
         path = parts.path
         with fake._lock:
             fake.requests.append(Recorded(method, path, parse_qs(parts.query), headers, body))
@@ -514,3 +464,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
             return
         self._send(201, note)
+
+
+FakeConnectWise.handler = _Handler
