@@ -14,12 +14,15 @@ no quiet hours. Instants written by hand:
 4. 2026-12-09T04:00Z, Tuesday 22:00, outside, eng still connected, eng2 covering by an
    override made a moment before through the web process: only eng2 (the worker's next
    decision sees the web's write).
+
+The same again in summer (UTC-5), from Monday 6 July 2026: the instants of `SUMMER`.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
@@ -35,10 +38,38 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 WEEKDAYS = [
     {"day": d, "start": "09:00", "end": "17:00"} for d in ("mon", "tue", "wed", "thu", "fri")
 ]
-OUTSIDE = datetime(2026, 12, 8, 3, 0, tzinfo=UTC)
-INSIDE = datetime(2026, 12, 8, 16, 0, tzinfo=UTC)
-OUTSIDE_ONLINE = datetime(2026, 12, 9, 3, 0, tzinfo=UTC)
-OVERRIDDEN = datetime(2026, 12, 9, 4, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Season:
+    """The rotation's first Monday and the four instants of the test, written out in UTC."""
+
+    start_date: str
+    outside: datetime
+    inside: datetime
+    outside_online: datetime
+    overridden: datetime
+    override: tuple[str, str]
+
+
+# Winter, Chicago on CST (UTC-6): the instants of the docstring.
+WINTER = Season(
+    start_date="2026-12-07",
+    outside=datetime(2026, 12, 8, 3, 0, tzinfo=UTC),  # Monday 21:00 CST
+    inside=datetime(2026, 12, 8, 16, 0, tzinfo=UTC),  # Tuesday 10:00 CST
+    outside_online=datetime(2026, 12, 9, 3, 0, tzinfo=UTC),  # Tuesday 21:00 CST
+    overridden=datetime(2026, 12, 9, 4, 0, tzinfo=UTC),  # Tuesday 22:00 CST
+    override=("2026-12-09T03:30:00Z", "2026-12-09T12:00:00Z"),
+)
+# Summer, Chicago on CDT (UTC-5): eng is on call from 2026-07-06T14:00Z.
+SUMMER = Season(
+    start_date="2026-07-06",
+    outside=datetime(2026, 7, 7, 3, 0, tzinfo=UTC),  # Monday 22:00 CDT
+    inside=datetime(2026, 7, 7, 16, 0, tzinfo=UTC),  # Tuesday 11:00 CDT
+    outside_online=datetime(2026, 7, 8, 3, 0, tzinfo=UTC),  # Tuesday 22:00 CDT
+    overridden=datetime(2026, 7, 8, 4, 0, tzinfo=UTC),  # Tuesday 23:00 CDT
+    override=("2026-07-08T03:30:00Z", "2026-07-08T12:00:00Z"),
+)
 QUIET = 4.0  # seconds without a further email after the expected ones arrived
 
 
@@ -66,12 +97,13 @@ class Connected:
         self.client.disconnect()
 
 
+@pytest.mark.parametrize("season", [WINTER, SUMMER], ids=["winter", "summer"])
 @THREE_ROLES
 def test_outside_business_hours_only_the_offline_on_call_senior_is_emailed(
-    stack_env, smtp_sink, web_server, celery_worker, tmp_path
+    stack_env, smtp_sink, web_server, celery_worker, tmp_path, season: Season
 ):
     clock_file = tmp_path / "clock"
-    set_test_clock(clock_file, OUTSIDE)
+    set_test_clock(clock_file, season.outside)
     stack_env.update({"APP_ENV": "test", "TEST_CLOCK_FILE": str(clock_file)})
     owner = create_account(stack_env, owner_email="owner@oncall.test")
     web = web_server()
@@ -114,7 +146,7 @@ def test_outside_business_hours_only_the_offline_on_call_senior_is_emailed(
             "participants": [ids["eng"], ids["eng2"]],
             "shift_length_days": 7,
             "handoff_time": "09:00",
-            "start_date": "2026-12-07",
+            "start_date": season.start_date,
             "timezone": "America/Chicago",
         },
     ).json()
@@ -150,7 +182,7 @@ def test_outside_business_hours_only_the_offline_on_call_senior_is_emailed(
     assert email_reasons(first) == [("eng", "on_call")]
 
     # 2. Inside business hours: every offline senior.
-    set_test_clock(clock_file, INSIDE)
+    set_test_clock(clock_file, season.inside)
     second = escalate()
     expect(["eng", "eng", "eng2", "owner"], "inside business hours, every offline senior")
     assert email_reasons(second) == [
@@ -160,7 +192,7 @@ def test_outside_business_hours_only_the_offline_on_call_senior_is_emailed(
     ]
 
     # 3. Outside again, with eng connected: eng sees it live and nobody is emailed.
-    set_test_clock(clock_file, OUTSIDE_ONLINE)
+    set_test_clock(clock_file, season.outside_online)
     listener = Connected(web.url, tokens["eng"])
     try:
         time.sleep(1.0)  # the connection's presence reaches Redis
@@ -180,7 +212,7 @@ def test_outside_business_hours_only_the_offline_on_call_senior_is_emailed(
         assert email_reasons(third) == []
 
         # 4. eng2 takes the night in the web process; the worker's next decision sees it.
-        set_test_clock(clock_file, OVERRIDDEN)
+        set_test_clock(clock_file, season.overridden)
         api(
             "POST",
             "/oncall/overrides",
@@ -188,8 +220,8 @@ def test_outside_business_hours_only_the_offline_on_call_senior_is_emailed(
             json={
                 "rotation_id": rotation["id"],
                 "user_id": ids["eng2"],
-                "start": "2026-12-09T03:30:00Z",
-                "end": "2026-12-09T12:00:00Z",
+                "start": season.override[0],
+                "end": season.override[1],
             },
         )
         fourth = escalate()
